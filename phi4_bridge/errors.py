@@ -1,0 +1,167 @@
+"""Every error the bridge raises, in one file, so a caller can catch exactly what it can act on.
+
+    Phi4Error                      anything the bridge raises on purpose
+    ├── SpaceUnavailable           the Space cannot take calls: sleeping, paused, not found, unreachable
+    │   └── StreamTimeout          it went silent past a timeout (connect, first event, between events)
+    ├── QuotaExceeded              the caller's ZeroGPU quota is spent (``retry_after`` in seconds when known)
+    ├── GpuBusy                    no GPU was free in time; a retry may work
+    ├── AuthError                  the Hub or the Space refused the credentials
+    │   └── TokenExpired           the ZeroGPU token is stale: fetch a new one and retry once
+    ├── UploadRejected             a file was refused before or while uploading (``reason`` says why)
+    ├── RemoteError                the Space raised an error of its own (``title`` and text as it sent them)
+    │   └── WorkerError            the ZeroGPU worker failed on the GPU side
+    └── ProtocolError              the Space answered something the protocol does not allow
+
+Messages are written for a person: each says what happened and what to do. They never carry a token:
+``redact`` scrubs anything that looks like one from text that came from the network.
+
+``classify`` turns a status code and/or the Space's error text into one of these, by substring, the way
+gradio's own code recognises ZeroGPU failures (the texts vary between Space versions).
+"""
+
+from __future__ import annotations
+
+import re
+
+_JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
+_HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{6,}")
+_BEARER = re.compile(r"(?i)(bearer\s+)\S+")
+
+
+def redact(text: str) -> str:
+    """Remove anything token-shaped (JWTs, ``hf_`` tokens, bearer values) from text meant for people."""
+    text = _JWT.sub("[token]", text)
+    text = _HF_TOKEN.sub("[token]", text)
+    return _BEARER.sub(r"\1[token]", text)
+
+
+class Phi4Error(Exception):
+    """Base of every error the bridge raises; ``str()`` is a message a person can act on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class SpaceUnavailable(Phi4Error):
+    """``state`` is one of ``sleeping``, ``paused``, ``not_found``, ``private``, ``unreachable``, ``error``."""
+
+    def __init__(self, message: str, state: str = "unreachable") -> None:
+        super().__init__(message)
+        self.state = state
+
+
+class StreamTimeout(SpaceUnavailable):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, state="timeout")
+
+
+class QuotaExceeded(Phi4Error):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GpuBusy(Phi4Error):
+    pass
+
+
+class AuthError(Phi4Error):
+    pass
+
+
+class TokenExpired(AuthError):
+    pass
+
+
+class UploadRejected(Phi4Error):
+    def __init__(self, message: str, reason: str = "rejected") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RemoteError(Phi4Error):
+    def __init__(self, message: str, title: str | None = None) -> None:
+        super().__init__(message)
+        self.title = title
+
+
+class WorkerError(RemoteError):
+    pass
+
+
+class ProtocolError(Phi4Error):
+    pass
+
+
+_RETRY_IN = re.compile(r"retry in (\d+):(\d{2}):(\d{2})")
+
+
+def _retry_after(text: str) -> float | None:
+    match = _RETRY_IN.search(text)
+    if not match:
+        return None
+    hours, minutes, seconds = (int(g) for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def _wait_words(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes >= 1:
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{int(seconds)} seconds"
+
+
+def classify_error_text(text: str | None, title: str | None = None) -> Phi4Error:
+    """Map the Space's own error text (``process_completed`` with ``success: false``) to an error type."""
+    raw = " ".join(part for part in (title, text) if part) or ""
+    low = raw.lower()
+    detail = redact(raw.strip()) or "no details were given"
+    if "quota" in low:
+        wait = _retry_after(low)
+        hint = f" Try again in {_wait_words(wait)}" if wait else " Wait a while"
+        signin = " or sign in with a Hugging Face token (HF_TOKEN) for a larger quota."
+        return QuotaExceeded(f"Your ZeroGPU quota is used up.{hint}{signin} ({detail})", retry_after=wait)
+    if "no gpu was available" in low or "gpu is busy" in low:
+        return GpuBusy(f"All of the Space's GPUs are busy right now; try again in a minute. ({detail})")
+    if "token expired" in low or "expired zerogpu" in low or "expired token" in low:
+        return TokenExpired(f"The ZeroGPU token expired. ({detail})")
+    if "invalid zerogpu token" in low or "invalid token" in low:
+        return AuthError(f"The Space refused the ZeroGPU token; check HF_TOKEN. ({detail})")
+    if "worker error" in low:
+        return WorkerError(f"The Space's GPU worker failed; try again. ({detail})", title=title)
+    if "sleeping" in low or "paused" in low:
+        return SpaceUnavailable(f"The Space is {'paused' if 'paused' in low else 'sleeping'}. ({detail})",
+                                state="paused" if "paused" in low else "sleeping")
+    return RemoteError(f"The Space reported an error: {detail}", title=title)
+
+
+def classify_status(status: int, body: str, what: str) -> Phi4Error:
+    """Map an HTTP status (and the page text) from ``what`` (e.g. "the Space") to an error type."""
+    low = body.lower()
+    snippet = redact(body.strip()[:200])
+    if status == 429:
+        return classify_error_text(body) if "quota" in low else QuotaExceeded(
+            f"{what} says too many requests (HTTP 429); wait a minute and try again.")
+    if status == 503 or "sleeping" in low or "paused" in low:
+        if "paused" in low:
+            return SpaceUnavailable(f"{what} is paused by its owner; it answers again only when they restart it.",
+                                    state="paused")
+        if "sleeping" in low:
+            return SpaceUnavailable(f"{what} is sleeping. Open its page on huggingface.co to wake it, then retry "
+                                    "in a minute or two.", state="sleeping")
+        return SpaceUnavailable(f"{what} is unavailable (HTTP 503); it may be starting. Retry in a minute.",
+                                state="error")
+    if status == 404:
+        return SpaceUnavailable(f"{what} was not found (HTTP 404): check the Space name and URL.", state="not_found")
+    if status in (401, 403):
+        return AuthError(f"{what} refused access (HTTP {status}): the Space may be private, or the HF token "
+                         "may be wrong.")
+    if status == 413:
+        return UploadRejected(f"{what} refused the file as too large (HTTP 413).", reason="too_large")
+    if status >= 500:
+        return SpaceUnavailable(f"{what} failed (HTTP {status}): {snippet or 'no details'}", state="error")
+    return ProtocolError(f"{what} answered HTTP {status} unexpectedly: {snippet or 'no details'}")

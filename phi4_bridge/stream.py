@@ -1,0 +1,97 @@
+"""Turns the Space's stream messages into the bridge's events: pure, so it is tested without a network.
+
+``process_generating`` carries the full output value first, then a list of diff operations per output, which
+``gradio_client.utils.apply_diff`` applies (any op: replace, append, add, delete). The reply is the text of the
+last message of output 0; each event yields only the text that is new since the last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gradio_client.utils import apply_diff
+
+from .errors import Phi4Error, ProtocolError, RemoteError, classify_error_text, redact
+from .events import Event, Log, Queued, Started, TextDelta
+from .messages import reply_text
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class ReplyStream:
+    """State of one turn's stream: the outputs so far and the reply text already handed on."""
+
+    def __init__(self) -> None:
+        self.outputs: list[Any] | None = None
+        self.text = ""
+        self.completed = False
+
+    def handle(self, message: Mapping[str, Any]) -> list[Event]:
+        kind = message.get("msg")
+        if kind == "estimation":
+            rank = _number(message.get("rank"))
+            size = _number(message.get("queue_size"))
+            return [Queued(None if rank is None else int(rank), None if size is None else int(size),
+                           _number(message.get("rank_eta")))]
+        if kind == "process_starts":
+            return [Started(_number(message.get("eta")))]
+        if kind == "log":
+            return [Log(str(message.get("level") or "info").lower(), redact(str(message.get("log") or
+                                                                             message.get("message") or "")))]
+        if kind == "process_generating":
+            return self._generating(message)
+        if kind == "process_completed":
+            return self._completed(message)
+        return []  # heartbeat, progress, close_stream and anything newer: nothing to show
+
+    def _output_data(self, message: Mapping[str, Any]) -> list[Any]:
+        output = message.get("output")
+        data = output.get("data") if isinstance(output, Mapping) else None
+        if not isinstance(data, list):
+            raise ProtocolError(f"The Space sent a '{message.get('msg')}' event without output data.")
+        return data
+
+    def _generating(self, message: Mapping[str, Any]) -> list[Event]:
+        data = self._output_data(message)
+        if self.outputs is None:
+            self.outputs = list(data)
+        else:
+            if len(data) != len(self.outputs):
+                raise ProtocolError("The Space's stream changed its number of outputs mid-reply.")
+            try:
+                self.outputs = [apply_diff(value, ops) for value, ops in zip(self.outputs, data)]
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                raise ProtocolError(f"The Space sent a change the bridge cannot apply ({type(exc).__name__}).") \
+                    from None
+        return self._new_text()
+
+    def _completed(self, message: Mapping[str, Any]) -> list[Event]:
+        self.completed = True
+        output = message.get("output")
+        if not message.get("success", True) or (isinstance(output, Mapping) and output.get("error")):
+            raise self.failure(message)
+        self.outputs = list(self._output_data(message))
+        return self._new_text()
+
+    def _new_text(self) -> list[Event]:
+        if not self.outputs:
+            raise ProtocolError("The Space's reply has no outputs.")
+        text = reply_text(self.outputs[0])
+        if not text.startswith(self.text):
+            self.text = text  # the Space rewrote earlier text; Done carries the whole reply
+            return []
+        delta, self.text = text[len(self.text):], text
+        return [TextDelta(delta)] if delta else []
+
+    @staticmethod
+    def failure(message: Mapping[str, Any]) -> Phi4Error:
+        output = message.get("output")
+        output = output if isinstance(output, Mapping) else {}
+        error, title = output.get("error"), output.get("title")
+        if not error and not title:
+            return RemoteError("The Space failed on this turn without saying why. Retry; if it keeps failing, "
+                               "the Space may have changed its interface.")
+        return classify_error_text(str(error or ""), str(title) if title else None)
