@@ -1,0 +1,65 @@
+"""CLI: ``python -m phi4_bridge.standin [--host H] [--port P] [--pace-ms MS] [--chunks N] [--fault NAME] ...``.
+
+Why a CLI: tests, the app and benchmarks start the stand-in as a separate process (``launcher``), so it
+runs its own event loop and gradio queue exactly like a real server would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .server import DEFAULT_SPACE_ID, Settings, build_app
+from .zerogpu import FAULTS
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    d = Settings()
+    p = argparse.ArgumentParser(prog="python -m phi4_bridge.standin", description=__doc__)
+    p.add_argument("--host", default=d.host)
+    p.add_argument("--port", type=int, default=d.port)
+    p.add_argument("--pace-ms", type=float, default=d.pace_ms, help="delay between streamed chunks")
+    p.add_argument("--chunks", type=int, default=d.chunks, help="number of streamed chunks per reply")
+    p.add_argument("--fault", choices=FAULTS, default=None, help="fault active from the start (every call)")
+    p.add_argument("--gpus", type=int, default=d.gpus, help="concurrent bot steps (GPU slots)")
+    p.add_argument("--quota-seconds", type=float, default=d.quota_seconds, help="signed-in GPU quota")
+    p.add_argument("--anon-quota-seconds", type=float, default=d.anon_quota_seconds, help="anonymous quota")
+    p.add_argument("--token-ttl", type=float, default=d.token_ttl, help="lifetime of issued JWTs, seconds")
+    p.add_argument("--gpu-seconds-per-call", type=float, default=d.gpu_seconds_per_call)
+    p.add_argument("--quota-window", type=float, default=d.quota_window, help="quota refills after this")
+    p.add_argument("--slow-start-s", type=float, default=d.slow_start_s, help="delay of fault slow_start")
+    p.add_argument("--drop-after", type=int, default=d.drop_after, help="chunks before drop_stream cuts")
+    p.add_argument("--space-id", default=DEFAULT_SPACE_ID, help="Hub id used in the Hub-side routes")
+    a = p.parse_args(argv)
+    return Settings(
+        host=a.host,
+        port=a.port,
+        pace_ms=a.pace_ms,
+        chunks=a.chunks,
+        fault=a.fault,
+        gpus=a.gpus,
+        quota_seconds=a.quota_seconds,
+        anon_quota_seconds=a.anon_quota_seconds,
+        token_ttl=a.token_ttl,
+        gpu_seconds_per_call=a.gpu_seconds_per_call,
+        quota_window=a.quota_window,
+        slow_start_s=a.slow_start_s,
+        drop_after=a.drop_after,
+        space_id=a.space_id,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    settings = parse_args(argv)
+    import uvicorn
+
+    app, _, _ = build_app(settings)
+    print(f"stand-in Space on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""One origin serving both the stand-in Space (gradio) and the Hub side (token page, JWT endpoint).
+
+Why: the real setup has two hosts (huggingface.co for tokens, *.hf.space for the Space); tests and the app
+point both at this one loopback origin. Routes besides gradio's own ``/config`` and ``/gradio_api/*``:
+
+Hub side (space id configurable, default ``microsoft/phi-4-multimodal``):
+  ``GET  /spaces/{space}``  HTML page embedding HTML-escaped JSON with ``&quot;token&quot;:&quot;<JWT>&quot;``
+        and ``&quot;sessionUuid&quot;:&quot;<uuid>&quot;`` (anonymous token). Fault ``sleeping``: the page says
+        the Space is sleeping (HTTP 200); ``not_found``: 404.
+  ``GET  /api/spaces/{space}/jwt?expiration=...&include_pro_status=true`` with ``Authorization: Bearer hf_...``
+        → ``{"token", "exp", "accessToken": null, "isPro": false, "user"}``; other or no token → 401;
+        fault ``not_found`` → 404.
+
+Control (never affected by faults):
+  ``POST /standin/reset``                     quotas, counters, stamps and fault cleared
+  ``GET  /standin/stats``                     counters (see ``zerogpu.Stats``) plus ``tokens_seen``
+  ``GET  /standin/stamps?session_hash=h``     ``[[unix_time, cumulative_reply_chars], ...]`` per chunk
+  ``GET|POST /standin/fault``                 ``{"fault": name|null, "times": int|null}``
+  ``GET|POST /standin/config``                ``{"pace_ms", "chunks", "slow_start_s", "drop_after"}``
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from .middleware import StandinMiddleware
+from .space import Tunables, build_blocks
+from .zerogpu import ZeroGPU, user_from_hf_token
+
+DEFAULT_SPACE_ID = "microsoft/phi-4-multimodal"
+
+
+@dataclass
+class Settings:
+    """Everything the CLI can set."""
+
+    host: str = "127.0.0.1"
+    port: int = 7861
+    pace_ms: float = 20.0
+    chunks: int = 12
+    fault: str | None = None
+    gpus: int = 2
+    quota_seconds: float = 300.0
+    anon_quota_seconds: float = 60.0
+    token_ttl: float = 600.0
+    gpu_seconds_per_call: float = 1.0
+    quota_window: float = 600.0
+    slow_start_s: float = 5.0
+    drop_after: int = 3
+    space_id: str = DEFAULT_SPACE_ID
+
+
+def _hub_page(space_id: str, token: str, session_uuid: str, sleeping: bool) -> str:
+    """A Hub-like Space page: the props JSON sits HTML-escaped in an attribute, as on huggingface.co."""
+    props = {
+        "space": {"id": space_id, "runtime": {"stage": "SLEEPING" if sleeping else "RUNNING"}},
+        "token": token,
+        "sessionUuid": session_uuid,
+    }
+    escaped = html.escape(json.dumps(props, separators=(",", ":")), quote=True)
+    note = "This Space is sleeping due to inactivity." if sleeping else "Running on ZeroGPU (stand-in)."
+    return (
+        "<!doctype html><html><head><title>" + html.escape(space_id) + "</title></head><body>"
+        f'<div class="SVELTE_HYDRATER contents" data-target="SpacePageInner" data-props="{escaped}"></div>'
+        f"<p>{note}</p></body></html>"
+    )
+
+
+def _add_hub_routes(app: FastAPI, settings: Settings, zgpu: ZeroGPU) -> None:
+    space = settings.space_id
+
+    @app.get(f"/spaces/{space}")
+    async def hub_page() -> HTMLResponse:
+        zgpu.bump("token_page_fetches")
+        fault = zgpu.peek_fault()
+        if fault == "not_found":
+            zgpu.take_fault(frozenset({"not_found"}))
+            return HTMLResponse("<html><body>404: Space not found</body></html>", status_code=404)
+        session_uuid = zgpu.new_session_uuid()
+        token, _ = zgpu.issuer.issue("anonymous", f"anonymous-{session_uuid}", uuid=session_uuid)
+        return HTMLResponse(_hub_page(space, token, session_uuid, sleeping=fault == "sleeping"))
+
+    @app.get(f"/api/spaces/{space}/jwt")
+    async def jwt(request: Request) -> JSONResponse:
+        zgpu.bump("jwt_fetches")
+        if zgpu.peek_fault() == "not_found":
+            zgpu.take_fault(frozenset({"not_found"}))
+            return JSONResponse({"error": "Repository not found"}, status_code=404)
+        auth = request.headers.get("authorization", "")
+        hf_token = auth[len("Bearer ") :].strip() if auth.lower().startswith("bearer ") else ""
+        if not hf_token.startswith("hf_"):
+            return JSONResponse({"error": "Invalid credentials in Authorization header"}, status_code=401)
+        user = user_from_hf_token(hf_token)
+        token, exp = zgpu.issuer.issue("user", user)
+        return JSONResponse({"token": token, "exp": exp, "accessToken": None, "isPro": False, "user": user})
+
+
+def _add_control_routes(app: FastAPI, zgpu: ZeroGPU, tunables: Tunables) -> None:
+    @app.post("/standin/reset")
+    async def reset() -> dict[str, Any]:
+        zgpu.reset()
+        return {"ok": True}
+
+    @app.get("/standin/stats")
+    async def stats() -> dict[str, Any]:
+        return zgpu.stats.as_json()
+
+    @app.get("/standin/stamps")
+    async def stamps(session_hash: str) -> list[list[float]]:
+        return zgpu.stamps.get(session_hash, [])
+
+    @app.get("/standin/fault")
+    async def get_fault() -> dict[str, Any]:
+        return zgpu.fault_state()
+
+    @app.post("/standin/fault")
+    async def set_fault(request: Request) -> JSONResponse:
+        body = await request.json()
+        try:
+            zgpu.set_fault(body.get("fault"), body.get("times"))
+        except ValueError as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse(zgpu.fault_state())
+
+    @app.get("/standin/config")
+    async def get_config() -> dict[str, Any]:
+        return asdict(tunables)
+
+    @app.post("/standin/config")
+    async def set_config(request: Request) -> JSONResponse:
+        body = await request.json()
+        names = {f.name: f.type for f in fields(tunables)}
+        unknown = sorted(set(body) - set(names))
+        if unknown:
+            return JSONResponse({"error": f"unknown settings {unknown}; known: {sorted(names)}"}, status_code=400)
+        for name, value in body.items():
+            current = getattr(tunables, name)
+            setattr(tunables, name, type(current)(value))
+        return JSONResponse(asdict(tunables))
+
+
+def build_app(settings: Settings) -> tuple[Any, ZeroGPU, Tunables]:
+    """The ASGI app to serve (middleware around FastAPI with gradio mounted at the root)."""
+    zgpu = ZeroGPU(
+        token_ttl=settings.token_ttl,
+        quota_seconds=settings.quota_seconds,
+        anon_quota_seconds=settings.anon_quota_seconds,
+        gpu_seconds_per_call=settings.gpu_seconds_per_call,
+        quota_window=settings.quota_window,
+        fault=settings.fault,
+    )
+    tunables = Tunables(
+        pace_ms=settings.pace_ms,
+        chunks=settings.chunks,
+        slow_start_s=settings.slow_start_s,
+        drop_after=settings.drop_after,
+    )
+    app = FastAPI(title="Phi-4 Mirror stand-in Space")
+    _add_hub_routes(app, settings, zgpu)
+    _add_control_routes(app, zgpu, tunables)
+    demo = build_blocks(zgpu, tunables, gpus=settings.gpus)
+    demo.queue(default_concurrency_limit=max(settings.gpus, 1))
+    app = gr.mount_gradio_app(
+        app, demo, path="", server_name=settings.host, server_port=settings.port, ssr_mode=False, mcp_server=False
+    )
+    hub_prefixes = (f"/spaces/{settings.space_id}", f"/api/spaces/{settings.space_id}")
+    return StandinMiddleware(app, zgpu, tunables, hub_prefixes), zgpu, tunables

@@ -1,0 +1,153 @@
+"""The stand-in Space's gradio Blocks, laid out so ids and indices match the real Space's.
+
+Why: the known client hard-codes ``fn_index`` 10 (user-message step, direct ``/run/predict``), 11 (bot step,
+queued, streamed) and ``trigger_id`` 8 (the multimodal textbox), and the bridge discovers them from
+``/config`` by component type and ``trigger_after``. So: component 8 is a ``multimodaltextbox``, the chatbot
+is a ``chatbot`` (Gradio-5-shaped on the wire, see ``chat``), dependencies 0-9 are inert padding, 10 is the
+textbox's ``submit``, 11 is its ``.then``. Fn 11 has a second, hidden JSON input so the known client's second
+data element (``[file messages...]``) is not dropped. Its concurrency limit is the GPU count, so gradio's own
+queue sends ``estimation`` events (with rank) to callers waiting for a GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+from gradio.context import Context
+
+from . import reply
+from .chat import Gradio5Chatbot
+from .zerogpu import CALL_FAULTS, MSG_NO_GPU, MSG_WORKER, TITLE_NO_GPU, TITLE_QUOTA, TITLE_WORKER, ZeroGPU, ZeroGPUError
+
+TEXTBOX_ID = 8
+USER_FN = 10
+BOT_FN = 11
+
+
+@dataclass
+class Tunables:
+    """Settings that ``POST /standin/config`` may change while the server runs."""
+
+    pace_ms: float = 20.0
+    chunks: int = 12
+    slow_start_s: float = 5.0
+    drop_after: int = 3
+
+
+def user_step(history: list[dict[str, Any]] | None, message: dict[str, Any] | None, _third: Any) -> tuple:
+    """Fn 10: append the textbox's files and text to the history (Gradio 5 shape), clear the textbox."""
+    history = list(history or [])
+    message = message or {}
+    for item in message.get("files") or []:
+        data = item if isinstance(item, dict) else {"path": str(item), "meta": {"_type": "gradio.FileData"}}
+        history.append({"role": "user", "content": {"file": data}})
+    if message.get("text"):
+        history.append({"role": "user", "content": message["text"]})
+    return history, gr.MultimodalTextbox(value=None, interactive=False)
+
+
+def make_bot_step(zgpu: ZeroGPU, tunables: Tunables):
+    """Fn 11 bound to the process state: admit the caller, charge quota, stream the reply chunk by chunk."""
+
+    async def bot_step(
+        history: list[dict[str, Any]] | None, extra: Any, request: gr.Request
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        headers = request.headers if request is not None else {}
+        token = headers.get("x-zerogpu-token") or headers.get("x-ip-token")
+        host = request.client.host if request is not None and request.client else "unknown"
+        session = (request.session_hash if request is not None else None) or "anonymous"
+        fault = zgpu.take_fault(CALL_FAULTS)
+        try:
+            caller = zgpu.identify(token, host, force_expired=fault == "token_expired")
+            if fault == "quota":
+                message = zgpu.quota_message(caller.kind, zgpu.gpu_seconds_per_call, 0.0, zgpu.quota_window)
+                raise ZeroGPUError(TITLE_QUOTA, message)
+            if fault == "no_gpu":
+                raise ZeroGPUError(TITLE_NO_GPU, MSG_NO_GPU)
+            zgpu.charge(caller)
+            if fault == "worker_error":
+                raise ZeroGPUError(TITLE_WORKER, MSG_WORKER)
+        except ZeroGPUError as err:
+            zgpu.bump("errors")
+            raise gr.Error(err.message, title=err.title, print_exception=False) from None
+
+        extra_messages = extra if isinstance(extra, list) else []
+        turn = reply.parse_turn(history, [m for m in extra_messages if isinstance(m, dict)])
+        chunks = max(int(tunables.chunks), 1)
+        text = await asyncio.to_thread(reply.build_reply, turn, chunks)
+        parts = reply.split_chunks(text, chunks)
+        out = list(history or [])
+        out.append({"role": "assistant", "content": ""})
+        zgpu.bump("calls")
+        zgpu.bump("active")
+        finished = False
+        try:
+            if fault == "slow_start":
+                await asyncio.sleep(tunables.slow_start_s)
+            sent = ""
+            for index, part in enumerate(parts):
+                if index:
+                    await asyncio.sleep(max(tunables.pace_ms, 0) / 1000.0)
+                sent += part
+                out[-1] = {"role": "assistant", "content": sent}
+                zgpu.stamp(session, len(sent))
+                yield list(out)
+            finished = True
+        finally:
+            zgpu.bump("active", -1)
+            if not finished:
+                zgpu.bump("cancelled")
+
+    return bot_step
+
+
+def _pad_components_to(target_id: int) -> None:
+    """Create inert hidden components until the next block id is ``target_id``."""
+    while Context.id < target_id:
+        gr.Markdown(visible=False)
+
+
+def build_blocks(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> gr.Blocks:
+    """The Space's Blocks: chatbot, multimodal textbox (id 8), fn 10 submit, fn 11 ``.then`` (ZeroGPU)."""
+    Context.id = 1  # the Blocks itself is 0; keep component ids stable whatever was built before
+    with gr.Blocks(title="Phi-4 Multimodal (stand-in)") as demo:
+        gr.Markdown("# Phi-4-multimodal-instruct (Phi-4 Mirror stand-in Space)")
+        _pad_components_to(TEXTBOX_ID - 1)
+        chatbot = Gradio5Chatbot(label="Phi-4-multimodal", height=480)
+        textbox = gr.MultimodalTextbox(
+            interactive=True,
+            file_count="multiple",
+            placeholder="Enter message or upload file...",
+            show_label=False,
+            sources=["upload", "microphone"],
+        )
+        if textbox._id != TEXTBOX_ID:
+            raise RuntimeError(f"multimodal textbox got id {textbox._id}, expected {TEXTBOX_ID}")
+        extra_files = gr.JSON(visible=False, label="extra files (known client's second data element)")
+        third = gr.State(None)
+        padding = gr.Button("padding", visible=False)
+        for _ in range(USER_FN):
+            padding.click(None, None, None, queue=False, api_visibility="private")
+        submit = textbox.submit(
+            user_step,
+            [chatbot, textbox, third],
+            [chatbot, textbox],
+            queue=False,
+            api_name="add_message",
+        )
+        bot = submit.then(
+            make_bot_step(zgpu, tunables),
+            [chatbot, extra_files],
+            [chatbot],
+            api_name="bot",
+            concurrency_limit=max(int(gpus), 1),
+            concurrency_id="zerogpu",
+        )
+        bot.then(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], queue=False)
+    if demo.fns[USER_FN].fn is not user_step or demo.fns[BOT_FN].name != "bot_step":
+        raise RuntimeError("dependency indices do not line up with the real Space's 10 / 11")
+    return demo
