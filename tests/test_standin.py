@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
+import re
+import time
+import urllib.error
 import uuid
+import wave
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from PIL import Image
 
-from phi4_bridge.standin.launcher import StandinProcess
+from phi4_bridge.standin.launcher import StandinProcess, configure, set_fault, stamps, stats
 
 SPACE = "microsoft/phi-4-multimodal"
 
@@ -124,3 +131,273 @@ async def test_known_client_sequence(standin_clean: StandinProcess, tmp_path: Pa
     assert 'You said: "What is in this picture?".' in content
     assert "Image 1: PNG, 37x23." in content
     assert "Earlier turns: 0." in content
+
+
+def make_wav(path: Path, seconds: float = 2.5, rate: int = 8000) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"\x00\x00" * int(seconds * rate))
+    return path
+
+
+def failed(events: list[dict[str, Any]]) -> tuple[str, str | None]:
+    event = completed(events)
+    assert event["success"] is False, event
+    return event["output"]["error"], event["output"].get("title")
+
+
+async def one_turn(origin: str, prompt: str = "hello", token: bool = True) -> list[dict[str, Any]]:
+    """A text-only turn (token page, fn 10, fn 11) with the known client's request shapes."""
+    async with aiohttp.ClientSession() as s:
+        client = KnownClient(s, origin)
+        if token:
+            await client.fetch_token()
+        await client.user_step(prompt, [])
+        return await client.bot_step([[{"role": "user", "content": prompt}], []])
+
+
+# ---- (b) files inside the history, earlier turns, audio ------------------------------------------------------
+async def test_files_in_history_gradio5_shape(standin_clean: StandinProcess, tmp_path: Path) -> None:
+    png = make_png(tmp_path / "a.png", (64, 48))
+    wav = make_wav(tmp_path / "b.wav", 2.5)
+    async with aiohttp.ClientSession() as s:
+        client = KnownClient(s, standin_clean.url)
+        await client.fetch_token()
+        image = await client.upload(png, "image/png")
+        audio = await client.upload(wav, "audio/wav")
+        history = [
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok 1"},
+            {"role": "user", "content": "second"},
+            {"role": "assistant", "content": "ok 2"},
+            {"role": "user", "content": {"file": image}},
+            {"role": "user", "content": {"file": audio}},
+            {"role": "user", "content": 'Describe "these"'},
+        ]
+        events = await client.bot_step([history, None])
+    final = completed(events)
+    content = last_content(final)
+    assert 'You said: "Describe "these"".' in content
+    assert "Image 1: PNG, 64x48." in content
+    assert "Audio 1: 2.5 s." in content
+    assert "Earlier turns: 2." in content
+    messages = final["output"]["data"][0]
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 2 + ["user"] * 3 + ["assistant"]
+    assert all(set(m) == {"role", "metadata", "content", "options"} for m in messages)
+    file_content = messages[4]["content"]
+    assert set(file_content) == {"file", "alt_text"} and file_content["alt_text"] is None
+    assert file_content["file"]["meta"] == {"_type": "gradio.FileData"}
+    numbers = stats(standin_clean.url)
+    assert numbers["uploads"] == 2 and numbers["upload_bytes"] > png.stat().st_size + wav.stat().st_size
+    assert numbers["calls"] == 1 and numbers["tokens_seen"] == 1 and numbers["token_page_fetches"] == 1
+
+
+async def test_bare_filedata_content_is_rejected(standin_clean: StandinProcess, tmp_path: Path) -> None:
+    async with aiohttp.ClientSession() as s:
+        client = KnownClient(s, standin_clean.url)
+        image = await client.upload(make_png(tmp_path / "a.png"), "image/png")
+        events = await client.bot_step([[{"role": "user", "content": image}], None])
+    assert completed(events)["success"] is False
+
+
+# ---- (c) streaming with append operations --------------------------------------------------------------------
+async def test_streaming_appends(standin_clean: StandinProcess) -> None:
+    raw: list[str] = []
+    async with aiohttp.ClientSession() as s:
+        client = KnownClient(s, standin_clean.url)
+        await client.fetch_token()
+        events = await client.bot_step([[{"role": "user", "content": "stream please"}], []], raw)
+    generating = [e for e in events if e["msg"] == "process_generating"]
+    assert len(generating) == 8  # the fixture's --chunks
+    first = generating[0]["output"]["data"][0]
+    assert first[-1]["role"] == "assistant"
+    text = first[-1]["content"]
+    for event in generating[1:]:
+        (ops,) = event["output"]["data"]
+        assert len(ops) == 1 and ops[0][0] == "append" and ops[0][1] == [1, "content"]
+        text += ops[0][2]
+    assert text == last_content(completed(events))
+    assert any('"append"' in line for line in raw)
+    marks = stamps(standin_clean.url, client.session_hash)
+    assert len(marks) == 8 and marks[-1][1] == len(text)
+    assert [m[1] for m in marks] == sorted(m[1] for m in marks)
+
+
+# ---- (d) faults -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fault", "title", "text"),
+    [
+        ("quota", "ZeroGPU quota exceeded", "You have exceeded your GPU quota (1s requested vs. 0s left). "
+         "Create a free account to get more usage quota."),
+        ("no_gpu", "ZeroGPU queue timeout", "No GPU was available after 60s"),
+        ("worker_error", "ZeroGPU worker error", "ZeroGPU worker error"),
+        ("token_expired", "ZeroGPU token error", "ZeroGPU token expired"),
+    ],
+)  # fmt: skip
+async def test_call_faults(standin_clean: StandinProcess, fault: str, title: str, text: str) -> None:
+    set_fault(standin_clean.url, fault, times=1)
+    error, got_title = failed(await one_turn(standin_clean.url))
+    assert text in error and got_title == title
+    assert last_content(completed(await one_turn(standin_clean.url)))  # times=1: the next call is fine
+
+
+async def test_sleeping_and_not_found(standin_clean: StandinProcess) -> None:
+    url = standin_clean.url
+    async with aiohttp.ClientSession() as s:
+        set_fault(url, "sleeping")
+        for path in ("/config", "/gradio_api/info"):
+            async with s.get(url + path) as resp:
+                assert resp.status == 503
+        async with s.get(f"{url}/spaces/{SPACE}") as resp:
+            assert resp.status == 200 and "sleeping" in await resp.text()
+        set_fault(url, "not_found")
+        async with s.get(url + "/config") as resp:
+            assert resp.status == 404
+        async with s.get(f"{url}/spaces/{SPACE}") as resp:
+            assert resp.status == 404
+        async with s.get(f"{url}/api/spaces/{SPACE}/jwt", headers={"authorization": "Bearer hf_x"}) as resp:
+            assert resp.status == 404
+        set_fault(url, None)
+        async with s.get(url + "/config") as resp:
+            assert resp.status == 200
+
+
+async def test_slow_start(standin_clean: StandinProcess) -> None:
+    configure(standin_clean.url, slow_start_s=1.0)
+    set_fault(standin_clean.url, "slow_start", times=1)
+    started = time.monotonic()
+    events = await one_turn(standin_clean.url)
+    assert time.monotonic() - started >= 1.0
+    assert last_content(completed(events))
+
+
+async def test_drop_stream(standin_clean: StandinProcess) -> None:
+    set_fault(standin_clean.url, "drop_stream", times=1)
+    events = await one_turn(standin_clean.url)
+    kinds = [e["msg"] for e in events]
+    assert "process_completed" not in kinds and kinds.count("process_generating") == 3
+
+
+async def test_bad_event(standin_clean: StandinProcess) -> None:
+    set_fault(standin_clean.url, "bad_event", times=1)
+    events = await one_turn(standin_clean.url)
+    assert any(e["msg"] == "<malformed>" and e["raw"] == "{not json" for e in events)
+    assert last_content(completed(events))
+
+
+def test_fault_route_rejects_unknown(standin_clean: StandinProcess) -> None:
+    with pytest.raises(urllib.error.HTTPError) as info:
+        set_fault(standin_clean.url, "meteor")
+    assert info.value.code == 400
+
+
+# ---- tokens ----------------------------------------------------------------------------------------------------
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+async def test_jwt_endpoint(standin_clean: StandinProcess) -> None:
+    url = f"{standin_clean.url}/api/spaces/{SPACE}/jwt?expiration=2026-11-27T12%3A00%3A00.000Z&include_pro_status=true"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url, headers={"authorization": "Bearer hf_abc"}) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+        for headers in ({"authorization": "Bearer nope"}, {}):
+            async with s.get(url, headers=headers) as resp:
+                assert resp.status == 401
+    claims = _claims(body["token"])
+    assert claims["kind"] == "user" and claims["exp"] == body["exp"] > time.time()
+    assert stats(standin_clean.url)["jwt_fetches"] == 3
+
+
+async def test_bad_and_expired_tokens(standin_clean: StandinProcess) -> None:
+    async with aiohttp.ClientSession() as s:
+        client = KnownClient(s, standin_clean.url)
+        await client.fetch_token()
+        client.headers["x-zerogpu-token"] = client.headers["x-zerogpu-token"][:-2] + "xx"
+        error, title = failed(await client.bot_step([[{"role": "user", "content": "x"}], []]))
+        assert error == "Invalid ZeroGPU token" and title == "ZeroGPU token error"
+        configure(standin_clean.url, token_ttl=0)
+        await client.fetch_token()
+        error, _ = failed(await client.bot_step([[{"role": "user", "content": "x"}], []]))
+        assert "ZeroGPU token expired" in error
+        client.headers["x-zerogpu-token"] = "[object Object]"  # the known client's "no token"
+        assert last_content(completed(await client.bot_step([[{"role": "user", "content": "x"}], []])))
+
+
+# ---- (f) quota -------------------------------------------------------------------------------------------------
+async def test_quota_exhaustion(standin_clean: StandinProcess) -> None:
+    configure(standin_clean.url, anon_quota_seconds=2, quota_seconds=3)
+    for _ in range(2):
+        assert last_content(completed(await one_turn(standin_clean.url)))
+    error, title = failed(await one_turn(standin_clean.url))
+    assert title == "ZeroGPU quota exceeded"
+    assert error == (
+        "You have exceeded your GPU quota (1s requested vs. 0s left). Create a free account to get more usage quota."
+    )
+    async with aiohttp.ClientSession() as s:  # a signed-in user has a quota of their own
+        async with s.get(f"{standin_clean.url}/api/spaces/{SPACE}/jwt", headers={"authorization": "Bearer hf_q"}) as r:
+            token = (await r.json())["token"]
+        client = KnownClient(s, standin_clean.url)
+        client.headers["x-zerogpu-token"] = token
+        for _ in range(3):
+            assert last_content(completed(await client.bot_step([[{"role": "user", "content": "x"}], []])))
+        error, _ = failed(await client.bot_step([[{"role": "user", "content": "x"}], []]))
+    assert error.startswith("You have exceeded your GPU quota (1s requested vs. 0s left). Sign-up on Hugging Face")
+    assert re.search(r"retry in \d:\d\d:\d\d\.$", error)
+
+
+# ---- (g) queue: more callers than GPUs ---------------------------------------------------------------------------
+async def test_estimation_rank_when_gpus_busy(standin_clean: StandinProcess) -> None:
+    configure(standin_clean.url, pace_ms=60, chunks=5)
+    results = await asyncio.gather(*(one_turn(standin_clean.url, f"caller {i}") for i in range(5)))
+    ranks = [e["rank"] for events in results for e in events if e["msg"] == "estimation"]
+    assert max(ranks) > 0
+    for i, events in enumerate(results):
+        assert f'You said: "caller {i}".' in last_content(completed(events))
+
+
+# ---- cancel ----------------------------------------------------------------------------------------------------
+async def test_cancel_stops_generator(standin_clean: StandinProcess) -> None:
+    url = standin_clean.url
+    configure(url, pace_ms=200, chunks=30)
+    async with aiohttp.ClientSession() as s:
+        client = KnownClient(s, url)
+        body = {"data": [[{"role": "user", "content": "long"}], []], "event_data": None, "fn_index": 11,
+                "trigger_id": 8, "session_hash": client.session_hash}  # fmt: skip
+        async with s.post(f"{url}/gradio_api/queue/join", json=body) as resp:
+            event_id = (await resp.json())["event_id"]
+        async with s.get(f"{url}/gradio_api/queue/data?session_hash={client.session_hash}") as resp:
+            async for line in resp.content:
+                if b"process_generating" in line:
+                    break
+            assert stats(url)["active"] == 1
+            cancel = {"event_id": event_id, "session_hash": client.session_hash, "fn_index": 11}
+            async with s.post(f"{url}/gradio_api/cancel", json=cancel) as cancelled:
+                assert cancelled.status == 200
+    for _ in range(50):
+        numbers = stats(url)
+        if numbers["cancelled"] == 1 and numbers["active"] == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert numbers["cancelled"] == 1 and numbers["active"] == 0
+    assert len(stamps(url, client.session_hash)) < 30
+
+
+# ---- /config ---------------------------------------------------------------------------------------------------
+def test_config_lines_up_with_known_client(standin: StandinProcess) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{standin.url}/config") as resp:
+        config = json.loads(resp.read())
+    types = {c["id"]: c["type"] for c in config["components"]}
+    assert types[8] == "multimodaltextbox" and "chatbot" in types.values()
+    user, bot = config["dependencies"][10], config["dependencies"][11]
+    assert [8, "submit"] in user["targets"] and user["queue"] is False
+    assert bot["trigger_after"] == 10 and bot["queue"] is True and bot["zerogpu"] is True
+    assert types[bot["inputs"][0]] == "chatbot" and len(bot["inputs"]) == 2
+    with urllib.request.urlopen(f"{standin.url}/gradio_api/info") as resp:
+        assert resp.status == 200

@@ -12,11 +12,14 @@ Hub side (space id configurable, default ``microsoft/phi-4-multimodal``):
         fault ``not_found`` → 404.
 
 Control (never affected by faults):
-  ``POST /standin/reset``                     quotas, counters, stamps and fault cleared
+  ``POST /standin/reset``                     quotas, counters, stamps and fault cleared; config back to
+                                              the startup values
   ``GET  /standin/stats``                     counters (see ``zerogpu.Stats``) plus ``tokens_seen``
   ``GET  /standin/stamps?session_hash=h``     ``[[unix_time, cumulative_reply_chars], ...]`` per chunk
   ``GET|POST /standin/fault``                 ``{"fault": name|null, "times": int|null}``
-  ``GET|POST /standin/config``                ``{"pace_ms", "chunks", "slow_start_s", "drop_after"}``
+  ``GET|POST /standin/config``                ``{"pace_ms", "chunks", "slow_start_s", "drop_after",
+                                              "quota_seconds", "anon_quota_seconds", "gpu_seconds_per_call",
+                                              "quota_window", "token_ttl"}`` (POST: any subset)
 """
 
 from __future__ import annotations
@@ -103,10 +106,13 @@ def _add_hub_routes(app: FastAPI, settings: Settings, zgpu: ZeroGPU) -> None:
 
 
 def _add_control_routes(app: FastAPI, zgpu: ZeroGPU, tunables: Tunables) -> None:
+    startup = _current_config(zgpu, tunables)
+
     @app.post("/standin/reset")
     async def reset() -> dict[str, Any]:
         zgpu.reset()
-        return {"ok": True}
+        _apply_config(zgpu, tunables, startup)
+        return {"ok": True, "config": startup}
 
     @app.get("/standin/stats")
     async def stats() -> dict[str, Any]:
@@ -131,19 +137,41 @@ def _add_control_routes(app: FastAPI, zgpu: ZeroGPU, tunables: Tunables) -> None
 
     @app.get("/standin/config")
     async def get_config() -> dict[str, Any]:
-        return asdict(tunables)
+        return _current_config(zgpu, tunables)
 
     @app.post("/standin/config")
     async def set_config(request: Request) -> JSONResponse:
         body = await request.json()
-        names = {f.name: f.type for f in fields(tunables)}
-        unknown = sorted(set(body) - set(names))
-        if unknown:
-            return JSONResponse({"error": f"unknown settings {unknown}; known: {sorted(names)}"}, status_code=400)
-        for name, value in body.items():
-            current = getattr(tunables, name)
-            setattr(tunables, name, type(current)(value))
-        return JSONResponse(asdict(tunables))
+        try:
+            _apply_config(zgpu, tunables, body)
+        except (TypeError, ValueError) as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse(_current_config(zgpu, tunables))
+
+
+ZEROGPU_SETTINGS = ("quota_seconds", "anon_quota_seconds", "gpu_seconds_per_call", "quota_window")
+
+
+def _current_config(zgpu: ZeroGPU, tunables: Tunables) -> dict[str, Any]:
+    config = asdict(tunables)
+    config.update({name: getattr(zgpu, name) for name in ZEROGPU_SETTINGS})
+    config["token_ttl"] = zgpu.issuer.ttl
+    return config
+
+
+def _apply_config(zgpu: ZeroGPU, tunables: Tunables, body: dict[str, Any]) -> None:
+    """Set run-time settings by name; ValueError (nothing changed) when one is unknown."""
+    known = {f.name for f in fields(tunables)} | set(ZEROGPU_SETTINGS) | {"token_ttl"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}; known: {sorted(known)}")
+    for name, value in body.items():
+        if name == "token_ttl":
+            zgpu.issuer.ttl = float(value)
+        elif name in ZEROGPU_SETTINGS:
+            setattr(zgpu, name, float(value))
+        else:
+            setattr(tunables, name, type(getattr(tunables, name))(value))
 
 
 def build_app(settings: Settings) -> tuple[Any, ZeroGPU, Tunables]:

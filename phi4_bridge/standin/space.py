@@ -111,6 +111,16 @@ def _pad_components_to(target_id: int) -> None:
         gr.Markdown(visible=False)
 
 
+def _mark_zerogpu(block_fn: Any) -> None:
+    """Add ``"zerogpu": true`` to a dependency's ``/config`` entry, as ZeroGPU Spaces show it."""
+    plain = block_fn.get_config
+
+    def get_config(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {**plain(*args, **kwargs), "zerogpu": True}
+
+    block_fn.get_config = get_config
+
+
 def build_blocks(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> gr.Blocks:
     """The Space's Blocks: chatbot, multimodal textbox (id 8), fn 10 submit, fn 11 ``.then`` (ZeroGPU)."""
     Context.id = 1  # the Blocks itself is 0; keep component ids stable whatever was built before
@@ -148,6 +158,7 @@ def build_blocks(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> gr.Bloc
             concurrency_id="zerogpu",
         )
         bot.then(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], queue=False)
+    _mark_zerogpu(demo.fns[BOT_FN])
     if demo.fns[USER_FN].fn is not user_step or demo.fns[BOT_FN].name != "bot_step":
         raise RuntimeError("dependency indices do not line up with the real Space's 10 / 11")
     return demo
