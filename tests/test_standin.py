@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from phi4_bridge.standin import reply
 from phi4_bridge.standin.launcher import StandinProcess, configure, set_fault, stamps, stats
 
 SPACE = "microsoft/phi-4-multimodal"
@@ -401,3 +402,52 @@ def test_config_lines_up_with_known_client(standin: StandinProcess) -> None:
     assert types[bot["inputs"][0]] == "chatbot" and len(bot["inputs"]) == 2
     with urllib.request.urlopen(f"{standin.url}/gradio_api/info") as resp:
         assert resp.status == 200
+
+
+# ---- (h) reply.py, pure ----------------------------------------------------------------------------------------
+def test_parse_turn_counts_turns_and_takes_extra_files() -> None:
+    history = [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": {"file": {"path": "/x/1.png"}}},
+        {"role": "user", "content": "c"},
+    ]
+    turn = reply.parse_turn(history, [{"role": "user", "content": {"file": {"path": "/x/2.wav"}}}])
+    assert turn == reply.TurnInput(prompt="c", files=("/x/1.png", "/x/2.wav"), earlier_turns=1)
+    assert reply.parse_turn([], None) == reply.TurnInput(prompt="", files=(), earlier_turns=0)
+    gradio6 = [{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "file", "file": {"path": "/f"}}]}]
+    assert reply.parse_turn(gradio6) == reply.TurnInput(prompt="hi", files=("/f",), earlier_turns=0)
+
+
+def test_describe_file_kinds(tmp_path: Path) -> None:
+    assert reply.describe_file(str(make_png(tmp_path / "p.png"))) == ("image", "PNG, 37x23")
+    jpeg = tmp_path / "j.jpg"
+    Image.new("RGB", (5, 9)).save(jpeg, format="JPEG")
+    assert reply.describe_file(str(jpeg)) == ("image", "JPEG, 5x9")
+    assert reply.describe_file(str(make_wav(tmp_path / "w.wav", 1.25, 16000))) == ("audio", "1.2 s")
+    mp3 = tmp_path / "m.mp3"
+    mp3.write_bytes(b"ID3\x04\x00" + b"\x00" * 64)
+    assert reply.describe_file(str(mp3)) == ("audio", "MP3, duration unknown")
+    other = tmp_path / "notes.txt"
+    other.write_text("hello world!")
+    assert reply.describe_file(str(other)) == ("file", "notes.txt, 12 bytes")
+
+
+def test_build_reply_wording_and_padding(tmp_path: Path) -> None:
+    png = str(make_png(tmp_path / "p.png"))
+    wav = str(make_wav(tmp_path / "w.wav", 2.5))
+    text = reply.build_reply(reply.TurnInput("hi", (png, wav), 2), chunks=1)
+    assert text == 'You said: "hi". Image 1: PNG, 37x23. Audio 1: 2.5 s. Earlier turns: 2.'
+    long = reply.build_reply(reply.TurnInput("hi"), chunks=40)
+    assert long.startswith('You said: "hi". Earlier turns: 0. ' + reply.PAD_SENTENCE)
+    assert len(long) >= 40 * reply.MIN_CHARS_PER_CHUNK
+    assert reply.build_reply(reply.TurnInput("hi"), chunks=40) == long  # deterministic
+
+
+@pytest.mark.parametrize(("text", "n"), [("abcdefghij", 3), ("abc", 5), ("x" * 100, 12), ("", 4)])
+def test_split_chunks(text: str, n: int) -> None:
+    parts = reply.split_chunks(text, n)
+    assert "".join(parts) == text
+    assert len(parts) == (min(n, len(text)) if text else 1)
+    assert all(parts) or text == ""
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
