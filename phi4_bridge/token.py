@@ -28,7 +28,7 @@ from .errors import AuthError, classify_status
 log = logging.getLogger(__name__)
 
 ANONYMOUS = "[object Object]"
-REFRESH_MARGIN = 60.0  # seconds before ``exp`` at which a cached token counts as stale
+REFRESH_MARGIN = 60.0  # seconds before ``exp`` at which a cached token counts as stale (at most)
 ANONYMOUS_LIFETIME = 600.0  # used when a token carries no readable ``exp``
 
 
@@ -38,9 +38,12 @@ class ZeroGpuToken:
     uuid: str | None = field(default=None, repr=False)
     source: str = "none"  # explicit | hf_token | anonymous | none
     expires_at: float = float("inf")
+    issued_at: float = field(default_factory=time.time)
 
     def fresh(self, now: float | None = None) -> bool:
-        return (now or time.time()) < self.expires_at - REFRESH_MARGIN
+        """Fresh until a margin before ``exp``: 60 s, or a tenth of the lifetime for short-lived tokens."""
+        margin = min(REFRESH_MARGIN, (self.expires_at - self.issued_at) / 10)
+        return (now or time.time()) < self.expires_at - margin
 
     def headers(self) -> dict[str, str]:
         out = {"x-zerogpu-token": self.value}
