@@ -333,7 +333,10 @@ async def test_bad_and_expired_tokens(standin_clean: StandinProcess) -> None:
 async def test_quota_exhaustion(standin_clean: StandinProcess) -> None:
     configure(standin_clean.url, anon_quota_seconds=2, quota_seconds=3)
     for _ in range(2):
-        assert last_content(completed(await one_turn(standin_clean.url)))
+        events = await one_turn(standin_clean.url)
+        assert last_content(completed(events))
+    (log,) = [e for e in events if e["msg"] == "log"]  # the last allowed call warns that quota runs low
+    assert log["level"] == "warning" and log["log"] == "ZeroGPU quota running low: 0s left"
     error, title = failed(await one_turn(standin_clean.url))
     assert title == "ZeroGPU quota exceeded"
     assert error == (

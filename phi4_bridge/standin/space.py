@@ -68,13 +68,15 @@ def make_bot_step(zgpu: ZeroGPU, tunables: Tunables):
                 raise ZeroGPUError(TITLE_QUOTA, message)
             if fault == "no_gpu":
                 raise ZeroGPUError(TITLE_NO_GPU, MSG_NO_GPU)
-            zgpu.charge(caller)
+            left = zgpu.charge(caller)
             if fault == "worker_error":
                 raise ZeroGPUError(TITLE_WORKER, MSG_WORKER)
         except ZeroGPUError as err:
             zgpu.bump("errors")
             raise gr.Error(err.message, title=err.title, print_exception=False) from None
 
+        if left < 2 * zgpu.gpu_seconds_per_call:
+            gr.Warning(f"ZeroGPU quota running low: {left:g}s left")
         extra_messages = extra if isinstance(extra, list) else []
         turn = reply.parse_turn(history, [m for m in extra_messages if isinstance(m, dict)])
         chunks = max(int(tunables.chunks), 1)

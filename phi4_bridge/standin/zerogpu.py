@@ -11,6 +11,9 @@ Callers: the ``x-zerogpu-token`` header (else ``x-ip-token``); missing or the li
 an anonymous caller. Anonymous quota is per client address (as ZeroGPU's is per IP); signed-in quota is per
 ``sub``. Quota refills fully ``quota_window`` seconds after its first use (or on ``/standin/reset``).
 
+Warning: when a call leaves less than two calls' worth of quota, the bot step sends ``gr.Warning`` text
+"ZeroGPU quota running low: {N}s left" (a ``log`` event with level "warning", as ZeroGPU's own warnings).
+
 Errors, as ``gr.Error(message, title=title)``; they arrive in ``process_completed`` as
 ``{"success": false, "output": {"error": message, "title": title}}``:
 
@@ -222,8 +225,8 @@ class ZeroGPU:
             return Caller(key=str(claims.get("sub")), kind="user", token=token)
         return Caller(key=f"anonymous@{client_host}", kind="anonymous", token=token)
 
-    def charge(self, caller: Caller) -> None:
-        """Take one call's GPU seconds from the caller's quota, or raise the ZeroGPU quota error."""
+    def charge(self, caller: Caller) -> float:
+        """Take one call's GPU seconds from the caller's quota (returning what is left), or raise the quota error."""
         cost = self.gpu_seconds_per_call
         limit = self.quota_seconds if caller.kind == "user" else self.anon_quota_seconds
         now = time.time()
@@ -237,6 +240,7 @@ class ZeroGPU:
                     TITLE_QUOTA, self.quota_message(caller.kind, cost, left, start + self.quota_window - now)
                 )
             self._used[caller.key] = (start, used + cost)
+            return left - cost
 
     @staticmethod
     def quota_message(kind: str, requested: float, left: float, retry_in: float) -> str:
