@@ -24,5 +24,6 @@ from .events import Done, Event, Log, Queued, Started, TextDelta
 __all__ = [
     "AuthError", "BridgeConfig", "Conversation", "Done", "Event", "GpuBusy", "Job", "Limits", "Log",
     "Phi4Bridge", "Phi4Error", "ProtocolError", "QuotaExceeded", "Queued", "RemoteError", "SpaceUnavailable",
-    "Started", "StreamTimeout", "TextDelta", "Timeouts", "TokenExpired", "UploadRejected", "WorkerError",
+    "Started", "StreamTimeout", "TextDelta", "Timeouts", "TokenExpired", "TokenRejected", "UploadRejected",
+    "WorkerError",
 ]

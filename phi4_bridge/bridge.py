@@ -19,6 +19,7 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -27,7 +28,7 @@ import aiohttp
 
 from . import protocol
 from .config import BridgeConfig
-from .errors import Phi4Error, ProtocolError, SpaceUnavailable, TokenExpired, UploadRejected
+from .errors import Phi4Error, ProtocolError, SpaceUnavailable, TokenRejected, UploadRejected
 from .events import Done, Event, Started, TextDelta
 from .media import MediaFile
 from .messages import parts, to_space, user_turn
@@ -97,9 +98,9 @@ class Job:
         bridge, conv = self._bridge, self.conversation
         earlier = list(history) if history is not None else list(conv.history)
         try:
-            yield_from = bridge._turn(self, prompt, files, earlier, ip_token)
-            async for event in yield_from:
-                yield event
+            async with aclosing(bridge._turn(self, prompt, files, earlier, ip_token)) as turn:
+                async for event in turn:
+                    yield event
         except Phi4Error as exc:
             self.status, self.error = "failed", exc
             raise
@@ -233,16 +234,18 @@ class Phi4Bridge:
                                               headers, conv.uploaded))
             uploaded_at = time.perf_counter()
             space_history = to_space(earlier, remote) + user_turn(prompt, [remote[m.path] for m in media])
+            stream = self._stream(job, ep, prompt, [remote[m.path] for m in media], space_history, headers,
+                                  started, uploaded_at)
             try:
-                async for event in self._stream(job, ep, prompt, [remote[m.path] for m in media], space_history,
-                                                headers, started, uploaded_at):
-                    yield event
+                async with aclosing(stream):
+                    async for event in stream:
+                        yield event
                 return
-            except TokenExpired:
+            except TokenRejected:
                 self.tokens.invalidate(token)
                 if attempt == 2 or job.reply:
                     raise
-                log.info("ZeroGPU token expired; fetching a new one and retrying the turn once")
+                log.info("The Space refused the ZeroGPU token; fetching a new one and retrying the turn once")
 
     async def _stream(self, job: Job, ep: protocol.Endpoints, prompt: str, files: list[dict[str, Any]],
                       space_history: list[dict[str, Any]], headers: dict[str, str], started: float,

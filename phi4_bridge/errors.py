@@ -6,7 +6,8 @@
     ├── QuotaExceeded              the caller's ZeroGPU quota is spent (``retry_after`` in seconds when known)
     ├── GpuBusy                    no GPU was free in time; a retry may work
     ├── AuthError                  the Hub or the Space refused the credentials
-    │   └── TokenExpired           the ZeroGPU token is stale: fetch a new one and retry once
+    │   └── TokenRejected          the Space refused the ZeroGPU token: fetch a new one and retry once
+    │       └── TokenExpired       ... because it expired
     ├── UploadRejected             a file was refused before or while uploading (``reason`` says why)
     ├── RemoteError                the Space raised an error of its own (``title`` and text as it sent them)
     │   └── WorkerError            the ZeroGPU worker failed on the GPU side
@@ -73,7 +74,11 @@ class AuthError(Phi4Error):
     pass
 
 
-class TokenExpired(AuthError):
+class TokenRejected(AuthError):
+    pass
+
+
+class TokenExpired(TokenRejected):
     pass
 
 
@@ -130,7 +135,7 @@ def classify_error_text(text: str | None, title: str | None = None) -> Phi4Error
     if "token expired" in low or "expired zerogpu" in low or "expired token" in low:
         return TokenExpired(f"The ZeroGPU token expired. ({detail})")
     if "invalid zerogpu token" in low or "invalid token" in low:
-        return AuthError(f"The Space refused the ZeroGPU token; check HF_TOKEN. ({detail})")
+        return TokenRejected(f"The Space refused the ZeroGPU token; check HF_TOKEN. ({detail})")
     if "worker error" in low:
         return WorkerError(f"The Space's GPU worker failed; try again. ({detail})", title=title)
     if "sleeping" in low or "paused" in low:

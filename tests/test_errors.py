@@ -13,7 +13,7 @@ from phi4_bridge import errors as e
     ("No GPU was available after 60s", e.GpuBusy),
     ("ZeroGPU worker error", e.WorkerError),
     ("ZeroGPU token expired", e.TokenExpired),
-    ("Invalid ZeroGPU token", e.AuthError),
+    ("Invalid ZeroGPU token", e.TokenRejected),
     ("CUDA out of memory", e.RemoteError),
 ])
 def test_space_error_texts(text, kind):
