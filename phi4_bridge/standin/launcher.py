@@ -83,9 +83,9 @@ class StandinProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"stand-in exited with code {self.proc.returncode} before serving:\n{self.log_tail()}"
-                )
+                tail = self.log_tail()
+                self.stop()
+                raise RuntimeError(f"stand-in exited with code {self.proc.returncode} before serving:\n{tail}")
             try:
                 with urllib.request.urlopen(f"{self.url}/config", timeout=2) as resp:  # noqa: S310
                     if resp.status == 200:
@@ -93,11 +93,12 @@ class StandinProcess:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
+        tail = self.log_tail()
         self.stop()
-        raise RuntimeError(f"stand-in did not answer /config within {timeout:.0f}s:\n{self.log_tail()}")
+        raise RuntimeError(f"stand-in did not answer /config within {timeout:.0f}s:\n{tail}")
 
     def stop(self) -> None:
-        """Terminate the child (then kill it if it lingers)."""
+        """Terminate the child (then kill it if it lingers) and remove its log file."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -105,6 +106,7 @@ class StandinProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+        self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> StandinProcess:
         return self
