@@ -13,10 +13,15 @@ from phi4_bridge.standin.launcher import StandinProcess, reset, start_standin
 def standin() -> Iterator[StandinProcess]:
     """A stand-in Space subprocess shared by the whole session (fast pace: 5 ms, 8 chunks).
 
+    Quotas are an hour (anonymous and signed-in) so that a long session of tests, whose anonymous callers all
+    share one loopback address and so one quota bucket, never runs out by accident; quota tests lower them
+    with ``launcher.configure(url, anon_quota_seconds=..., quota_seconds=...)`` (reset restores them).
+
     ``standin.url`` is the Space origin and ``standin.hub_url`` the Hub origin (the same). Tests that change
     faults, quotas or config should use ``standin_clean`` too, or call ``launcher.reset`` themselves.
     """
-    with start_standin(pace_ms=5, chunks=8) as proc:
+    quotas = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
+    with start_standin(pace_ms=5, chunks=8, extra_args=quotas) as proc:
         yield proc
 
 
