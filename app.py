@@ -1,0 +1,155 @@
+"""Phi-4 Mirror: chat in your browser with Microsoft's Phi-4-multimodal (a ZeroGPU Space) through phi4_bridge.
+
+    python app.py                 # 127.0.0.1:7860, the real Space (falls back to the offline stand-in, loudly)
+    python app.py --standin       # the project's stand-in Space on a free local port: no network needed
+    python app.py --share         # a share link, always behind a login (made up and printed if --auth is absent)
+
+This file is the layout plus the wiring of named handlers; the parts live in ``mirror/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from mirror import chat_values as cv  # noqa: E402
+from mirror.export import write_exports  # noqa: E402
+from mirror.handlers import ChatService  # noqa: E402
+from mirror.launch import serve  # noqa: E402
+from mirror.settings import Settings, parse_settings  # noqa: E402
+from mirror.space_status import SpaceStatus  # noqa: E402
+
+try:
+    from mirror.qa_tab import render_qa_tab
+except ImportError:
+    render_qa_tab = None
+
+CSS = """
+.mirror-banner { padding: 14px 18px; border-radius: 10px; font-size: 1.1em; line-height: 1.45; }
+.mirror-banner-fallback { background: #fde68a; color: #7c2d12; border: 3px solid #d97706; }
+.mirror-banner-standin { background: #e0e7ff; color: #1e1b4b; border: 2px solid #6366f1; }
+#space-badge p { font-size: 0.92em; margin: 0; }
+"""
+
+EXAMPLES = [
+    {"text": "What shape and colour do you see?", "files": [str(cv.EXAMPLES_DIR / "red-circle.png")]},
+    {"text": "Describe the pattern in this picture.", "files": [str(cv.EXAMPLES_DIR / "stripes.png")]},
+    {"text": "Write a haiku about a small GPU in a big cloud.", "files": []},
+]
+
+
+def build_demo(settings: Settings, status: SpaceStatus) -> gr.Blocks:
+    chat = ChatService(status.holder, settings)
+    limits = {"concurrency_limit": settings.concurrency_total, "concurrency_id": "chat"}
+    hidden = {"api_visibility": "undocumented"}
+
+    with gr.Blocks(title="Phi-4 Mirror") as demo:
+        banner = gr.HTML(status.banner(), elem_id="mirror-banner")
+        switch = gr.Button("Switch to the real Phi-4 Space", variant="primary", visible=False, elem_id="switch-btn")
+        gr.Markdown("## Phi-4 Mirror · chat with Phi-4-multimodal (text, images, speech)")
+        badge = gr.Markdown("Checking the Space…", elem_id="space-badge")
+        saved = gr.BrowserState([], storage_key="phi4-mirror-chat")
+
+        with gr.Tab("Chat"):
+            chatbot = gr.Chatbot(label="Phi-4-multimodal", elem_id="chatbot", editable="user", height=520,
+                                 placeholder="Ask anything, or attach an image or a recording.")
+            box = gr.MultimodalTextbox(file_types=["image", "audio"], file_count="multiple",
+                                       sources=["upload", "microphone"], elem_id="prompt", show_label=False,
+                                       placeholder="Message Phi-4… (attach images or audio, or record)")
+            with gr.Row():
+                stop = gr.Button("⏹ Stop", variant="stop", elem_id="stop-btn", size="sm")
+                clear = gr.Button("🗑 Clear", elem_id="clear-btn", size="sm")
+                export = gr.Button("⬇ Prepare download", elem_id="export-btn", size="sm")
+                dl_json = gr.DownloadButton("JSON", visible=False, size="sm", elem_id="dl-json")
+                dl_md = gr.DownloadButton("Markdown", visible=False, size="sm", elem_id="dl-md")
+            gr.Examples(examples=EXAMPLES, inputs=[box], label="Try one")
+
+        if render_qa_tab is not None:
+            with gr.Tab("QA"):
+                render_qa_tab(status.holder)
+
+        with gr.Row(visible=False):  # the /chat API's own components
+            api_message = gr.MultimodalTextbox(file_types=["image", "audio"], file_count="multiple")
+            api_history = gr.JSON([], label="history")
+            api_reply = gr.Textbox(label="reply")
+            api_trigger = gr.Button()
+
+        # A turn: show the user's message, stream the reply, unlock the input, remember the chat in the browser.
+        def answered(event):
+            event.then(chat.unlock, None, box, **hidden).then(lambda h: h, chatbot, saved, **hidden)
+
+        sent = box.submit(chat.add_user_turn, [box, chatbot], [chatbot, box], queue=False, **hidden)
+        sent = sent.then(chat.respond, chatbot, chatbot, **limits, **hidden)
+        answered(sent)
+        retried = chatbot.retry(chat.prepare_retry, chatbot, [chatbot, box], queue=False, **hidden)
+        retried = retried.then(chat.respond, chatbot, chatbot, **limits, **hidden)
+        answered(retried)
+        edited = chatbot.edit(chat.edit, chatbot, [chatbot, box], queue=False, **hidden)
+        edited = edited.then(chat.respond, chatbot, chatbot, **limits, **hidden)
+        answered(edited)
+        running = [sent, retried, edited]
+
+        stop.click(chat.stopped, chatbot, [chatbot, box], cancels=running, queue=False, **hidden).then(
+            lambda h: h, chatbot, saved, **hidden)
+        chatbot.undo(chat.undo, chatbot, [chatbot, box], queue=False, **hidden).then(
+            lambda h: h, chatbot, saved, **hidden)
+        clear.click(lambda: ([], [], gr.MultimodalTextbox(interactive=True)), None, [chatbot, saved, box],
+                    cancels=running, queue=False, **hidden)
+        chatbot.clear(lambda: [], None, saved, cancels=running, queue=False, **hidden)
+        export.click(prepare_downloads, chatbot, [dl_json, dl_md], **hidden)
+
+        api_trigger.click(chat.chat_api, [api_message, api_history], api_reply, api_name="chat",
+                          api_description="Send one message (text + files, as the multimodal textbox gives) and "
+                          "stream the reply text. Without a history, your client's session keeps the conversation.",
+                          **limits)
+
+        # Page load: bring back this browser's chat, show where answers come from; refresh that now and then.
+        demo.load(lambda h: cv.safe_history(h), saved, chatbot, **hidden)
+        demo.load(status.badge, None, badge, **hidden)
+        timer = gr.Timer(15)
+        timer.tick(lambda: page_status(status), None, [banner, switch], **hidden).then(
+            status.badge, None, badge, **hidden)
+        switch.click(lambda: switch_space(status), None, [banner, switch], **hidden).then(
+            status.badge, None, badge, **hidden)
+        demo.unload(chat.forget)
+    return demo
+
+
+def prepare_downloads(history):
+    json_path, md_path = write_exports(history)
+    return gr.DownloadButton(value=json_path, visible=True), gr.DownloadButton(value=md_path, visible=True)
+
+
+def page_status(status: SpaceStatus):
+    return status.banner(), gr.Button(visible=status.mode == "fallback" and status.real_back)
+
+
+def switch_space(status: SpaceStatus):
+    if status.switch_to_real():
+        gr.Info("Switched: answers now come from the real Phi-4 Space.")
+    else:
+        gr.Warning("The real Space does not answer right now; staying on the stand-in.")
+    return page_status(status)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the stand-in child and the bridge close too
+    settings = parse_settings(argv)
+    status = SpaceStatus.start(settings)
+    try:
+        demo = build_demo(settings, status)
+        serve(demo, settings, on_shutdown=status.holder.close_from_other_thread, css=CSS)
+    finally:
+        status.stop()
+
+
+if __name__ == "__main__":
+    main()

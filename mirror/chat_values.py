@@ -1,0 +1,141 @@
+"""Pure helpers on the gradio 6 ``gr.Chatbot`` value (a list of messages with typed content parts).
+
+A user turn is one message: its files first (as file parts, so the chat shows them as media), then its text.
+Status notes (queue position, errors, "stopped") are assistant messages with ``metadata.title``: the chat shows
+them, and the bridge leaves them out of the history it sends to the Space.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from phi4_bridge import Queued
+
+Message = dict[str, Any]
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+
+
+def file_part(path: str, name: str | None = None) -> dict[str, Any]:
+    mime, _ = mimetypes.guess_type(name or path)
+    return {"type": "file", "file": {"path": path, "orig_name": name or os.path.basename(path), "mime_type": mime}}
+
+
+def user_message(text: str, files: Sequence[str | Mapping[str, Any]]) -> Message:
+    content: list[dict[str, Any]] = []
+    for f in files:
+        if isinstance(f, Mapping):  # a FileData dict (undo/retry hand these back)
+            content.append(file_part(str(f.get("path")), f.get("orig_name")))
+        else:
+            content.append(file_part(str(f)))
+    if text:
+        content.append({"type": "text", "text": text})
+    return {"role": "user", "content": content}
+
+
+def bot_message(text: str) -> Message:
+    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+
+
+def note(title: str, text: str = "", pending: bool = False) -> Message:
+    """A status note: shown in the chat, skipped by the bridge (it has a metadata title)."""
+    return {"role": "assistant", "content": [{"type": "text", "text": text}] if text else [],
+            "metadata": {"title": title, "status": "pending" if pending else "done"}}
+
+
+def is_note(msg: Mapping[str, Any]) -> bool:
+    meta = msg.get("metadata") or {}
+    return bool(isinstance(meta, Mapping) and meta.get("title"))
+
+
+def queue_note(ev: Queued | None) -> Message:
+    if ev is None:
+        return note("⏳ Sending your message to the Space…", pending=True)
+    parts = []
+    if ev.rank is not None:
+        parts.append(f"position {ev.rank + 1}" + (f" of {ev.queue_size}" if ev.queue_size else ""))
+    if ev.eta is not None:
+        parts.append(f"about {max(1, round(ev.eta))} s")
+    where = ", ".join(parts) if parts else "waiting for a GPU"
+    return note(f"⏳ In the Space's queue: {where}", pending=True)
+
+
+def last_user_index(history: Sequence[Mapping[str, Any]]) -> int | None:
+    for i in range(len(history) - 1, -1, -1):
+        if history[i].get("role") == "user" and not is_note(history[i]):
+            return i
+    return None
+
+
+def _items(msg: Mapping[str, Any]) -> list[Any]:
+    content = msg.get("content")
+    return content if isinstance(content, list) else [content]
+
+
+def split_user(msg: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The text and the file dicts (``path``, ``orig_name``...) of a user message."""
+    texts: list[str] = []
+    files: list[dict[str, Any]] = []
+    for part in _items(msg):
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, Mapping) and part.get("type") == "text":
+            texts.append(str(part.get("text") or ""))
+        elif isinstance(part, Mapping) and part.get("type") == "file" and isinstance(part.get("file"), Mapping):
+            files.append(dict(part["file"]))
+    return "\n".join(t for t in texts if t), files
+
+
+def without_pending(history: Sequence[Message]) -> list[Message]:
+    return [m for m in history if (m.get("metadata") or {}).get("status") != "pending"]
+
+
+def _allowed_file(path: str, roots: Sequence[Path]) -> bool:
+    try:
+        real = Path(path).resolve()
+    except (OSError, ValueError):
+        return False
+    return real.is_file() and any(real.is_relative_to(root) for root in roots)
+
+
+def upload_roots() -> list[Path]:
+    from gradio.utils import get_upload_folder
+
+    return [Path(get_upload_folder()).resolve(), EXAMPLES_DIR]
+
+
+def safe_history(history: Any, roots: Sequence[Path] | None = None) -> list[Message]:
+    """A chatbot value from an untrusted place (browser storage, API callers) made safe to show and send:
+    well-formed messages only, and file parts only for files this app received (its upload folder or the
+    shipped examples); other files become a text mention. Never lets a caller point the app at a server file."""
+    roots = upload_roots() if roots is None else roots
+    out: list[Message] = []
+    if not isinstance(history, list):
+        return out
+    for msg in history:
+        if not isinstance(msg, Mapping) or msg.get("role") not in ("user", "assistant"):
+            continue
+        content: list[dict[str, Any]] = []
+        for part in _items(msg):
+            if isinstance(part, str):
+                content.append({"type": "text", "text": part})
+            elif isinstance(part, Mapping) and part.get("type") == "text":
+                content.append({"type": "text", "text": str(part.get("text") or "")})
+            elif isinstance(part, Mapping) and part.get("type") == "file" and isinstance(part.get("file"), Mapping):
+                f = part["file"]
+                path = str(f.get("path") or "")
+                if path and _allowed_file(path, roots):
+                    content.append(file_part(path, f.get("orig_name")))
+                else:
+                    name = os.path.basename(str(f.get("orig_name") or path or "file"))
+                    content.append({"type": "text", "text": f"📎 {name} (no longer available)"})
+        clean: Message = {"role": msg["role"], "content": content}
+        meta = msg.get("metadata")
+        if isinstance(meta, Mapping) and meta.get("title") and meta.get("status") != "pending":
+            clean["metadata"] = {"title": str(meta["title"]), "status": "done"}
+        out.append(clean)
+    return out

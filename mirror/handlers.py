@@ -1,0 +1,189 @@
+"""The chat's event handlers. Each is short and named for what the user did; they share ``ChatService``.
+
+Visitors: a browser session (or a gradio_client ``Client``) is keyed by gradio's ``session_hash``; each key has
+its own ``Conversation`` (remote session hash + upload memory) and its own turn slots. The history of the UI
+comes from the visitor's own ``gr.Chatbot`` value, so nothing of one visitor's chat reaches another's.
+
+Stop: the Stop button's event ``cancels`` the running chat events; gradio then closes this module's async
+generator, which leaves ``bridge.submit(...)``'s ``async with`` block, and the bridge cancels the job on the Space.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import gradio as gr
+
+from phi4_bridge import Conversation, Done, Event, Phi4Error, Queued, Started, TextDelta, UploadRejected
+
+from . import chat_values as cv
+from .holder import BridgeHolder
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+GENERIC_FAILURE = "Something went wrong in this app while answering; it has been logged. Press Retry to try again."
+MAX_VISITORS = 10_000
+
+
+class Visitors:
+    """Per-visitor state keyed by gradio's session hash, oldest dropped first beyond ``MAX_VISITORS``."""
+
+    def __init__(self, per_visitor: int) -> None:
+        self.per_visitor = per_visitor
+        self._items: OrderedDict[str, tuple[Conversation, asyncio.Semaphore]] = OrderedDict()
+
+    def get(self, key: str) -> tuple[Conversation, asyncio.Semaphore]:
+        if key not in self._items:
+            self._items[key] = (Conversation(), asyncio.Semaphore(self.per_visitor))
+            while len(self._items) > MAX_VISITORS:
+                self._items.popitem(last=False)
+        self._items.move_to_end(key)
+        return self._items[key]
+
+    def forget(self, key: str) -> None:
+        self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _visitor_key(request: gr.Request | None) -> str:
+    return (getattr(request, "session_hash", None) or "anonymous") if request is not None else "anonymous"
+
+
+def _ip_token(request: gr.Request | None) -> str | None:
+    headers = getattr(request, "headers", None)
+    if headers is None:
+        return None
+    return headers.get("x-ip-token") or None
+
+
+class ChatService:
+    def __init__(self, holder: BridgeHolder, settings: Settings) -> None:
+        self.holder = holder
+        self.settings = settings
+        self.visitors = Visitors(settings.concurrency_per_visitor)
+
+    async def events(self, request: gr.Request | None, text: str, files: Sequence[str],
+                     history: list[dict[str, Any]] | None) -> AsyncIterator[Event]:
+        """One turn for the visitor behind ``request``; ``history=None`` uses the visitor's own conversation."""
+        conversation, slots = self.visitors.get(_visitor_key(request))
+        if slots.locked():
+            raise UploadRejected("You already have a turn running; wait for it or press Stop.", reason="busy")
+        async with slots:
+            bridge = await self.holder.get()
+            async with bridge.submit(text, files=list(files), history=history, conversation=conversation,
+                                     ip_token=_ip_token(request)) as job:
+                async for event in job:
+                    yield event
+
+    def forget(self, request: gr.Request | None) -> None:
+        self.visitors.forget(_visitor_key(request))
+
+    # --- UI handlers ------------------------------------------------------------------------------------------
+
+    def add_user_turn(self, message: dict[str, Any] | None, history: list[cv.Message]):
+        """Show the user's turn at once (files as media) and lock the input until the reply is done."""
+        message = message or {}
+        text, files = (message.get("text") or "").strip(), list(message.get("files") or [])
+        history = cv.without_pending(history or [])
+        if text or files:
+            history = history + [cv.user_message(text, files)]
+        return history, gr.MultimodalTextbox(value=None, interactive=False)
+
+    async def respond(self, history: list[cv.Message], request: gr.Request):
+        """Stream the reply to the last user turn into the chat: queue notes, then the growing text."""
+        history = cv.without_pending(history or [])
+        i = cv.last_user_index(history)
+        if i is None or (i < len(history) - 1 and not all(cv.is_note(m) for m in history[i + 1:])):
+            yield history
+            return
+        base, earlier = history[: i + 1], history[:i]
+        text, files = cv.split_user(history[i])
+        yield base + [cv.queue_note(None)]
+        reply = ""
+        try:
+            async for event in self.events(request, text, [f["path"] for f in files], earlier):
+                if isinstance(event, Queued) and not reply:
+                    yield base + [cv.queue_note(event)]
+                elif isinstance(event, Started) and not reply:
+                    yield base + [cv.note("✍️ Phi-4 is answering…", pending=True)]
+                elif isinstance(event, TextDelta):
+                    reply += event.text
+                    yield base + [cv.bot_message(reply)]
+                elif isinstance(event, Done):
+                    reply = event.text
+                    yield base + [cv.bot_message(reply)]
+        except Phi4Error as exc:
+            partial = [cv.bot_message(reply)] if reply else []
+            yield base + partial + [cv.note("⚠️ No answer this time", str(exc))]
+        except Exception:
+            log.exception("unexpected failure while answering")
+            yield base + [cv.note("⚠️ No answer this time", GENERIC_FAILURE)]
+
+    @staticmethod
+    def unlock():
+        return gr.MultimodalTextbox(interactive=True)
+
+    @staticmethod
+    def stopped(history: list[cv.Message]):
+        history = cv.without_pending(history or [])
+        return history + [cv.note("⏹️ Stopped", "You stopped this reply. Press Retry to ask again.")], \
+            gr.MultimodalTextbox(interactive=True)
+
+    @staticmethod
+    def prepare_retry(history: list[cv.Message]):
+        """Keep everything up to the last user turn; ``respond`` then answers it again."""
+        history = history or []
+        i = cv.last_user_index(history)
+        return (history[: i + 1] if i is not None else history), gr.MultimodalTextbox(interactive=False)
+
+    @staticmethod
+    def undo(history: list[cv.Message]):
+        """Take the last user turn back into the input box, with its files."""
+        history = history or []
+        i = cv.last_user_index(history)
+        if i is None:
+            return history, gr.MultimodalTextbox()
+        text, files = cv.split_user(history[i])
+        return history[:i], gr.MultimodalTextbox(value={"text": text, "files": [f["path"] for f in files]})
+
+    @staticmethod
+    def edit(history: list[cv.Message], edit: gr.EditData):
+        """An earlier user turn was edited: keep what came before it, resend it with the new text."""
+        history = history or []
+        index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
+        if not (0 <= index < len(history)) or history[index].get("role") != "user":
+            return history, gr.MultimodalTextbox()
+        _, files = cv.split_user(history[index])
+        value = edit.value
+        text = value if isinstance(value, str) else cv.split_user({"content": value})[0]
+        return history[:index] + [cv.user_message(text.strip(), files)], gr.MultimodalTextbox(interactive=False)
+
+    # --- the /chat API ----------------------------------------------------------------------------------------
+
+    async def chat_api(self, message: dict[str, Any] | None, history: Any = None, request: gr.Request = None):
+        """``/chat``: a multimodal message dict (and optionally a chatbot-shaped history) in, the reply so far
+        out, streamed. Without a history the caller's own session keeps the conversation."""
+        message = message or {}
+        text, files = message.get("text") or "", list(message.get("files") or [])
+        earlier = cv.safe_history(history) if history else None
+        reply = ""
+        try:
+            async for event in self.events(request, text, files, earlier):
+                if isinstance(event, TextDelta):
+                    reply += event.text
+                    yield reply
+                elif isinstance(event, Done):
+                    reply = event.text
+                    yield reply
+        except Phi4Error as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception:
+            log.exception("unexpected failure in /chat")
+            raise gr.Error(GENERIC_FAILURE, print_exception=False) from None

@@ -1,0 +1,80 @@
+"""Every knob of the app in one place: command-line flags -> one frozen ``Settings``.
+
+The bridge's own flags (``--space``, ``--space-url``, ``--hub-url``) come from ``phi4_bridge.config``, so they mean
+the same here as on the bridge's command line. Concurrency limits live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phi4_bridge.config import BridgeConfig, add_arguments
+
+
+@dataclass(frozen=True)
+class Settings:
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    auth: tuple[tuple[str, str], ...] = ()
+    standin: bool = False
+    fallback: bool = True
+    standin_pace_ms: float = 40.0
+    standin_chunks: int = 24
+    probe_timeout_s: float = 5.0
+    recheck_every_s: float = 60.0
+    # Concurrency: turns running at once in the whole app, and per visitor (browser session / API client).
+    concurrency_total: int = 8
+    concurrency_per_visitor: int = 1
+    queue_max_size: int = 64
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python app.py", description="Chat with Phi-4-multimodal in your browser.")
+    p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    p.add_argument("--share", action="store_true", help="also make a gradio share link (always behind a login)")
+    p.add_argument("--auth", action="append", default=[], metavar="USER:PASS", help="require this login (repeatable)")
+    p.add_argument("--auth-file", type=Path, help="file of logins, one USER:PASS a line")
+    p.add_argument("--standin", action="store_true", help="run the offline stand-in Space and use it (no network)")
+    p.add_argument("--no-fallback", dest="fallback", action="store_false",
+                   help="do not fall back to the stand-in when the Space cannot be reached")
+    p.add_argument("--standin-pace-ms", type=float, default=40.0, help="stand-in: delay between streamed chunks")
+    p.add_argument("--standin-chunks", type=int, default=24, help="stand-in: chunks per reply")
+    p.add_argument("--concurrency", type=int, default=8, help="turns running at once in the whole app")
+    add_arguments(p)
+    return p
+
+
+def parse_login(text: str) -> tuple[str, str]:
+    user, sep, password = text.strip().partition(":")
+    if not sep or not user or not password:
+        raise ValueError("a login must look like USER:PASS")
+    return user, password
+
+
+def read_auth_file(path: Path) -> list[tuple[str, str]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [parse_login(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def parse_settings(argv: list[str] | None = None) -> Settings:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        logins = [parse_login(a) for a in args.auth]
+        if args.auth_file:
+            logins += read_auth_file(args.auth_file)
+    except (ValueError, OSError) as exc:
+        parser.error(f"--auth/--auth-file: {exc}")
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    return Settings(
+        bridge=BridgeConfig.from_env(args), host=args.host, port=args.port, share=args.share,
+        auth=tuple(logins), standin=args.standin, fallback=args.fallback,
+        standin_pace_ms=args.standin_pace_ms, standin_chunks=args.standin_chunks,
+        concurrency_total=args.concurrency,
+    )

@@ -1,0 +1,115 @@
+"""gradio_client drives the real app (a subprocess) with the real stand-in Space behind it, over loopback."""
+
+from __future__ import annotations
+
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from phi4_bridge.standin.launcher import StandinProcess, configure, reset, set_fault, stats
+from tests.app_server import AppServer, start_app
+
+
+@pytest.fixture(scope="module")
+def app(standin: StandinProcess) -> Iterator[AppServer]:
+    reset(standin.url)
+    with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback") as server:
+        yield server
+    reset(standin.url)
+
+
+@pytest.fixture
+def client(app: AppServer, standin: StandinProcess) -> Client:
+    reset(standin.url)
+    return Client(app.url, verbose=False)
+
+
+def make_png(path: Path, size: tuple[int, int] = (37, 23)) -> Path:
+    Image.new("RGB", size, "teal").save(path)
+    return path
+
+
+def make_wav(path: Path, seconds: float = 1.5, rate: int = 8000) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x00" * int(seconds * rate))
+    return path
+
+
+def chat(client: Client, text: str, files: list[Path] = ()) -> str:
+    return client.predict({"text": text, "files": [handle_file(str(f)) for f in files]}, api_name="/chat")
+
+
+def test_text_reply_streams(client: Client) -> None:
+    job = client.submit({"text": "hello there", "files": []}, api_name="/chat")
+    reply = job.result(timeout=60)
+    assert 'You said: "hello there"' in reply
+    outputs = job.outputs()
+    assert len(outputs) > 2, "the reply should arrive in several streamed updates"
+    assert all(reply.startswith(o) for o in outputs), "each update is the reply so far"
+
+
+def test_image_and_audio(client: Client, tmp_path: Path) -> None:
+    reply = chat(client, "what is this?", [make_png(tmp_path / "pic.png")])
+    assert "PNG, 37x23" in reply
+    reply = chat(client, "and this?", [make_wav(tmp_path / "voice.wav", 1.5)])
+    assert "Audio 1: 1.5 s" in reply
+
+
+def test_turns_accumulate_per_client_and_visitors_are_separate(client: Client, app: AppServer) -> None:
+    assert "Earlier turns: 0" in chat(client, "one")
+    assert "Earlier turns: 1" in chat(client, "two")
+    assert "Earlier turns: 2" in chat(client, "three")
+    other = Client(app.url, verbose=False)  # another visitor: its own conversation
+    assert "Earlier turns: 0" in chat(other, "hello from elsewhere")
+
+
+def test_explicit_history_is_used_and_server_paths_are_refused(client: Client) -> None:
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "earlier"},
+                                     {"type": "file", "file": {"path": "/etc/hostname"}}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "noted"}]},
+    ]
+    reply = client.predict({"text": "now", "files": []}, history, api_name="/chat")
+    assert "Earlier turns: 1" in reply
+    assert "Image" not in reply and "File" not in reply  # the server file never left the app
+
+
+def test_stop_cancels_the_job_on_the_space(client: Client, standin: StandinProcess) -> None:
+    configure(standin.url, pace_ms=250, chunks=40)
+    try:
+        before = stats(standin.url)["cancelled"]
+        job = client.submit({"text": "a long answer please", "files": []}, api_name="/chat")
+        deadline = time.monotonic() + 30
+        while not job.outputs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.outputs(), "the reply should have started"
+        job.cancel()
+        deadline = time.monotonic() + 15
+        while stats(standin.url)["cancelled"] <= before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stats(standin.url)["cancelled"] > before
+        assert stats(standin.url)["active"] == 0
+    finally:
+        reset(standin.url)
+
+
+def test_fault_is_a_clear_message_and_retry_works(client: Client, standin: StandinProcess, app: AppServer) -> None:
+    assert "Earlier turns: 0" in chat(client, "first")
+    set_fault(standin.url, "quota", times=1)
+    with pytest.raises(AppError) as info:
+        chat(client, "second")
+    message = str(info.value)
+    assert "quota" in message.lower() and "Traceback" not in message
+    assert "eyJ" not in message and "hf_" not in message
+    # the conversation is intact: the retry counts only the turn that was answered
+    assert "Earlier turns: 1" in chat(client, "second")
+    assert "Traceback" not in app.log_text()
