@@ -37,15 +37,19 @@ class Case:
     expect: list[str] = field(default_factory=list)
     base_dir: str = "."  # where relative paths are resolved
     invalid: str | None = None  # why this line is not a usable case
+    located: dict[str, str] = field(default_factory=dict)  # as written -> where it really is (app uploads)
 
     @property
     def files(self) -> list[str]:
         """The case's files as paths this process can open (images first, then audio)."""
-        return [resolve(self.base_dir, p) for p in self.images + self.audios]
+        return [self.locate(p) for p in self.images + self.audios]
 
     @property
     def image_paths(self) -> list[str]:
-        return [resolve(self.base_dir, p) for p in self.images]
+        return [self.locate(p) for p in self.images]
+
+    def locate(self, path: str) -> str:
+        return self.located.get(path) or resolve(self.base_dir, path)
 
     def fingerprint(self) -> str:
         """Changes when the case's definition or the contents of its files change (used by resume)."""

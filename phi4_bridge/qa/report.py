@@ -34,10 +34,11 @@ img.thumb{max-width:160px;max-height:160px;border:1px solid #ddd;border-radius:4
 .err{color:#9b1c1c;white-space:pre-wrap;margin-top:4px}.file{color:#666;font-size:12px;word-break:break-all}
 .noimg{width:96px;height:64px;border:1px dashed #ccc;color:#999;font-size:11px;display:flex;align-items:center;
 justify-content:center;text-align:center}.good{color:#17692c}.bad{color:#9b1c1c}
-td.changed{background:#fffbe6}
+td.changed{background:#fffbe6}.queued,.running{background:#e8f0fe;color:#1a4fb4}
 """.strip()
 
-STATUS_WORDS = {"pass": "pass", "fail": "fail", "error": "error", "not_run": "not run"}
+STATUS_WORDS = {"pass": "pass", "fail": "fail", "error": "error", "not_run": "not run", "queued": "queued",
+                "running": "running…"}
 
 
 def esc(value: Any) -> str:

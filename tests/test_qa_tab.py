@@ -1,0 +1,133 @@
+"""The app's QA tab, driven through gradio_client against a real ``python app.py`` on the stand-in."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from app_server import start_app
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from phi4_bridge.standin.launcher import reset, set_fault, stats
+
+
+@pytest.fixture(scope="module")
+def app(standin):
+    with start_app("--space-url", standin.url, "--hub-url", standin.hub_url) as server:
+        yield server
+
+
+@pytest.fixture
+def client(app, standin):
+    reset(standin.url)
+    return Client(app.url, verbose=False)  # a new client is a new visitor (own session, own state)
+
+
+@pytest.fixture
+def media(tmp_path) -> dict[str, str]:
+    Image.new("RGB", (37, 23), "red").save(tmp_path / "red.png")
+    Image.new("RGB", (20, 30), "green").save(tmp_path / "green.jpg", "JPEG")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.png").write_text("not an image")
+    return {p.name: str(p) for p in tmp_path.iterdir()}
+
+
+class Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.refs += [v or "" for k, v in attrs if k in ("src", "href", "srcset", "action")]
+
+
+def run(client: Client, files=(), prompts="", expect="", case_file=None, concurrency=2):
+    job = client.submit([handle_file(f) for f in files], prompts, expect,
+                        handle_file(case_file) if case_file else None, concurrency, api_name="/qa_run")
+    updates = list(job)
+    return updates, job.result()
+
+
+def downloaded(result) -> tuple[list[dict], str]:
+    paths = {Path(p).name: p for p in result[3]}
+    lines = Path(paths["results.jsonl"]).read_text().splitlines()
+    return [json.loads(line) for line in lines], Path(paths["report.html"]).read_text()
+
+
+def test_images_times_prompts_run_with_live_progress_and_downloads(client, standin, media):
+    before = stats(standin.url)["calls"]
+    updates, result = run(client, [media["red.png"], media["green.jpg"], media["empty.png"]],
+                          "What is this?\n\n<b>Colour</b>?", expect="Image 1")
+    status, table, choices, files, _ = result
+    assert "finished: 4 passed, 0 failed, 2 errors" in status
+    assert stats(standin.url)["calls"] - before == 4  # the empty file never reaches the Space
+    assert len(updates) >= 6  # a first table, then one update per finished case (live progress)
+    assert any("done" in u[0] and "of 6" in u[0] for u in updates[:-1])
+    assert 'You said: "What is this?". Image 1: PNG, 37x23.' in table.replace("&quot;", '"')
+    assert "&lt;b&gt;Colour&lt;/b&gt;" in table and "<b>Colour" not in table
+    assert table.count("data:image/jpeg;base64,") == 4 and "the file is empty" in table
+    records, report = downloaded(result)
+    assert len(records) == 6 and sum(r["status"] == "pass" for r in records) == 4
+    assert {r["id"] for r in records} >= {"red.png · prompt 1", "empty.png · prompt 2"}
+    refs = Refs()
+    refs.feed(report)
+    assert refs.refs and all(r.startswith("data:") for r in refs.refs)
+    assert "JPEG, 20x30" in report
+
+
+def test_mark_rerun_failed_and_marked_and_compare_two_runs(client, standin, media):
+    _, first = run(client, [media["red.png"], media["notes.png"]], "Describe\nCount")
+    assert "2 passed, 0 failed, 2 errors" in first[0]
+    marked = client.predict("red.png · prompt 2", "bad", "too vague", api_name="/qa_mark")
+    assert "Marked" in marked[0] and "too vague" in marked[1]
+    records, report = downloaded(marked)
+    assert [r.get("note") for r in records if r.get("mark") == "bad"] == ["too vague"] and "too vague" in report
+
+    before = stats(standin.url)["calls"]
+    rerun = client.predict(2, api_name="/qa_rerun")
+    # The two broken files fail again locally; only the marked-bad case goes to the Space again.
+    assert stats(standin.url)["calls"] - before == 1
+    assert "Run 2 (re-ran 3 of 4 from Run 1)" in rerun[0]
+    records, _ = downloaded(rerun)
+    assert len(records) == 4 and not any(r.get("mark") for r in records if r["id"] == "red.png · prompt 2")
+    compare = rerun[4]
+    assert "Run 1" in compare and "Run 2" in compare and "too vague" in compare
+
+    missing = client.predict("no such case", "bad", "", api_name="/qa_mark")
+    assert "Pick a finished case" in missing[0]
+
+
+def test_a_case_file_with_expectations_and_files_matched_among_uploads(client, media, tmp_path):
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("\n".join([
+        json.dumps({"id": "ok", "image": "pics/red.png", "prompt": "Size?", "expect": "37x23"}),
+        json.dumps({"id": "wrong", "image": "red.png", "prompt": "Size?", "expect": "99x99"}),
+        json.dumps({"id": "elsewhere", "image": "/etc/hostname", "prompt": "read a file of the server"}),
+        "{broken",
+    ]) + "\n")
+    _, result = run(client, [media["red.png"]], case_file=str(cases))
+    assert "1 passed, 1 failed, 2 errors" in result[0]
+    records = {r["id"]: r for r in downloaded(result)[0]}
+    assert records["ok"]["passed"] is True and records["wrong"]["passed"] is False
+    assert "was not uploaded" in records["elsewhere"]["error"] and records["4"]["error_type"] == "InvalidCase"
+
+
+def test_visitors_have_their_own_runs_and_bad_input_is_explained(client, app):
+    other = Client(app.url, verbose=False)
+    assert "Run some cases first" in other.predict(2, api_name="/qa_rerun")[0]
+    _, result = run(other, prompts="   ")
+    assert "Write at least one prompt" in result[0]
+
+
+def test_quota_stops_the_tab_run_with_a_clear_message(client, standin, media):
+    set_fault(standin.url, "quota")
+    try:
+        _, result = run(client, [media["red.png"], media["green.jpg"]], "a\nb\nc", concurrency=1)
+    finally:
+        set_fault(standin.url, None)
+    assert "stopped early" in result[0] and "quota" in result[0]
+    records = downloaded(result)[0]
+    assert [r["status"] for r in records].count("not_run") >= 4
