@@ -1,0 +1,119 @@
+"""The Markdown of REPORT.md: the command, the machine, the figures as tables, the chart, what they mean.
+
+Why generated: the report is rewritten by every run, so its sentences are built from the run's own numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None, table: Callable[..., str],
+           names: dict[str, str], get: Callable[..., Any]) -> str:
+    meta, m = r.get("meta", {}), r.get("meta", {}).get("machine", {})
+    s: list[str] = ["# Benchmarks: what the mirror costs on top of the Space", ""]
+    s += [f"Command: `{meta.get('command', 'python -m benchmarks')}` ({meta.get('wall_s', '?')} s, started "
+          f"{meta.get('started', '?')}).", "",
+          f"Machine: {m.get('nproc')} CPUs ({m.get('cpu_model')}), Python {m.get('python')}, gradio {m.get('gradio')},"
+          f" gradio_client {m.get('gradio_client')}, aiohttp {m.get('aiohttp')}; {m.get('platform')}.", "",
+          f"Space: {meta.get('space_url')}; stand-in settings {meta.get('standin')}; app {meta.get('app')}; "
+          f"{meta.get('turns_per_path')} timed turns per path, interleaved round by round.", ""]
+    for note in meta.get("notes") or []:
+        s.append(f"- Note: {note}")
+    s += ["", "## Targets (issue 5)", "",
+          table(["target", "figure", "verdict", "judged on"],
+                [[v["target"], v["figure"], f"**{v['verdict']}**", v["how"]] for v in verdicts]), ""]
+
+    s += ["## One turn at a time (ms)", "",
+          "First text: from sending to the first reply text in hand. Total: to the end of the turn. Chunk latency: "
+          "for each chunk the Space stamped when sending it, the time the client first held that much reply text "
+          "minus the stamp (same machine, same clock); the known client holds text only at the end, so its chunks "
+          "wait for the whole reply.", ""]
+    rows = []
+    for p in ("reference", "known_client", "bridge", "app"):
+        ft, tt, cl = get(r, "first_text", p), get(r, "total", p), get(r, "chunk_latency", p)
+        if ft is None:
+            continue
+        rows.append([names[p], ft["p50"], ft["p99"], ft["ratio_p50"], tt["p50"], tt["p99"], tt["ratio_p50"],
+                     cl["p50"], cl["p99"], cl["minus_reference_p50"], get(r, "errors", p, "errors")])
+    s += [table(["path", "first p50", "first p99", "first ×ref", "total p50", "total p99", "total ×ref",
+                 "chunk p50", "chunk p99", "chunk p50 − ref", "errors"], rows), ""]
+
+    cpu = r.get("cpu_per_1000_chunks") or {}
+    s += ["## CPU per 1,000 chunks relayed (s)", "",
+          table(["process", "CPU s", "chunks", "CPU s / 1,000 chunks"],
+                [[k.replace("_", " "), v.get("cpu_s"), v.get("chunks"), v.get("cpu_s_per_1000_chunks")]
+                 for k, v in cpu.items() if v]), "",
+          "`app process`: utime+stime of app.py from /proc around its own turns (gradio server, bridge, relay). "
+          "`bridge in benchmark process`: this process's CPU during bridge turns (bridge plus its caller). "
+          "`standin all paths`: the Space itself, for scale.", ""]
+
+    up = r.get("uploads") or {}
+    rows = []
+    for p in ("bridge", "known_client", "app"):
+        for row in get(up, p, "turns") or []:
+            rows.append([names[p], row["turn"], row["uploads"], row["upload_bytes"], row["error"] or ""])
+    s += [f"## Uploads: a {up.get('image_bytes', 0) / 2**20:.2f} MB image, then a turn that re-uses it", "",
+          table(["path", "turn", "upload requests", "bytes received by the Space (multipart body)", "error"],
+                rows), ""]
+
+    tk = r.get("token_fetches") or {}
+    s += [f"## Token fetches ({tk.get('conversations')} conversations × {tk.get('turns_per_conversation')} turns)",
+          "", table(["path", "turns", "fetches", "Hub page fetches seen by the Space", "per 100 turns", "errors"],
+                    [[names[p], get(tk, p, "turns"), get(tk, p, "fetches"),
+                      get(tk, p, "hub_page_fetches_seen_by_space"), get(tk, p, "fetches_per_100_turns"),
+                      get(tk, p, "errors")] for p in ("bridge", "known_client", "app") if p in tk]), ""]
+
+    levels = get(r, "concurrency", "levels") or []
+    rows = []
+    for lv in levels:
+        for t in ("space", "app"):
+            f = lv.get(t)
+            if f:
+                rows.append([lv["conversations"], "Space direct" if t == "space" else "app",
+                             f["turns"], f["errors"], f["first_text_ms"]["p50"], f["first_text_ms"]["p99"],
+                             f["chunk_latency_ms"]["p50"], f["chunk_latency_ms"]["p99"], f["wall_s"],
+                             f["server_cpu_s_per_1000_chunks"], f["server_rss_mb_peak"],
+                             f["server_rss_kb_per_conversation"]])
+    s += ["## Conversations at once", "",
+          f"Client: {get(r, 'concurrency', 'client')}; every conversation starts together and runs "
+          f"{levels[0]['turns_per_conversation'] if levels else '?'} turns in a row. Server columns are the "
+          "process serving that row (the stand-in for 'Space direct', app.py for 'app').", "",
+          table(["at once", "to", "turns", "errors", "first p50", "first p99", "chunk p50", "chunk p99", "wall s",
+                 "server CPU s/1k chunks", "server RSS MB peak", "RSS KB / conversation"], rows), ""]
+    added = [[lv["conversations"], lv.get("app_added_chunk_latency_p50_ms"), lv.get("app_added_chunk_latency_p99_ms")]
+             for lv in levels if "app" in lv]
+    if added:
+        s += ["Per-chunk latency the app adds (app minus Space direct at the same concurrency, ms):", "",
+              table(["at once", "added p50", "added p99"], added), ""]
+    if chart:
+        s += [f"![latency against concurrency]({chart})", ""]
+    s += ["## What the figures mean", ""] + meaning(r, get) + [""]
+    return "\n".join(s)
+
+
+def meaning(r: dict[str, Any], get: Callable[..., Any]) -> list[str]:
+    out = []
+    ref = get(r, "first_text", "reference", "p50")
+    for p, label in (("bridge", "The bridge"), ("app", "The app"), ("known_client", "The known client")):
+        ft = get(r, "first_text", p)
+        if ft and ref is not None and ft["p50"] is not None:
+            out.append(f"- {label} shows first text {ft['minus_reference_p50']:+.1f} ms from the reference at p50 "
+                       f"({ft['ratio_p50']}× the reference's {ref:.1f} ms).")
+    known = get(r, "chunk_latency", "known_client", "p50")
+    if known is not None:
+        out.append(f"- The known client shows nothing until the reply is complete: a chunk waits {known:.0f} ms "
+                   "(p50) before anyone can read it, which is the price of not streaming.")
+    up = get(r, "uploads", "known_client", "turns", 1, "upload_bytes")
+    if up:
+        out.append(f"- The known client sends the image again on the next turn ({up:,} bytes); the bridge "
+                   f"sent {get(r, 'uploads', 'bridge', 'turns', 1, 'upload_bytes')} bytes.")
+    for lv in get(r, "concurrency", "levels") or []:
+        if "app" in lv and lv["app"]["errors"]:
+            out.append(f"- At {lv['conversations']} conversations the app failed {lv['app']['errors']} of "
+                       f"{lv['app']['turns']} turns: {lv['app']['error_samples']}.")
+    out.append("- Both servers and the benchmark client share one small machine, so at high concurrency every "
+               "row is partly CPU contention; compare the app against 'Space direct' at the same level, not "
+               "against the single-turn figures.")
+    return out
