@@ -7,7 +7,7 @@ Cases come from the uploads: every uploaded image (or audio file) with every pro
 (the format of ``python -m phi4_bridge qa``) whose files are matched by file name among the uploads. A case
 file cannot reach other files on the machine running the app: a path that is not uploaded fails its case.
 
-Endpoints (for gradio_client): ``/qa_run``, ``/qa_rerun``, ``/qa_mark``; each returns
+Endpoints (for gradio_client): ``/qa_run``, ``/qa_rerun``, ``/qa_mark``, ``/qa_stop``; each returns
 (status markdown, results table HTML, case choices, downloads, comparison HTML).
 """
 
@@ -24,7 +24,7 @@ import gradio as gr
 
 from phi4_bridge.qa.cases import Case, CaseFileError, load_cases
 from phi4_bridge.qa.report import comparison_fragment, render_report, table_fragment
-from phi4_bridge.qa.runner import REPORT_NAME, RESULTS_NAME, RunStopped, run_cases, summarise
+from phi4_bridge.qa.runner import REPORT_NAME, RESULTS_NAME, RunStopped, not_run_record, run_cases, summarise
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm"})
 MAX_CASES = 200
@@ -233,6 +233,20 @@ def render_qa_tab(bridge_holder: Any) -> None:
         status, table, state, _, _, _ = _outputs(state, said)
         return status, table, state, gr.skip(), _write_downloads(run), _comparison(state)
 
+    def stop(state: Any) -> tuple[Any, ...]:
+        """After Stop: cases that had not finished become "not run" (Re-run picks them up); downloads refresh."""
+        state = _fresh(state)
+        if not state["runs"]:
+            return _skip_all(state, "Nothing is running.")
+        run = state["runs"][-1]
+        run["running"] = set()
+        for case_id in run["order"]:
+            if case_id not in run["records"]:
+                run["records"][case_id] = not_run_record(run["cases"][case_id], "stopped by you")
+        status, table, state, _, _, _ = _outputs(state, f"⏹ **{run['label']}** stopped: {_summary(run)}; "
+                                                        "unfinished cases are marked *not run*.")
+        return status, table, state, gr.skip(), _write_downloads(run), _comparison(state)
+
     gr.Markdown(INTRO)
     state = gr.State(None)
     with gr.Row():
@@ -268,6 +282,5 @@ def render_qa_tab(bridge_holder: Any) -> None:
     ran = run_btn.click(run_all, [files, prompts, expect, case_file, concurrency, state], outputs,
                         api_name="qa_run", **limits)
     reran = rerun_btn.click(rerun, [concurrency, state], outputs, api_name="qa_rerun", **limits)
-    stop_btn.click(lambda: "Stopped.", None, status, cancels=[ran, reran], queue=False,
-                   api_visibility="undocumented")
+    stop_btn.click(stop, state, outputs, cancels=[ran, reran], queue=False, api_name="qa_stop")
     mark_btn.click(save_mark, [case_pick, mark, note, state], outputs, api_name="qa_mark")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from app_server import start_app
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from phi4_bridge.standin.launcher import reset, set_fault, stats
+from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +132,21 @@ def test_quota_stops_the_tab_run_with_a_clear_message(client, standin, media):
     assert "stopped early" in result[0] and "quota" in result[0]
     records = downloaded(result)[0]
     assert [r["status"] for r in records].count("not_run") >= 4
+
+
+def test_stop_cancels_the_run_and_marks_unfinished_cases_not_run(client, standin, media):
+    configure(standin.url, pace_ms=150)  # about 1.2 s a case
+    try:
+        job = client.submit([handle_file(media["red.png"])], "a\nb\nc\nd", "", None, 1, api_name="/qa_run")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("1 of 4 done" in (o[0] or "") for o in job.outputs()):
+            time.sleep(0.05)
+        stopped = client.predict(api_name="/qa_stop")
+    finally:
+        configure(standin.url, pace_ms=5)
+    assert "stopped" in stopped[0]
+    records = downloaded(stopped)[0]
+    statuses = [r["status"] for r in records]
+    assert len(records) == 4 and statuses.count("pass") >= 1 and statuses.count("not_run") >= 2
+    time.sleep(1.5)
+    assert stats(standin.url)["active"] == 0  # the turn in flight was cancelled on the Space too
