@@ -8,7 +8,6 @@ thread (``inspect_file`` is called through ``asyncio.to_thread`` by the uploader
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import os
 import re
 from dataclasses import dataclass
@@ -107,9 +106,9 @@ def inspect_file(path: str | os.PathLike[str], limits: Limits, display_name: str
     audio = sniff_audio(head)
     image = None if audio else _image_info(path, name, limits)
     if image is None and audio is None:
-        guessed = mimetypes.guess_type(name)[0] or "unknown type"
-        raise UploadRejected(f"{name}: not an image or audio file the model can read ({guessed}). Use PNG, JPEG, "
-                             "WebP, GIF, BMP images or WAV, MP3, FLAC, OGG, M4A, WebM audio.", reason="unsupported")
+        raise UploadRejected(f"{name}: its contents are not an image or audio format the model can read. Use "
+                             "PNG, JPEG, WebP, GIF, BMP images or WAV, MP3, FLAC, OGG, M4A, WebM audio.",
+                             reason="unsupported")
     fmt = image[0] if image else audio
     assert fmt is not None
     claimed = _EXT_FORMAT.get(Path(name).suffix.lower())
