@@ -1,0 +1,55 @@
+"""Smoke test of ``python -m benchmarks --quick``: it runs end to end and writes every figure.
+
+Never asserts a speed (the machine running CI is not the one the figures are about): only that each key is
+present, counts add up, and values are sane (non-negative, ordered percentiles, no failed turns at low load).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ("first_text", "total", "chunk_latency", "errors", "cpu_per_1000_chunks", "uploads", "token_fetches",
+           "concurrency", "targets", "meta")
+
+
+@pytest.mark.timeout(300)
+def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--turns", "3", "--sweep", "1,3",
+                           "--sweep-turns", "1", "--token-conversations", "2", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(FIGURES) <= set(results)
+    assert (tmp_path / "REPORT.md").read_text().startswith("# Benchmarks")
+    assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    paths = set(results["first_text"])
+    assert {"reference", "known_client", "bridge"} <= paths
+    for path in paths:
+        assert results["errors"][path] == {"turns": 3, "errors": 0, "samples": []}
+        for key in ("first_text", "total", "chunk_latency"):
+            fig = results[key][path]
+            assert fig["n"] > 0 and 0 <= fig["p50"] <= fig["p99"] <= fig["max"], (key, path, fig)
+        assert results["first_text"][path]["p50"] <= results["total"][path]["p50"] + 1e-6
+    assert results["first_text"]["reference"]["ratio_p50"] == 1.0
+    assert results["chunk_latency"]["bridge"]["n"] == 3 * 60  # every stamped chunk matched (60 chunks a reply)
+
+    uploads = results["uploads"]
+    assert uploads["image_bytes"] > 4_000_000
+    for path in ("bridge", "known_client"):
+        first, second = uploads[path]["turns"]
+        assert first["ok"] and second["ok"] and first["upload_bytes"] >= uploads["image_bytes"]
+    assert uploads["known_client"]["turns"][1]["upload_bytes"] >= uploads["image_bytes"]  # it re-uploads
+
+    tokens = results["token_fetches"]
+    assert tokens["known_client"]["fetches"] == 2 and tokens["bridge"]["fetches"] >= 1
+    assert [lv["conversations"] for lv in results["concurrency"]["levels"]] == [1, 3]
+    for level in results["concurrency"]["levels"]:
+        assert level["space"]["errors"] == 0 and level["space"]["turns"] == level["conversations"]
+    assert {t["verdict"] for t in results["targets"]} <= {"met", "missed", "not measured"}
