@@ -41,9 +41,10 @@ def bot_message(text: str) -> Message:
     return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 
-def note(title: str, text: str = "", pending: bool = False) -> Message:
-    """A status note: shown in the chat, skipped by the bridge (it has a metadata title)."""
-    return {"role": "assistant", "content": [{"type": "text", "text": text}] if text else [],
+def note(title: str, text: str, pending: bool = False) -> Message:
+    """A status note: shown in the chat, skipped by the bridge (it has a metadata title). The chat does not
+    show a note without content, so ``text`` must not be empty."""
+    return {"role": "assistant", "content": [{"type": "text", "text": text}],
             "metadata": {"title": title, "status": "pending" if pending else "done"}}
 
 
@@ -54,14 +55,14 @@ def is_note(msg: Mapping[str, Any]) -> bool:
 
 def queue_note(ev: Queued | None) -> Message:
     if ev is None:
-        return note("⏳ Sending your message to the Space…", pending=True)
+        return note("⏳ Sending your message to the Space…", "Uploading and joining the queue.", pending=True)
     parts = []
     if ev.rank is not None:
         parts.append(f"position {ev.rank + 1}" + (f" of {ev.queue_size}" if ev.queue_size else ""))
     if ev.eta is not None:
         parts.append(f"about {max(1, round(ev.eta))} s")
     where = ", ".join(parts) if parts else "waiting for a GPU"
-    return note(f"⏳ In the Space's queue: {where}", pending=True)
+    return note(f"⏳ In the Space's queue: {where}", "Waiting for a GPU on the Space.", pending=True)
 
 
 def last_user_index(history: Sequence[Mapping[str, Any]]) -> int | None:

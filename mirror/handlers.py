@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 GENERIC_FAILURE = "Something went wrong in this app while answering; it has been logged. Press Retry to try again."
 MAX_VISITORS = 10_000
+STOP_SETTLE_S = 0.4
+RETRY_HINT = "Your message is kept: press Retry (↻) once the cause is gone."
 
 
 class Visitors:
@@ -112,7 +114,7 @@ class ChatService:
                 if isinstance(event, Queued) and not reply:
                     yield base + [cv.queue_note(event)]
                 elif isinstance(event, Started) and not reply:
-                    yield base + [cv.note("✍️ Phi-4 is answering…", pending=True)]
+                    yield base + [cv.note("✍️ Phi-4 is answering…", "The first words are on their way.", pending=True)]
                 elif isinstance(event, TextDelta):
                     reply += event.text
                     yield base + [cv.bot_message(reply)]
@@ -121,19 +123,22 @@ class ChatService:
                     yield base + [cv.bot_message(reply)]
         except Phi4Error as exc:
             partial = [cv.bot_message(reply)] if reply else []
-            yield base + partial + [cv.note("⚠️ No answer this time", str(exc))]
+            yield base + partial + [cv.note(f"⚠️ {exc}", RETRY_HINT)]
         except Exception:
             log.exception("unexpected failure while answering")
-            yield base + [cv.note("⚠️ No answer this time", GENERIC_FAILURE)]
+            yield base + [cv.note(f"⚠️ {GENERIC_FAILURE}", RETRY_HINT)]
 
     @staticmethod
     def unlock():
         return gr.MultimodalTextbox(interactive=True)
 
     @staticmethod
-    def stopped(history: list[cv.Message]):
+    async def stopped(history: list[cv.Message]):
+        """After Stop: the reply as it stood, and a note. The short wait lets an update that was already on its
+        way to the browser land first, so this one (with the note) is the last word."""
+        await asyncio.sleep(STOP_SETTLE_S)
         history = cv.without_pending(history or [])
-        return history + [cv.note("⏹️ Stopped", "You stopped this reply. Press Retry to ask again.")], \
+        return history + [cv.note("⏹️ Stopped", "You stopped this reply. Press Retry (↻) to ask again.")], \
             gr.MultimodalTextbox(interactive=True)
 
     @staticmethod

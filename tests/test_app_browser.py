@@ -1,0 +1,171 @@
+"""A real headless Chromium (Debian's) drives the real app subprocess, with a real stand-in Space behind it."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from phi4_bridge.standin.launcher import StandinProcess, configure, reset, set_fault, start_standin, stats
+from tests.app_server import AppServer, start_app
+
+pytestmark = pytest.mark.browser
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run"]
+SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+BOT = "#chatbot .message-row.bot-row"
+USER = "#chatbot .message-row.user-row"
+
+
+@pytest.fixture(scope="module")
+def slow_standin() -> Iterator[StandinProcess]:
+    with start_standin(pace_ms=120, chunks=24) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def app(slow_standin: StandinProcess) -> Iterator[AppServer]:
+    with start_app("--space-url", slow_standin.url, "--hub-url", slow_standin.hub_url) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (bash scripts/install-test-deps.sh)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app: AppServer, slow_standin: StandinProcess):
+    reset(slow_standin.url)
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = context.new_page()
+    page.goto(app.url)
+    page.wait_for_selector("#prompt textarea")
+    yield page
+    context.close()
+
+
+def send(page, text: str, image: Path | None = None) -> None:
+    if image is not None:
+        page.locator("#prompt input[type=file]").set_input_files(str(image))
+        page.wait_for_selector("#prompt img", timeout=15_000)  # the thumbnail: the upload finished
+    page.locator("#prompt textarea").fill(text)
+    page.locator("#prompt textarea").press("Enter")
+
+
+def bot_text(page) -> str:
+    texts = page.locator(BOT).all_inner_texts()
+    return texts[-1] if texts else ""
+
+
+def wait_for(page, pattern: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = page.locator("#chatbot").inner_text()
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} did not appear; the chat shows:\n{page.locator('#chatbot').inner_text()}")
+
+
+def wait_enabled(page, timeout: float = 30.0) -> None:
+    """Until the input box is unlocked again: the turn is over."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not page.locator("#prompt textarea").is_enabled():
+        time.sleep(0.1)
+    assert page.locator("#prompt textarea").is_enabled()
+
+
+def test_image_prompt_streams_into_the_chat(page, tmp_path: Path) -> None:
+    image = tmp_path / "teal.png"
+    Image.new("RGB", (37, 23), "teal").save(image)
+    send(page, "What is in this picture?", image)
+    samples: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = bot_text(page)
+        if text and (not samples or text != samples[-1]):
+            samples.append(text)
+        if "stand-in Space." in text and page.locator("#prompt textarea").is_enabled():
+            break
+        time.sleep(0.1)
+    page.screenshot(path=str(SHOTS / "chat-image-reply.png"), full_page=True)
+    grown = [s for s in samples if "You said" in s]
+    assert len(grown) >= 3, f"expected the reply to grow over several updates, saw {samples!r}"
+    assert all(len(a) <= len(b) for a, b in zip(grown, grown[1:]))
+    assert "PNG, 37x23" in grown[-1]
+    assert page.locator(f"{USER} img").count() >= 1, "the image shows in the chat as an image"
+
+
+def test_stop_ends_a_slow_reply_and_cancels_it_on_the_space(page, slow_standin: StandinProcess) -> None:
+    configure(slow_standin.url, pace_ms=400, chunks=40)
+    before = stats(slow_standin.url)["cancelled"]
+    send(page, "Tell me a very long story")
+    wait_for(page, "You said")
+    page.locator("#stop-btn").click()
+    wait_for(page, "Stopped")
+    frozen = bot_text(page)
+    time.sleep(1.5)
+    assert "Stopped" in page.locator("#chatbot").inner_text()
+    assert "Earlier turns: 0. This reply comes" not in page.locator("#chatbot").inner_text() or frozen
+    page.screenshot(path=str(SHOTS / "chat-stopped.png"), full_page=True)
+    deadline = time.monotonic() + 10
+    while stats(slow_standin.url)["cancelled"] <= before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stats(slow_standin.url)["cancelled"] > before
+    assert page.locator("#prompt textarea").is_enabled()
+
+
+def test_fault_shows_a_message_then_retry_answers_and_reload_keeps_the_chat(page, slow_standin, app) -> None:
+    configure(slow_standin.url, pace_ms=10, chunks=6)
+    set_fault(slow_standin.url, "quota", times=1)
+    send(page, "Will this work?")
+    text = wait_for(page, "(?i)quota")
+    assert "Traceback" not in text and "eyJ" not in text
+    page.screenshot(path=str(SHOTS / "chat-quota-message.png"), full_page=True)
+    page.get_by_label("Retry").last.click()
+    wait_for(page, r'You said: "Will this work\?"\. Earlier turns: 0')
+    wait_enabled(page)
+    time.sleep(1.0)  # the chat is saved in the browser once the turn is over
+    page.reload()
+    page.wait_for_selector("#prompt textarea")
+    wait_for(page, "Will this work")
+    page.screenshot(path=str(SHOTS / "chat-after-reload.png"), full_page=True)
+
+
+def test_two_browsers_never_see_each_other(browser, app: AppServer, slow_standin: StandinProcess) -> None:
+    configure(slow_standin.url, pace_ms=60, chunks=12)
+    pages = []
+    contexts = [browser.new_context(viewport={"width": 1000, "height": 900}) for _ in range(2)]
+    try:
+        for ctx in contexts:
+            p = ctx.new_page()
+            p.goto(app.url)
+            p.wait_for_selector("#prompt textarea")
+            pages.append(p)
+        send(pages[0], "alpha-visitor question")
+        send(pages[1], "bravo-visitor question")
+        wait_for(pages[0], 'You said: "alpha-visitor question"\\. Earlier turns: 0')
+        wait_for(pages[1], 'You said: "bravo-visitor question"\\. Earlier turns: 0')
+        time.sleep(1.0)
+        assert "bravo" not in pages[0].locator("#chatbot").inner_text()
+        assert "alpha" not in pages[1].locator("#chatbot").inner_text()
+        for i, p in enumerate(pages):
+            p.screenshot(path=str(SHOTS / f"two-visitors-{i}.png"), full_page=True)
+    finally:
+        for ctx in contexts:
+            ctx.close()
+        reset(slow_standin.url)
