@@ -7,6 +7,13 @@ is a ``chatbot`` (Gradio-5-shaped on the wire, see ``chat``), dependencies 0-9 a
 textbox's ``submit``, 11 is its ``.then``. Fn 11 has a second, hidden JSON input so the known client's second
 data element (``[file messages...]``) is not dropped. Its concurrency limit is the GPU count, so gradio's own
 queue sends ``estimation`` events (with rank) to callers waiting for a GPU.
+
+The page in a browser: gradio 6's chatbot front end cannot draw the Gradio 5 value (its ``normalise_messages``
+calls ``content.map`` and throws on a string content, which also leaves the textbox's loading status stuck).
+So the API's chatbot (id 7) is hidden (``visible=False``: not mounted in the page, but its value still lives in
+the front end and feeds fn 10 / 11), and a plain ``gr.Chatbot`` (id 6, taking the place of a padding block)
+shows it: browser-only dependencies after 11 (see ``_add_browser_view``) copy every change of the hidden value
+into it in gradio 6's shape. Nothing of dependencies 0-11 changes; API callers never trigger the extra ones.
 """
 
 from __future__ import annotations
@@ -14,16 +21,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from gradio.context import Context
+from gradio_client import utils as client_utils
 
+from ..messages import to_local
 from . import reply
 from .chat import Gradio5Chatbot
 from .zerogpu import CALL_FAULTS, MSG_NO_GPU, MSG_WORKER, TITLE_NO_GPU, TITLE_QUOTA, TITLE_WORKER, ZeroGPU, ZeroGPUError
 
 TEXTBOX_ID = 8
+VIEW_ID = TEXTBOX_ID - 2  # the visible chatbot; the hidden Gradio 5 one sits between it and the textbox
 USER_FN = 10
 BOT_FN = 11
 
@@ -113,6 +124,40 @@ def _pad_components_to(target_id: int) -> None:
         gr.Markdown(visible=False)
 
 
+def history_view(history: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The hidden chatbot's Gradio 5 history as the visible chatbot's value (lists of typed parts).
+
+    Files come back from gradio's file handling with ``mime_type`` and ``orig_name`` emptied; the chatbot
+    front end picks how to draw a file by its mime type, so both are filled in again from the path, or an
+    attached image would show as a plain file link instead of the picture.
+    """
+    messages = to_local(history or [])
+    for message in messages:
+        for part in message["content"]:
+            file = part.get("file") if part["type"] == "file" else None
+            if file and file.get("path"):
+                file["mime_type"] = file.get("mime_type") or client_utils.get_mimetype(file["path"])
+                file["orig_name"] = file.get("orig_name") or Path(file["path"]).name
+    return messages
+
+
+def empty_history() -> list[dict[str, Any]]:
+    """What the view's clear button puts into the hidden chatbot."""
+    return []
+
+
+def _add_browser_view(view: gr.Chatbot, chatbot: Gradio5Chatbot) -> None:
+    """Dependencies only the page triggers (indices after 11): keep ``view`` in sync with ``chatbot``.
+
+    ``.change`` fires on each streamed chunk too (the front end dispatches it for backend updates of a
+    component even when it is not mounted), and its default ``trigger_mode="always_last"`` makes sure the
+    last value is shown. Not queued: a cheap conversion must not wait behind bot steps for a GPU slot.
+    The view's own clear button empties the real history as well, or the next turn would bring it back.
+    """
+    chatbot.change(history_view, [chatbot], [view], queue=False, api_visibility="private")
+    view.clear(empty_history, None, [chatbot], queue=False, api_visibility="private")
+
+
 def _mark_zerogpu(block_fn: Any) -> None:
     """Add ``"zerogpu": true`` to a dependency's ``/config`` entry, as ZeroGPU Spaces show it."""
     plain = block_fn.get_config
@@ -128,8 +173,9 @@ def build_blocks(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> gr.Bloc
     Context.id = 1  # the Blocks itself is 0; keep component ids stable whatever was built before
     with gr.Blocks(title="Phi-4 Multimodal (stand-in)") as demo:
         gr.Markdown("# Phi-4-multimodal-instruct (Phi-4 Mirror stand-in Space)")
-        _pad_components_to(TEXTBOX_ID - 1)
-        chatbot = Gradio5Chatbot(label="Phi-4-multimodal", height=480)
+        _pad_components_to(VIEW_ID)
+        view = gr.Chatbot(label="Phi-4-multimodal", height=480)
+        chatbot = Gradio5Chatbot(label="Phi-4-multimodal", height=480, visible=False)  # API only, see above
         textbox = gr.MultimodalTextbox(
             interactive=True,
             file_count="multiple",
@@ -160,7 +206,10 @@ def build_blocks(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> gr.Bloc
             concurrency_id="zerogpu",
         )
         bot.then(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], queue=False)
+        _add_browser_view(view, chatbot)
     _mark_zerogpu(demo.fns[BOT_FN])
+    if view._id != VIEW_ID or chatbot._id != TEXTBOX_ID - 1:
+        raise RuntimeError(f"chatbots got ids {view._id} / {chatbot._id}, expected {VIEW_ID} / {TEXTBOX_ID - 1}")
     if demo.fns[USER_FN].fn is not user_step or demo.fns[BOT_FN].name != "bot_step":
         raise RuntimeError("dependency indices do not line up with the real Space's 10 / 11")
     return demo
