@@ -174,7 +174,7 @@ def build_blocks(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> gr.Bloc
     with gr.Blocks(title="Phi-4 Multimodal (stand-in)") as demo:
         gr.Markdown("# Phi-4-multimodal-instruct (Phi-4 Mirror stand-in Space)")
         _pad_components_to(VIEW_ID)
-        view = gr.Chatbot(label="Phi-4-multimodal", height=480)
+        view = gr.Chatbot(label="Phi-4-multimodal", height=480, elem_id="standin-chat")
         chatbot = Gradio5Chatbot(label="Phi-4-multimodal", height=480, visible=False)  # API only, see above
         textbox = gr.MultimodalTextbox(
             interactive=True,
