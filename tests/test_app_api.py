@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from phi4_bridge.standin.launcher import StandinProcess, configure, reset, set_fault, stats
+from phi4_bridge.standin.launcher import StandinProcess, configure, free_port, reset, set_fault, stats
 from tests.app_server import AppServer, start_app
 
 
@@ -113,3 +114,15 @@ def test_fault_is_a_clear_message_and_retry_works(client: Client, standin: Stand
     # the conversation is intact: the retry counts only the turn that was answered
     assert "Earlier turns: 1" in chat(client, "second")
     assert "Traceback" not in app.log_text()
+
+
+def test_unreachable_space_falls_back_to_the_standin_under_a_banner() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the "real" Space is unreachable
+    with start_app("--space-url", dead, "--hub-url", dead, "--standin-pace-ms", "5", "--standin-chunks", "6",
+                   timeout=120) as app:
+        assert "starting the offline stand-in" in app.log_text()
+        with urllib.request.urlopen(app.url + "/config", timeout=10) as resp:  # noqa: S310 - loopback
+            config = resp.read().decode()
+        assert "answers do NOT come from Phi-4" in config
+        reply = Client(app.url, verbose=False).predict({"text": "are you real?", "files": []}, api_name="/chat")
+        assert reply.startswith('You said: "are you real?"')
