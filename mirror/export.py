@@ -50,7 +50,7 @@ def to_markdown(history: Iterable[Mapping[str, Any]]) -> str:
         lines.append("")
         for part in msg["content"]:
             if part["type"] == "file":
-                lines.append(f"> 📎 {part['name']}")
+                lines += [f"> 📎 {part['name']}", ""]
             else:
                 lines.append(part["text"])
         lines.append("")
