@@ -332,3 +332,52 @@ async def test_failed_user_step_leaves_no_job_on_the_space(clean: StandinProcess
         s = stats(clean.url)
         assert s["calls"] - s["cancelled"] == calls, "the failed turn's bot step ran on the Space anyway"
     await base.check(clean, proxy)
+
+
+# ---- the same faults through the app: gradio_client -> app -> bridge -> proxy -> stand-in ----------------
+# The app has no setting for the bridge's timeouts (defaults: 300 s to the first event, 120 s idle), so the
+# silence faults are exercised at bridge level only.
+
+APP_FAULTS = [f for f in FAULTS if not f.marks and f.kind is not StreamTimeout]
+
+
+@pytest.fixture(scope="module")
+def app(standin: StandinProcess, proxy: TcpProxy):
+    from tests.app_server import start_app
+
+    with start_app("--space-url", proxy.url, "--hub-url", proxy.url, "--no-fallback") as server:
+        yield server
+
+
+def app_chat(client, text: str) -> str:
+    return client.predict({"text": text, "files": []}, api_name="/chat")
+
+
+@pytest.mark.parametrize("fault", [pytest.param(f, id=f.name) for f in APP_FAULTS])
+def test_fault_through_the_app(fault: Fault, app, clean: StandinProcess, proxy: TcpProxy):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    visitor, other = Client(app.url, verbose=False), Client(app.url, verbose=False)
+    assert "Earlier turns: 0" in app_chat(visitor, "first")
+    theirs = other.submit({"text": "the other visitor", "files": []}, api_name="/chat")
+    deadline = time.monotonic() + GUARD_S
+    while not theirs.outputs() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert theirs.outputs(), "the other visitor's reply should be streaming"
+    fault.on(clean, proxy)
+    try:
+        with pytest.raises(AppError) as info:
+            app_chat(visitor, "second")
+    finally:
+        set_fault(clean.url, None)
+        proxy.reset()
+    message = str(info.value)
+    for word in fault.words:
+        assert word.lower() in message.lower(), f"{word!r} not in {message!r}"
+    assert "Traceback" not in message and "eyJ" not in message and "hf_" not in message
+    reply = theirs.result(timeout=GUARD_S)
+    assert 'You said: "the other visitor"' in reply and "Earlier turns: 0" in reply
+    again = app_chat(visitor, "second")
+    assert 'You said: "second"' in again and "Earlier turns: 1" in again, "the failed turn is not in the history"
+    assert "Traceback" not in app.log_text()
