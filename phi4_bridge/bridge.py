@@ -28,7 +28,7 @@ import aiohttp
 
 from . import protocol
 from .config import BridgeConfig
-from .errors import Phi4Error, ProtocolError, SpaceUnavailable, TokenRejected, UploadRejected
+from .errors import Phi4Error, ProtocolError, SpaceUnavailable, StreamTimeout, TokenRejected, UploadRejected
 from .events import Done, Event, Started, TextDelta
 from .media import MediaFile
 from .messages import parts, to_space, user_turn
@@ -142,7 +142,7 @@ class Phi4Bridge:
         if self._session is None:
             t = self.config.timeouts
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_connect=t.connect),
+                timeout=aiohttp.ClientTimeout(total=t.request, connect=t.connect, sock_connect=t.connect),
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
                 headers={"referer": f"{self.config.space_url}?__theme=light"})
         self._tokens = TokenProvider(self.config, self._session)
@@ -195,13 +195,17 @@ class Phi4Bridge:
         """Network failures become ``SpaceUnavailable`` with a reason a person can read."""
         try:
             return await coro
+        except asyncio.TimeoutError:  # before ClientConnectionError: aiohttp's timeouts are both
+            raise StreamTimeout(f"The Space at {self.config.space_url} did not answer in time "
+                                f"({self.config.timeouts.request:.0f} s); it may be overloaded. Retry later.") from None
         except aiohttp.ClientConnectionError as exc:
             raise SpaceUnavailable(f"Cannot reach the Space at {self.config.space_url} "
                                    f"({type(exc).__name__}); check the network or the URL.") from None
-        except asyncio.TimeoutError:
-            raise SpaceUnavailable(f"The Space at {self.config.space_url} did not answer in time.") from None
         except aiohttp.ClientPayloadError:
             raise SpaceUnavailable("The connection to the Space broke mid-answer; retry.", state="dropped") from None
+        except aiohttp.ClientError as exc:  # a garbled answer: bad status line, headers or encoding
+            raise ProtocolError(f"The Space sent an answer that is not valid HTTP ({type(exc).__name__}).") \
+                from None
 
     def _check_turn(self, prompt: str, files: list[str]) -> None:
         limits = self.config.limits
@@ -251,10 +255,18 @@ class Phi4Bridge:
                       space_history: list[dict[str, Any]], headers: dict[str, str], started: float,
                       uploaded_at: float) -> AsyncIterator[Event]:
         conv = job.conversation
-        _, event_id = await self._guard(asyncio.gather(
-            protocol.user_step(self.session, self.config, ep, prompt, files, conv.session_hash, headers),
-            protocol.join(self.session, self.config, ep, space_history, conv.session_hash, headers)))
+        # The user step and the queue join go out together (one round trip less before the first token); if the
+        # user step fails after the join succeeded, the job is registered first so that leaving cancels it.
+        step, joined = await asyncio.gather(
+            self._guard(protocol.user_step(self.session, self.config, ep, prompt, files, conv.session_hash, headers)),
+            self._guard(protocol.join(self.session, self.config, ep, space_history, conv.session_hash, headers)),
+            return_exceptions=True)
+        if isinstance(joined, BaseException):
+            raise joined
+        event_id = joined
         job._remote = (event_id, ep, headers)
+        if isinstance(step, BaseException):
+            raise step
         job.status = "queued"
         reply = ReplyStream()
         first_text: float | None = None

@@ -46,10 +46,11 @@ def _part(role: str, item: Any) -> Part | None:
         kind = item.get("type")
         if kind == "text" or (kind is None and "text" in item and "file" not in item):
             return Part(role, text=str(item.get("text", "")))
-        if "file" in item and isinstance(item["file"], Mapping):
-            return Part(role, file=item["file"])
-        if "path" in item:
-            return Part(role, file=item)
+        file = item["file"] if isinstance(item.get("file"), Mapping) else item if "path" in item else None
+        if file is not None:
+            if not isinstance(file.get("path"), str):
+                raise ProtocolError(f"A file in the chat has no usable path: {str(item)[:80]!r}")
+            return Part(role, file=file)
         if kind == "component":
             return None  # a rendered component (plot, gallery) carries nothing the model can read
     raise ProtocolError(f"A chat message has content the bridge cannot read: {str(item)[:80]!r}")
@@ -59,6 +60,8 @@ def parts(history: Iterable[Mapping[str, Any]]) -> list[Part]:
     """Every text and file of ``history``, in order, whatever shape each message has."""
     out: list[Part] = []
     for message in history:
+        if not isinstance(message, Mapping):
+            raise ProtocolError(f"A chat message is not a message: {str(message)[:80]!r}")
         role = str(message.get("role", "user"))
         if role not in ("user", "assistant"):
             continue  # system messages and thoughts are not part of what the Space's chatbot holds

@@ -110,7 +110,14 @@ async def events(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash
     url = f"{cfg.space_url}/gradio_api/queue/data?session_hash={session_hash}"
     hdrs = {**headers, "accept": "text/event-stream"}
     decoder = SSEDecoder()
-    async with session.get(url, headers=hdrs) as resp:
+    # The stream may legitimately last long: no total limit, only the first-event and idle timeouts below.
+    no_total = aiohttp.ClientTimeout(total=None, connect=cfg.timeouts.connect, sock_connect=cfg.timeouts.connect)
+    try:
+        resp = await asyncio.wait_for(session.get(url, headers=hdrs, timeout=no_total), cfg.timeouts.request)
+    except asyncio.TimeoutError:
+        raise StreamTimeout(f"The Space's event stream did not open within {cfg.timeouts.request:.0f} s (timed "
+                            "out); it may be overloaded. Retry later.") from None
+    async with resp:
         await _check_stream(resp)
         timeout, first = cfg.timeouts.first_event, True
         while True:

@@ -10,6 +10,7 @@ last message of output 0; each event yields only the text that is new since the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,7 +51,10 @@ def apply_diff_in_place(value: Any, ops: Any) -> Any:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """A finite number from the stream, else None (JSON from Python servers may carry NaN or Infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 class ReplyStream:
