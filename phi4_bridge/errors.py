@@ -122,9 +122,8 @@ def _wait_words(seconds: float) -> str:
 
 def classify_error_text(text: str | None, title: str | None = None) -> Phi4Error:
     """Map the Space's own error text (``process_completed`` with ``success: false``) to an error type."""
-    raw = " ".join(part for part in (title, text) if part) or ""
-    low = raw.lower()
-    detail = redact(raw.strip()) or "no details were given"
+    low = " ".join(part for part in (title, text) if part).lower()
+    detail = redact((text or title or "").strip()) or "no details were given"
     if "quota" in low:
         wait = _retry_after(low)
         hint = f" Try again in {_wait_words(wait)}" if wait else " Wait a while"
