@@ -221,20 +221,13 @@ def known_history_defect(history: list[Any]) -> bool:
     return any(not isinstance(m, dict) or bad_path(m.get("content")) for m in history)
 
 
-@pytest.mark.xfail(strict=True, raises=(ValueError, OverflowError), reason=(
-    "defect: stream.ReplyStream.handle('estimation') calls int() on rank/queue_size that _number() let through "
-    "as NaN or an infinity (json.loads accepts NaN/Infinity), raising ValueError/OverflowError"))
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_nonfinite_queue_numbers(value):
-    try:
-        ReplyStream().handle({"msg": "estimation", "rank": value, "queue_size": value, "rank_eta": value})
-    except Phi4Error:
-        pass
+    """JSON from a Python server may carry NaN or Infinity: shown as unknown, never a crash."""
+    [event] = ReplyStream().handle({"msg": "estimation", "rank": value, "queue_size": value, "rank_eta": value})
+    assert (event.rank, event.queue_size, event.eta) == (None, None, None)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason=(
-    "defect: messages.parts calls message.get() on every history item, so an item that is not a mapping "
-    "(None, a string, a list) raises AttributeError instead of ProtocolError"))
 @pytest.mark.parametrize("item", [None, "hello", ["user", "hi"]])
 def test_history_item_that_is_not_a_message(item):
     try:
@@ -243,9 +236,6 @@ def test_history_item_that_is_not_a_message(item):
         pass
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "defect: messages._part accepts any 'path' value; to_space then does `path not in remote` (and "
-    "Phi4Bridge._turn dict.fromkeys(earlier_files)), which raises TypeError for a list or dict path"))
 @pytest.mark.parametrize("content", [{"path": ["a", "b"]}, {"file": {"path": {"a": 1}}},
                                      [{"type": "file", "file": {"path": ["x"]}}]])
 def test_file_path_that_is_not_a_string(content):
