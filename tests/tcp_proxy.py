@@ -17,7 +17,8 @@ time with ``set(mode, ...)``:
 A behaviour applies per *request*, decided when the request's first bytes arrive and only if its request
 line contains ``match`` (when given): a keep-alive connection whose request came before the switch (such as
 another visitor's stream already running) is left alone. ``requests`` lists the request lines seen;
-``open_connections`` counts the client connections still open.
+``open_connections`` counts the client connections still open. With ``capture=True`` every byte either way
+is kept in ``captured`` (a list of ``(direction, bytes)``, direction ``"request"`` or ``"response"``).
 
     with TcpProxy(standin_port) as proxy:
         proxy.set("cut", after=600, match="/gradio_api/queue/data")
@@ -65,8 +66,11 @@ class _Conn:
 class TcpProxy:
     """``TcpProxy(upstream_port)``; ``.url`` is ``http://127.0.0.1:<port>``. Use as a context manager."""
 
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1", port: int = 0,
+                 capture: bool = False) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.capture = capture
+        self.captured: list[tuple[str, bytes]] = []
         self.port = port
         self.behaviour = Behaviour()
         self.requests: list[str] = []
@@ -201,6 +205,8 @@ class TcpProxy:
                 return
             if conn.stalled:
                 continue  # swallowed: the request never reaches the server
+            if self.capture:
+                self.captured.append(("request", chunk))
             conn.upstream.write(chunk)
             await conn.upstream.drain()
 
@@ -238,9 +244,10 @@ class TcpProxy:
                 continue
             await self._write(conn, chunk)
 
-    @staticmethod
-    async def _write(conn: _Conn, data: bytes) -> None:
+    async def _write(self, conn: _Conn, data: bytes) -> None:
         if data:
+            if self.capture:
+                self.captured.append(("response", data))
             conn.sent += len(data)
             conn.client.write(data)
             await conn.client.drain()
