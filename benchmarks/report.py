@@ -40,6 +40,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     app_ft = _get(results, "first_text", "app", "minus_reference_p50")
     add("app first text within 10 ms (p50) of the reference", app_ft,
         None if app_ft is None else app_ft <= 10, "p50(app first text) - p50(reference first text), ms")
+    lv1 = _level(results, 1)
+    a1, s1 = _get(lv1, "app", "first_text_ms", "p50"), _get(lv1, "space", "first_text_ms", "p50")
+    gap = None if a1 is None or s1 is None else round(a1 - s1, 2)
+    add("(same, browser-like client) app first text within 10 ms (p50) of the Space direct", gap,
+        None if gap is None else gap <= 10, "sweep at 1 conversation: p50(app) - p50(Space direct), aiohttp client, ms")
     lv50 = _level(results, 50)
     added = _get(lv50, "app_added_chunk_latency_p99_ms")
     add("per-chunk latency added by the app < 20 ms p99 at 50 conversations", added,
@@ -127,3 +132,11 @@ def write_all(results: dict[str, Any], out: Path) -> list[Path]:
     md_path = out / "REPORT.md"
     md_path.write_text(markdown(results, png.name if png else None))
     return [p for p in (json_path, md_path, png) if p is not None]
+
+
+if __name__ == "__main__":  # re-render REPORT.md and the chart from a results.json: python -m benchmarks.report F
+    import sys
+
+    source = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("results.json"))
+    for written in write_all(json.loads(source.read_text()), source.parent):
+        print(f"wrote {written}")

@@ -66,6 +66,7 @@ def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None,
                       get(tk, p, "errors")] for p in ("bridge", "known_client", "app") if p in tk]), ""]
 
     levels = get(r, "concurrency", "levels") or []
+    per_level = ", ".join(f"{lv['conversations']} at once: {lv['turns_per_conversation']}" for lv in levels)
     rows = []
     for lv in levels:
         for t in ("space", "app"):
@@ -77,8 +78,8 @@ def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None,
                              f["server_cpu_s_per_1000_chunks"], f["server_rss_mb_peak"],
                              f["server_rss_kb_per_conversation"]])
     s += ["## Conversations at once", "",
-          f"Client: {get(r, 'concurrency', 'client')}; every conversation starts together and runs "
-          f"{levels[0]['turns_per_conversation'] if levels else '?'} turns in a row. Server columns are the "
+          f"Client: {get(r, 'concurrency', 'client')}; every conversation starts together and runs its turns in a "
+          f"row ({per_level} turns each). Server columns are the "
           "process serving that row (the stand-in for 'Space direct', app.py for 'app').", "",
           table(["at once", "to", "turns", "errors", "first p50", "first p99", "chunk p50", "chunk p99", "wall s",
                  "server CPU s/1k chunks", "server RSS MB peak", "RSS KB / conversation"], rows), ""]
@@ -109,6 +110,29 @@ def meaning(r: dict[str, Any], get: Callable[..., Any]) -> list[str]:
     if up:
         out.append(f"- The known client sends the image again on the next turn ({up:,} bytes); the bridge "
                    f"sent {get(r, 'uploads', 'bridge', 'turns', 1, 'upload_bytes')} bytes.")
+    app_cpu = get(r, "cpu_per_1000_chunks", "app_process", "cpu_s_per_1000_chunks")
+    bridge_cpu = get(r, "cpu_per_1000_chunks", "bridge_in_benchmark_process", "cpu_s_per_1000_chunks")
+    space_cpu = get(r, "cpu_per_1000_chunks", "standin_all_paths", "cpu_s_per_1000_chunks")
+    if app_cpu and bridge_cpu:
+        out.append(f"- The app spends {app_cpu:.2f} ms of CPU per chunk relayed; the bridge and its caller "
+                   f"{bridge_cpu:.2f} ms. The rest is the app's own gradio server (queue, output diff, SSE "
+                   "encoding per yield), which costs about what the Space's gradio server costs to produce the chunk"
+                   + (f" ({space_cpu:.2f} ms)." if space_cpu else "."))
+        total = get(r, "total", "bridge", "p50")
+        chunks = (get(r, "meta", "standin") or {}).get("chunks")
+        if total and chunks and space_cpu:
+            rate = chunks / (total / 1000)
+            cores = get(r, "meta", "machine", "nproc") or 1
+            fit = cores * 1000 / ((app_cpu + space_cpu) * rate)
+            out.append(f"- Each conversation streams about {rate:.0f} chunks/s at this pace, so Space plus app "
+                       f"use {(app_cpu + space_cpu) * rate / 1000:.2f} CPU cores per conversation: {cores} cores "
+                       f"saturate at about {fit:.1f} conversations at once. Above that, every row measures CPU "
+                       "contention (real models stream far fewer chunks per second).")
+    app_conc = (get(r, "meta", "app") or {}).get("concurrency")
+    if app_conc == "app default":
+        out.append("- The app ran with its default turn slots (`--concurrency 8`, queue of 64): beyond 8 "
+                   "conversations, first text includes waiting for a slot, and beyond 72 the app refuses turns "
+                   "('Queue is full').")
     for lv in get(r, "concurrency", "levels") or []:
         if "app" in lv and lv["app"]["errors"]:
             out.append(f"- At {lv['conversations']} conversations the app failed {lv['app']['errors']} of "

@@ -41,7 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--token-conversations", type=int, help="conversations of 4 turns (default 25, quick 5)")
     p.add_argument("--app-concurrency", type=int, help="app.py --concurrency (default: the app's own default)")
     p.add_argument("--no-app", action="store_true", help="skip path 4 and the sweep through the app")
+    p.add_argument("--phases", default="turns,uploads,tokens,sweep",
+                   help="comma-separated subset of turns,uploads,tokens,sweep (default: all)")
     a = p.parse_args(argv)
+    a.phases = {x.strip() for x in a.phases.split(",") if x.strip()}
     a.turns = a.turns or (8 if a.quick else 40)
     a.sweep_levels = [int(x) for x in (a.sweep or ("1,10" if a.quick else "1,10,50,100")).split(",") if x.strip()]
     a.sweep_turns = a.sweep_turns or (2 if a.quick else 3)

@@ -46,8 +46,9 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.hub_url = self.url
         self._log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)  # noqa: SIM115
+        extra = os.environ.get("PYTHONPATH")
         env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
+               "PYTHONPATH": str(ROOT) + (os.pathsep + extra if extra else "")}
         env.pop("HF_TOKEN", None)  # anonymous tokens: the same kind for every path
         self.proc = subprocess.Popen(list(args), stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
         self._log.close()
