@@ -15,6 +15,9 @@ import signal
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# gradio switches matplotlib's backend around every streamed step when matplotlib is installed; with the
+# backend fixed that costs 5 us instead of 0.4 ms (10% of the app's CPU under load, benchmarks/REPORT.md).
+os.environ.setdefault("MPLBACKEND", "agg")
 
 import gradio as gr  # noqa: E402
 

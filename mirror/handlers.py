@@ -118,9 +118,10 @@ class ChatService:
                 elif isinstance(event, TextDelta):
                     reply += event.text
                     yield base + [cv.bot_message(reply)]
-                elif isinstance(event, Done):
-                    reply = event.text
-                    yield base + [cv.bot_message(reply)]
+                elif isinstance(event, Done) and (event.text != reply or not reply):
+                    reply = event.text  # the Space rewrote earlier text, or sent no text at all
+                    yield base + [cv.bot_message(reply) if reply else cv.note("The model sent an empty reply.",
+                                                                              RETRY_HINT)]
         except Phi4Error as exc:
             partial = [cv.bot_message(reply)] if reply else []
             yield base + partial + [cv.note(f"⚠️ {exc}", RETRY_HINT)]
@@ -184,7 +185,7 @@ class ChatService:
                 if isinstance(event, TextDelta):
                     reply += event.text
                     yield reply
-                elif isinstance(event, Done):
+                elif isinstance(event, Done) and event.text != reply:
                     reply = event.text
                     yield reply
         except Phi4Error as exc:

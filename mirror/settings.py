@@ -27,9 +27,11 @@ class Settings:
     probe_timeout_s: float = 5.0
     recheck_every_s: float = 60.0
     # Concurrency: turns running at once in the whole app, and per visitor (browser session / API client).
-    concurrency_total: int = 8
+    # A turn mostly waits on the remote GPU, so many can be in flight; the queue holds the rest rather than
+    # turning visitors away (benchmarks: 100 conversations at once, no errors).
+    concurrency_total: int = 32
     concurrency_per_visitor: int = 1
-    queue_max_size: int = 64
+    queue_max_size: int = 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not fall back to the stand-in when the Space cannot be reached")
     p.add_argument("--standin-pace-ms", type=float, default=40.0, help="stand-in: delay between streamed chunks")
     p.add_argument("--standin-chunks", type=int, default=24, help="stand-in: chunks per reply")
-    p.add_argument("--concurrency", type=int, default=8, help="turns running at once in the whole app")
+    p.add_argument("--concurrency", type=int, default=Settings.concurrency_total,
+                   help=f"turns running at once in the whole app (default {Settings.concurrency_total})")
     add_arguments(p)
     return p
 

@@ -143,7 +143,9 @@ class Phi4Bridge:
             t = self.config.timeouts
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=t.request, connect=t.connect, sock_connect=t.connect),
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                # Idle connections are dropped before uvicorn's 5 s keep-alive closes them under us, which would
+                # fail a POST that cannot be retried (seen in the benchmark sweep as ServerDisconnectedError).
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=4.0),
                 headers={"referer": f"{self.config.space_url}?__theme=light"})
         self._tokens = TokenProvider(self.config, self._session)
         return self

@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+os.environ.setdefault("MPLBACKEND", "agg")  # gradio toggles the backend every streamed step; keep it cheap
+
 from .server import DEFAULT_SPACE_ID, Settings, build_app
 from .zerogpu import FAULTS
 
