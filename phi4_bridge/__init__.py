@@ -7,17 +7,18 @@ Read top down: ``bridge`` (a turn as a Job) -> ``token`` (ZeroGPU tokens), ``upl
 from .bridge import Conversation, Job, Phi4Bridge
 from .config import BridgeConfig, Limits, Timeouts
 from .errors import (
-                     AuthError,
-                     GpuBusy,
-                     Phi4Error,
-                     ProtocolError,
-                     QuotaExceeded,
-                     RemoteError,
-                     SpaceUnavailable,
-                     StreamTimeout,
-                     TokenExpired,
-                     UploadRejected,
-                     WorkerError,
+    AuthError,
+    GpuBusy,
+    Phi4Error,
+    ProtocolError,
+    QuotaExceeded,
+    RemoteError,
+    SpaceUnavailable,
+    StreamTimeout,
+    TokenExpired,
+    TokenRejected,
+    UploadRejected,
+    WorkerError,
 )
 from .events import Done, Event, Log, Queued, Started, TextDelta
 

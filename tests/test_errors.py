@@ -50,3 +50,10 @@ def test_tokens_never_reach_a_message():
     text = str(err)
     assert jwt not in text and "hf_abcdefghijklmnop" not in text and "secret123" not in text
     assert "[token]" in text
+
+
+def test_public_names_all_import():
+    import phi4_bridge
+
+    missing = [name for name in phi4_bridge.__all__ if not hasattr(phi4_bridge, name)]
+    assert missing == []
