@@ -57,6 +57,10 @@ class BridgeConfig:
             "hub_url": env.get("PHI4_HUB_URL", DEFAULT_HUB_URL),
             "zerogpu_token": env.get("PHI4_ZEROGPU_TOKEN") or None,
         }
+        timeouts = {f.name: float(env[var]) for f in fields(Timeouts)
+                    if env.get(var := f"PHI4_TIMEOUT_{f.name.upper()}")}
+        if timeouts:
+            values["timeouts"] = Timeouts(**timeouts)
         if args is not None:
             for name in ("space", "space_url", "hub_url"):
                 if getattr(args, name, None):
