@@ -32,7 +32,7 @@ from .errors import Phi4Error, ProtocolError, SpaceUnavailable, StreamTimeout, T
 from .events import Done, Event, Started, TextDelta
 from .media import MediaFile
 from .messages import parts, to_space, user_turn
-from .stream import ReplyStream
+from .stream import ReplyStream, coalesce
 from .token import TokenProvider
 from .upload import inspect_all, upload
 
@@ -272,23 +272,31 @@ class Phi4Bridge:
         job.status = "queued"
         reply = ReplyStream()
         first_text: float | None = None
-        messages = protocol.events(self.session, self.config, conv.session_hash, event_id, headers)
+        batches = protocol.events(self.session, self.config, conv.session_hash, event_id, headers)
         try:
             while True:
                 try:
-                    message = await self._guard(messages.__anext__())
+                    batch = await self._guard(batches.__anext__())
                 except StopAsyncIteration:
                     break
-                for event in reply.handle(message):
-                    if isinstance(event, Started):
+                events, failure = [], None
+                for message in batch:
+                    try:
+                        events.extend(reply.handle(message))
+                    except Phi4Error as exc:
+                        failure = exc
+                        break
+                for event in coalesce(events):
+                    if isinstance(event, Started | TextDelta):
                         job.status = "running"
                     if isinstance(event, TextDelta):
-                        job.status = "running"
                         first_text = first_text or time.perf_counter()
                         job.reply += event.text
                     yield event
+                if failure is not None:
+                    raise failure
         finally:
-            await messages.aclose()
+            await batches.aclose()
         if not reply.completed:
             raise ProtocolError("The Space ended the stream without finishing the reply.")
         job.reply = reply.text

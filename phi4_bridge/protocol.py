@@ -105,8 +105,10 @@ async def join(session: aiohttp.ClientSession, cfg: BridgeConfig, ep: Endpoints,
 
 
 async def events(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash: str, event_id: str,
-                 headers: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
-    """The stream's messages for ``event_id``, with the first-event and idle timeouts applied."""
+                 headers: Mapping[str, str]) -> AsyncIterator[list[dict[str, Any]]]:
+    """The stream's messages for ``event_id``, a batch per network read, with the first-event and idle
+    timeouts applied. A batch holds more than one message only when the reader fell behind, so the caller can
+    catch up in one step instead of one per message."""
     url = f"{cfg.space_url}/gradio_api/queue/data?session_hash={session_hash}"
     hdrs = {**headers, "accept": "text/event-stream"}
     decoder = SSEDecoder()
@@ -131,13 +133,18 @@ async def events(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash
                 raise SpaceUnavailable(f"The connection to the Space broke mid-reply ({type(exc).__name__}); "
                                        "retry.", state="dropped") from None
             messages = decoder.feed(chunk) if chunk else decoder.close()
-            for message in messages:
+            if messages:
                 first, timeout = False, cfg.timeouts.idle
+            batch: list[dict[str, Any]] = []
+            for message in messages:
                 if message.get("event_id") not in (None, event_id):
                     continue
-                yield message
+                batch.append(message)
                 if message["msg"] in ("process_completed", "close_stream"):
+                    yield batch
                     return
+            if batch:
+                yield batch
             if not chunk:
                 raise SpaceUnavailable("The Space closed the stream before the reply was complete; retry.",
                                        state="dropped")

@@ -131,3 +131,14 @@ class ReplyStream:
             return RemoteError("The Space failed on this turn without saying why. Retry; if it keeps failing, "
                                "the Space may have changed its interface.")
         return classify_error_text(str(error or ""), str(title) if title else None)
+
+
+def coalesce(events: list[Event]) -> list[Event]:
+    """Adjacent text deltas as one: when the reader fell behind, the consumer catches up in one update."""
+    out: list[Event] = []
+    for event in events:
+        if isinstance(event, TextDelta) and out and isinstance(out[-1], TextDelta):
+            out[-1] = TextDelta(out[-1].text + event.text)
+        else:
+            out.append(event)
+    return out

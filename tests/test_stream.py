@@ -74,3 +74,11 @@ def test_arbitrary_diffs_raise_only_bridge_errors(diffs):
             s.handle(gen([[list(op) for op in diff]]))
         except Phi4Error:
             return
+
+
+def test_adjacent_deltas_coalesce_and_other_events_keep_their_place():
+    from phi4_bridge.stream import coalesce
+
+    events = [Started(None), TextDelta("a"), TextDelta("b"), Log("warning", "w"), TextDelta("c"), TextDelta("d")]
+    assert coalesce(events) == [Started(None), TextDelta("ab"), Log("warning", "w"), TextDelta("cd")]
+    assert coalesce([]) == []
