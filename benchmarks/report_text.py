@@ -163,7 +163,8 @@ PROFILE_NOTES = [
     "(seen as `ServerDisconnectedError` in one sweep).",
     "- In the bridge, `gradio_client.utils.apply_diff` deep-copies the history every chunk (75% of the bridge's CPU "
     "with 20 earlier turns; 0.45 vs 0.30 ms a chunk for an in-place version). Kept: the issue asks for gradio's "
-    "own function, and 0.15 ms is small beside the 2 ms gradio spends per chunk in the app.",
+    "own function, and 0.15 ms is small beside the 2 ms gradio spends per chunk in the app. (The three runs above "
+    "still had the in-place version.)",
     "- Still missed: first text against the gradio_client reference swings by tens of ms between identical runs "
     "(that client adds ~100 ms of its own); with a browser-like client the app adds about 20 ms, its own gradio "
     "queue hop (join, then the event stream). Per-chunk p99 at 50 conversations measures a saturated CPU: at this "
