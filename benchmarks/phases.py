@@ -31,8 +31,8 @@ class Context:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.standin: servers.Server | None = None
-        self.app: servers.Server | None = None
+        self.standin: servers.ServerProcess | None = None
+        self.app: servers.ServerProcess | None = None
         self.space_url: str = args.space_url or ""
         self.hub_url: str = args.hub_url or ""
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -70,7 +70,7 @@ class Context:
                 q = urllib.parse.quote(session)
                 result.stamps = servers.try_json(f"{self.space_url}/standin/stamps?session_hash={q}") or []
 
-    def pid_cpu(self, server: servers.Server | None) -> float | None:
+    def pid_cpu(self, server: servers.ServerProcess | None) -> float | None:
         return cpu_seconds(server.pid) if server is not None else None
 
 

@@ -16,11 +16,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-STARTUP_TIMEOUT_S = 60.0
+STARTUP_TIMEOUT_S = 90.0
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -62,57 +63,79 @@ def configure(url: str, **settings: Any) -> dict[str, Any]:
     return _request(f"{url}/standin/config", "POST", settings)
 
 
-class StandinProcess:
-    """A running ``python -m phi4_bridge.standin``; ``.url`` is both the Space and the Hub origin."""
+class ServerProcess:
+    """A child process serving HTTP on a loopback port: the stand-in, the app, a benchmark's servers.
 
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-        self.proc = proc
+    Its output goes to a log file (``log_text()``); ``stop()`` terminates it (then kills it if it lingers) and
+    removes the log. One class for all of them, so every test and benchmark starts and stops servers alike.
+    """
+
+    def __init__(self, name: str, args: Sequence[str], port: int, *, env: Mapping[str, str] | None = None) -> None:
+        self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.hub_url = self.url
-        self.log_path = log_path
+        log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)  # noqa: SIM115
+        self.log_path = Path(log.name)
+        child_env = {key: value for key, value in os.environ.items() if key != "HF_TOKEN"}  # never a real token
+        child_env.update({"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"})
+        child_env["PYTHONPATH"] = ROOT + (os.pathsep + child_env["PYTHONPATH"] if child_env.get("PYTHONPATH") else "")
+        child_env.update(env or {})
+        self.proc = subprocess.Popen(list(args), stdout=log, stderr=subprocess.STDOUT, env=child_env, cwd=ROOT)
+        log.close()
 
-    def log_tail(self, lines: int = 30) -> str:
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_text(self) -> str:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
 
-    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
-        """Block until ``/config`` answers 200; RuntimeError with the child's output if it dies or hangs."""
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def wait_ready(self, path: str = "/config", timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Block until ``path`` gets an HTTP answer (any status: a login wall or a sleeping fault still means the
+        server is up); RuntimeError with the child's output if it dies or hangs."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = self.log_tail()
                 self.stop()
-                raise RuntimeError(f"stand-in exited with code {self.proc.returncode} before serving:\n{tail}")
+                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode} before serving:\n{tail}")
             try:
-                with urllib.request.urlopen(f"{self.url}/config", timeout=2) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        return
+                with urllib.request.urlopen(self.url + path, timeout=2):  # noqa: S310 - loopback only
+                    return
+            except urllib.error.HTTPError:
+                return
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
         tail = self.log_tail()
         self.stop()
-        raise RuntimeError(f"stand-in did not answer /config within {timeout:.0f}s:\n{tail}")
+        raise RuntimeError(f"{self.name} did not answer {path} within {timeout:.0f}s:\n{tail}")
 
     def stop(self) -> None:
-        """Terminate the child (then kill it if it lingers) and remove its log file."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         self.log_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> StandinProcess:
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+StandinProcess = ServerProcess
 
 
 def start_standin(
@@ -126,7 +149,7 @@ def start_standin(
     port: int | None = None,
     timeout: float = STARTUP_TIMEOUT_S,
 ) -> StandinProcess:
-    """Start a stand-in on a free loopback port and wait until it serves ``/config``."""
+    """Start a stand-in on a free loopback port and wait until it answers ``/config``."""
     port = port or free_port()
     args = [
         sys.executable, "-m", "phi4_bridge.standin",
@@ -137,12 +160,6 @@ def start_standin(
     if fault:
         args += ["--fault", fault]
     args += list(extra_args)
-    log = tempfile.NamedTemporaryFile(prefix="standin-", suffix=".log", delete=False)  # noqa: SIM115
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
-    log.close()
-    standin = StandinProcess(proc, port, Path(log.name))
-    standin.wait_ready(timeout)
+    standin = ServerProcess("stand-in", args, port)
+    standin.wait_ready("/config", timeout)
     return standin
