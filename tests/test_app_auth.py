@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import chromium
 from gradio_client import Client
 
 from phi4_bridge.standin.launcher import StandinProcess
@@ -45,13 +46,7 @@ def test_without_login_page_and_api_are_refused(auth_app: AppServer) -> None:
 
 @pytest.mark.browser
 def test_browser_sees_the_login_form_first(auth_app: AppServer) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run"])
+    with chromium() as browser:
         try:
             page = browser.new_page()
             page.goto(auth_app.url)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import SHOTS, chromium
 from PIL import Image
 
 from phi4_bridge.standin.launcher import StandinProcess, configure, reset, set_fault, start_standin, stats
@@ -15,11 +16,6 @@ from tests.app_server import AppServer, start_app
 
 pytestmark = pytest.mark.browser
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 BOT = "#chatbot .message-row.bot-row"
 USER = "#chatbot .message-row.user-row"
 
@@ -38,13 +34,8 @@ def app(slow_standin: StandinProcess) -> Iterator[AppServer]:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (bash scripts/install-test-deps.sh)")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

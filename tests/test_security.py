@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from browser import chromium
 from gradio_client import Client, handle_file
 from media_factory import png
 from tcp_proxy import TcpProxy
@@ -180,14 +181,9 @@ def app_standin_url(back: TcpProxy) -> str:
 
 @pytest.mark.browser
 def test_a_browser_session_sees_no_token(rig):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed")
     app, front, back, _ = rig
     bodies: list[bytes] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+    with chromium() as browser:
         try:
             page = browser.new_page()
 

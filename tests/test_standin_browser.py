@@ -14,17 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import SHOTS, chromium
 from PIL import Image
 
 from phi4_bridge.standin.launcher import StandinProcess, reset, start_standin
 
 pytestmark = pytest.mark.browser
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]  # fmt: skip
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 CHAT = "#standin-chat"
 BOT = f"{CHAT} .message-row.bot-row"
 TEXTBOX = ".multimodal-textbox"
@@ -52,13 +48,8 @@ def standin() -> Iterator[StandinProcess]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (bash scripts/install-test-deps.sh)")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
