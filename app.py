@@ -40,6 +40,8 @@ CSS = """
 #space-badge p { font-size: 0.92em; margin: 0; }
 """
 
+PAGE_REFRESH_S = 15.0  # how often an open page re-reads the banner and badge (sooner with a short --recheck-every)
+
 EXAMPLES = [
     {"text": "What shape and colour do you see?", "files": [str(cv.EXAMPLES_DIR / "red-circle.png")]},
     {"text": "Describe the pattern in this picture.", "files": [str(cv.EXAMPLES_DIR / "stripes.png")]},
@@ -114,8 +116,9 @@ def build_demo(settings: Settings, status: SpaceStatus) -> gr.Blocks:
 
         # Page load: bring back this browser's chat, show where answers come from; refresh that now and then.
         demo.load(lambda h: cv.safe_history(h), saved, chatbot, **hidden)
+        demo.load(lambda: page_status(status), None, [banner, switch], **hidden)
         demo.load(status.badge, None, badge, **hidden)
-        timer = gr.Timer(15)
+        timer = gr.Timer(min(PAGE_REFRESH_S, settings.recheck_every_s))
         timer.tick(lambda: page_status(status), None, [banner, switch], **hidden).then(
             status.badge, None, badge, **hidden)
         switch.click(lambda: switch_space(status), None, [banner, switch], **hidden).then(

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not fall back to the stand-in when the Space cannot be reached")
     p.add_argument("--standin-pace-ms", type=float, default=40.0, help="stand-in: delay between streamed chunks")
     p.add_argument("--standin-chunks", type=int, default=24, help="stand-in: chunks per reply")
+    p.add_argument("--recheck-every", type=float, default=Settings.recheck_every_s, metavar="SECONDS",
+                   help="how often to check whether the real Space answers (default 60 s)")
     p.add_argument("--concurrency", type=int, default=Settings.concurrency_total,
                    help=f"turns running at once in the whole app (default {Settings.concurrency_total})")
     add_arguments(p)
@@ -75,9 +77,11 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         parser.error(f"--auth/--auth-file: {exc}")
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
+    if not args.recheck_every > 0:
+        parser.error("--recheck-every must be a positive number of seconds")
     return Settings(
         bridge=BridgeConfig.from_env(args), host=args.host, port=args.port, share=args.share,
         auth=tuple(logins), standin=args.standin, fallback=args.fallback,
         standin_pace_ms=args.standin_pace_ms, standin_chunks=args.standin_chunks,
-        concurrency_total=args.concurrency,
+        concurrency_total=args.concurrency, recheck_every_s=args.recheck_every,
     )

@@ -2,8 +2,8 @@
 
 At start ``SpaceStatus.start`` probes ``GET {space_url}/config`` (5 s). If that fails and fallback is on, it starts
 the project's stand-in Space (``phi4_bridge.standin.launcher``) and points the bridge at it; a background thread
-keeps probing the real Space (every 60 s) and the UI offers a one-click switch when it is back. The badge and
-banner texts are built here; they never contain a token.
+keeps probing the real Space (every ``--recheck-every`` seconds, 60 by default) and the UI offers a one-click
+switch when it is back. The badge and banner texts are built here; they never contain a token.
 """
 
 from __future__ import annotations
