@@ -62,7 +62,10 @@ def build_demo(settings: Settings, status: SpaceStatus) -> gr.Blocks:
         saved = gr.BrowserState([], storage_key="phi4-mirror-chat")
 
         with gr.Tab("Chat"):
+            # Each message in its own bubble: a turn's files and its text are then separate bubbles, and Edit (on
+            # the text) works; grouped, gradio's Edit > Submit throws on the file part and nothing is sent.
             chatbot = gr.Chatbot(label="Phi-4-multimodal", elem_id="chatbot", editable="user", height=520,
+                                 group_consecutive_messages=False,
                                  placeholder="Ask anything, or attach an image or a recording.")
             box = gr.MultimodalTextbox(file_types=["image", "audio"], file_count="multiple",
                                        sources=["upload", "microphone"], elem_id="prompt", show_label=False,
@@ -95,7 +98,7 @@ def build_demo(settings: Settings, status: SpaceStatus) -> gr.Blocks:
         retried = chatbot.retry(chat.prepare_retry, chatbot, [chatbot, box], queue=False, **hidden)
         retried = retried.then(chat.respond, chatbot, chatbot, **limits, **hidden)
         answered(retried)
-        edited = chatbot.edit(chat.edit, chatbot, [chatbot, box], queue=False, **hidden)
+        edited = chatbot.edit(chat.edit, [chatbot, saved], [chatbot, box], queue=False, **hidden)
         edited = edited.then(chat.respond, chatbot, chatbot, **limits, **hidden)
         answered(edited)
         running = [sent, retried, edited]

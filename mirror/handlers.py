@@ -160,13 +160,22 @@ class ChatService:
         return history[:i], gr.MultimodalTextbox(value={"text": text, "files": [f["path"] for f in files]})
 
     @staticmethod
-    def edit(history: list[cv.Message], edit: gr.EditData):
-        """An earlier user turn was edited: keep what came before it, resend it with the new text."""
+    def edit(history: list[cv.Message], saved: Any, edit: gr.EditData):
+        """An earlier user turn was edited: keep what came before it, resend it with the new text and its files.
+
+        gradio's chatbot sends the edited message with its content replaced by the new text alone, so the turn's
+        files are taken from ``saved``, the chat as this browser stored it after the last turn (checked like any
+        value from the browser)."""
         history = history or []
         index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
         if not (0 <= index < len(history)) or history[index].get("role") != "user":
             return history, gr.MultimodalTextbox()
         _, files = cv.split_user(history[index])
+        before = cv.safe_history(saved)
+        if not files and index < len(before) and before[index].get("role") == "user":
+            old_text, old_files = cv.split_user(before[index])
+            if not isinstance(edit.previous_value, str) or old_text == edit.previous_value:
+                files = old_files
         value = edit.value
         text = value if isinstance(value, str) else cv.split_user({"content": value})[0]
         return history[:index] + [cv.user_message(text.strip(), files)], gr.MultimodalTextbox(interactive=False)
