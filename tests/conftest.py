@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from browser import chromium
 
 from phi4_bridge.standin.launcher import StandinProcess, reset, start_standin
 
@@ -30,3 +32,10 @@ def standin_clean(standin: StandinProcess) -> StandinProcess:
     """The shared stand-in after ``POST /standin/reset`` (quotas, counters, stamps, fault cleared)."""
     reset(standin.url)
     return standin
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for one test module (Debian's package; see tests/browser.py)."""
+    with chromium() as launched:
+        yield launched

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 import urllib.request
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from PIL import Image
+from media_factory import png as png_file
+from media_factory import wav as make_wav
 
 from phi4_bridge.standin.launcher import StandinProcess, configure, free_port, reset, set_fault, stats
 from tests.app_server import AppServer, start_app
@@ -31,18 +31,6 @@ def client(app: AppServer, standin: StandinProcess) -> Client:
     return Client(app.url, verbose=False)
 
 
-def make_png(path: Path, size: tuple[int, int] = (37, 23)) -> Path:
-    Image.new("RGB", size, "teal").save(path)
-    return path
-
-
-def make_wav(path: Path, seconds: float = 1.5, rate: int = 8000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\x00\x00" * int(seconds * rate))
-    return path
 
 
 def chat(client: Client, text: str, files: list[Path] = ()) -> str:
@@ -59,7 +47,7 @@ def test_text_reply_streams(client: Client) -> None:
 
 
 def test_image_and_audio(client: Client, tmp_path: Path) -> None:
-    reply = chat(client, "what is this?", [make_png(tmp_path / "pic.png")])
+    reply = chat(client, "what is this?", [png_file(tmp_path / "pic.png")])
     assert "PNG, 37x23" in reply
     reply = chat(client, "and this?", [make_wav(tmp_path / "voice.wav", 1.5)])
     assert "Audio 1: 1.5 s" in reply

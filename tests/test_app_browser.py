@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import SHOTS, chromium
+from browser import SHOTS
 from PIL import Image
 
 from phi4_bridge.standin.launcher import StandinProcess, configure, reset, set_fault, start_standin, stats
@@ -31,11 +31,6 @@ def app(slow_standin: StandinProcess) -> Iterator[AppServer]:
     with start_app("--space-url", slow_standin.url, "--hub-url", slow_standin.hub_url) as server:
         yield server
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

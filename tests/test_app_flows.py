@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import SHOTS, chromium
+from browser import SHOTS
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -31,11 +31,6 @@ def app(standin: StandinProcess) -> Iterator[AppServer]:
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url) as server:
         yield server
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

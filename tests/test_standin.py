@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import uuid
-import wave
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from media_factory import png as png_file
+from media_factory import wav as make_wav
 from PIL import Image
 
 from phi4_bridge.standin import reply
@@ -22,10 +23,6 @@ from phi4_bridge.standin.launcher import StandinProcess, stamps, stats
 
 SPACE = "microsoft/phi-4-multimodal"
 
-
-def make_png(path: Path, size: tuple[int, int] = (37, 23)) -> Path:
-    Image.new("RGB", size, (200, 10, 10)).save(path, format="PNG")
-    return path
 
 
 async def read_sse(resp: aiohttp.ClientResponse, raw: list[str] | None = None) -> list[dict[str, Any]]:
@@ -119,7 +116,7 @@ def last_content(event: dict[str, Any]) -> str:
 
 
 async def test_known_client_sequence(standin_clean: StandinProcess, tmp_path: Path) -> None:
-    png = make_png(tmp_path / "pic.png")
+    png = png_file(tmp_path / "pic.png")
     async with aiohttp.ClientSession() as s:
         client = KnownClient(s, standin_clean.url)
         await client.fetch_token()
@@ -133,14 +130,6 @@ async def test_known_client_sequence(standin_clean: StandinProcess, tmp_path: Pa
     assert "Image 1: PNG, 37x23." in content
     assert "Earlier turns: 0." in content
 
-
-def make_wav(path: Path, seconds: float = 2.5, rate: int = 8000) -> Path:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(b"\x00\x00" * int(seconds * rate))
-    return path
 
 
 def failed(events: list[dict[str, Any]]) -> tuple[str, str | None]:
@@ -161,7 +150,7 @@ async def one_turn(origin: str, prompt: str = "hello", token: bool = True) -> li
 
 # ---- (b) files inside the history, earlier turns, audio ------------------------------------------------------
 async def test_files_in_history_gradio5_shape(standin_clean: StandinProcess, tmp_path: Path) -> None:
-    png = make_png(tmp_path / "a.png", (64, 48))
+    png = png_file(tmp_path / "a.png", 64, 48)
     wav = make_wav(tmp_path / "b.wav", 2.5)
     async with aiohttp.ClientSession() as s:
         client = KnownClient(s, standin_clean.url)
@@ -198,7 +187,7 @@ async def test_files_in_history_gradio5_shape(standin_clean: StandinProcess, tmp
 async def test_bare_filedata_content_is_rejected(standin_clean: StandinProcess, tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as s:
         client = KnownClient(s, standin_clean.url)
-        image = await client.upload(make_png(tmp_path / "a.png"), "image/png")
+        image = await client.upload(png_file(tmp_path / "a.png"), "image/png")
         events = await client.bot_step([[{"role": "user", "content": image}], None])
     assert completed(events)["success"] is False
 
@@ -258,7 +247,7 @@ def test_parse_turn_counts_turns_and_takes_extra_files() -> None:
 
 
 def test_describe_file_kinds(tmp_path: Path) -> None:
-    assert reply.describe_file(str(make_png(tmp_path / "p.png"))) == ("image", "PNG, 37x23")
+    assert reply.describe_file(str(png_file(tmp_path / "p.png"))) == ("image", "PNG, 37x23")
     jpeg = tmp_path / "j.jpg"
     Image.new("RGB", (5, 9)).save(jpeg, format="JPEG")
     assert reply.describe_file(str(jpeg)) == ("image", "JPEG, 5x9")
@@ -272,7 +261,7 @@ def test_describe_file_kinds(tmp_path: Path) -> None:
 
 
 def test_build_reply_wording_and_padding(tmp_path: Path) -> None:
-    png = str(make_png(tmp_path / "p.png"))
+    png = str(png_file(tmp_path / "p.png"))
     wav = str(make_wav(tmp_path / "w.wav", 2.5))
     text = reply.build_reply(reply.TurnInput("hi", (png, wav), 2), chunks=1)
     assert text == 'You said: "hi". Image 1: PNG, 37x23. Audio 1: 2.5 s. Earlier turns: 2.'

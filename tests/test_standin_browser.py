@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import SHOTS, chromium
+from browser import SHOTS
 from PIL import Image
 
 from phi4_bridge.standin.launcher import StandinProcess, reset, start_standin
@@ -45,11 +45,6 @@ def standin() -> Iterator[StandinProcess]:
     with start_standin(pace_ms=60, chunks=8) as proc:
         yield proc
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture
