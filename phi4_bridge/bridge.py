@@ -28,10 +28,10 @@ import aiohttp
 
 from . import protocol
 from .config import BridgeConfig
-from .errors import Phi4Error, ProtocolError, SpaceUnavailable, StreamTimeout, TokenRejected, UploadRejected
+from .errors import Phi4Error, ProtocolError, SpaceUnavailable, StreamTimeout, TokenRejected
 from .events import Done, Event, Started, TextDelta
 from .media import MediaFile
-from .messages import parts, to_space, user_turn
+from .messages import check_prompt, parts, to_space, user_turn
 from .stream import ReplyStream, coalesce
 from .token import TokenProvider
 from .upload import inspect_all, upload
@@ -209,22 +209,11 @@ class Phi4Bridge:
             raise ProtocolError(f"The Space sent an answer that is not valid HTTP ({type(exc).__name__}).") \
                 from None
 
-    def _check_turn(self, prompt: str, files: list[str]) -> None:
-        limits = self.config.limits
-        if not prompt.strip() and not files:
-            raise UploadRejected("Write a message or attach a file first.", reason="empty")
-        if len(prompt) > limits.max_prompt_chars:
-            raise UploadRejected(f"The message is {len(prompt):,} characters; the limit is "
-                                 f"{limits.max_prompt_chars:,}.", reason="too_long")
-        if any(not (ch.isprintable() or ch in "\n\t\r") for ch in prompt):
-            raise UploadRejected("The message contains control characters; remove them and send again.",
-                                 reason="control_characters")
-
     async def _turn(self, job: Job, prompt: str, files: list[str], history: list[Mapping[str, Any]],
                     ip_token: str | None) -> AsyncIterator[Event]:
         conv = job.conversation
         earlier = parts(history)
-        self._check_turn(prompt, files)
+        check_prompt(prompt, bool(files), self.config.limits)
         started = time.perf_counter()
         earlier_files = [p.path for p in earlier if p.file is not None and p.path]
         media = await inspect_all(files, self.config, known=conv.inspected)
@@ -296,6 +285,8 @@ class Phi4Bridge:
                 if failure is not None:
                     raise failure
         finally:
+            if reply.completed:
+                job._remote = None  # the Space has ended this job, successfully or not: nothing to cancel
             await batches.aclose()
         if not reply.completed:
             raise ProtocolError("The Space ended the stream without finishing the reply.")

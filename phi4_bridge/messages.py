@@ -11,13 +11,31 @@ Pure functions; the bridge does the uploads and the I/O.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ProtocolError
+from .config import Limits
+from .errors import ProtocolError, UploadRejected
 
 FILE_META = {"_type": "gradio.FileData"}
+# Characters that hide or reorder text (bidi overrides and isolates, zero-width space, BOM, line separators):
+# refused like control characters. Zero-width joiners stay: emoji sequences and several scripts need them.
+_HIDDEN = frozenset("\u200b\ufeff\u2028\u2029" + "".join(map(chr, range(0x202A, 0x202F)))
+                    + "".join(map(chr, range(0x2066, 0x206A))))
+
+
+def check_prompt(prompt: str, has_files: bool, limits: Limits) -> None:
+    """Refuse a turn the Space should never see: empty, too long, or carrying control or hidden characters."""
+    if not prompt.strip() and not has_files:
+        raise UploadRejected("Write a message or attach a file first.", reason="empty")
+    if len(prompt) > limits.max_prompt_chars:
+        raise UploadRejected(f"The message is {len(prompt):,} characters; the limit is "
+                             f"{limits.max_prompt_chars:,}.", reason="too_long")
+    if any(ch in _HIDDEN or (unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t\r") for ch in prompt):
+        raise UploadRejected("The message contains control characters; remove them and send again.",
+                             reason="control_characters")
 
 
 @dataclass(frozen=True)

@@ -309,10 +309,12 @@ async def test_refused_hub_token_is_an_auth_error(clean: StandinProcess, proxy: 
 async def test_failed_user_step_leaves_no_job_on_the_space(clean: StandinProcess, proxy: TcpProxy,
                                                            private_tmp: Path):
     """The user step and the queue join go out together; when one fails the other must not live on: a job
-    queued on the Space that nobody reads still spends the visitor's GPU quota."""
+    queued on the Space that nobody reads still spends the visitor's GPU quota. (The reply is paced to last
+    about two seconds, as a real one does, so a bot step left running cannot finish before the check.)"""
     base = Baseline.take(private_tmp)
     async with Phi4Bridge(bridge_config(proxy, "hf_" + secrets.token_hex(8))) as bridge:
         await asyncio.wait_for(bridge.chat("warm"), GUARD_S)
+        configure(clean.url, pace_ms=250)
         calls = stats(clean.url)["calls"]
         proxy.set("cut", after=0, match="/gradio_api/run/predict")
         with pytest.raises(SpaceUnavailable):

@@ -99,3 +99,17 @@ def test_arbitrary_content_raises_only_protocol_errors(items):
         parts([{"role": "user", "content": items}])
     except ProtocolError:
         pass
+
+
+@pytest.mark.parametrize("prompt", [
+    "non\u00a0breaking space pasted from a web page",
+    "family emoji \U0001F468\u200D\U0001F469\u200D\U0001F467 and a flag \U0001F1FA\U0001F1E6",
+    "\u0915\u094d\u200d\u0937 (Devanagari with a zero-width joiner)",
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 (Persian with a zero-width non-joiner)",
+    "tabs\tand\nnew lines\r\n",
+])
+def test_ordinary_text_passes_the_prompt_check(prompt):
+    from phi4_bridge.config import Limits
+    from phi4_bridge.messages import check_prompt
+
+    check_prompt(prompt, False, Limits())
