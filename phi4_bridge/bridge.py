@@ -246,18 +246,17 @@ class Phi4Bridge:
                       space_history: list[dict[str, Any]], headers: dict[str, str], started: float,
                       uploaded_at: float) -> AsyncIterator[Event]:
         conv = job.conversation
-        # The user step and the queue join go out together (one round trip less before the first token); if the
-        # user step fails after the join succeeded, the job is registered first so that leaving cancels it.
-        step, joined = await asyncio.gather(
-            self._guard(protocol.user_step(self.session, self.config, ep, prompt, files, conv.session_hash, headers)),
-            self._guard(protocol.join(self.session, self.config, ep, space_history, conv.session_hash, headers)),
-            return_exceptions=True)
-        if isinstance(joined, BaseException):
-            raise joined
-        event_id = joined
+        event_id = await self._guard(
+            protocol.join(self.session, self.config, ep, space_history, conv.session_hash, headers))
         job._remote = (event_id, ep, headers)
-        if isinstance(step, BaseException):
-            raise step
+        # The Space's own page also records the user's message with the user step (fn 10). Nothing the bridge needs
+        # comes back from it (the whole history travels with the bot step), so it goes out once the first text is in
+        # hand, off the path to the first token (it cost 12 ms of 26 there on the stand-in); a failure is only logged.
+        step: asyncio.Task[None] | None = None
+
+        def send_user_step() -> asyncio.Task[None]:
+            return asyncio.create_task(self._user_step(ep, prompt, files, conv.session_hash, headers))
+
         job.status = "queued"
         reply = ReplyStream()
         first_text: float | None = None
@@ -281,6 +280,8 @@ class Phi4Bridge:
                     if isinstance(event, TextDelta):
                         first_text = first_text or time.perf_counter()
                         job.reply += event.text
+                        if step is None:
+                            step = send_user_step()
                     yield event
                 if failure is not None:
                     raise failure
@@ -288,6 +289,10 @@ class Phi4Bridge:
             if reply.completed:
                 job._remote = None  # the Space has ended this job, successfully or not: nothing to cancel
             await batches.aclose()
+            if step is not None:
+                if not reply.completed:
+                    step.cancel()  # best effort only: leaving must not wait on it
+                await asyncio.gather(step, return_exceptions=True)
         if not reply.completed:
             raise ProtocolError("The Space ended the stream without finishing the reply.")
         job.reply = reply.text
@@ -297,6 +302,13 @@ class Phi4Bridge:
         if first_text is not None:
             timings["first_text_s"] = first_text - started
         yield Done(reply.text, timings)
+
+    async def _user_step(self, ep: protocol.Endpoints, prompt: str, files: list[dict[str, Any]], session_hash: str,
+                         headers: dict[str, str]) -> None:
+        try:
+            await self._guard(protocol.user_step(self.session, self.config, ep, prompt, files, session_hash, headers))
+        except Phi4Error as exc:
+            log.info("The Space's user step failed (%s); the reply does not depend on it", exc)
 
     async def _cancel(self, ep: protocol.Endpoints, session_hash: str, event_id: str,
                       headers: dict[str, str]) -> None:

@@ -84,7 +84,8 @@ def _body(fn: int, trigger: int, data: list[Any], session_hash: str) -> dict[str
 
 async def user_step(session: aiohttp.ClientSession, cfg: BridgeConfig, ep: Endpoints, text: str,
                     files: list[dict[str, Any]], session_hash: str, headers: Mapping[str, str]) -> None:
-    """fn 10: the Space's own record of the user's message, as its page sends it."""
+    """fn 10: the Space's own record of the user's message, as its page sends it (the bridge needs nothing
+    back from it: the whole history travels with the bot step)."""
     data = [[], {"text": text, "files": files}, None]
     async with session.post(f"{cfg.space_url}/gradio_api/run/predict",
                             json=_body(ep.user_fn, ep.trigger_id, data, session_hash), headers=dict(headers)) as resp:
