@@ -161,10 +161,12 @@ PROFILE_NOTES = [
     "1,024 give no errors at 100.",
     "- Idle pooled connections are dropped after 4 s, before uvicorn's 5 s keep-alive closes them under a POST "
     "(seen as `ServerDisconnectedError` in one sweep).",
-    "- In the bridge, `gradio_client.utils.apply_diff` deep-copies the history every chunk (75% of the bridge's CPU "
-    "with 20 earlier turns; 0.45 vs 0.30 ms a chunk for an in-place version). Kept: the issue asks for gradio's "
-    "own function, and 0.15 ms is small beside the 2 ms gradio spends per chunk in the app. (The three runs above "
-    "still had the in-place version.)",
+    "- In the bridge, `gradio_client.utils.apply_diff` deep-copies the value it is given, the whole history, for "
+    "every chunk (75% of the bridge's CPU with 20 earlier turns; 0.27 ms a chunk with 80 messages). Each operation "
+    "is now handed only the message it edits, still through `apply_diff` (0.006 ms a chunk with 80 messages).",
+    "- The bridge sent the Space's user step (fn 10) beside the queue join, and the Space's gradio handled it "
+    "before the bot step's first chunk: 12 of 26 ms to the first text in an A/B on the stand-in. It now goes out "
+    "after the first text (best effort; the bot step carries the whole history), 14.3 ms p50.",
     "- Still missed: first text against the gradio_client reference swings by tens of ms between identical runs "
     "(that client adds ~100 ms of its own); with a browser-like client the app adds about 20 ms, its own gradio "
     "queue hop (join, then the event stream). Per-chunk p99 at 50 conversations measures a saturated CPU: at this "

@@ -82,3 +82,30 @@ def test_adjacent_deltas_coalesce_and_other_events_keep_their_place():
     events = [Started(None), TextDelta("a"), TextDelta("b"), Log("warning", "w"), TextDelta("c"), TextDelta("d")]
     assert coalesce(events) == [Started(None), TextDelta("ab"), Log("warning", "w"), TextDelta("cd")]
     assert coalesce([]) == []
+
+
+json_leaf = st.one_of(st.text(max_size=4), st.integers(-3, 3), st.none())
+history_value = st.lists(st.dictionaries(st.sampled_from(["role", "content", "metadata"]),
+                                         st.one_of(json_leaf, st.lists(json_leaf, max_size=3)), max_size=3),
+                         max_size=4)
+
+
+@given(history_value, ops)
+def test_scoped_diffs_match_gradio_apply_diff(value, diff):
+    """Same result, or the same kind of failure, as gradio_client's apply_diff on the whole value."""
+    import copy
+
+    from gradio_client.utils import apply_diff
+
+    from phi4_bridge.stream import apply_scoped
+
+    ops_ = [list(op) for op in diff]
+    try:
+        expected = apply_diff(value, ops_)
+    except Exception as exc:  # noqa: BLE001 - comparing failure kinds
+        expected = type(exc)
+    try:
+        got = apply_scoped(copy.deepcopy(value), ops_)
+    except Exception as exc:  # noqa: BLE001
+        got = type(exc)
+    assert got == expected or (isinstance(got, type) and isinstance(expected, type))
