@@ -8,6 +8,8 @@ skipping, so a broken install step cannot pass unseen.
 from __future__ import annotations
 
 import os
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,3 +41,14 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def wait_for(page: Any, pattern: str, timeout: float = 30.0, where: str = "#chatbot") -> str:
+    """Poll the text of ``where`` until ``pattern`` appears in it (gradio updates the page as events arrive)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = page.locator(where).inner_text()
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} did not appear in {where}; it shows:\n{page.locator(where).inner_text()}")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import SHOTS
+from browser import SHOTS, wait_for
 from PIL import Image
 
 from phi4_bridge.standin.launcher import StandinProcess, configure, reset, set_fault, start_standin, stats
@@ -56,15 +55,6 @@ def bot_text(page) -> str:
     texts = page.locator(BOT).all_inner_texts()
     return texts[-1] if texts else ""
 
-
-def wait_for(page, pattern: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = page.locator("#chatbot").inner_text()
-        if re.search(pattern, text):
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"{pattern!r} did not appear; the chat shows:\n{page.locator('#chatbot').inner_text()}")
 
 
 def wait_enabled(page, timeout: float = 30.0) -> None:

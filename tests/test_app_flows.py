@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import SHOTS
+from browser import SHOTS, wait_for
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -49,15 +49,6 @@ def page(browser, app: AppServer, standin: StandinProcess):
 def chat_text(page) -> str:
     return page.locator("#chatbot").inner_text()
 
-
-def wait_for(page, pattern: str, timeout: float = 30.0, where: str = "#chatbot") -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = page.locator(where).inner_text()
-        if re.search(pattern, text):
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"{pattern!r} did not appear in {where}; it shows:\n{page.locator(where).inner_text()}")
 
 
 def wait_idle(page, timeout: float = 30.0) -> None:
