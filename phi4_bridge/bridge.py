@@ -296,7 +296,6 @@ class Phi4Bridge:
         if not reply.completed:
             raise ProtocolError("The Space ended the stream without finishing the reply.")
         job.reply = reply.text
-        job._remote = None
         end = time.perf_counter()
         timings = {"upload_s": uploaded_at - started, "total_s": end - started}
         if first_text is not None:

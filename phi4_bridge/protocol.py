@@ -121,7 +121,8 @@ async def events(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash
         raise StreamTimeout(f"The Space's event stream did not open within {cfg.timeouts.request:.0f} s (timed "
                             "out); it may be overloaded. Retry later.") from None
     async with resp:
-        await _check_stream(resp)
+        if resp.status != 200:
+            await _check(resp, "The Space's event stream")
         timeout, first = cfg.timeouts.first_event, True
         while True:
             try:
@@ -149,11 +150,6 @@ async def events(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash
             if not chunk:
                 raise SpaceUnavailable("The Space closed the stream before the reply was complete; retry.",
                                        state="dropped")
-
-
-async def _check_stream(resp: aiohttp.ClientResponse) -> None:
-    if resp.status != 200:
-        raise classify_status(resp.status, await resp.text(), "The Space's event stream")
 
 
 async def cancel(session: aiohttp.ClientSession, cfg: BridgeConfig, ep: Endpoints, session_hash: str,

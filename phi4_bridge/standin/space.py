@@ -41,12 +41,13 @@ BOT_FN = 11
 
 @dataclass
 class Tunables:
-    """Settings that ``POST /standin/config`` may change while the server runs."""
+    """Settings that ``POST /standin/config`` may change while the server runs (their start values, and the
+    defaults, are the CLI's: ``server.Settings``)."""
 
-    pace_ms: float = 20.0
-    chunks: int = 12
-    slow_start_s: float = 5.0
-    drop_after: int = 3
+    pace_ms: float
+    chunks: int
+    slow_start_s: float
+    drop_after: int
 
 
 def user_step(history: list[dict[str, Any]] | None, message: dict[str, Any] | None, _third: Any) -> tuple:
