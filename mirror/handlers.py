@@ -18,7 +18,7 @@ from typing import Any
 
 import gradio as gr
 
-from phi4_bridge import Conversation, Done, Event, Phi4Error, Queued, Started, TextDelta, UploadRejected
+from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Queued, Started, TextDelta
 
 from . import chat_values as cv
 from .holder import BridgeHolder
@@ -76,7 +76,7 @@ class ChatService:
         """One turn for the visitor behind ``request``; ``history=None`` uses the visitor's own conversation."""
         conversation, slots = self.visitors.get(_visitor_key(request))
         if slots.locked():
-            raise UploadRejected("You already have a turn running; wait for it or press Stop.", reason="busy")
+            raise InputRejected("You already have a turn running; wait for it or press Stop.", reason="busy")
         async with slots:
             bridge = await self.holder.get()
             async with bridge.submit(text, files=list(files), history=history, conversation=conversation,

@@ -1,14 +1,17 @@
 """phi4_bridge: an async client for the Phi-4-multimodal ZeroGPU Space, and a stand-in Space to test it.
 
-Read top down: ``bridge`` (a turn as a Job) -> ``token`` (ZeroGPU tokens), ``upload`` + ``media`` (files),
+Read top down: ``bridge`` (what turns share) -> ``job`` (a turn) -> ``chain`` (the Space's steps, from ``/config``),
+``token`` (ZeroGPU tokens), ``upload`` + ``media`` (files),
 ``protocol`` (requests), ``stream`` + ``sse`` (events) -> the Space. ``errors`` holds every error type.
 """
 
-from .bridge import Conversation, Job, Phi4Bridge
+from .bridge import Conversation, Phi4Bridge
+from .chain import Option
 from .config import BridgeConfig, Limits, Timeouts
 from .errors import (
     AuthError,
     GpuBusy,
+    InputRejected,
     Phi4Error,
     ProtocolError,
     QuotaExceeded,
@@ -21,10 +24,11 @@ from .errors import (
     WorkerError,
 )
 from .events import Done, Event, Log, Queued, Started, TextDelta
+from .job import Job
 
 __all__ = [
-    "AuthError", "BridgeConfig", "Conversation", "Done", "Event", "GpuBusy", "Job", "Limits", "Log",
-    "Phi4Bridge", "Phi4Error", "ProtocolError", "QuotaExceeded", "Queued", "RemoteError", "SpaceUnavailable",
+    "AuthError", "BridgeConfig", "Conversation", "Done", "Event", "GpuBusy", "InputRejected", "Job", "Limits", "Log",
+    "Option", "Phi4Bridge", "Phi4Error", "ProtocolError", "QuotaExceeded", "Queued", "RemoteError", "SpaceUnavailable",
     "Started", "StreamTimeout", "TextDelta", "Timeouts", "TokenExpired", "TokenRejected", "UploadRejected",
     "WorkerError",
 ]

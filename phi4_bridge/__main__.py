@@ -1,4 +1,4 @@
-"""Command line: ``python -m phi4_bridge chat "PROMPT" [--image PATH]... [--audio PATH]``.
+"""Command line: ``python -m phi4_bridge chat "PROMPT" [--image PATH]... [--audio PATH] [--set NAME=VALUE]...``.
 
 The reply streams to stdout; a failure is one line on stderr (no traceback) and a non-zero exit code:
 2 for bad input, 3 for the Space being unavailable, 4 for quota or busy GPUs, 1 for anything else.
@@ -12,13 +12,14 @@ import logging
 import sys
 
 from .bridge import Phi4Bridge
+from .chain import parse_setting
 from .config import BridgeConfig, add_arguments
-from .errors import GpuBusy, Phi4Error, QuotaExceeded, SpaceUnavailable, UploadRejected
+from .errors import GpuBusy, InputRejected, Phi4Error, QuotaExceeded, SpaceUnavailable
 from .events import Log, Queued, TextDelta
 
 
 def exit_code(error: Phi4Error) -> int:
-    if isinstance(error, UploadRejected):
+    if isinstance(error, InputRejected):
         return 2
     if isinstance(error, SpaceUnavailable):
         return 3
@@ -29,8 +30,12 @@ def exit_code(error: Phi4Error) -> int:
 
 async def chat(args: argparse.Namespace) -> int:
     files = list(args.image or []) + list(args.audio or [])
+    try:
+        options = dict(parse_setting(text) for text in args.set or [])
+    except ValueError as exc:
+        raise InputRejected(str(exc), reason="bad_option") from exc
     async with Phi4Bridge(BridgeConfig.from_env(args)) as bridge:
-        async with bridge.submit(args.prompt, files) as job:
+        async with bridge.submit(args.prompt, files, options=options) as job:
             async for event in job:
                 if isinstance(event, TextDelta):
                     sys.stdout.write(event.text)
@@ -50,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt")
     p.add_argument("--image", action="append", metavar="PATH", help="attach an image (repeatable)")
     p.add_argument("--audio", action="append", metavar="PATH", help="attach an audio file (repeatable)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="set one of the Space's own controls for this turn, e.g. temperature=0.2 (repeatable; "
+                        "an unknown name or a value out of range is refused, listing what the Space offers)")
     p.add_argument("-v", "--verbose", action="store_true", help="show queue position and log lines")
     add_arguments(p)
     p.set_defaults(run=chat)

@@ -24,6 +24,11 @@ class Limits:
     max_image_pixels: int = 40_000_000
     max_files: int = 8
     max_prompt_chars: int = 20_000
+    # A caller's history (the app's chat, ``/chat`` with ``history``): bounded like a turn, so a caller cannot
+    # make the bridge hold or send more than a long real conversation.
+    max_history_messages: int = 400
+    max_history_chars: int = 200_000
+    max_history_files: int = 32
 
 
 @dataclass(frozen=True)

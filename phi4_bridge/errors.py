@@ -8,7 +8,8 @@
     ├── AuthError                  the Hub or the Space refused the credentials
     │   └── TokenRejected          the Space refused the ZeroGPU token: fetch a new one and retry once
     │       └── TokenExpired       ... because it expired
-    ├── UploadRejected             a file was refused before or while uploading (``reason`` says why)
+    ├── InputRejected              the turn was refused before anything was sent (``reason`` says why)
+    │   └── UploadRejected         ... because of a file, or the Space refused the upload
     ├── RemoteError                the Space raised an error of its own (``title`` and text as it sent them)
     │   └── WorkerError            the ZeroGPU worker failed on the GPU side
     └── ProtocolError              the Space answered something the protocol does not allow
@@ -22,6 +23,8 @@ gradio's own code recognises ZeroGPU failures (the texts vary between Space vers
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 _JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
@@ -82,10 +85,16 @@ class TokenExpired(TokenRejected):
     pass
 
 
-class UploadRejected(Phi4Error):
+class InputRejected(Phi4Error):
+    """A turn the bridge will not send: an empty or too long message or history, an unknown setting."""
+
     def __init__(self, message: str, reason: str = "rejected") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class UploadRejected(InputRejected):
+    pass
 
 
 class RemoteError(Phi4Error):
@@ -102,7 +111,17 @@ class ProtocolError(Phi4Error):
     pass
 
 
-_RETRY_IN = re.compile(r"retry in (\d+):(\d{2}):(\d{2})")
+_RETRY_IN = re.compile(r"(?:retry|try again) in (\d+):(\d{2}):(\d{2})")
+_LINK = re.compile(r"""<a\b[^>]*?href\s*=\s*["']([^"']*)["'][^>]*>(.*?)</a\s*>""", re.I | re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain_text(text: str) -> str:
+    """The Space's error text without HTML (ZeroGPU sends ``<a href=...>`` as is), a link's address kept as
+    text after its words, entities decoded, spaces collapsed."""
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(1) else m.group(2), text)
+    text = html.unescape(_TAG.sub("", text))
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def _retry_after(text: str) -> float | None:
@@ -121,32 +140,53 @@ def _wait_words(seconds: float) -> str:
 
 
 def classify_error_text(text: str | None, title: str | None = None) -> Phi4Error:
-    """Map the Space's own error text (``process_completed`` with ``success: false``) to an error type."""
+    """Map the Space's own error text (``process_completed`` with ``success: false``, a ``/run/predict`` 500, an
+    ``unexpected_error``) to an error type. The texts of every era of ZeroGPU's ``spaces`` package are known
+    (shared/space-protocol.md section 8); anything else is the Space's own message, quoted."""
+    text, title = plain_text(text or ""), plain_text(title or "") or None
     low = " ".join(part for part in (title, text) if part).lower()
-    detail = redact((text or title or "").strip()) or "no details were given"
-    if "quota" in low:
+    detail = redact(text or title or "") or "no details were given"
+    if "reached its gpu limit" in low:
+        return GpuBusy(f"The Space has used up its own GPU allowance for now; try again later. ({detail})")
+    if "quota" in low or "runs limit" in low:
         wait = _retry_after(low)
         hint = f" Try again in {_wait_words(wait)}" if wait else " Wait a while"
         signin = " or sign in with a Hugging Face token (HF_TOKEN) for a larger quota."
         return QuotaExceeded(f"Your ZeroGPU quota is used up.{hint}{signin} ({detail})", retry_after=wait)
-    if "no gpu was available" in low or "gpu is busy" in low:
+    if "no gpu was available" in low or "gpu is busy" in low or "zerogpu queue timeout" in low:
         return GpuBusy(f"All of the Space's GPUs are busy right now; try again in a minute. ({detail})")
     if "token expired" in low or "expired zerogpu" in low or "expired token" in low:
         return TokenExpired(f"The ZeroGPU token expired. ({detail})")
     if "invalid zerogpu token" in low or "invalid token" in low:
         return TokenRejected(f"The Space refused the ZeroGPU token; check HF_TOKEN. ({detail})")
-    if "worker error" in low:
+    if "worker error" in low or "gpu task aborted" in low:
         return WorkerError(f"The Space's GPU worker failed; try again. ({detail})", title=title)
     if "sleeping" in low or "paused" in low:
         return SpaceUnavailable(f"The Space is {'paused' if 'paused' in low else 'sleeping'}. ({detail})",
                                 state="paused" if "paused" in low else "sleeping")
+    if text and (not title or title.lower() == "error"):
+        return RemoteError(f"The Space says: {detail}", title=title)
     return RemoteError(f"The Space reported an error: {detail}", title=title)
+
+
+def space_error_json(body: str) -> tuple[str, str | None] | None:
+    """``(error, title)`` from a gradio error answer (``{"error": ..., "title": ...}``), else None."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"]:
+        title = data.get("title")
+        return data["error"], title if isinstance(title, str) else None
+    return None
 
 
 def classify_status(status: int, body: str, what: str) -> Phi4Error:
     """Map an HTTP status (and the page text) from ``what`` (e.g. "the Space") to an error type."""
     low = body.lower()
     snippet = redact(body.strip()[:200])
+    if status == 503 and "queue is full" in low:
+        return GpuBusy(f"{what} is busy: its queue is full. Try again in a minute.")
     if status == 429:
         return classify_error_text(body) if "quota" in low else QuotaExceeded(
             f"{what} says too many requests (HTTP 429); wait a minute and try again.")
@@ -166,6 +206,9 @@ def classify_status(status: int, body: str, what: str) -> Phi4Error:
                          "may be wrong.")
     if status == 413:
         return UploadRejected(f"{what} refused the file as too large (HTTP 413).", reason="too_large")
+    own = space_error_json(body) if status >= 400 else None
+    if own is not None:  # the Space's own gr.Error (a /run/predict step answers it with HTTP 500)
+        return classify_error_text(*own)
     if status >= 500:
         return SpaceUnavailable(f"{what} failed (HTTP {status}): {snippet or 'no details'}", state="error")
     return ProtocolError(f"{what} answered HTTP {status} unexpectedly: {snippet or 'no details'}")

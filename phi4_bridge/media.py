@@ -77,13 +77,13 @@ def _image_info(path: str, name: str, limits: Limits) -> tuple[str, int, int] | 
             img.load()
     except UploadRejected:
         raise
-    except Image.DecompressionBombError:
+    except Image.DecompressionBombError as exc:
         raise UploadRejected(f"{name}: the image's dimensions are too large to open safely.",
-                             reason="too_many_pixels") from None
+                             reason="too_many_pixels") from exc
     except UnidentifiedImageError:
         return None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise UploadRejected(f"{name}: the image is damaged or truncated ({exc}).", reason="damaged") from None
+        raise UploadRejected(f"{name}: the image is damaged or truncated ({exc}).", reason="damaged") from exc
     return fmt, width, height
 
 
@@ -93,8 +93,8 @@ def inspect_file(path: str | os.PathLike[str], limits: Limits, display_name: str
     name = safe_name(display_name or path)
     try:
         size = os.stat(path).st_size
-    except OSError:
-        raise UploadRejected(f"{name}: the file cannot be read.", reason="unreadable") from None
+    except OSError as exc:
+        raise UploadRejected(f"{name}: the file cannot be read.", reason="unreadable") from exc
     if size == 0:
         raise UploadRejected(f"{name}: the file is empty.", reason="empty")
     biggest = max(limits.max_image_bytes, limits.max_audio_bytes)

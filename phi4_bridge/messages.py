@@ -1,12 +1,16 @@
-"""Conversion between the message shapes on either side of the bridge, in one place.
+"""Chat messages, typed, and the one place that reads them: pure functions, the bridge does the I/O.
 
-- The Space (gradio 5 era) speaks the "messages" shape with one part per message:
-  ``{"role": "user", "content": "text"}`` or ``{"role": "user", "content": {"file": FileData}}``.
-- A local gradio 6 ``gr.Chatbot`` gives and takes a list of parts per message:
-  ``{"role": "user", "content": [{"type": "text", "text": ...}, {"type": "file", "file": {...}}]}``.
+Two shapes meet here:
 
-A caller may pass history in either shape (or plain strings as content); ``parts`` reads them all.
-Pure functions; the bridge does the uploads and the I/O.
+- the Space's chatbot value (gradio 5 "messages"): ``{"role", "content", "metadata"?, "options"?}`` with
+  ``content`` a string or ``{"file": FileData, "alt_text"?}``. The bridge never builds this shape itself: it
+  sends back the value the Space returned (see ``chain``), and only reads it here for the reply;
+- a caller's history (a local gradio 6 ``gr.Chatbot`` value, the Space's shape, or plain strings): content a
+  list of parts ``{"type": "text", "text"}`` / ``{"type": "file", "file": {"path"...}}``. It is read as
+  ``Turn`` s (a user's text and files, then the reply), which the bridge matches against what it already did
+  in the conversation, or replays through the Space's own user step.
+
+A caller's history is checked before anything is sent, against the same kind of limits as a turn.
 """
 
 from __future__ import annotations
@@ -14,16 +18,63 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from .config import Limits
-from .errors import ProtocolError, UploadRejected
+from .errors import InputRejected, ProtocolError, UploadRejected
 
 FILE_META = {"_type": "gradio.FileData"}
 # Characters that hide or reorder text (bidi overrides and isolates, zero-width space, BOM, line separators):
 # refused like control characters. Zero-width joiners stay: emoji sequences and several scripts need them.
 _HIDDEN = frozenset("\u200b\ufeff\u2028\u2029" + "".join(map(chr, range(0x202A, 0x202F)))
                     + "".join(map(chr, range(0x2066, 0x206A))))
+
+
+class FileData(TypedDict):
+    path: str
+    url: NotRequired[str | None]
+    orig_name: NotRequired[str | None]
+    size: NotRequired[int | None]
+    mime_type: NotRequired[str | None]
+    meta: NotRequired[dict[str, str]]
+
+
+class TextPart(TypedDict):
+    type: str  # "text"
+    text: str
+
+
+class FilePart(TypedDict):
+    type: str  # "file"
+    file: FileData
+
+
+class LocalMessage(TypedDict):
+    """A gradio 6 ``gr.Chatbot`` message (the app's chat)."""
+
+    role: str
+    content: list[TextPart | FilePart]
+    metadata: NotRequired[dict[str, Any]]
+
+
+class SpaceMessage(TypedDict):
+    """A gradio 5 messages-chatbot message, as the Space returns it."""
+
+    role: str
+    content: str | dict[str, Any]
+    metadata: NotRequired[dict[str, Any] | None]
+    options: NotRequired[list[Any] | None]
+
+
+class TextboxValue(TypedDict):
+    """The multimodal textbox's value, as the page sends it."""
+
+    text: str
+    files: list[FileData]
+
+
+def has_hidden_characters(text: str) -> bool:
+    return any(ch in _HIDDEN or (unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t\r") for ch in text)
 
 
 def check_prompt(prompt: str, has_files: bool, limits: Limits) -> None:
@@ -33,7 +84,7 @@ def check_prompt(prompt: str, has_files: bool, limits: Limits) -> None:
     if len(prompt) > limits.max_prompt_chars:
         raise UploadRejected(f"The message is {len(prompt):,} characters; the limit is "
                              f"{limits.max_prompt_chars:,}.", reason="too_long")
-    if any(ch in _HIDDEN or (unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t\r") for ch in prompt):
+    if has_hidden_characters(prompt):
         raise UploadRejected("The message contains control characters; remove them and send again.",
                              reason="control_characters")
 
@@ -60,6 +111,8 @@ def _part(role: str, item: Any) -> Part | None:
         return None
     if isinstance(item, str):
         return Part(role, text=item)
+    if isinstance(item, tuple) and item and isinstance(item[0], str):
+        return Part(role, file={"path": item[0]})  # gradio's tuple form of a file: (path, alt text)
     if isinstance(item, Mapping):
         kind = item.get("type")
         if kind == "text" or (kind is None and "text" in item and "file" not in item):
@@ -74,27 +127,91 @@ def _part(role: str, item: Any) -> Part | None:
     raise ProtocolError(f"A chat message has content the bridge cannot read: {str(item)[:80]!r}")
 
 
-def parts(history: Iterable[Mapping[str, Any]]) -> list[Part]:
-    """Every text and file of ``history``, in order, whatever shape each message has."""
+def parts(history: Iterable[Any]) -> list[Part]:
+    """Every text and file of ``history``, in order, whatever shape each message has.
+
+    A message with a ``metadata.title`` is a status note (queue position, an error) unless it holds a file:
+    the Space's own user step may title the file entries it writes ("image", "audio")."""
     out: list[Part] = []
     for message in history:
         if not isinstance(message, Mapping):
             raise ProtocolError(f"A chat message is not a message: {str(message)[:80]!r}")
         role = str(message.get("role", "user"))
         if role not in ("user", "assistant"):
-            continue  # system messages and thoughts are not part of what the Space's chatbot holds
+            continue  # system messages are not part of what the Space's chatbot holds
         metadata = message.get("metadata") or {}
-        if isinstance(metadata, Mapping) and metadata.get("title"):
-            continue  # a "thought" bubble (our own status notes), not a real turn
+        titled = isinstance(metadata, Mapping) and bool(metadata.get("title"))
         for item in _content_items(message.get("content")):
             part = _part(role, item)
-            if part is not None:
+            if part is not None and not (titled and part.file is None):
                 out.append(part)
     return out
 
 
-def file_data(space_url: str, server_path: str, orig_name: str, size: int, mime_type: str) -> dict[str, Any]:
-    """The FileData the Space expects for a file it stored at ``server_path``."""
+@dataclass(frozen=True)
+class Turn:
+    """One exchange of a caller's history: what the user sent (text, local file paths), then the reply."""
+
+    text: str
+    files: tuple[str, ...] = ()
+    reply: str = ""
+
+
+def turns(history: Iterable[Any]) -> list[Turn]:
+    """A history as turns: each run of user parts (its files, then the text that ends it), then the assistant
+    text that follows it."""
+    return _turns_of(parts(history))
+
+
+def _turns_of(found: Iterable[Part]) -> list[Turn]:
+    out: list[Turn] = []
+    texts: list[str] = []
+    files: list[str] = []
+    reply: list[str] = []
+    open_turn = False
+    for part in found:
+        if part.role == "user":
+            if reply or texts or not open_turn:  # a reply, or the text that ends a turn, came before
+                if open_turn:
+                    out.append(Turn("\n".join(texts), tuple(files), "".join(reply)))
+                texts, files, reply, open_turn = [], [], [], True
+            if part.file is not None:
+                files.append(str(part.path))
+            elif part.text:
+                texts.append(part.text)
+        elif open_turn and part.text:
+            reply.append(part.text)
+    if open_turn:
+        out.append(Turn("\n".join(texts), tuple(files), "".join(reply)))
+    return out
+
+
+def check_history(history: Sequence[Any], limits: Limits) -> list[Turn]:
+    """A caller's history as turns, refused before anything is sent when it is larger than the limits (counted
+    cheaply first, so a huge one costs nothing) or carries control characters."""
+    if not isinstance(history, Sequence) or isinstance(history, str | bytes):
+        raise InputRejected("The history must be a list of chat messages.", reason="bad_history")
+    if len(history) > limits.max_history_messages:
+        raise InputRejected(f"The history has {len(history):,} messages; the limit is "
+                            f"{limits.max_history_messages:,}. Start a new conversation.", reason="history_too_long")
+    found = parts(history)
+    texts = [p.text for p in found if p.text]
+    chars = sum(map(len, texts))
+    if chars > limits.max_history_chars:
+        raise InputRejected(f"The history is {chars:,} characters; the limit is {limits.max_history_chars:,}. "
+                            "Start a new conversation.", reason="history_too_long")
+    files = {p.path for p in found if p.file is not None}
+    if len(files) > limits.max_history_files:
+        raise InputRejected(f"The history carries {len(files):,} files; the limit is {limits.max_history_files}. "
+                            "Start a new conversation.", reason="too_many_files")
+    if any(has_hidden_characters(text) for text in texts):
+        raise InputRejected("The history contains control characters; remove them and send again.",
+                            reason="control_characters")
+    return _turns_of(found)
+
+
+def file_data(space_url: str, server_path: str, orig_name: str, size: int, mime_type: str) -> FileData:
+    """The FileData the Space expects for a file it stored at ``server_path``, as the page's upload makes it."""
     return {
         "path": server_path,
         "url": f"{space_url}/gradio_api/file={server_path}",
@@ -105,39 +222,40 @@ def file_data(space_url: str, server_path: str, orig_name: str, size: int, mime_
     }
 
 
-def to_space(history: Sequence[Part], remote: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The Space's history: one message per part; ``remote`` maps a local path to its uploaded FileData."""
-    out: list[dict[str, Any]] = []
-    for part in history:
-        if part.file is not None:
-            path = part.path or ""
-            if path not in remote:
-                raise ProtocolError(f"The file {part.file.get('orig_name') or path!r} was not uploaded.")
-            out.append({"role": part.role, "content": {"file": dict(remote[path])}})
-        elif part.text:
-            out.append({"role": part.role, "content": part.text})
-    return out
-
-
-def user_turn(text: str, files: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """A new user turn in the Space's shape: its files first, then its text, as gradio's chat demos add them."""
-    turn: list[dict[str, Any]] = [{"role": "user", "content": {"file": dict(f)}} for f in files]
-    if text:
-        turn.append({"role": "user", "content": text})
-    return turn
-
-
 def reply_text(value: Any) -> str:
-    """The assistant's text in output 0 of the bot step: the content of its last message."""
-    if not isinstance(value, list) or not value:
+    """The assistant's text in a chatbot value: the content of its last message, when that is the assistant's."""
+    if not isinstance(value, list):
         raise ProtocolError("The Space's reply holds no chat history.")
+    if not value:
+        return ""
     last = value[-1]
     if not isinstance(last, Mapping):
         raise ProtocolError(f"The Space's reply has a message of an unknown shape: {str(last)[:80]!r}")
     if last.get("role", "assistant") != "assistant":
         return ""
-    texts = [p.text or "" for p in parts([last]) if p.text is not None]
-    return "".join(texts)
+    return "".join(p.text or "" for p in parts([last]) if p.text is not None)
+
+
+def assistant_message(text: str, like: Mapping[str, Any] | None, parts_shape: bool) -> dict[str, Any]:
+    """An earlier reply in the shape the Space's chatbot returned its own: a copy of one of its assistant
+    messages (``like``) with the text swapped in; without one, gradio's own shape for the chatbot's version."""
+    content: Any = [{"type": "text", "text": text}] if parts_shape else text
+    if like is None:
+        return {"role": "assistant", "metadata": None, "content": content, "options": None} if not parts_shape \
+            else {"role": "assistant", "content": content}
+    message = {key: value for key, value in like.items() if key not in ("content",)}
+    old = like.get("content")
+    message["content"] = [{"type": "text", "text": text}] if isinstance(old, list) else text
+    if isinstance(message.get("metadata"), Mapping) and message["metadata"].get("title"):
+        message["metadata"] = None
+    return message
+
+
+def last_assistant(value: Any) -> Mapping[str, Any] | None:
+    """The Space's last assistant message in a chatbot value, as a model for replayed replies."""
+    if not isinstance(value, list):
+        return None
+    return next((m for m in reversed(value) if isinstance(m, Mapping) and m.get("role") == "assistant"), None)
 
 
 def to_local(space_history: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

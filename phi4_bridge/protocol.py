@@ -1,8 +1,6 @@
-"""The Space's wire protocol for one turn: find the endpoints, call the user step, join the queue, read the
-event stream, cancel. Each function is one request; ``Phi4Bridge`` strings them together.
-
-Endpoints are read from ``/config`` (by component types, so it survives a reordering of the Space's Blocks)
-with a fallback to the indices the known client hard-codes.
+"""The Space's wire protocol: read ``/config``, run a step directly (``/run/predict``) or through the queue
+(``queue/join``, then the event stream), cancel. Each function is one request; ``Job`` strings them together in
+the order of the Space's own chain (``chain``).
 """
 
 from __future__ import annotations
@@ -11,102 +9,94 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from .chain import Chain, Step, fallback_chain, find_chain
 from .config import BridgeConfig
 from .errors import ProtocolError, SpaceUnavailable, StreamTimeout, classify_status
 from .sse import SSEDecoder
 
 log = logging.getLogger(__name__)
 
-FALLBACK_USER_FN, FALLBACK_BOT_FN, FALLBACK_TRIGGER = 10, 11, 8
+
+class QueueOnly(Exception):
+    """``/run/predict`` refused a step that must go through the queue: the caller joins the queue instead."""
 
 
-@dataclass(frozen=True)
-class Endpoints:
-    user_fn: int = FALLBACK_USER_FN
-    bot_fn: int = FALLBACK_BOT_FN
-    trigger_id: int = FALLBACK_TRIGGER
-    bot_inputs: int = 1
-    source: str = "fallback"  # "config" when read from the Space's /config
-
-
-def find_endpoints(config: Mapping[str, Any]) -> Endpoints | None:
-    """The user and bot steps in a gradio ``/config`` (4.x to 6.x): the dependency that the multimodal
-    textbox's submit starts, and the one that runs after it with the chatbot as input."""
-    components = config.get("components") or []
-    deps = config.get("dependencies") or []
-    types = {c.get("id"): c.get("type") for c in components if isinstance(c, Mapping)}
-    boxes = [cid for cid, kind in types.items() if kind == "multimodaltextbox"]
-    chatbots = {cid for cid, kind in types.items() if kind == "chatbot"}
-    for index, dep in enumerate(deps):
-        targets = [tuple(t) for t in dep.get("targets") or [] if isinstance(t, list | tuple) and len(t) == 2]
-        box = next((t[0] for t in targets if t[0] in boxes and t[1] == "submit"), None)
-        if box is None:
-            continue
-        user_id = dep.get("id", index)
-        for bot_index, bot in enumerate(deps):
-            if bot.get("trigger_after") == user_id and chatbots & set(bot.get("inputs") or []):
-                return Endpoints(user_fn=int(user_id), bot_fn=int(bot.get("id", bot_index)), trigger_id=int(box),
-                                 bot_inputs=len(bot.get("inputs") or [1]), source="config")
-    return None
-
-
-async def _check(resp: aiohttp.ClientResponse, what: str) -> str:
+async def check(resp: aiohttp.ClientResponse, what: str) -> str:
+    """The answer's text, or the error its status (and text) means."""
     body = await resp.text()
     if resp.status != 200:
         raise classify_status(resp.status, body, what)
     return body
 
 
-async def discover(session: aiohttp.ClientSession, cfg: BridgeConfig) -> Endpoints:
-    """Read the endpoints from ``/config``; a Space that is down raises, an unreadable config falls back."""
+async def fetch_config(session: aiohttp.ClientSession, cfg: BridgeConfig) -> Any:
+    """``GET /config`` as JSON, or None when it is not JSON; a Space that is down raises."""
     async with session.get(f"{cfg.space_url}/config") as resp:
-        body = await _check(resp, "The Space")
+        body = await check(resp, "The Space")
     try:
-        found = find_endpoints(json.loads(body))
-    except (ValueError, TypeError, AttributeError):
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+async def discover(session: aiohttp.ClientSession, cfg: BridgeConfig) -> Chain:
+    """The Space's chat chain from its ``/config``; the known client's fixed indices when it cannot be read."""
+    config = await fetch_config(session, cfg)
+    try:
+        found = find_chain(config) if isinstance(config, Mapping) else None
+    except (ValueError, TypeError, AttributeError, KeyError):
+        log.warning("The Space's /config could not be read as a chat", exc_info=True)
         found = None
     if found is None:
-        log.warning("Could not find the chat steps in the Space's /config; using fn %d and %d",
-                    FALLBACK_USER_FN, FALLBACK_BOT_FN)
-        return Endpoints()
-    log.info("Chat steps read from the Space's /config: user fn %d, bot fn %d", found.user_fn, found.bot_fn)
+        log.warning("Could not find the chat in the Space's /config; using the known client's fn 10 and 11")
+        return fallback_chain()
+    log.info("Chat read from the Space's /config (gradio %s): steps %s, bot step fn %d, options %s",
+             found.version or "?", [s.fn for s in found.steps], found.bot_step.fn, sorted(found.options))
     return found
 
 
-def _body(fn: int, trigger: int, data: list[Any], session_hash: str) -> dict[str, Any]:
-    return {"data": data, "event_data": None, "fn_index": fn, "trigger_id": trigger, "session_hash": session_hash}
+def _body(step: Step, trigger_id: int, data: list[Any], session_hash: str) -> dict[str, Any]:
+    return {"data": data, "event_data": None, "fn_index": step.fn, "trigger_id": trigger_id,
+            "session_hash": session_hash}
 
 
-async def user_step(session: aiohttp.ClientSession, cfg: BridgeConfig, ep: Endpoints, text: str,
-                    files: list[dict[str, Any]], session_hash: str, headers: Mapping[str, str]) -> None:
-    """fn 10: the Space's own record of the user's message, as its page sends it (the bridge needs nothing
-    back from it: the whole history travels with the bot step)."""
-    data = [[], {"text": text, "files": files}, None]
-    async with session.post(f"{cfg.space_url}/gradio_api/run/predict",
-                            json=_body(ep.user_fn, ep.trigger_id, data, session_hash), headers=dict(headers)) as resp:
-        await _check(resp, "The Space")
+async def predict(session: aiohttp.ClientSession, cfg: BridgeConfig, step: Step, trigger_id: int, data: list[Any],
+                  session_hash: str, headers: Mapping[str, str]) -> list[Any]:
+    """A ``queue: false`` step, as the page sends it: ``POST /run/predict``; its output data."""
+    async with session.post(f"{cfg.space_url}/gradio_api/run/predict", json=_body(step, trigger_id, data, session_hash),
+                            headers=dict(headers)) as resp:
+        body = await resp.text()
+        if resp.status == 404 and "join the queue" in body.lower():
+            raise QueueOnly(body[:200])
+        if resp.status != 200:
+            raise classify_status(resp.status, body, "The Space")
+    try:
+        out = json.loads(body)["data"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError(f"The Space's answer to a step has no data: {body[:80]!r}") from exc
+    if not isinstance(out, list):
+        raise ProtocolError(f"The Space's answer to a step has no data: {body[:80]!r}")
+    return out
 
 
-async def join(session: aiohttp.ClientSession, cfg: BridgeConfig, ep: Endpoints, history: list[dict[str, Any]],
+async def join(session: aiohttp.ClientSession, cfg: BridgeConfig, step: Step, trigger_id: int, data: list[Any],
                session_hash: str, headers: Mapping[str, str]) -> str:
-    """fn 11: queue the bot step with the whole history (files inside it); returns the event id."""
-    data: list[Any] = [history] + [None] * (ep.bot_inputs - 1)
+    """Queue a step; returns the event id."""
     async with session.post(f"{cfg.space_url}/gradio_api/queue/join?__theme=light",
-                            json=_body(ep.bot_fn, ep.trigger_id, data, session_hash), headers=dict(headers)) as resp:
-        body = await _check(resp, "The Space's queue")
+                            json=_body(step, trigger_id, data, session_hash), headers=dict(headers)) as resp:
+        body = await check(resp, "The Space's queue")
     try:
         return str(json.loads(body)["event_id"])
-    except (ValueError, KeyError, TypeError):
-        raise ProtocolError(f"The Space's queue answered without an event id: {body[:80]!r}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError(f"The Space's queue answered without an event id: {body[:80]!r}") from exc
 
 
-async def events(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash: str, event_id: str,
-                 headers: Mapping[str, str]) -> AsyncIterator[list[dict[str, Any]]]:
+async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash: str, event_id: str,
+                          headers: Mapping[str, str]) -> AsyncIterator[list[dict[str, Any]]]:
     """The stream's messages for ``event_id``, a batch per network read, with the first-event and idle
     timeouts applied. A batch holds more than one message only when the reader fell behind, so the caller can
     catch up in one step instead of one per message."""
@@ -117,23 +107,23 @@ async def events(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash
     no_total = aiohttp.ClientTimeout(total=None, connect=cfg.timeouts.connect, sock_connect=cfg.timeouts.connect)
     try:
         resp = await asyncio.wait_for(session.get(url, headers=hdrs, timeout=no_total), cfg.timeouts.request)
-    except asyncio.TimeoutError:
+    except asyncio.TimeoutError as exc:
         raise StreamTimeout(f"The Space's event stream did not open within {cfg.timeouts.request:.0f} s (timed "
-                            "out); it may be overloaded. Retry later.") from None
+                            "out); it may be overloaded. Retry later.") from exc
     async with resp:
         if resp.status != 200:
-            await _check(resp, "The Space's event stream")
+            await check(resp, "The Space's event stream")
         timeout, first = cfg.timeouts.first_event, True
         while True:
             try:
                 chunk = await asyncio.wait_for(resp.content.readany(), timeout)
-            except asyncio.TimeoutError:
+            except asyncio.TimeoutError as exc:
                 what = "to start answering" if first else "to send more of its reply"
                 raise StreamTimeout(f"The Space took more than {timeout:.0f} s {what}; it may be overloaded. "
-                                    "Try again later.") from None
+                                    "Try again later.") from exc
             except aiohttp.ClientError as exc:
                 raise SpaceUnavailable(f"The connection to the Space broke mid-reply ({type(exc).__name__}); "
-                                       "retry.", state="dropped") from None
+                                       "retry.", state="dropped") from exc
             messages = decoder.feed(chunk) if chunk else decoder.close()
             if messages:
                 first, timeout = False, cfg.timeouts.idle
@@ -142,7 +132,7 @@ async def events(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash
                 if message.get("event_id") not in (None, event_id):
                     continue
                 batch.append(message)
-                if message["msg"] in ("process_completed", "close_stream"):
+                if message["msg"] in ("process_completed", "close_stream", "unexpected_error"):
                     yield batch
                     return
             if batch:
@@ -152,10 +142,10 @@ async def events(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash
                                        state="dropped")
 
 
-async def cancel(session: aiohttp.ClientSession, cfg: BridgeConfig, ep: Endpoints, session_hash: str,
+async def cancel(session: aiohttp.ClientSession, cfg: BridgeConfig, fn: int, session_hash: str,
                  event_id: str, headers: Mapping[str, str]) -> None:
     """Ask the Space to stop a job, as gradio's own client does; best effort, it may already be done."""
-    body = {"event_id": event_id, "session_hash": session_hash, "fn_index": ep.bot_fn}
+    body = {"event_id": event_id, "session_hash": session_hash, "fn_index": fn}
     try:
         async with session.post(f"{cfg.space_url}/gradio_api/cancel", json=body, headers=dict(headers),
                                 timeout=aiohttp.ClientTimeout(total=5)) as resp:

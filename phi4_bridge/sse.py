@@ -25,7 +25,7 @@ class SSEDecoder:
         try:
             return self._text.decode(chunk, final)
         except UnicodeDecodeError as exc:
-            raise ProtocolError(f"The Space's event stream is not valid UTF-8 ({exc.reason}).") from None
+            raise ProtocolError(f"The Space's event stream is not valid UTF-8 ({exc.reason}).") from exc
 
     def feed(self, chunk: bytes) -> list[dict[str, Any]]:
         self._buffer += self._decode(chunk)
@@ -72,8 +72,8 @@ class SSEDecoder:
 def parse_payload(payload: str) -> dict[str, Any]:
     try:
         message = json.loads(payload)
-    except ValueError:
-        raise ProtocolError(f"The Space sent an event that is not JSON: {payload[:80]!r}") from None
+    except ValueError as exc:
+        raise ProtocolError(f"The Space sent an event that is not JSON: {payload[:80]!r}") from exc
     if not isinstance(message, dict) or not isinstance(message.get("msg"), str):
         raise ProtocolError(f"The Space sent an event without a 'msg' field: {payload[:80]!r}")
     return message

@@ -4,8 +4,8 @@
 ``gradio_client.utils.apply_diff`` applies (any op: replace, append, add, delete). ``apply_diff`` deep-copies
 the value it is given, and here the value is the whole chat history, once per chunk: so each operation is handed
 only the message it edits (``apply_scoped``), and the copy stays one message long however long the conversation.
-The reply is the text of the last message of output 0; each event yields only the text that is new since the
-last one.
+The reply is the text of the last message of the chatbot output (its position among the step's outputs is
+given); each event yields only the text that is new since the last one.
 """
 
 from __future__ import annotations
@@ -44,9 +44,11 @@ def _number(value: Any) -> float | None:
 
 
 class ReplyStream:
-    """State of one turn's stream: the outputs so far and the reply text already handed on."""
+    """State of one queued step's stream: the outputs so far and the reply text already handed on.
+    ``chatbot`` is the position of the chatbot among the step's outputs (None: a step with no reply)."""
 
-    def __init__(self) -> None:
+    def __init__(self, chatbot: int | None = 0) -> None:
+        self.chatbot = chatbot
         self.outputs: list[Any] | None = None
         self.text = ""
         self.completed = False
@@ -67,6 +69,9 @@ class ReplyStream:
             return self._generating(message)
         if kind == "process_completed":
             return self._completed(message)
+        if kind == "unexpected_error":
+            self.completed = True
+            raise classify_error_text(str(message.get("message") or "an unexpected error"), None)
         return []  # heartbeat, progress, close_stream and anything newer: nothing to show
 
     def _output_data(self, message: Mapping[str, Any]) -> list[Any]:
@@ -87,7 +92,7 @@ class ReplyStream:
                 self.outputs = [apply_scoped(value, ops) for value, ops in zip(self.outputs, data)]
             except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
                 raise ProtocolError(f"The Space sent a change the bridge cannot apply ({type(exc).__name__}).") \
-                    from None
+                    from exc
         return self._new_text()
 
     def _completed(self, message: Mapping[str, Any]) -> list[Event]:
@@ -99,9 +104,14 @@ class ReplyStream:
         return self._new_text()
 
     def _new_text(self) -> list[Event]:
-        if not self.outputs:
-            raise ProtocolError("The Space's reply has no outputs.")
-        text = reply_text(self.outputs[0])
+        if self.chatbot is None:
+            return []
+        if not self.outputs or len(self.outputs) <= self.chatbot:
+            raise ProtocolError("The Space's reply has no chat in its outputs.")
+        value = self.outputs[self.chatbot]
+        if isinstance(value, Mapping) and value.get("__type__") == "update":
+            value = value.get("value")
+        text = reply_text(value)
         if not text.startswith(self.text):
             self.text = text  # the Space rewrote earlier text; Done carries the whole reply
             return []

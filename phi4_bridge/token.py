@@ -155,8 +155,8 @@ class TokenProvider:
                 raise classify_status(resp.status, body, "The Hub's token service")
         try:
             value = json.loads(body)["token"]
-        except (ValueError, KeyError, TypeError):
-            raise AuthError("The Hub's token service answered without a token.") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuthError("The Hub's token service answered without a token.") from exc
         log.info("ZeroGPU token obtained with the user's HF token")
         return ZeroGpuToken(value, None, "hf_token", jwt_expiry(value) or time.time() + ANONYMOUS_LIFETIME)
 

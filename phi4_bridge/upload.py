@@ -75,8 +75,8 @@ async def upload(session: aiohttp.ClientSession, config: BridgeConfig, files: Se
                 raise error
         try:
             server_paths = json.loads(body)
-        except ValueError:
-            raise ProtocolError("The Space's upload answer is not JSON.") from None
+        except ValueError as exc:
+            raise ProtocolError("The Space's upload answer is not JSON.") from exc
         if not isinstance(server_paths, list) or len(server_paths) != len(batch):
             raise ProtocolError(f"The Space's upload answered {str(server_paths)[:80]!r} for {len(batch)} file(s).")
         for media, server_path in zip(batch, server_paths):

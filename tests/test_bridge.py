@@ -72,7 +72,10 @@ async def test_several_turns_keep_history_and_do_not_reupload(standin_clean, tmp
     assert "Earlier turns: 1" in second
     assert "Earlier turns: 2" in third and "PNG, 50x60" in third
     assert stats(standin_clean.url)["uploads"] == uploads, "a file already sent is not uploaded again"
-    assert len(conv.history) == 6
+    # The Space's own chatbot value, as it returned it: per turn its file entries, the text, then the reply.
+    assert [(m["role"], m["content"] if isinstance(m["content"], str) else "file") for m in conv.history][:4] == [
+        ("user", "file"), ("user", "first"), ("assistant", first), ("user", "second")]
+    assert len(conv.history) == 8
 
 
 async def test_twenty_conversations_at_once_never_mix(standin_clean, tmp_path):

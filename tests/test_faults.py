@@ -267,7 +267,8 @@ async def test_fault(fault: Fault, clean: StandinProcess, proxy: TcpProxy, priva
 
         again = await asyncio.wait_for(bridge.chat("second", [image], conversation=conv), GUARD_S)
         assert 'You said: "second"' in again and "PNG, 37x23" in again and "Earlier turns: 1" in again
-        assert len(conv.history) == len(before) + 2
+        # first turn: text + reply; the second: its image entry, text, reply (the Space's own chatbot value)
+        assert len(before) == 2 and len(conv.history) == 5
         assert acquired(bridge) == 0
     await base.check(clean, proxy)
 
@@ -278,13 +279,13 @@ async def test_slow_bytes_still_succeed(clean: StandinProcess, proxy: TcpProxy, 
     base = Baseline.take(private_tmp)
     configure(clean.url, pace_ms=5, chunks=8)
     async with Phi4Bridge(bridge_config(proxy, "hf_" + secrets.token_hex(8))) as bridge:
-        await bridge.endpoints()  # the /config is large; slow only the turn itself
+        await bridge.chain()  # the /config is large; slow only the turn itself
         proxy.set("slow", piece=3, delay=0.001, match="/gradio_api/")
         conv = bridge.conversation()
         reply = await asyncio.wait_for(bridge.chat("slow «ü» 猫", [image], conversation=conv), 30)
         proxy.reset()
         assert 'You said: "slow «ü» 猫"' in reply and "PNG, 37x23" in reply
-        assert len(conv.history) == 2 and acquired(bridge) == 0
+        assert len(conv.history) == 3 and acquired(bridge) == 0  # image entry, text, reply
     await base.check(clean, proxy)
 
 
@@ -306,20 +307,26 @@ async def test_refused_hub_token_is_an_auth_error(clean: StandinProcess, proxy: 
     await base.check(clean, proxy)
 
 
-async def test_failed_user_step_does_not_fail_the_turn(clean: StandinProcess, proxy: TcpProxy, private_tmp: Path):
-    """The user step (fn 10) only records the message on the Space's side and goes out after the first text;
-    when it fails, the reply still arrives whole, the bot step ran exactly once, and nothing is left behind."""
+async def test_failed_user_step_fails_the_turn_before_the_bot_step(clean: StandinProcess, proxy: TcpProxy,
+                                                                   private_tmp: Path):
+    """The user step runs first, as on the Space's page, because the bot step may read what it prepared. When it
+    fails, the turn fails with a clear message, the bot step never runs (no GPU spent), nothing is left behind,
+    and sending the turn again works."""
     base = Baseline.take(private_tmp)
     async with Phi4Bridge(bridge_config(proxy, "hf_" + secrets.token_hex(8))) as bridge:
-        await asyncio.wait_for(bridge.chat("warm"), GUARD_S)
+        conv = bridge.conversation()
+        await asyncio.wait_for(bridge.chat("warm", conversation=conv), GUARD_S)
         calls = stats(clean.url)["calls"]
-        seen = len(proxy.requests)
         proxy.set("cut", after=0, match="/gradio_api/run/predict")
-        reply = await asyncio.wait_for(bridge.chat("still answered"), GUARD_S)
+        with pytest.raises(SpaceUnavailable) as info:
+            await asyncio.wait_for(bridge.chat("not yet", conversation=conv), GUARD_S)
         proxy.reset()
-        assert 'You said: "still answered"' in reply
+        assert_clear_message(info.value, [])
+        assert stats(clean.url)["calls"] == calls, "the bot step ran although the user step failed"
+        reply = await asyncio.wait_for(bridge.chat("not yet", conversation=conv), GUARD_S)
+        assert 'You said: "not yet"' in reply and "Earlier turns: 1" in reply
         assert stats(clean.url)["calls"] == calls + 1
-        assert any("/gradio_api/run/predict" in line for line in proxy.requests[seen:]), "the user step was sent"
+        assert acquired(bridge) == 0
     await base.check(clean, proxy)
 
 

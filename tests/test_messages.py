@@ -1,27 +1,65 @@
-"""Message conversion between the Space's gradio 5 shape and the local gradio 6 chatbot's."""
+"""Reading chat messages in every shape: the Space's gradio 5 chatbot value and a local gradio 6 history."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from phi4_bridge.errors import ProtocolError
-from phi4_bridge.messages import file_data, parts, reply_text, to_local, to_space, user_turn
+from phi4_bridge.config import Limits
+from phi4_bridge.errors import InputRejected, ProtocolError
+from phi4_bridge.messages import Turn, assistant_message, check_history, file_data, parts, reply_text, turns
 
 FD = file_data("http://space", "/tmp/up/cat.png", "cat.png", 123, "image/png")
 
 
-def test_local_gradio6_history_becomes_one_space_message_per_part():
+def test_local_gradio6_history_is_read_as_turns():
     local = [
         {"role": "user", "content": [{"type": "file", "file": {"path": "/local/cat.png"}},
                                      {"type": "text", "text": "What is this?"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Queued"}], "metadata": {"title": "⏳ note"}},
+        {"role": "user", "content": [{"type": "text", "text": "And now?"}]},
     ]
-    space = to_space(parts(local), {"/local/cat.png": FD})
-    assert space == [
-        {"role": "user", "content": {"file": FD}},
-        {"role": "user", "content": "What is this?"},
-        {"role": "assistant", "content": "A cat."},
-    ]
+    assert turns(local) == [Turn("What is this?", ("/local/cat.png",), "A cat."), Turn("And now?", (), "")]
+
+
+def test_the_spaces_own_history_is_read_as_turns_with_its_titled_file_entries():
+    """The Space's user step may write files as titled entries ("image"); those are files, not notes."""
+    space = [{"role": "user", "content": {"file": FD, "alt_text": None}, "metadata": {"title": "image"}},
+             {"role": "user", "content": "What is it?", "metadata": {}},
+             {"role": "assistant", "content": "A cat.", "metadata": None, "options": None},
+             {"role": "user", "content": "hi"}, {"role": "user", "content": "again"}]
+    assert turns(space) == [Turn("What is it?", ("/tmp/up/cat.png",), "A cat."), Turn("hi", (), ""),
+                            Turn("again", (), "")]
+
+
+def test_history_limits_are_checked_before_anything_is_sent():
+    limits = Limits(max_history_messages=3, max_history_chars=10, max_history_files=1)
+    with pytest.raises(InputRejected, match="4 messages; the limit is 3") as info:
+        check_history([{"role": "user", "content": "a"}] * 4, limits)
+    assert info.value.reason == "history_too_long"
+    with pytest.raises(InputRejected, match="11 characters; the limit is 10"):
+        check_history([{"role": "user", "content": "x" * 11}], limits)
+    two_files = [{"role": "user", "content": [{"type": "file", "file": {"path": "/a.png"}},
+                                              {"type": "file", "file": {"path": "/b.png"}}]}]
+    with pytest.raises(InputRejected, match="2 files; the limit is 1"):
+        check_history(two_files, limits)
+    with pytest.raises(InputRejected, match="control characters"):
+        check_history([{"role": "assistant", "content": "nul\x00"}], Limits())
+    with pytest.raises(InputRejected, match="control characters"):
+        check_history([{"role": "user", "content": "lone \ud800 surrogate"}], Limits())
+    with pytest.raises(InputRejected, match="must be a list"):
+        check_history("not a list", Limits())
+    assert check_history([{"role": "user", "content": "0123456789"}], limits) == [Turn("0123456789")]
+
+
+def test_an_earlier_reply_takes_the_shape_of_the_spaces_own():
+    like = {"role": "assistant", "metadata": None, "content": "old", "options": None}
+    assert assistant_message("new", like, parts_shape=False) == {"role": "assistant", "metadata": None,
+                                                                  "content": "new", "options": None}
+    assert assistant_message("new", None, parts_shape=False) == {"role": "assistant", "metadata": None,
+                                                                  "content": "new", "options": None}
+    assert assistant_message("new", None, parts_shape=True) == {"role": "assistant",
+                                                                 "content": [{"type": "text", "text": "new"}]}
 
 
 def test_gradio5_history_is_read_too():
@@ -38,31 +76,14 @@ def test_status_notes_and_system_messages_are_not_sent():
     assert [p.text for p in parts(local)] == ["hi"]
 
 
-def test_file_not_uploaded_is_an_error():
-    with pytest.raises(ProtocolError):
-        to_space(parts([{"role": "user", "content": {"path": "/x.png"}}]), {})
-
-
-def test_user_turn_puts_files_before_text():
-    assert user_turn("look", [FD]) == [{"role": "user", "content": {"file": FD}}, {"role": "user", "content": "look"}]
-    assert user_turn("", [FD]) == [{"role": "user", "content": {"file": FD}}]
-
-
 def test_reply_text_reads_both_shapes():
     assert reply_text([{"role": "user", "content": "q"}, {"role": "assistant", "content": "abc"}]) == "abc"
     assert reply_text([{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text",
                                                                                         "text": "b"}]}]) == "ab"
     assert reply_text([{"role": "user", "content": "q"}]) == ""
+    assert reply_text([]) == ""
     with pytest.raises(ProtocolError):
-        reply_text([])
-
-
-def test_round_trip_space_to_local_and_back():
-    space = [{"role": "user", "content": {"file": FD}}, {"role": "user", "content": "q"},
-             {"role": "assistant", "content": "a"}]
-    local = to_local(space)
-    assert local[0]["content"][0]["type"] == "file" and local[0]["content"][1] == {"type": "text", "text": "q"}
-    assert to_space(parts(local), {FD["path"]: FD}) == space
+        reply_text({"not": "a list"})
 
 
 texts = st.text(min_size=1, max_size=20)
@@ -78,18 +99,12 @@ message = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]),
 
 
 @given(st.lists(message, max_size=8))
-def test_conversion_keeps_every_text_and_file_in_order(history):
+def test_turns_keep_every_text_and_file_in_order(history):
     ps = parts(history)
-    remote = {p.path: {"path": "srv" + p.path} for p in ps if p.file is not None}
-    space = to_space(ps, remote)
-    expected = [p for p in ps if p.file is not None or p.text]
-    assert len(space) == len(expected)
-    for sent, part in zip(space, expected):
-        assert sent["role"] == part.role
-        if part.file is not None:
-            assert sent["content"] == {"file": {"path": "srv" + part.path}}
-        else:
-            assert sent["content"] == part.text
+    got = turns(history)
+    assert [f for t in got for f in t.files] == [p.path for p in ps if p.role == "user" and p.file is not None]
+    user_texts = [p.text for p in ps if p.role == "user" and p.file is None and p.text]
+    assert [t.text for t in got if t.text] == user_texts  # one text ends a turn, so each turn holds at most one
 
 
 @given(st.lists(st.one_of(st.none(), st.integers(), st.text(), st.dictionaries(st.text(max_size=5), st.text(

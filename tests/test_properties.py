@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from phi4_bridge.config import Limits
 from phi4_bridge.errors import Phi4Error
 from phi4_bridge.events import Log, Queued, Started, TextDelta
-from phi4_bridge.messages import file_data, parts, reply_text, to_local, to_space, user_turn
+from phi4_bridge.messages import check_history, parts, reply_text, turns
 from phi4_bridge.sse import SSEDecoder
 from phi4_bridge.stream import ReplyStream
 
@@ -165,37 +166,15 @@ def test_reply_text_raises_only_bridge_errors(value):
 @given(histories)
 @example([{"role": "user", "metadata": {"title": float("nan")}, "content": "x"}])
 @example([None, {"role": "user", "content": {"path": ["not", "a", "string"]}}])
-def test_parts_and_to_space_raise_only_bridge_errors(history):
+def test_turns_and_history_checks_raise_only_bridge_errors(history):
     try:
-        got = parts(history)
-        remote = {p.path: file_data("http://s", "/srv/x.png", "x.png", 1, "image/png")
-                  for p in got if p.file is not None and isinstance(p.path, str)}
-        space = to_space(got, remote)
+        got = check_history(history, Limits())
     except Phi4Error:
         return
-    for message in space:
-        assert message["role"] in ("user", "assistant")
-        content = message["content"]
-        assert isinstance(content, str) or (isinstance(content, dict) and "file" in content)
-
-
-@FAST
-@given(histories)
-def test_to_local_raises_only_bridge_errors(history):
-    try:
-        local = to_local(history)
-    except Phi4Error:
-        return
-    for message in local:
-        assert isinstance(message["content"], list) and message["content"]
-
-
-@FAST
-@given(st.text(max_size=30), st.lists(st.fixed_dictionaries({"path": st.text(min_size=1, max_size=10)}), max_size=3))
-def test_user_turn_puts_files_first_then_text(text, files):
-    turn = user_turn(text, files)
-    assert [m["content"]["file"] for m in turn[:len(files)]] == files
-    assert (turn[len(files):] == [{"role": "user", "content": text}]) == bool(text)
+    assert got == turns(history)
+    for turn in got:
+        assert isinstance(turn.text, str) and isinstance(turn.reply, str)
+        assert all(isinstance(f, str) for f in turn.files)
 
 
 # ---- crashes the properties found once (fixed in the bridge), kept as plain regression tests -------------
@@ -218,7 +197,5 @@ def test_history_item_that_is_not_a_message(item):
 @pytest.mark.parametrize("content", [{"path": ["a", "b"]}, {"file": {"path": {"a": 1}}},
                                      [{"type": "file", "file": {"path": ["x"]}}]])
 def test_file_path_that_is_not_a_string(content):
-    try:
-        to_space(parts([{"role": "user", "content": content}]), {})
-    except Phi4Error:
-        pass
+    with pytest.raises(Phi4Error, match="no usable path"):
+        turns([{"role": "user", "content": content}])

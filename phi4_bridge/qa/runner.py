@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bridge import Phi4Bridge
-from ..errors import AuthError, Phi4Error, QuotaExceeded, SpaceUnavailable, TokenExpired, UploadRejected
+from ..errors import AuthError, InputRejected, Phi4Error, QuotaExceeded, SpaceUnavailable, TokenExpired
 from ..events import Done, TextDelta
 from .cases import Case
 
@@ -52,7 +52,7 @@ def stops_run(error: BaseException) -> bool:
 
 
 def retryable(error: BaseException) -> bool:
-    return not isinstance(error, UploadRejected)
+    return not isinstance(error, InputRejected)
 
 
 @dataclass
