@@ -10,7 +10,10 @@ sure to be right is one that does what the page does, and the page is gradio's J
 - the page keeps one value per component, starting from ``/config``'s ``props.value``; a step's inputs are those
   values (``null`` for a ``gr.State``: gradio keeps State on the server, per session hash, and ignores what a
   client sends); a step's outputs are written back (an update dict changes only what it names);
-- a ``queue: false`` step is a POST to ``/run/predict``, a queued one joins the queue and streams.
+- a ``queue: false`` step is a POST to ``/run/predict``, a queued one joins the queue and streams;
+- a chained step starts when the one before it is complete. The page would still start a ``.then`` step after a
+  failed one (gradio 5); the bridge stops there instead, with the Space's own words: the bot step would only
+  answer the previous turn again, on the caller's GPU quota.
 
 So a turn here is: set the textbox's value to the message (files as FileData), run the chain's steps in order,
 and read the reply from the chatbot value the Space returned. Nothing about the message shape is guessed.
@@ -91,7 +94,6 @@ class Chain:
     bot: int  # index into ``steps`` of the step whose streamed output is the reply
     source: str = "config"  # "fallback" when ``/config`` could not be read
     version: str = ""
-    uses_zerogpu: bool = True  # some step says ``zerogpu``, or the config does not say either way
 
     @property
     def pre_bot(self) -> tuple[Step, ...]:
@@ -173,15 +175,17 @@ def find_chain(config: Mapping[str, Any]) -> Chain | None:
             continue
         ordered = _chained(dep_id, deps)
         steps = [_step(deps[i], i) for i in ordered if _runs_on_server(deps[i])]
+        # After the bot step, a step matters only when it writes what a turn reads: the chatbot, or a State the
+        # next turn's steps take (a ChatInterface copies the chat into its history State that way). Steps that
+        # only re-enable the textbox or save a copy for the browser are skipped.
         bot = _bot_index(steps, chatbots)
         if bot is None:
             continue
         chatbot = next(o for o in steps[bot].outputs if o in chatbots)
-        steps = [s for i, s in enumerate(steps) if i <= bot or _feeds_reply(s, chatbot)]
-        has_flag = any("zerogpu" in d for d in raw)
+        read = {chatbot} | {i for s in steps[: bot + 1] for i in s.inputs} - {int(box)}
+        steps = [s for i, s in enumerate(steps) if i <= bot or read & set(s.outputs)]
         return Chain(steps=tuple(steps), trigger_id=int(box), textbox=int(box), chatbot=chatbot,
-                     components=components, bot=bot, version=str(config.get("version") or ""),
-                     uses_zerogpu=any(s.zerogpu for s in steps) or not has_flag)
+                     components=components, bot=bot, version=str(config.get("version") or ""))
     return None
 
 
@@ -208,12 +212,6 @@ def _bot_index(steps: Sequence[Step], chatbots: set[int]) -> int | None:
     if queued:
         return queued[0]
     return writes[-1] if writes else None
-
-
-def _feeds_reply(step: Step, chatbot: int) -> bool:
-    """After the bot step, only a step that writes the chatbot can change the reply; the rest (re-enabling the
-    textbox, saving a copy for the page) are skipped."""
-    return chatbot in step.outputs
 
 
 def fallback_chain() -> Chain:

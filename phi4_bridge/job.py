@@ -131,16 +131,24 @@ class Job:
                 values[chain.chatbot] = [*chat, assistant_message(turn.reply, like, _parts_shape(chat))]
             done.append((turn_key(turn.text, files, turn.reply), len(values.get(chain.chatbot) or [])))
         uploaded_at = await self._run_user_steps(chain, values, self.prompt, media, settings)
+        first_text: float | None = None
         for step in chain.steps[chain.bot:]:
             values.update(settings)
-            if step is chain.bot_step:
-                async with aclosing(self._bot_step(chain, step, values, started, uploaded_at)) as events:
-                    async for event in events:
-                        yield event
-            else:
+            if step is not chain.bot_step:
                 await self._step(chain, step, values)
+                continue
+            async with aclosing(self._queued(chain, step, values, step.outputs.index(chain.chatbot))) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        first_text = first_text or time.perf_counter()
+                    yield event
+        # The conversation takes the turn before Done, so a caller that stops reading at Done loses nothing.
         done.append((turn_key(self.prompt, media, self.reply), len(values.get(chain.chatbot) or [])))
         conv.values, conv.done, conv.chatbot = values, done, chain.chatbot
+        timings = {"upload_s": uploaded_at - started, "total_s": time.perf_counter() - started}
+        if first_text is not None:
+            timings["first_text_s"] = first_text - started
+        yield Done(self.reply, timings)
 
     async def _inspect_earlier(self, earlier: Sequence[Turn]) -> list[list[MediaFile]]:
         cfg, known = self._bridge.config, self.conversation.inspected
@@ -215,26 +223,12 @@ class Job:
             async for _ in events:
                 pass
 
-    async def _bot_step(self, chain: Chain, step: Step, values: dict[int, Any], started: float,
-                        uploaded_at: float) -> AsyncIterator[Event]:
-        first_text: float | None = None
-        async with aclosing(self._queued(chain, step, values, step.outputs.index(chain.chatbot))) as events:
-            async for event in events:
-                if isinstance(event, TextDelta):
-                    first_text = first_text or time.perf_counter()
-                yield event
-        end = time.perf_counter()
-        timings = {"upload_s": uploaded_at - started, "total_s": end - started}
-        if first_text is not None:
-            timings["first_text_s"] = first_text - started
-        yield Done(self.reply, timings)
-
     async def _queued(self, chain: Chain, step: Step, values: dict[int, Any],
                       chatbot: int | None) -> AsyncIterator[Event]:
         """Join the queue for ``step`` and stream it; on success its outputs are stored into ``values``. A refused
         ZeroGPU token is fetched again and the step joined once more, when nothing has been shown yet."""
         for attempt in (1, 2):
-            headers, token = await self._queue_headers(chain, step)
+            headers, token = await self._queue_headers()
             try:
                 async with aclosing(self._stream(chain, step, values, headers, chatbot)) as events:
                     async for event in events:
@@ -295,12 +289,10 @@ class Job:
         """What the page adds to a request that is not a queued GPU step: nothing (the referer is the session's)."""
         return {}
 
-    async def _queue_headers(self, chain: Chain, step: Step) -> tuple[dict[str, str], Any]:
-        """ZeroGPU headers as the page sends them: only when joining the queue for a step the Space marks
-        ``zerogpu`` (or a Space whose ``/config`` does not say). A visitor's own ``x-ip-token`` goes alone: the
-        host's token is never mixed into the same call."""
-        if not (step.zerogpu or (chain.uses_zerogpu and not any(s.zerogpu for s in chain.steps))):
-            return {}, None
+    async def _queue_headers(self) -> tuple[dict[str, str], Any]:
+        """ZeroGPU headers as the page sends them: with every ``queue/join`` (gradio 5.12+ asks the Hub's page for
+        them without looking at the step) and nothing else. A visitor's own ``x-ip-token`` goes alone: the host's
+        token is never mixed into the same call."""
         if self.ip_token:
             return {"x-ip-token": self.ip_token}, None
         token = await self._bridge.guard(self._bridge.tokens.get())

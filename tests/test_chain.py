@@ -97,21 +97,28 @@ def test_option_names_and_command_line_settings():
         parse_setting("temperature")
 
 
-def test_a_chatinterface_chain_runs_every_step_up_to_the_streaming_one():
-    """gr.ChatInterface: the submit saves the message into a State, shows it, then the queued step streams."""
+def test_a_chatinterface_chain_keeps_the_step_that_saves_its_history_state():
+    """gradio 5.18's gr.ChatInterface(multimodal=True) as its /config shows it (ids of a minimal app): the submit
+    saves the message into a State, shows it, streams into the chatbot; then copies the chatbot into the history
+    State the next turn's bot step reads (kept), re-enables the textbox and saves the chat in the browser (both
+    skipped)."""
     config = {
-        "components": [{"id": 1, "type": "chatbot", "props": {"value": []}},
-                       {"id": 2, "type": "multimodaltextbox", "props": {"value": None}},
-                       {"id": 3, "type": "state", "props": {"value": None}}],
+        "components": [{"id": 1, "type": "browserstate", "props": {"value": []}},
+                       {"id": 2, "type": "state", "props": {}}, {"id": 3, "type": "state", "props": {}},
+                       {"id": 4, "type": "state", "props": {}}, {"id": 6, "type": "chatbot", "props": {"value": []}},
+                       {"id": 9, "type": "multimodaltextbox", "props": {"value": None}},
+                       {"id": 13, "type": "state", "props": {}}, {"id": 14, "type": "state", "props": {}}],
         "dependencies": [
-            {"id": 7, "targets": [[2, "submit"]], "inputs": [2], "outputs": [2, 3], "queue": False},
-            {"id": 8, "targets": [], "inputs": [3, 1], "outputs": [1], "queue": False, "trigger_after": 7},
-            {"id": 9, "targets": [], "inputs": [3, 1], "outputs": [1, 3], "queue": True, "trigger_after": 8},
+            {"id": 0, "targets": [[9, "submit"]], "inputs": [9], "outputs": [9, 13], "queue": False},
+            {"id": 1, "targets": [], "inputs": [13, 6], "outputs": [6], "queue": False, "trigger_after": 0},
+            {"id": 2, "targets": [], "inputs": [13, 2], "outputs": [14, 6], "queue": True, "trigger_after": 1},
+            {"id": 3, "targets": [], "inputs": [6], "outputs": [2, 3], "queue": False, "trigger_after": 2},
+            {"id": 4, "targets": [], "inputs": [], "outputs": [9], "queue": True, "trigger_after": 3},
+            {"id": 5, "targets": [], "inputs": [4, 2, 1], "outputs": [4, 1], "queue": False, "trigger_after": 4},
         ],
     }
     chain = find_chain(config)
-    assert [s.fn for s in chain.steps] == [7, 8, 9] and chain.bot_step.fn == 9
-    assert chain.uses_zerogpu is True  # the config does not say, so the ZeroGPU headers go with the queued step
+    assert [s.fn for s in chain.steps] == [0, 1, 2, 3] and chain.bot_step.fn == 2 and chain.chatbot == 6
 
 
 def test_a_config_without_a_chat_falls_back_to_the_known_indices():
