@@ -2,10 +2,18 @@
 
 The real Space cannot be reached from the project's machines, so the bridge, the app, the tests and the
 benchmarks talk to this one over loopback instead. It speaks the Space's wire protocol as described in
-shared/space-protocol.md (Gradio 5 "messages" history, fn 10 / fn 11, trigger 8) and the Hub's token
+shared/space-protocol.md (Gradio 5 "messages" history) and the Hub's token
 endpoints, and it can be told to misbehave the ways the real one does (see ``zerogpu.FAULTS``).
 
+Layouts (``--layout``): ``classic`` (fn 10 / 11, trigger 8: the known client's), ``official`` (the shape
+space-protocol.md section 8 points to: user step, State, sampling sliders), ``chatinterface`` (a
+``gr.ChatInterface(multimodal=True)``); see ``space.py``.
+
 Modules: ``reply`` (what the fake model answers), ``zerogpu`` (tokens, quota, faults, counters),
-``chat`` (the Gradio-5-shaped chatbot component), ``server`` (Blocks + Hub routes + control routes),
-``launcher`` (run one as a subprocess), ``__main__`` (the CLI).
+``chat`` (the Gradio-5-shaped chatbot component), ``space`` (shared bot-step helpers, the browser view, the
+classic layout), ``official`` and ``chatinterface`` (the other layouts), ``server`` (Blocks + Hub routes +
+control routes), ``launcher`` (run one as a subprocess), ``__main__`` (the CLI).
+
+Nothing here imports from ``phi4_bridge`` outside ``phi4_bridge.standin``: the stand-in shares no code with the
+bridge, so a bug on one side cannot hide the same bug on the other.
 """

@@ -1,4 +1,6 @@
-"""CLI: ``python -m phi4_bridge.standin [--host H] [--port P] [--pace-ms MS] [--chunks N] [--fault NAME] ...``.
+"""CLI: ``python -m phi4_bridge.standin [--layout NAME] [--host H] [--port P] [--pace-ms MS] [--chunks N] ...``.
+
+``--layout``: ``classic``, ``official`` or ``chatinterface`` (see ``space.py``; default ``space.DEFAULT_LAYOUT``).
 
 Why a CLI: tests, the app and benchmarks start the stand-in as a separate process (``launcher``), so it
 runs its own event loop and gradio queue exactly like a real server would.
@@ -13,12 +15,14 @@ import sys
 os.environ.setdefault("MPLBACKEND", "agg")  # gradio toggles the backend every streamed step; keep it cheap
 
 from .server import DEFAULT_SPACE_ID, Settings, build_app
+from .space import LAYOUTS
 from .zerogpu import FAULTS
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
     d = Settings()
     p = argparse.ArgumentParser(prog="python -m phi4_bridge.standin", description=__doc__)
+    p.add_argument("--layout", choices=LAYOUTS, default=d.layout, help="the shape of the Space (see space.py)")
     p.add_argument("--host", default=d.host)
     p.add_argument("--port", type=int, default=d.port)
     p.add_argument("--pace-ms", type=float, default=d.pace_ms, help="delay between streamed chunks")
@@ -49,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         slow_start_s=a.slow_start_s,
         drop_after=a.drop_after,
         space_id=a.space_id,
+        layout=a.layout,
     )
 
 
@@ -58,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     app, _, _ = build_app(settings)
-    print(f"stand-in Space on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
+    where = f"http://{settings.host}:{settings.port}"
+    print(f"stand-in Space ({settings.layout} layout) on {where}", file=sys.stderr, flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0
 

@@ -10,6 +10,10 @@ clients discover it by type) but validates and emits the Gradio 5 shape, as a gr
 * output: every message as ``{"role", "metadata", "content", "options"}``, file contents as
   ``{"file": FileData, "alt_text": ...}``. Because text content stays a plain string, gradio's generic diff
   streams a growing reply as ``["append", [i, "content"], "<delta>"]`` like a gradio 5 chatbot.
+  A function may return file contents as gradio 5 apps do: a path tuple ``(path,)`` or ``(path, alt_text)``
+  (gradio 5 made that ``FileData(path, mime_type)``), or ``{"path": ...}``. A message whose content is a LIST
+  (gradio 6's ``ChatInterface`` builds the user message as ``[{"path": p}, ..., "text"]``) becomes one message
+  per item, files first as given, as gradio 5's ``ChatInterface`` added them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import gradio as gr
 import gradio.component_meta as _component_meta
+from gradio_client import utils as client_utils
 
 ROLES = ("user", "assistant", "system")
 _OPT_STR: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
@@ -41,18 +46,51 @@ def _is_file_data(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("path"), str)
 
 
+def _path_file(path: str, alt_text: Any = None) -> dict[str, Any]:
+    """A file content made from a bare path, as gradio 5's chatbot postprocess made it."""
+    file = {
+        "path": path,
+        "url": None,
+        "size": None,
+        "orig_name": None,
+        "mime_type": client_utils.get_mimetype(path),
+        "is_stream": False,
+        "meta": {"_type": "gradio.FileData"},
+    }
+    return {"file": file, "alt_text": alt_text}
+
+
 def _check_content(content: Any) -> Any:
     """One message content in the Gradio 5 shape, or ValueError (gradio reports it as a failed event)."""
     if isinstance(content, str):
         return content
     if isinstance(content, dict) and _is_file_data(content.get("file")):
         return {"file": content["file"], "alt_text": content.get("alt_text")}
-    if isinstance(content, (list, tuple)) and content and isinstance(content[0], str):
+    if isinstance(content, tuple) and content and isinstance(content[0], str):
+        return _path_file(content[0], content[1] if len(content) > 1 else None)
+    if isinstance(content, list) and content and isinstance(content[0], str):
         return {"file": {"path": content[0], "meta": {"_type": "gradio.FileData"}}, "alt_text": None}
     raise ValueError(
         "Data incompatible with messages format: content must be a string or {'file': FileData}, "
         f"got {type(content).__name__}"
     )
+
+
+def _split_content(content: Any) -> list[Any]:
+    """A function's message content as gradio 5 contents: a list of parts becomes one content per part."""
+    if not isinstance(content, list):
+        return [content]
+    contents: list[Any] = []
+    for item in content:
+        if isinstance(item, dict) and isinstance(item.get("path"), str) and "file" not in item:
+            contents.append(_path_file(item["path"], item.get("alt_text")))
+        elif isinstance(item, dict) and item.get("type") == "text":
+            contents.append(str(item.get("text", "")))
+        elif isinstance(item, dict) and item.get("type") == "file" and _is_file_data(item.get("file")):
+            contents.append({"file": item["file"], "alt_text": item.get("alt_text")})
+        else:
+            contents.append(item)
+    return contents
 
 
 # gradio writes a ``.pyi`` stub beside every new component class's source file; not wanted in the package.
@@ -99,14 +137,15 @@ class Gradio5Chatbot(gr.Chatbot):
         for message in value:
             if isinstance(message, gr.ChatMessage):
                 message = {"role": message.role, "content": message.content, "metadata": message.metadata}
-            out.append(
-                {
-                    "role": message["role"],
-                    "metadata": message.get("metadata") or None,
-                    "content": _check_content(message["content"]),
-                    "options": message.get("options") or None,
-                }
-            )
+            for content in _split_content(message["content"]):
+                out.append(
+                    {
+                        "role": message["role"],
+                        "metadata": message.get("metadata") or None,
+                        "content": _check_content(content),
+                        "options": message.get("options") or None,
+                    }
+                )
         return out
 
     def api_info(self) -> dict[str, Any]:

@@ -53,6 +53,11 @@ def stats(url: str) -> dict[str, Any]:
     return _request(f"{url}/standin/stats")
 
 
+def seen(url: str, session_hash: str) -> dict[str, Any] | None:
+    """What the session's last bot step received (``GET /standin/seen``), or None."""
+    return _request(f"{url}/standin/seen?session_hash={session_hash}")
+
+
 def stamps(url: str, session_hash: str) -> list[list[float]]:
     """``[unix_time_sent, cumulative_reply_chars]`` per chunk the bot step yielded for a session."""
     return _request(f"{url}/standin/stamps?session_hash={session_hash}")
@@ -148,8 +153,12 @@ def start_standin(
     extra_args: Sequence[str] = (),
     port: int | None = None,
     timeout: float = STARTUP_TIMEOUT_S,
+    layout: str | None = None,
 ) -> StandinProcess:
-    """Start a stand-in on a free loopback port and wait until it answers ``/config``."""
+    """Start a stand-in on a free loopback port and wait until it answers ``/config``.
+
+    ``layout``: "classic", "official" or "chatinterface"; None serves the CLI's default (``space.DEFAULT_LAYOUT``).
+    """
     port = port or free_port()
     args = [
         sys.executable, "-m", "phi4_bridge.standin",
@@ -159,6 +168,8 @@ def start_standin(
     ]  # fmt: skip
     if fault:
         args += ["--fault", fault]
+    if layout:
+        args += ["--layout", layout]
     args += list(extra_args)
     standin = ServerProcess("stand-in", args, port)
     standin.wait_ready("/config", timeout)

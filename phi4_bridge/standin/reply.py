@@ -8,7 +8,33 @@ streaming chunks. Everything here is pure (besides reading the given files) so i
 Wording (stable, tests depend on it)::
 
     You said: "<prompt>". Image 1: PNG, 37x23. Audio 1: 2.5 s. Audio 2: MP3, duration unknown.
-    File 1: notes.txt, 12 bytes. Earlier turns: 2. <padding sentence repeated as needed>
+    File 1: notes.txt, 12 bytes. Earlier turns: 2. Seen: <item>; <item>; ... Settings: <name>=<value>, ...
+    <padding sentence repeated as needed>
+
+* The prefix (up to ``Earlier turns: N.``) is about the current turn only: its text (``prompt``, the current
+  turn's texts joined by newlines), its files in order, and how many user turns came before it.
+* ``Seen:`` (when the bot step gives ``TurnInput.seen``) lists, in history order, everything the bot step saw
+  over the WHOLE history, current turn included, one item per text or file, separated by ``"; "``, ended by
+  ``"."``; ``Seen: nothing.`` when there is nothing. Items:
+
+  - ``turn N text "<first words>"``: a user text; its first ``SEEN_WORDS`` (3) whitespace-separated words,
+    verbatim, joined by one space (texts that are only whitespace are left out);
+  - ``turn N image PNG 37x23`` / ``turn N audio 2.5 s`` / ``turn N audio MP3 duration unknown`` /
+    ``turn N file notes.txt 12 bytes``: a file, described as in the prefix with the comma dropped.
+
+  ``N`` counts user turns from 1 (a turn is a run of consecutive user messages). So an earlier turn's file or
+  text that was lost, or put in the wrong turn or order, shows in the reply.
+* ``Settings:`` (only when the bot step took sampling settings) lists them in the bot step's parameter order,
+  each ``name=value`` with the value formatted by ``format(value, "g")`` (0.95, 50, 0.2, 512), separated by
+  ``", "``, ended by ``"."``. The names are the bot step's parameter names, whatever the sliders' labels.
+
+Example (official layout, second turn, first turn had an image)::
+
+    You said: "And now?". Audio 1: 2.5 s. Earlier turns: 1. Seen: turn 1 image PNG 37x23; turn 1 text "What is
+    in"; turn 2 audio 2.5 s; turn 2 text "And now?". Settings: top_p=0.95, top_k=50, temperature=0.8,
+    repetition_penalty=1.05, max_new_tokens=512.
+
+This module imports nothing from ``phi4_bridge`` (stand-in and bridge must not share code).
 """
 
 from __future__ import annotations
@@ -20,6 +46,7 @@ from typing import Any
 
 PAD_SENTENCE = "This reply comes from the Phi-4 Mirror stand-in Space."
 MIN_CHARS_PER_CHUNK = 6
+SEEN_WORDS = 3
 
 # Magic numbers for audio formats Pillow and the stdlib `wave` module cannot read.
 _AUDIO_MAGIC: tuple[tuple[bytes, int, str], ...] = (
@@ -32,12 +59,24 @@ _AUDIO_MAGIC: tuple[tuple[bytes, int, str], ...] = (
 
 
 @dataclass(frozen=True)
+class SeenItem:
+    """One thing the bot step saw: a user text (``value`` its full text) or a file (``value`` its path)."""
+
+    turn: int
+    kind: str  # "text" or "file"
+    value: str
+
+
+@dataclass(frozen=True)
 class TurnInput:
-    """What one bot step was given: the last user turn's text and files, and the count of earlier turns."""
+    """What one bot step was given: the last user turn's text and files, and the count of earlier turns;
+    optionally everything it saw over the whole history (``seen``) and its sampling settings."""
 
     prompt: str
     files: tuple[str, ...] = field(default_factory=tuple)
     earlier_turns: int = 0
+    seen: tuple[SeenItem, ...] | None = None
+    settings: tuple[tuple[str, float], ...] = ()
 
 
 def _content_text(content: Any) -> str | None:
@@ -74,16 +113,7 @@ def parse_turn(history: list[Any] | None, extra: list[Any] | None = None) -> Tur
     A "turn" is a run of consecutive user messages; the current turn is the last such run. Files given in
     ``extra`` (the known client's ``[file messages...]``) belong to the current turn.
     """
-    history = [m for m in (history or []) if isinstance(m, dict)]
-    runs: list[list[dict[str, Any]]] = []
-    previous_role = None
-    for message in history:
-        role = message.get("role")
-        if role == "user":
-            if previous_role != "user":
-                runs.append([])
-            runs[-1].append(message)
-        previous_role = role
+    runs = user_runs(history)
     current = runs[-1] if runs else []
     texts: list[str] = []
     files: list[str] = []
@@ -97,6 +127,56 @@ def parse_turn(history: list[Any] | None, extra: list[Any] | None = None) -> Tur
             if path is not None:
                 files.append(path)
     return TurnInput(prompt="\n".join(texts), files=tuple(files), earlier_turns=max(len(runs) - 1, 0))
+
+
+def user_runs(history: list[Any] | None) -> list[list[dict[str, Any]]]:
+    """The history's user turns: runs of consecutive user messages, in order."""
+    runs: list[list[dict[str, Any]]] = []
+    previous_role = None
+    for message in history or []:
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")
+        if role == "user":
+            if previous_role != "user":
+                runs.append([])
+            runs[-1].append(message)
+        previous_role = role
+    return runs
+
+
+def seen_in_history(history: list[Any] | None, extra: list[Any] | None = None) -> tuple[SeenItem, ...]:
+    """Every user text and file of a history, by turn, in order (files in ``extra`` join the last turn).
+
+    Used by the classic layout, whose bot step takes files wherever they are in the history.
+    """
+    runs = user_runs(history)
+    extra_messages = [m for m in (extra or []) if isinstance(m, dict)]
+    if extra_messages:
+        if not runs:
+            runs.append([])
+        runs[-1] = runs[-1] + extra_messages
+    items: list[SeenItem] = []
+    for number, run in enumerate(runs, start=1):
+        for message in run:
+            for part in _parts(message):
+                text = _content_text(part)
+                if text is not None:
+                    items.append(SeenItem(number, "text", text))
+                    continue
+                path = _content_file(part)
+                if path is not None:
+                    items.append(SeenItem(number, "file", path))
+    return tuple(items)
+
+
+def describe_seen(item: SeenItem) -> str | None:
+    """One ``Seen:`` item (see the module docstring), or None for a blank text."""
+    if item.kind == "text":
+        words = item.value.split()[:SEEN_WORDS]
+        return f'turn {item.turn} text "{" ".join(words)}"' if words else None
+    kind, text = describe_file(item.value)
+    return f"turn {item.turn} {kind} {text.replace(', ', ' ')}"
 
 
 def _sniff_audio(head: bytes) -> str | None:
@@ -145,6 +225,13 @@ def build_reply(turn: TurnInput, chunks: int = 1) -> str:
         counters[kind] += 1
         sentences.append(f"{labels[kind]} {counters[kind]}: {text}.")
     sentences.append(f"Earlier turns: {turn.earlier_turns}.")
+    if turn.seen is not None:
+        items = [d for d in map(describe_seen, turn.seen) if d]
+        sentences.append(f"Seen: {'; '.join(items) if items else 'nothing'}.")
+    if turn.settings:
+        sentences.append(
+            "Settings: " + ", ".join(f"{name}={format(value, 'g')}" for name, value in turn.settings) + "."
+        )
     text = " ".join(sentences)
     while len(text) < max(chunks, 1) * MIN_CHARS_PER_CHUNK:
         text += " " + PAD_SENTENCE

@@ -16,10 +16,19 @@ Control (never affected by faults):
                                               the startup values
   ``GET  /standin/stats``                     counters (see ``zerogpu.Stats``) plus ``tokens_seen``
   ``GET  /standin/stamps?session_hash=h``     ``[[unix_time, cumulative_reply_chars], ...]`` per chunk
+  ``GET  /standin/seen?session_hash=h``       what that session's last bot step received (``null`` if none):
+                                              ``{"layout", "fn", "prompt", "files": [paths], "earlier_turns",
+                                              "seen": [{"turn", "kind", "value", "described"}], "settings":
+                                              {name: value}, "inputs": {...}}``; without ``session_hash``:
+                                              ``{session_hash: record}`` for every session
   ``GET|POST /standin/fault``                 ``{"fault": name|null, "times": int|null}``
   ``GET|POST /standin/config``                ``{"pace_ms", "chunks", "slow_start_s", "drop_after",
                                               "quota_seconds", "anon_quota_seconds", "gpu_seconds_per_call",
-                                              "quota_window", "token_ttl"}`` (POST: any subset)
+                                              "quota_window", "token_ttl", "layout"}`` (POST: any subset
+                                              but ``layout``, which is fixed at start: ``--layout``)
+
+gradio's ``api_open`` is off, as on a real Space: ``/run/predict`` on a queued dependency answers 404 "This API
+endpoint does not accept direct HTTP POST requests. Please join the queue to use this API."
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from .middleware import StandinMiddleware
-from .space import Tunables, build_blocks
+from .space import DEFAULT_LAYOUT, Tunables, build_blocks
 from .zerogpu import ZeroGPU, user_from_hf_token
 
 DEFAULT_SPACE_ID = "microsoft/phi-4-multimodal"
@@ -58,6 +67,7 @@ class Settings:
     slow_start_s: float = 5.0
     drop_after: int = 3
     space_id: str = DEFAULT_SPACE_ID
+    layout: str = DEFAULT_LAYOUT
 
 
 def _hub_page(space_id: str, token: str, session_uuid: str, sleeping: bool) -> str:
@@ -105,7 +115,7 @@ def _add_hub_routes(app: FastAPI, settings: Settings, zgpu: ZeroGPU) -> None:
         return JSONResponse({"token": token, "exp": exp, "accessToken": None, "isPro": False, "user": user})
 
 
-def _add_control_routes(app: FastAPI, zgpu: ZeroGPU, tunables: Tunables) -> None:
+def _add_control_routes(app: FastAPI, zgpu: ZeroGPU, tunables: Tunables, layout: str) -> None:
     startup = _current_config(zgpu, tunables)
 
     @app.post("/standin/reset")
@@ -122,6 +132,10 @@ def _add_control_routes(app: FastAPI, zgpu: ZeroGPU, tunables: Tunables) -> None
     async def stamps(session_hash: str) -> list[list[float]]:
         return zgpu.stamps.get(session_hash, [])
 
+    @app.get("/standin/seen")
+    async def seen(session_hash: str | None = None) -> Any:
+        return zgpu.seen.get(session_hash) if session_hash is not None else dict(zgpu.seen)
+
     @app.get("/standin/fault")
     async def get_fault() -> dict[str, Any]:
         return zgpu.fault_state()
@@ -137,7 +151,7 @@ def _add_control_routes(app: FastAPI, zgpu: ZeroGPU, tunables: Tunables) -> None
 
     @app.get("/standin/config")
     async def get_config() -> dict[str, Any]:
-        return _current_config(zgpu, tunables)
+        return {**_current_config(zgpu, tunables), "layout": layout}
 
     @app.post("/standin/config")
     async def set_config(request: Request) -> JSONResponse:
@@ -146,7 +160,7 @@ def _add_control_routes(app: FastAPI, zgpu: ZeroGPU, tunables: Tunables) -> None
             _apply_config(zgpu, tunables, body)
         except (TypeError, ValueError) as err:
             return JSONResponse({"error": str(err)}, status_code=400)
-        return JSONResponse(_current_config(zgpu, tunables))
+        return JSONResponse({**_current_config(zgpu, tunables), "layout": layout})
 
 
 ZEROGPU_SETTINGS = ("quota_seconds", "anon_quota_seconds", "gpu_seconds_per_call", "quota_window")
@@ -192,9 +206,9 @@ def build_app(settings: Settings) -> tuple[Any, ZeroGPU, Tunables]:
     )
     app = FastAPI(title="Phi-4 Mirror stand-in Space")
     _add_hub_routes(app, settings, zgpu)
-    _add_control_routes(app, zgpu, tunables)
-    demo = build_blocks(zgpu, tunables, gpus=settings.gpus)
-    demo.queue(default_concurrency_limit=max(settings.gpus, 1))
+    _add_control_routes(app, zgpu, tunables, settings.layout)
+    demo = build_blocks(zgpu, tunables, gpus=settings.gpus, layout=settings.layout)
+    demo.queue(default_concurrency_limit=max(settings.gpus, 1), api_open=False)
     app = gr.mount_gradio_app(
         app, demo, path="", server_name=settings.host, server_port=settings.port, ssr_mode=False, mcp_server=False
     )

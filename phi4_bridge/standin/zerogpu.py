@@ -180,6 +180,7 @@ class ZeroGPU:
         self._used: dict[str, tuple[float, float]] = {}  # key -> (window start, seconds used)
         self.stats = Stats()
         self.stamps: dict[str, list[list[float]]] = {}
+        self.seen: dict[str, dict[str, Any]] = {}  # session hash -> what its last bot step received
         self.fault: str | None = None
         self.fault_times: int | None = None
         self.set_fault(fault)
@@ -259,15 +260,21 @@ class ZeroGPU:
         with self._lock:
             self.stamps.setdefault(session_hash, []).append([time.time(), chars])
 
+    def record_seen(self, session_hash: str, summary: dict[str, Any]) -> None:
+        """Keep what a session's last bot step received (``GET /standin/seen``)."""
+        with self._lock:
+            self.seen[session_hash] = summary
+
     def bump(self, name: str, by: int = 1) -> None:
         with self._lock:
             setattr(self.stats, name, getattr(self.stats, name) + by)
 
     def reset(self) -> None:
-        """Forget quotas, counters, stamps and the fault (for ``POST /standin/reset``)."""
+        """Forget quotas, counters, stamps, seen records and the fault (for ``POST /standin/reset``)."""
         with self._lock:
             self._used.clear()
             active = self.stats.active
             self.stats = Stats(active=active)
             self.stamps.clear()
+            self.seen.clear()
             self.fault, self.fault_times = None, None
