@@ -100,6 +100,10 @@ class Chain:
         return self.steps[: self.bot]
 
     @property
+    def post_bot(self) -> tuple[Step, ...]:
+        return self.steps[self.bot + 1:]
+
+    @property
     def bot_step(self) -> Step:
         return self.steps[self.bot]
 

@@ -122,13 +122,16 @@ class Job:
             raise InputRejected(str(exc), reason="bad_option") from exc
 
         conv.belongs_to(cfg.space_url)
-        values, done = self._restore(chain, earlier, earlier_media)
+        values, done, moved = self._restore(chain, earlier, earlier_media)
+        if moved:  # the chat was cut back: let the steps that copy it into the Space's State see it
+            await self._steps(chain, chain.post_bot, values)
         for turn, files in zip((earlier or [])[len(done):], earlier_media[len(done):]):
             await self._run_user_steps(chain, values, turn.text, files, {})
             if turn.reply:
                 chat = values.get(chain.chatbot) or []
                 like = last_assistant(chat)
                 values[chain.chatbot] = [*chat, assistant_message(turn.reply, like, _parts_shape(chat))]
+            await self._steps(chain, chain.post_bot, values)
             done.append((turn_key(turn.text, files, turn.reply), len(values.get(chain.chatbot) or [])))
         uploaded_at = await self._run_user_steps(chain, values, self.prompt, media, settings)
         first_text: float | None = None
@@ -157,27 +160,27 @@ class Job:
             out.append(await inspect_all(list(turn.files), cfg, new_turn=False, known=known))
         return out
 
-    def _restore(self, chain: Chain, earlier: Sequence[Turn] | None,
-                 earlier_media: Sequence[Sequence[MediaFile]]) -> tuple[dict[int, Any], list[tuple[TurnKey, int]]]:
-        """The component values to start from, and the turns they already hold: the conversation as it stands
-        when the caller brings no history; else cut back to the longest run of turns it shares with what the
-        conversation did (the chatbot value only grows, so an earlier state is a prefix of it)."""
+    def _restore(self, chain: Chain, earlier: Sequence[Turn] | None, earlier_media: Sequence[Sequence[MediaFile]]
+                 ) -> tuple[dict[int, Any], list[tuple[TurnKey, int]], bool]:
+        """The component values to start from, the turns they already hold, and whether the chat was cut back:
+        the conversation as it stands when the caller brings no history; else cut back to the longest run of
+        turns it shares with what the conversation did (the chatbot value only grows, so an earlier state of it
+        is a prefix of it)."""
         conv = self.conversation
         values = copy.deepcopy(conv.values) if conv.values else chain.initial_values()
         if earlier is None:
-            return values, list(conv.done)
+            return values, list(conv.done), False
         keys = [turn_key(t.text, m, t.reply) for t, m in zip(earlier, earlier_media)]
         shared = 0
         while shared < min(len(keys), len(conv.done)) and conv.done[shared][0] == keys[shared]:
             shared += 1
         chat = values.get(chain.chatbot)
         if shared == len(conv.done):
-            return values, list(conv.done)
+            return values, list(conv.done), False
         if shared and isinstance(chat, list):
             values[chain.chatbot] = chat[: conv.done[shared - 1][1]]
-            return values, list(conv.done[:shared])
-        fresh = chain.initial_values()
-        return {**values, chain.chatbot: fresh.get(chain.chatbot)}, []
+            return values, list(conv.done[:shared]), True
+        return {**values, chain.chatbot: chain.initial_values().get(chain.chatbot)}, [], True
 
     async def _run_user_steps(self, chain: Chain, values: dict[int, Any], text: str, media: Sequence[MediaFile],
                               settings: Mapping[int, Any]) -> float:
@@ -194,10 +197,13 @@ class Job:
             in_box += audio[1:]  # more than one recording: the Space says what it makes of them
         values[chain.textbox] = {"text": text, "files": in_box}
         uploaded_at = time.perf_counter()
-        for step in chain.pre_bot:
-            values.update(settings)
-            await self._step(chain, step, values)
+        values.update(settings)
+        await self._steps(chain, chain.pre_bot, values)
         return uploaded_at
+
+    async def _steps(self, chain: Chain, steps: Sequence[Step], values: dict[int, Any]) -> None:
+        for step in steps:
+            await self._step(chain, step, values)
 
     async def _upload(self, media: Sequence[MediaFile]) -> dict[str, FileData]:
         if not media:
