@@ -10,9 +10,11 @@ checks: the least a client can do and still be right.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -60,7 +62,8 @@ class PageClient:
         if files:
             form = aiohttp.FormData()
             for path in files:
-                form.add_field("files", open(path, "rb").read(), filename=path.rsplit("/", 1)[-1])  # noqa: SIM115
+                data = await asyncio.to_thread(Path(path).read_bytes)
+                form.add_field("files", data, filename=path.rsplit("/", 1)[-1])
             async with self.session.post(f"{self.url}/gradio_api/upload?upload_id={self.session_hash}",
                                          data=form) as resp:
                 paths = await resp.json()
