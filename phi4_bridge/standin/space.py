@@ -47,7 +47,7 @@ from .chat import Gradio5Chatbot
 from .zerogpu import CALL_FAULTS, MSG_NO_GPU, MSG_WORKER, TITLE_NO_GPU, TITLE_QUOTA, TITLE_WORKER, ZeroGPU, ZeroGPUError
 
 LAYOUTS = ("classic", "official", "chatinterface")
-DEFAULT_LAYOUT = "classic"  # flip to "official" once the bridge drives the Space's own chain
+DEFAULT_LAYOUT = "official"  # the shape the evidence points to (shared/space-protocol.md section 8)
 
 TEXTBOX_ID = 8
 VIEW_ID = TEXTBOX_ID - 2  # the visible chatbot; the hidden Gradio 5 one sits between it and the textbox
