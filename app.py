@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from contextlib import aclosing
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # gradio switches matplotlib's backend around every streamed step when matplotlib is installed; with the
@@ -23,6 +24,7 @@ import gradio as gr  # noqa: E402
 
 from mirror import chat_values as cv  # noqa: E402
 from mirror.export import write_exports  # noqa: E402
+from mirror.generation import chosen, read_options, render_settings  # noqa: E402
 from mirror.handlers import ChatService  # noqa: E402
 from mirror.launch import serve  # noqa: E402
 from mirror.settings import Settings, parse_settings  # noqa: E402
@@ -77,6 +79,7 @@ def build_demo(settings: Settings, status: SpaceStatus) -> gr.Blocks:
                 dl_json = gr.DownloadButton("JSON", visible=False, size="sm", elem_id="dl-json")
                 dl_md = gr.DownloadButton("Markdown", visible=False, size="sm", elem_id="dl-md")
             gr.Examples(examples=EXAMPLES, inputs=[box], label="Try one")
+            controls = render_settings(read_options(status.holder.config.space_url))
 
         if render_qa_tab is not None:
             with gr.Tab("QA"):
@@ -89,17 +92,24 @@ def build_demo(settings: Settings, status: SpaceStatus) -> gr.Blocks:
             api_trigger = gr.Button()
 
         # A turn: show the user's message, stream the reply, unlock the input, remember the chat in the browser.
+        async def respond(values, request: gr.Request):
+            async with aclosing(chat.respond(values[chatbot], request, chosen(values, controls))) as updates:
+                async for update in updates:
+                    yield update
+
+        turn_inputs = {chatbot, *controls}
+
         def answered(event):
             event.then(chat.unlock, None, box, **hidden).then(lambda h: h, chatbot, saved, **hidden)
 
         sent = box.submit(chat.add_user_turn, [box, chatbot], [chatbot, box], queue=False, **hidden)
-        sent = sent.then(chat.respond, chatbot, chatbot, **limits, **hidden)
+        sent = sent.then(respond, turn_inputs, chatbot, **limits, **hidden)
         answered(sent)
         retried = chatbot.retry(chat.prepare_retry, chatbot, [chatbot, box], queue=False, **hidden)
-        retried = retried.then(chat.respond, chatbot, chatbot, **limits, **hidden)
+        retried = retried.then(respond, turn_inputs, chatbot, **limits, **hidden)
         answered(retried)
         edited = chatbot.edit(chat.edit, [chatbot, saved], [chatbot, box], queue=False, **hidden)
-        edited = edited.then(chat.respond, chatbot, chatbot, **limits, **hidden)
+        edited = edited.then(respond, turn_inputs, chatbot, **limits, **hidden)
         answered(edited)
         running = [sent, retried, edited]
 

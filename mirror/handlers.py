@@ -72,15 +72,20 @@ class ChatService:
         self.visitors = Visitors(settings.concurrency_per_visitor)
 
     async def events(self, request: gr.Request | None, text: str, files: Sequence[str],
-                     history: list[dict[str, Any]] | None) -> AsyncIterator[Event]:
-        """One turn for the visitor behind ``request``; ``history=None`` uses the visitor's own conversation."""
+                     history: list[dict[str, Any]] | None, options: dict[str, Any] | None = None
+                     ) -> AsyncIterator[Event]:
+        """One turn for the visitor behind ``request``; ``history=None`` uses the visitor's own conversation.
+        ``options`` are the Generation settings; those the Space in use does not have (after a switch between
+        the stand-in and the real Space) are left out."""
         conversation, slots = self.visitors.get(_visitor_key(request))
         if slots.locked():
             raise InputRejected("You already have a turn running; wait for it or press Stop.", reason="busy")
         async with slots:
             bridge = await self.holder.get()
+            offered = await bridge.options() if options else {}
             async with bridge.submit(text, files=list(files), history=history, conversation=conversation,
-                                     ip_token=_ip_token(request)) as job:
+                                     ip_token=_ip_token(request),
+                                     options={k: v for k, v in (options or {}).items() if k in offered}) as job:
                 async for event in job:
                     yield event
 
@@ -98,7 +103,7 @@ class ChatService:
             history = history + [cv.user_message(text, files)]
         return history, gr.MultimodalTextbox(value=None, interactive=False)
 
-    async def respond(self, history: list[cv.Message], request: gr.Request):
+    async def respond(self, history: list[cv.Message], request: gr.Request, options: dict[str, Any] | None = None):
         """Stream the reply to the last user turn into the chat: queue notes, then the growing text."""
         history = cv.without_pending(history or [])
         i = cv.last_user_index(history)
@@ -110,7 +115,7 @@ class ChatService:
         yield base + [cv.queue_note(None)]
         reply = ""
         try:
-            async for event in self.events(request, text, [f["path"] for f in files], earlier):
+            async for event in self.events(request, text, [f["path"] for f in files], earlier, options):
                 if isinstance(event, Queued) and not reply:
                     yield base + [cv.queue_note(event)]
                 elif isinstance(event, Started) and not reply:

@@ -70,6 +70,7 @@ class Option:
     default: Any
     minimum: float | None = None
     maximum: float | None = None
+    step: float | None = None
     choices: tuple[Any, ...] | None = None
 
     def describe(self) -> str:
@@ -281,10 +282,11 @@ def options_of(chain: Chain) -> dict[str, Option]:
             choices = tuple(ch[1] if isinstance(ch, list | tuple) and len(ch) == 2 else ch for ch in choices)
         else:
             choices = None
-        minimum, maximum = c.props.get("minimum"), c.props.get("maximum")
+        minimum, maximum, step = c.props.get("minimum"), c.props.get("maximum"), c.props.get("step")
         out[name] = Option(name=name, component=cid, kind=c.type, label=c.label, default=c.value,
                            minimum=float(minimum) if _is_number(minimum) else None,
-                           maximum=float(maximum) if _is_number(maximum) else None, choices=choices)
+                           maximum=float(maximum) if _is_number(maximum) else None,
+                           step=float(step) if _is_number(step) else None, choices=choices)
     return out
 
 

@@ -1,0 +1,59 @@
+"""The "Generation settings" accordion: the Space's own controls (its bot step's sliders and the like), read from
+its ``/config`` when the app starts, so the page offers exactly what the Space takes and nothing it would ignore.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+import gradio as gr
+
+from phi4_bridge import Option
+from phi4_bridge.chain import find_chain
+
+log = logging.getLogger(__name__)
+
+
+def read_options(space_url: str, timeout: float = 5.0) -> dict[str, Option]:
+    """The Space's options by name; none when its ``/config`` cannot be read now (the chat still works)."""
+    try:
+        with urllib.request.urlopen(f"{space_url}/config", timeout=timeout) as resp:  # noqa: S310
+            config = json.loads(resp.read())
+        chain = find_chain(config) if isinstance(config, Mapping) else None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        log.info("No generation settings: the Space's /config could not be read (%s)", type(exc).__name__)
+        return {}
+    return chain.options if chain is not None else {}
+
+
+def _control(option: Option) -> gr.components.Component:
+    label, info = option.label, f"{option.name} (default {option.default})"
+    if option.choices is not None:
+        return gr.Dropdown(list(option.choices), value=option.default, label=label, info=info)
+    if option.kind == "checkbox":
+        return gr.Checkbox(value=bool(option.default), label=label, info=info)
+    if option.minimum is not None and option.maximum is not None:
+        return gr.Slider(option.minimum, option.maximum, value=option.default, step=option.step, label=label,
+                         info=info)
+    return gr.Number(value=option.default, label=label, info=info)
+
+
+def render_settings(options: Mapping[str, Option]) -> dict[gr.components.Component, str]:
+    """The accordion (inside the current layout) and its controls, each mapped to its option's name."""
+    controls: dict[gr.components.Component, str] = {}
+    with gr.Accordion("Generation settings", open=False, elem_id="generation-settings"):
+        if not options:
+            gr.Markdown("This Space has no generation settings of its own.")
+        for option in options.values():
+            controls[_control(option)] = option.name
+    return controls
+
+
+def chosen(values: Mapping[Any, Any], controls: Mapping[Any, str]) -> dict[str, Any]:
+    """The options the visitor set, from the values gradio hands a handler whose inputs are a set."""
+    return {name: values[control] for control, name in controls.items() if control in values}
