@@ -33,9 +33,12 @@ def try_json(url: str, timeout: float = 10.0) -> Any:
 
 
 def start_tapped_standin(pace_ms: float, chunks: int, gpus: int, token_ttl: float = 3600) -> ServerProcess:
-    """The stand-in (with the session tap) and quotas too large to run out during a benchmark."""
+    """The stand-in (with the session tap) and quotas too large to run out during a benchmark. Its classic layout:
+    the known client hard-codes that layout's fn 10/11, and the reference calls its ``/bot`` (the other layouts
+    are compared in ``benchmarks.fidelity``)."""
     port = free_port()
-    args = [sys.executable, "-m", "benchmarks.standin_tap", "--host", "127.0.0.1", "--port", str(port),
+    args = [sys.executable, "-m", "benchmarks.standin_tap", "--layout", "classic", "--host", "127.0.0.1",
+            "--port", str(port),
             "--pace-ms", str(pace_ms), "--chunks", str(chunks), "--gpus", str(gpus), "--token-ttl", str(token_ttl),
             "--anon-quota-seconds", "1e9", "--quota-seconds", "1e9"]
     server = ServerProcess("standin", args, port)
