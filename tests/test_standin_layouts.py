@@ -171,8 +171,9 @@ class PageClient:
         return history[-1]["content"]
 
     async def upload(self, path: Path, mime: str) -> dict[str, Any]:
+        data = path.read_bytes()  # noqa: ASYNC240 - tiny test file
         form = aiohttp.FormData()
-        form.add_field("files", path.read_bytes(), filename=path.name, content_type=mime)  # noqa: ASYNC240
+        form.add_field("files", data, filename=path.name, content_type=mime)
         async with self.s.post(f"{self.origin}/gradio_api/upload?upload_id={self.session_hash}", data=form) as resp:
             assert resp.status == 200, await resp.text()
             (server_path,) = await resp.json()
@@ -180,7 +181,7 @@ class PageClient:
             "path": server_path,
             "url": f"{self.origin}/gradio_api/file={server_path}",
             "orig_name": path.name,
-            "size": path.stat().st_size,
+            "size": len(data),
             "mime_type": mime,
             "meta": {"_type": "gradio.FileData"},
         }
