@@ -528,3 +528,25 @@ async def test_official_user_step_wire_shape(official: StandinProcess, tmp_path:
     assert file["path"].endswith("/red.png") and file["mime_type"] == "image/png"
     assert file["url"] == f"{official.url}/gradio_api/file={file['path']}"
     assert file["meta"] == {"_type": "gradio.FileData"}
+
+
+# ---- chatinterface only -----------------------------------------------------------------------------------------
+async def test_chatinterface_needs_every_step_of_the_chain() -> None:
+    """gradio's ChatInterface gives its bot step the history from ``chatbot_state``, a State that only the step
+    AFTER the bot step (dep 3) refreshes: a client that skips it loses the earlier turns without any error."""
+    with start_standin(layout="chatinterface", pace_ms=5, chunks=8, extra_args=QUOTAS) as standin:
+        async with aiohttp.ClientSession() as s:
+            full = PageClient(s, standin.url)
+            await full.load()
+            await full.turn("one")
+            assert (await full.turn("two")).startswith('You said: "two". Earlier turns: 1. Seen: turn 1 text "one";')
+
+            skipping = PageClient(s, standin.url)
+            await skipping.load()
+            for turn_text in ("one", "two"):
+                skipping.values[skipping.textbox] = {"text": turn_text, "files": []}
+                for dep in (0, 1, 2):  # the user steps and the bot step, not the State sync after it
+                    await skipping.run(dep)
+            assert skipping.reply() == 'You said: "two". Earlier turns: 0. Seen: turn 1 text "two". ' + (
+                CHATINTERFACE_DEFAULTS
+            )
