@@ -39,12 +39,29 @@ WATCH_BOT = """(selector) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandinProcess]:
-    """A stand-in of its own, paced so that a reply takes about half a second to stream."""
-    with start_standin(pace_ms=60, chunks=8) as proc:
-        yield proc
+# The last sentence of a complete reply, per layout (see phi4_bridge/standin/reply.py).
+REPLY_END = {
+    "classic": r"Seen: [^\n]*\.$",
+    "official": r"max_new_tokens=512\.$",
+    "chatinterface": r"max_new_tokens=512\.$",
+}
 
+
+@pytest.fixture(scope="module", params=["classic", "official", "chatinterface"])
+def layout_standin(request: pytest.FixtureRequest) -> Iterator[tuple[str, StandinProcess]]:
+    """A stand-in of its own per layout, paced so that a reply takes about half a second to stream."""
+    with start_standin(pace_ms=60, chunks=8, layout=request.param) as proc:
+        yield request.param, proc
+
+
+@pytest.fixture
+def standin(layout_standin: tuple[str, StandinProcess]) -> StandinProcess:
+    return layout_standin[1]
+
+
+@pytest.fixture
+def reply_end(layout_standin: tuple[str, StandinProcess]) -> str:
+    return REPLY_END[layout_standin[0]]
 
 
 @pytest.fixture
@@ -69,14 +86,14 @@ def send(page: Any, text: str, image: Path | None = None) -> None:
     page.locator(f"{TEXTBOX} textarea").press("Enter")
 
 
-def wait_for_bot(page: Any, pattern: str, timeout: float = 30.0) -> str:
-    """The last bot message once it matches ``pattern`` (and ``Earlier turns: N.``, so it is complete)."""
+def wait_for_bot(page: Any, pattern: str, end: str, timeout: float = 30.0) -> str:
+    """The last bot message once it matches ``pattern`` and ends as a complete reply does (``end``)."""
     deadline = time.monotonic() + timeout
     text = ""
     while time.monotonic() < deadline:
         texts = page.locator(BOT).all_inner_texts()
         text = texts[-1].strip() if texts else ""
-        if re.search(pattern, text) and re.search(r"Earlier turns: \d+\.", text):
+        if re.search(pattern, text) and re.search(end, text):
             return text
         time.sleep(0.05)
     raise AssertionError(f"no bot message matching {pattern!r} within {timeout}s; last one: {text!r}")
@@ -90,11 +107,11 @@ def wait_textbox_idle(page: Any, timeout: float = 15.0) -> None:
     assert page.locator(f"{TEXTBOX} textarea").is_editable()
 
 
-def test_typed_prompt_streams_into_the_page(page: Any) -> None:
+def test_typed_prompt_streams_into_the_page(page: Any, reply_end: str, layout_standin: tuple[str, Any]) -> None:
     prompt = "hello from a real browser"
     page.evaluate(WATCH_BOT, BOT)
     send(page, prompt)
-    final = wait_for_bot(page, re.escape(f'You said: "{prompt}"'))
+    final = wait_for_bot(page, re.escape(f'You said: "{prompt}"'), reply_end)
     samples: list[str] = page.evaluate("window.__bot_samples")
     partial = [s for s in samples if s != final]
     assert len(partial) >= 2, f"the reply did not grow in steps: {samples}"
@@ -104,17 +121,21 @@ def test_typed_prompt_streams_into_the_page(page: Any) -> None:
     wait_textbox_idle(page)
 
     send(page, "and a second one")  # usable again: the next turn goes through and sees the first
-    wait_for_bot(page, r'You said: "and a second one"\. Earlier turns: 1\.')
+    second = wait_for_bot(page, r'You said: "and a second one"\. Earlier turns: 1\.', reply_end)
+    assert 'Seen: turn 1 text "hello from a"; turn 2 text "and a second"' in second
     wait_textbox_idle(page)
     assert page.locator(f"{TEXTBOX} textarea").input_value() == ""
-    page.screenshot(path=str(SHOTS / "standin.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"standin-{layout_standin[0]}.png"), full_page=True)
 
 
-def test_attached_image_reaches_the_model_and_shows(page: Any, tmp_path: Path) -> None:
+def test_attached_image_reaches_the_model_and_shows(
+    page: Any, tmp_path: Path, reply_end: str, layout_standin: tuple[str, Any]
+) -> None:
     png = tmp_path / "red.png"
     Image.new("RGB", (37, 23), (200, 10, 10)).save(png, format="PNG")
     send(page, "what is in this picture?", png)
-    wait_for_bot(page, r'You said: "what is in this picture\?"\. Image 1: PNG, 37x23\.')
+    text = wait_for_bot(page, r'You said: "what is in this picture\?"\. Image 1: PNG, 37x23\.', reply_end)
+    assert 'Seen: turn 1 image PNG 37x23; turn 1 text "what is in".' in text
     page.wait_for_selector(f"{CHAT} .message-row.user-row img", timeout=10_000)  # drawn as an image
     wait_textbox_idle(page)
-    page.screenshot(path=str(SHOTS / "standin-image.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"standin-{layout_standin[0]}-image.png"), full_page=True)

@@ -1,4 +1,5 @@
-"""A chatbot component that takes and gives the Gradio 5 "messages" shape on the API.
+"""Components that behave on the API as their gradio 5 selves: the chatbot (Gradio 5 "messages" shape) and a
+slider that passes ``null`` through (``Gradio5Slider``).
 
 Why: the real Space is a gradio-5-era app whose history is ``{"role", "content"}`` with ``content`` a plain
 string or ``{"file": FileData}``; gradio 6's ``gr.Chatbot`` insists on lists of typed parts and rejects the
@@ -169,6 +170,21 @@ class Gradio5Chatbot(gr.Chatbot):
 
     def example_value(self) -> Any:
         return [{"role": "user", "content": "Hello!"}, {"role": "assistant", "content": "How can I help you?"}]
+
+
+class Gradio5Slider(gr.Slider):
+    """``gr.Slider`` that hands a ``null`` value to the function, as gradio 5 did.
+
+    gradio 6.31 refuses ``null`` in preprocess with a visible "Could not preprocess input component ..." error;
+    on a gradio 5 Space the function got ``None`` and the model code crashed, which a client sees as the generic
+    failure (``success: false``, ``error: null``). Values out of range are still refused by gradio 6's check.
+    """
+
+    def get_block_name(self) -> str:
+        return "slider"
+
+    def preprocess(self, payload: float | None) -> float | None:  # type: ignore[override]
+        return None if payload is None else super().preprocess(payload)
 
 
 _component_meta.create_or_modify_pyi = _write_stub

@@ -56,7 +56,7 @@ import gradio as gr
 from gradio.context import Context
 
 from . import reply
-from .chat import Gradio5Chatbot
+from .chat import Gradio5Chatbot, Gradio5Slider
 from .space import VIEW_ELEM_ID, Tunables, add_browser_view, admit, mark_zerogpu, seen_summary, stream_text
 from .zerogpu import ZeroGPU
 
@@ -125,7 +125,7 @@ def build_chatinterface(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> 
             sources=["upload", "microphone"],
         )
         sliders = [
-            gr.Slider(minimum=lo, maximum=hi, step=step, value=default, label=name, render=False)
+            Gradio5Slider(minimum=lo, maximum=hi, step=step, value=default, label=name, render=False)
             for name, lo, hi, step, default in SLIDERS
         ]
         interface = gr.ChatInterface(

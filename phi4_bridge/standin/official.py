@@ -56,7 +56,7 @@ import gradio as gr
 from gradio.context import Context
 
 from . import reply
-from .chat import Gradio5Chatbot
+from .chat import Gradio5Chatbot, Gradio5Slider
 from .space import VIEW_ELEM_ID, Tunables, add_browser_view, admit, mark_zerogpu, seen_summary, stream_history
 from .zerogpu import ZeroGPU
 
@@ -204,7 +204,7 @@ def build_official(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> gr.Bl
         gr.Markdown("# Phi-4-multimodal-instruct (Phi-4 Mirror stand-in Space)")
         with gr.Accordion("Sampling Parameters", open=False) as sampling:
             sliders = [
-                gr.Slider(minimum=lo, maximum=hi, step=step, value=default, label=label, interactive=True)
+                Gradio5Slider(minimum=lo, maximum=hi, step=step, value=default, label=label, interactive=True)
                 for _, label, lo, hi, step, default in SLIDERS
             ]
         toggle = gr.Button("Sampling Parameters", size="sm")

@@ -27,6 +27,8 @@ Control (never affected by faults):
                                               "quota_window", "token_ttl", "layout"}`` (POST: any subset
                                               but ``layout``, which is fixed at start: ``--layout``)
 
+Errors as a Space started by ``launch()`` shows them (``show_error`` off): a ``gr.Error`` reaches the caller
+with its text and title; any other exception is ``{"error": null}`` (the "failed without saying why" case).
 gradio's ``api_open`` is off, as on a real Space: ``/run/predict`` on a queued dependency answers 404 "This API
 endpoint does not accept direct HTTP POST requests. Please join the queue to use this API."
 """
@@ -210,7 +212,14 @@ def build_app(settings: Settings) -> tuple[Any, ZeroGPU, Tunables]:
     demo = build_blocks(zgpu, tunables, gpus=settings.gpus, layout=settings.layout)
     demo.queue(default_concurrency_limit=max(settings.gpus, 1), api_open=False)
     app = gr.mount_gradio_app(
-        app, demo, path="", server_name=settings.host, server_port=settings.port, ssr_mode=False, mcp_server=False
+        app,
+        demo,
+        path="",
+        server_name=settings.host,
+        server_port=settings.port,
+        ssr_mode=False,
+        mcp_server=False,
+        show_error=False,  # as ``launch()`` on a Space: only gr.Error texts reach callers, others are error: null
     )
     hub_prefixes = (f"/spaces/{settings.space_id}", f"/api/spaces/{settings.space_id}")
     return StandinMiddleware(app, zgpu, tunables, hub_prefixes), zgpu, tunables
