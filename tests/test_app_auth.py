@@ -84,5 +84,6 @@ def test_share_without_network_makes_a_login_says_why_and_keeps_serving(tmp_path
         assert log.count(password) == 1  # printed once
         assert status_of(app.url + "/config")[0] == 401  # never public without the login
         client = Client(app.url, auth=(user, password), verbose=False)
-        assert client.predict({"text": "still here?", "files": []}, api_name="/chat").startswith('You said: "still here?".')
+        reply = client.predict({"text": "still here?", "files": []}, api_name="/chat")
+        assert reply.startswith('You said: "still here?".')
         assert app.proc.poll() is None
