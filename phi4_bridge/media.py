@@ -44,7 +44,10 @@ def safe_name(path: str) -> str:
     """The file's own name, without folders or control characters, as the Space should see it."""
     name = re.split(r"[\\/]", str(path))[-1]
     name = "".join(ch for ch in name if ch.isprintable()).strip().lstrip(".")
-    return name[:120] or "file"
+    if len(name) > 120:  # shortened, keeping the extension: a Space may judge the type by it
+        stem, dot, ext = name.rpartition(".")
+        name = stem[: 119 - len(ext)] + dot + ext if dot and len(ext) <= 10 else name[:120]
+    return name or "file"
 
 
 def sniff_audio(head: bytes) -> str | None:

@@ -13,7 +13,8 @@ from phi4_bridge.standin.launcher import StandinProcess, reset, start_standin
 
 @pytest.fixture(scope="session")
 def standin() -> Iterator[StandinProcess]:
-    """A stand-in Space subprocess shared by the whole session (fast pace: 5 ms, 8 chunks).
+    """A stand-in Space subprocess shared by the whole session (its default, ``official`` layout; fast pace: 5 ms,
+    8 chunks).
 
     Quotas are an hour (anonymous and signed-in) so that a long session of tests, whose anonymous callers all
     share one loopback address and so one quota bucket, never runs out by accident; quota tests lower them
@@ -24,6 +25,15 @@ def standin() -> Iterator[StandinProcess]:
     """
     quotas = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
     with start_standin(pace_ms=5, chunks=8, extra_args=quotas) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
+def standin_classic() -> Iterator[StandinProcess]:
+    """A stand-in in the ``classic`` layout (fn 10/11, textbox 8: what the known client hard-codes), for the tests
+    of that wire shape; a module uses it as its ``standin`` by overriding the fixture."""
+    quotas = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
+    with start_standin(pace_ms=5, chunks=8, extra_args=quotas, layout="classic") as proc:
         yield proc
 
 

@@ -54,10 +54,10 @@ async def test_text_turn_streams_deltas_then_done(standin_clean):
 
 async def test_image_and_audio_arrive_intact(standin_clean, tmp_path):
     async with Phi4Bridge(config_for(standin_clean)) as bridge:
-        reply = await bridge.chat("What do you see and hear?",
-                                  [png(tmp_path / "cat.png"), jpeg(tmp_path / "dog.jpg"), wav(tmp_path / "v.wav")])
-    assert "PNG, 37x23" in reply and "JPEG, 40x30" in reply
-    assert "2.5 s" in reply
+        reply = await bridge.chat("What do you see and hear?", [png(tmp_path / "cat.png"), wav(tmp_path / "v.wav")])
+        photo = await bridge.chat("And here?", [jpeg(tmp_path / "dog.jpg")])  # the Space takes one image a turn
+    assert "Image 1: PNG, 37x23." in reply and "Audio 1: 2.5 s." in reply
+    assert "Image 1: JPEG, 40x30." in photo
 
 
 async def test_several_turns_keep_history_and_do_not_reupload(standin_clean, tmp_path):

@@ -113,7 +113,9 @@ def test_run_records_good_broken_and_expectations_and_writes_a_self_contained_re
     got = results(tmp_path / "out")
     assert list(got) == ["red", "blue", "jpeg", "4", "text", "truncated", "missing", "8"]  # case-file order
     assert got["red"]["status"] == "pass" and got["red"]["passed"] is True
-    assert got["red"]["reply"] == 'You said: "What colour?". Image 1: PNG, 37x23. Earlier turns: 0.'
+    assert got["red"]["reply"] == ('You said: "What colour?". Image 1: PNG, 37x23. Earlier turns: 0. Seen: turn 1 '
+                                   'image PNG 37x23; turn 1 text "What colour?". Settings: top_p=0.95, top_k=50, '
+                                   'temperature=0.8, repetition_penalty=1.05, max_new_tokens=512.')
     assert got["red"]["ttft_s"] > 0 and got["red"]["total_s"] >= got["red"]["ttft_s"]
     assert got["blue"]["status"] == "fail" and got["blue"]["passed"] is False and "a zebra" in got["blue"]["error"]
     assert got["jpeg"]["status"] == "pass" and got["jpeg"]["passed"] is None and "JPEG, 20x30" in got["jpeg"]["reply"]

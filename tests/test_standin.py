@@ -21,6 +21,12 @@ from PIL import Image
 from phi4_bridge.standin import reply
 from phi4_bridge.standin.launcher import StandinProcess, stamps, stats
 
+
+@pytest.fixture(scope="session")
+def standin(standin_classic):
+    """This module checks the classic layout's wire shape."""
+    return standin_classic
+
 SPACE = "microsoft/phi-4-multimodal"
 
 

@@ -21,6 +21,12 @@ from test_standin import SPACE, KnownClient, completed, failed, last_content, on
 from phi4_bridge.standin.launcher import StandinProcess, configure, set_fault, stamps, stats
 
 
+@pytest.fixture(scope="session")
+def standin(standin_classic):
+    """This module checks the classic layout's wire shape."""
+    return standin_classic
+
+
 # ---- (d) faults -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("fault", "title", "text"),
