@@ -23,8 +23,10 @@ os.environ.setdefault("MPLBACKEND", "agg")
 import gradio as gr  # noqa: E402
 
 from mirror import chat_values as cv  # noqa: E402
+from mirror.cleanup import Janitor, WorkDir  # noqa: E402
 from mirror.export import write_exports  # noqa: E402
 from mirror.generation import chosen, read_options, render_settings  # noqa: E402
+from mirror.guard import Guard  # noqa: E402
 from mirror.handlers import ChatService  # noqa: E402
 from mirror.launch import serve  # noqa: E402
 from mirror.settings import Settings, parse_settings  # noqa: E402
@@ -51,12 +53,15 @@ EXAMPLES = [
 ]
 
 
-def build_demo(settings: Settings, status: SpaceStatus) -> gr.Blocks:
-    chat = ChatService(status.holder, settings)
+def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = None) -> gr.Blocks:
+    guard = guard or Guard(settings)
+    chat = ChatService(status.holder, settings, guard)
     limits = {"concurrency_limit": settings.concurrency_total, "concurrency_id": "chat"}
     hidden = {"api_visibility": "undocumented"}
+    # gradio deletes the files it cached for this app (uploads, outputs) older than the age, and all at shutdown
+    delete_cache = (max(1, int(settings.cache_sweep_every_s)), max(1, int(settings.cache_max_age_s)))
 
-    with gr.Blocks(title="Phi-4 Mirror") as demo:
+    with gr.Blocks(title="Phi-4 Mirror", delete_cache=delete_cache) as demo:
         banner = gr.HTML(status.banner(), elem_id="mirror-banner")
         switch = gr.Button("Switch to the real Phi-4 Space", variant="primary", visible=False, elem_id="switch-btn")
         gr.Markdown("## Phi-4 Mirror · chat with Phi-4-multimodal (text, images, speech)")
@@ -137,7 +142,17 @@ def build_demo(settings: Settings, status: SpaceStatus) -> gr.Blocks:
         switch.click(lambda: switch_space(status), None, [banner, switch], **hidden).then(
             status.badge, None, badge, **hidden)
         demo.unload(chat.forget)
+    guard.chat_fn_index = next((i for i, fn in demo.fns.items() if fn.api_name == "chat"), None)
+    demo.chat_service = chat  # for the shutdown: running turns are cancelled on the Space
     return demo
+
+
+def examples_in_cache(demo: gr.Blocks) -> set[str]:
+    """The files gradio cached for good (the examples): the janitor leaves them."""
+    keep: set[str] = set()
+    for block in list(demo.blocks.values()):
+        keep.update(getattr(block, "keep_in_cache", set()))
+    return keep
 
 
 def prepare_downloads(history):
@@ -162,12 +177,23 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the stand-in child and the bridge close too
     settings = parse_settings(argv)
+    work = WorkDir.create()  # before the stand-in starts: it shares the upload folder, all removed at exit
+    janitor = Janitor(work, settings.cache_sweep_every_s, settings.cache_max_age_s, settings.partial_upload_s).start()
     status = SpaceStatus.start(settings)
     try:
-        demo = build_demo(settings, status)
-        serve(demo, settings, on_shutdown=status.holder.close_from_other_thread, css=CSS)
+        guard = Guard(settings)
+        demo = build_demo(settings, status, guard)
+        janitor.keep = lambda: examples_in_cache(demo)
+
+        def shutdown() -> None:
+            demo.chat_service.cancel_all_from_other_thread()
+            status.holder.close_from_other_thread(timeout=2.0)
+
+        serve(demo, settings, on_shutdown=shutdown, css=CSS, guard=guard)
     finally:
+        janitor.stop()
         status.stop()
+        work.remove()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,14 @@ def without_pending(history: Sequence[Message]) -> list[Message]:
     return [m for m in history if (m.get("metadata") or {}).get("status") != "pending"]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(text: Any) -> str:
+    """Text that can be encoded: a lone UTF-16 surrogate (JSON allows ``"\\ud800"``) becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", str(text))
+
+
 def _allowed_file(path: str, roots: Sequence[Path]) -> bool:
     try:
         real = Path(path).resolve()
@@ -123,20 +132,21 @@ def safe_history(history: Any, roots: Sequence[Path] | None = None) -> list[Mess
         content: list[dict[str, Any]] = []
         for part in _items(msg):
             if isinstance(part, str):
-                content.append({"type": "text", "text": part})
+                content.append({"type": "text", "text": _clean(part)})
             elif isinstance(part, Mapping) and part.get("type") == "text":
-                content.append({"type": "text", "text": str(part.get("text") or "")})
+                content.append({"type": "text", "text": _clean(part.get("text") or "")})
             elif isinstance(part, Mapping) and part.get("type") == "file" and isinstance(part.get("file"), Mapping):
                 f = part["file"]
                 path = str(f.get("path") or "")
-                if path and _allowed_file(path, roots):
-                    content.append(file_part(path, f.get("orig_name")))
+                if path and not _SURROGATE.search(path) and _allowed_file(path, roots):
+                    name = f.get("orig_name")
+                    content.append(file_part(path, _clean(name) if name else None))
                 else:
-                    name = os.path.basename(str(f.get("orig_name") or path or "file"))
+                    name = os.path.basename(_clean(f.get("orig_name") or path or "file"))
                     content.append({"type": "text", "text": f"📎 {name} (no longer available)"})
         clean: Message = {"role": msg["role"], "content": content}
         meta = msg.get("metadata")
         if isinstance(meta, Mapping) and meta.get("title") and meta.get("status") != "pending":
-            clean["metadata"] = {"title": str(meta["title"]), "status": "done"}
+            clean["metadata"] = {"title": _clean(meta["title"]), "status": "done"}
         out.append(clean)
     return out

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .cleanup import current
+
 
 def _file_name(part: Mapping[str, Any]) -> str:
     f = part.get("file") or {}
@@ -58,9 +60,11 @@ def to_markdown(history: Iterable[Mapping[str, Any]]) -> str:
 
 
 def write_exports(history: Iterable[Mapping[str, Any]]) -> tuple[str, str]:
-    """Write ``conversation-<time>.json`` and ``.md`` into a fresh temporary folder; return both paths."""
+    """Write ``conversation-<time>.json`` and ``.md`` into a fresh folder (the app's ``exports``, cleaned on a
+    schedule); return both paths."""
     history = list(history or [])
-    folder = Path(tempfile.mkdtemp(prefix="phi4-mirror-export-"))
+    work = current()  # the app's own folder, cleaned on a schedule and removed at exit
+    folder = work.new_folder("exports") if work else Path(tempfile.mkdtemp(prefix="phi4-mirror-export-"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = folder / f"conversation-{stamp}.json"
     md_path = folder / f"conversation-{stamp}.md"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -21,41 +22,91 @@ import gradio as gr
 from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Queued, Started, TextDelta
 
 from . import chat_values as cv
+from .guard import Guard
 from .holder import BridgeHolder
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 GENERIC_FAILURE = "Something went wrong in this app while answering; it has been logged. Press Retry to try again."
-MAX_VISITORS = 10_000
+MAX_VISITORS = 2_000
 STOP_SETTLE_S = 0.4
 RETRY_HINT = "Your message is kept: press Retry (↻) once the cause is gone."
 
 
 class Visitors:
-    """Per-visitor state keyed by gradio's session hash, oldest dropped first beyond ``MAX_VISITORS``."""
+    """Per-visitor state keyed by gradio's session hash: forgotten after ``idle_s`` without a turn, and the
+    longest-idle dropped first beyond ``max_items`` (a visitor with a turn running is never dropped)."""
 
-    def __init__(self, per_visitor: int) -> None:
+    def __init__(self, per_visitor: int, idle_s: float = 3600.0, max_items: int = MAX_VISITORS) -> None:
         self.per_visitor = per_visitor
-        self._items: OrderedDict[str, tuple[Conversation, asyncio.Semaphore]] = OrderedDict()
+        self.idle_s = idle_s
+        self.max_items = max_items
+        self._items: OrderedDict[str, tuple[Conversation, asyncio.Semaphore, float]] = OrderedDict()
 
-    def get(self, key: str) -> tuple[Conversation, asyncio.Semaphore]:
-        if key not in self._items:
-            self._items[key] = (Conversation(), asyncio.Semaphore(self.per_visitor))
-            while len(self._items) > MAX_VISITORS:
-                self._items.popitem(last=False)
+    def get(self, key: str | None) -> tuple[Conversation, asyncio.Semaphore]:
+        """The visitor's state; ``None`` (a caller without a session) gets fresh state that is not kept."""
+        now = time.monotonic()
+        self.prune(now)
+        if key is None:
+            return Conversation(), asyncio.Semaphore(self.per_visitor)
+        if key in self._items:
+            conversation, slots, _ = self._items[key]
+        else:
+            conversation, slots = Conversation(), asyncio.Semaphore(self.per_visitor)
+        self._items[key] = (conversation, slots, now)
         self._items.move_to_end(key)
-        return self._items[key]
+        return conversation, slots
 
-    def forget(self, key: str) -> None:
-        self._items.pop(key, None)
+    def prune(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        for _ in range(len(self._items)):
+            key, (conversation, slots, used) = next(iter(self._items.items()))
+            if now - used < self.idle_s and len(self._items) <= self.max_items:
+                break
+            if slots.locked():  # a turn is running: keep the visitor, as if just used
+                self._items[key] = (conversation, slots, now)
+                self._items.move_to_end(key)
+            else:
+                del self._items[key]
+
+    def forget(self, key: str | None) -> None:
+        if key is not None:
+            self._items.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._items)
 
 
-def _visitor_key(request: gr.Request | None) -> str:
-    return (getattr(request, "session_hash", None) or "anonymous") if request is not None else "anonymous"
+def _route(request: gr.Request | None) -> str:
+    inner = getattr(request, "request", None) if request is not None else None
+    try:
+        return str(inner.url.path) if inner is not None else ""
+    except Exception:  # noqa: BLE001 - a request without a URL is not a queued one
+        return ""
+
+
+def _visitor_key(request: gr.Request | None) -> str | None:
+    """The browser session (or gradio_client ``Client``) behind a request; None for a caller without one:
+    ``/run/chat``, ``/api/chat`` and ``/call/chat`` calls are each their own visitor, kept for one turn only."""
+    if request is None:
+        return None
+    path = _route(request)
+    if "/gradio_api/run/" in path or "/gradio_api/api/" in path or "/gradio_api/call/" in path:
+        return None
+    return getattr(request, "session_hash", None) or None
+
+
+def client_key(request: gr.Request | None) -> str:
+    """Who is behind a request, over all their sessions: the login name, else the client's address."""
+    if request is None:
+        return "local"
+    user = getattr(request, "username", None)
+    if user:
+        return f"user:{user}"
+    client = getattr(request, "client", None)
+    host = getattr(client, "host", None) if client is not None else None
+    return f"addr:{host or 'unknown'}"
 
 
 def _ip_token(request: gr.Request | None) -> str | None:
@@ -66,10 +117,13 @@ def _ip_token(request: gr.Request | None) -> str | None:
 
 
 class ChatService:
-    def __init__(self, holder: BridgeHolder, settings: Settings) -> None:
+    def __init__(self, holder: BridgeHolder, settings: Settings, guard: Guard | None = None) -> None:
         self.holder = holder
         self.settings = settings
-        self.visitors = Visitors(settings.concurrency_per_visitor)
+        self.guard = guard or Guard(settings)
+        self.visitors = Visitors(settings.concurrency_per_visitor, settings.visitor_idle_s, settings.max_visitors)
+        self.clients: dict[str, int] = {}  # turns running per client (login, else address)
+        self._jobs: set[Any] = set()  # running bridge jobs, cancelled on the Space at shutdown
 
     async def events(self, request: gr.Request | None, text: str, files: Sequence[str],
                      history: list[dict[str, Any]] | None, options: dict[str, Any] | None = None
@@ -77,17 +131,56 @@ class ChatService:
         """One turn for the visitor behind ``request``; ``history=None`` uses the visitor's own conversation.
         ``options`` are the Generation settings; those the Space in use does not have (after a switch between
         the stand-in and the real Space) are left out."""
+        joined = self.guard.joined_at(request)
         conversation, slots = self.visitors.get(_visitor_key(request))
         if slots.locked():
             raise InputRejected("You already have a turn running; wait for it or press Stop.", reason="busy")
-        async with slots:
-            bridge = await self.holder.get()
-            offered = await bridge.options() if options else {}
-            async with bridge.submit(text, files=list(files), history=history, conversation=conversation,
-                                     ip_token=_ip_token(request),
-                                     options={k: v for k, v in (options or {}).items() if k in offered}) as job:
-                async for event in job:
-                    yield event
+        client = client_key(request)
+        if self.clients.get(client, 0) >= self.settings.turns_per_client:
+            log.warning("refused a turn: %s already has %d turns running", client, self.clients[client])
+            raise InputRejected(f"You already have {self.settings.turns_per_client} turns running (from this "
+                                 "login or address); wait for one to finish.", reason="busy")
+        self.clients[client] = self.clients.get(client, 0) + 1
+        try:
+            async with slots:
+                if joined is not None and not await self.guard.stream_opened(request.session_hash, joined):
+                    log.warning("dropped a turn of %s: its event stream was not opened within %.0f s", client,
+                                self.settings.stream_grace_s)
+                    raise InputRejected("This turn was dropped: its reply stream was never opened.",
+                                         reason="no_stream")
+                bridge = await self.holder.get()
+                offered = await bridge.options() if options else {}
+                async with bridge.submit(text, files=list(files), history=history, conversation=conversation,
+                                         ip_token=_ip_token(request),
+                                         options={k: v for k, v in (options or {}).items() if k in offered}) as job:
+                    self._jobs.add(job)
+                    try:
+                        async for event in job:
+                            yield event
+                    finally:
+                        self._jobs.discard(job)
+        finally:
+            left = self.clients.get(client, 1) - 1
+            if left > 0:
+                self.clients[client] = left
+            else:
+                self.clients.pop(client, None)
+
+    async def cancel_all(self) -> None:
+        """Cancel every running turn on the Space (shutdown)."""
+        jobs = list(self._jobs)
+        if jobs:
+            log.info("shutting down: cancelling %d running turn%s on the Space", len(jobs), "s" * (len(jobs) != 1))
+            await asyncio.gather(*(job.cancel() for job in jobs), return_exceptions=True)
+
+    def cancel_all_from_other_thread(self, timeout: float = 2.0) -> None:
+        loop = self.holder._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(asyncio.wait_for(self.cancel_all(), timeout), loop).result(timeout + 0.5)
+        except Exception:  # noqa: BLE001 - shutting down; the bridge's close follows
+            log.debug("cancelling running turns at shutdown did not finish", exc_info=True)
 
     def forget(self, request: gr.Request | None) -> None:
         self.visitors.forget(_visitor_key(request))
@@ -190,18 +283,29 @@ class ChatService:
     async def chat_api(self, message: dict[str, Any] | None, history: Any = None, request: gr.Request = None):
         """``/chat``: a multimodal message dict (and optionally a chatbot-shaped history) in, the reply so far
         out, streamed. Without a history the caller's own session keeps the conversation."""
+        why = self.guard.check_message(message)
+        if why is not None:  # the door checks the raw request too; this covers callers it cannot see
+            log.warning("refused a /chat message: %s", why)
+            raise gr.Error(why, print_exception=False)
         message = message or {}
         text, files = message.get("text") or "", list(message.get("files") or [])
         earlier = cv.safe_history(history) if history else None
+        # A direct call (/run/chat, /api/chat) gets only the first value a generator yields, and gradio then drops
+        # the generator (which cancels the Space job): such a caller gets the whole reply in one value instead.
+        whole = "/gradio_api/run/" in _route(request) or "/gradio_api/api/" in _route(request)
         reply = ""
         try:
             async for event in self.events(request, text, files, earlier):
                 if isinstance(event, TextDelta):
                     reply += event.text
-                    yield reply
+                    if not whole:
+                        yield reply
                 elif isinstance(event, Done) and event.text != reply:
                     reply = event.text
-                    yield reply
+                    if not whole:
+                        yield reply
+            if whole:
+                yield reply
         except Phi4Error as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         except Exception:

@@ -26,6 +26,8 @@ from phi4_bridge.qa.cases import Case, CaseFileError, load_cases
 from phi4_bridge.qa.report import comparison_fragment, render_report, table_fragment
 from phi4_bridge.qa.runner import REPORT_NAME, RESULTS_NAME, RunStopped, not_run_record, run_cases, summarise
 
+from .cleanup import current
+
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm"})
 MAX_CASES = 200
 MAX_CONCURRENCY = 4
@@ -58,6 +60,7 @@ def cases_from_inputs(files: Any, prompts: str | None, expect: str | None, case_
         cases = load_cases(case_paths[0])
         by_name = {Path(p).name: p for p in uploads}
         for case in cases:
+            case.confined = True
             for written in case.images + case.audios:
                 found = by_name.get(Path(written).name)
                 if found:
@@ -82,7 +85,8 @@ def cases_from_inputs(files: Any, prompts: str | None, expect: str | None, case_
                 written = [name] if path else []
                 cases.append(Case(id=case_id, line=len(cases) + 1, prompt=prompt,
                                   images=[] if is_audio else written, audios=written if is_audio else [],
-                                  expect=wanted, base_dir=str(Path(path).parent) if path else "."))
+                                  expect=wanted, base_dir=str(Path(path).parent) if path else ".",
+                                  located={name: path} if path else {}, confined=True))
     if len(cases) > MAX_CASES:
         raise ValueError(f"That makes {len(cases)} cases; the tab runs at most {MAX_CASES} at a time "
                          "(use `python -m phi4_bridge qa` for more).")
@@ -100,9 +104,15 @@ def _new_run(state: dict[str, Any], cases: list[Case], label: str,
     state["count"] += 1
     run = {"label": f"Run {state['count']}{label}", "order": [c.id for c in cases],
            "cases": {c.id: c for c in cases}, "records": records or {}, "running": set(),
-           "dir": tempfile.mkdtemp(prefix="phi4-qa-")}
+           "dir": _run_folder()}
     state["runs"] = [*state["runs"][-1:], run]
     return run
+
+
+def _run_folder() -> str:
+    """Where a run's downloads go: the app's own ``qa`` folder (cleaned on a schedule, removed at exit)."""
+    work = current()
+    return str(work.new_folder("qa")) if work else tempfile.mkdtemp(prefix="phi4-qa-")
 
 
 def _rows(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,7 +127,19 @@ def _rows(run: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _image_paths(run: dict[str, Any]) -> dict[str, list[str]]:
-    return {case_id: case.image_paths for case_id, case in run["cases"].items()}
+    """The files thumbnails may be drawn from: only what the visitor uploaded (a confined case's unlocated
+    file is ``""``), and only inside gradio's upload folder."""
+    return {case_id: [p if p and _uploaded(p) else "" for p in case.image_paths]
+            for case_id, case in run["cases"].items()}
+
+
+def _uploaded(path: str) -> bool:
+    from gradio.utils import get_upload_folder
+
+    try:
+        return Path(path).resolve().is_relative_to(Path(get_upload_folder()).resolve())
+    except (OSError, ValueError):
+        return False
 
 
 def _write_downloads(run: dict[str, Any]) -> list[str]:

@@ -7,6 +7,7 @@ the same here as on the bridge's command line. Concurrency limits live here and 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,28 @@ class Settings:
     concurrency_total: int = 32
     concurrency_per_visitor: int = 1
     queue_max_size: int = 1024
+    # Per client (login name, else address): many session hashes from one client still share this many turns.
+    turns_per_client: int = 4
+    # A queued turn whose event stream is not open this many seconds after it joined is dropped unsent.
+    stream_grace_s: float = 5.0
+    # Visitors (and gradio's per-session state) idle this long are forgotten; at most this many are kept.
+    visitor_idle_s: float = 3600.0
+    max_visitors: int = 2000
+    # Gradio's upload cache, the exports and QA downloads: files older than this are deleted, checked this often,
+    # and everything at exit. A partial upload (aborted request) left behind is deleted after ``partial_upload_s``.
+    cache_max_age_s: float = 6 * 3600.0
+    cache_sweep_every_s: float = 600.0
+    partial_upload_s: float = 120.0
+    # Failed logins: this many within ``login_window_s`` from one address lock it out for ``login_lockout_s``.
+    login_failures: int = 5
+    login_window_s: float = 60.0
+    login_lockout_s: float = 30.0
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The most one uploaded file may weigh: the bridge's largest limit (bigger files could never be sent)."""
+        limits = self.bridge.limits
+        return max(limits.max_image_bytes, limits.max_audio_bytes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,8 +73,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how often to check whether the real Space answers (default 60 s)")
     p.add_argument("--concurrency", type=int, default=Settings.concurrency_total,
                    help=f"turns running at once in the whole app (default {Settings.concurrency_total})")
+    p.add_argument("--turns-per-client", type=int, default=_env("PHI4_TURNS_PER_CLIENT", Settings.turns_per_client),
+                   help="turns one client (login, else address) may run at once, over all its sessions (default "
+                        f"{Settings.turns_per_client}; env PHI4_TURNS_PER_CLIENT)")
+    p.add_argument("--cache-max-age", type=float, metavar="SECONDS",
+                   default=_env("PHI4_CACHE_MAX_AGE", Settings.cache_max_age_s),
+                   help="delete uploads, exports and QA downloads older than this (default 6 h; env "
+                        "PHI4_CACHE_MAX_AGE); everything is deleted at exit")
+    p.add_argument("--visitor-idle", type=float, metavar="SECONDS",
+                   default=_env("PHI4_VISITOR_IDLE", Settings.visitor_idle_s),
+                   help="forget a visitor's session after this long without a turn (default 1 h; env "
+                        "PHI4_VISITOR_IDLE)")
     add_arguments(p)
     return p
+
+
+def _env(name: str, default: float) -> float:
+    """A tunable's default from the environment (flags still win); a bad value falls back to the default."""
+    try:
+        return type(default)(os.environ[name])
+    except (KeyError, ValueError):
+        return default
 
 
 def parse_login(text: str) -> tuple[str, str]:
@@ -79,9 +121,19 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         parser.error("--concurrency must be at least 1")
     if not args.recheck_every > 0:
         parser.error("--recheck-every must be a positive number of seconds")
+    if args.turns_per_client < 1:
+        parser.error("--turns-per-client must be at least 1")
+    if not (args.cache_max_age > 0 and args.visitor_idle > 0):
+        parser.error("--cache-max-age and --visitor-idle must be positive numbers of seconds")
     return Settings(
         bridge=BridgeConfig.from_env(args), host=args.host, port=args.port, share=args.share,
         auth=tuple(logins), standin=args.standin, fallback=args.fallback,
         standin_pace_ms=args.standin_pace_ms, standin_chunks=args.standin_chunks,
         concurrency_total=args.concurrency, recheck_every_s=args.recheck_every,
+        turns_per_client=args.turns_per_client, cache_max_age_s=args.cache_max_age,
+        cache_sweep_every_s=max(0.5, min(Settings.cache_sweep_every_s, args.cache_max_age / 2)),
+        partial_upload_s=min(Settings.partial_upload_s, args.cache_max_age),
+        visitor_idle_s=args.visitor_idle,
+        stream_grace_s=_env("PHI4_STREAM_GRACE", Settings.stream_grace_s),
+        login_lockout_s=_env("PHI4_LOGIN_LOCKOUT", Settings.login_lockout_s),
     )

@@ -104,7 +104,14 @@ class SpaceStatus:
 
     def stop(self) -> None:
         self._stop.set()
-        if self.standin is not None:
+        if self.standin is not None:  # at most ~2 s: SIGTERM, then SIGKILL (the app must exit promptly)
+            proc = self.standin.proc
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=2)
+                except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+                    proc.kill()
             self.standin.stop()
 
     # --- texts for the page -----------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ class Case:
     base_dir: str = "."  # where relative paths are resolved
     invalid: str | None = None  # why this line is not a usable case
     located: dict[str, str] = field(default_factory=dict)  # as written -> where it really is (app uploads)
+    # True in the app: only ``located`` files (the visitor's uploads) may ever be opened, never a path as written
+    confined: bool = False
 
     @property
     def files(self) -> list[str]:
@@ -49,7 +51,12 @@ class Case:
         return [self.locate(p) for p in self.images]
 
     def locate(self, path: str) -> str:
-        return self.located.get(path) or resolve(self.base_dir, path)
+        """Where a file of the case is; ``""`` (nothing to open) for a confined case's file that was not
+        uploaded, so no caller (runner, fingerprint, thumbnails) ever reads a server file a case file names."""
+        found = self.located.get(path)
+        if found:
+            return found
+        return "" if self.confined else resolve(self.base_dir, path)
 
     def fingerprint(self) -> str:
         """Changes when the case's definition or the contents of its files change (used by resume)."""

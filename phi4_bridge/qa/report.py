@@ -72,7 +72,10 @@ def _thumb_cached(path: str, size: int, mtime_ns: int, px: int) -> str | None:
 
 
 def thumbnail_data_uri(path: str, px: int = THUMB_PX) -> str | None:
-    """A JPEG thumbnail of the image at ``path`` as a data URI, or None when it cannot be read."""
+    """A JPEG thumbnail of the image at ``path`` as a data URI, or None when it cannot be read (or no path is
+    given: the app passes ``""`` for a file the visitor did not upload)."""
+    if not path:
+        return None
     try:
         st = os.stat(path)
     except OSError:

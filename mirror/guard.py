@@ -1,0 +1,431 @@
+"""The app's door: checks that run on every request before gradio sees it (an ASGI middleware), and the
+small bookkeeping the chat handlers consult.
+
+``Door`` (installed with ``launch(app_kwargs={"middleware": [Middleware(Door, guard=guard)]})``):
+
+- a session hash (``/queue/join`` body, ``?session_hash=``, ``/heartbeat/<hash>``) must look like gradio's own:
+  1-64 of ``[A-Za-z0-9_-]``; anything else is refused with 400 before gradio stores it;
+- open heartbeat streams are capped per client address (they are unauthenticated in gradio);
+- ``/gradio_api/upload``: a body larger than a turn's files could ever be is refused at once, and gradio's own
+  413 (one file over ``max_file_size``) is reworded as the bridge words its limits;
+- ``/chat`` calls (queue join, ``/call/chat``, ``/run/chat``): the message's shape and size are checked on the
+  raw JSON (cheap), before gradio preprocesses thousands of file entries; one log line per refusal;
+- ``POST /login``: failures are counted per client address; too many lock that address out for a while;
+- event-stream opens (``/queue/data``, ``/call/<api>/<event>``) are recorded in ``StreamOpens``, so a turn
+  whose stream was never opened is dropped before it reaches the Space (``Guard.sweep`` for queued turns,
+  ``Guard.stream_opened`` at the start of a turn).
+
+Everything here is in memory, bounded, and keyed by client address or session hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+log = logging.getLogger(__name__)
+
+SESSION_HASH = re.compile(r"[A-Za-z0-9_-]{1,64}")
+BAD_SESSION = "That session id is not one this app hands out (1 to 64 letters, digits, '_' or '-')."
+MAX_JOIN_BYTES = 64 * 1024 * 1024  # a join body larger than this is refused unread (histories are far smaller)
+HEARTBEATS_PER_CLIENT = 64
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def valid_session_hash(value: Any) -> bool:
+    return isinstance(value, str) and SESSION_HASH.fullmatch(value) is not None
+
+
+def client_of(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class StreamOpens:
+    """Which sessions (or call event ids) have their event stream open now, or had it open a moment ago."""
+
+    def __init__(self, max_items: int = 100_000) -> None:
+        self.max_items = max_items
+        self._open: dict[str, int] = {}
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def opened(self, key: str) -> None:
+        self._open[key] = self._open.get(key, 0) + 1
+        self._touch(key)
+
+    def closed(self, key: str) -> None:
+        left = self._open.get(key, 1) - 1
+        if left > 0:
+            self._open[key] = left
+        else:
+            self._open.pop(key, None)
+        self._touch(key)
+
+    def _touch(self, key: str) -> None:
+        self._seen[key] = time.monotonic()
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.max_items:
+            self._seen.popitem(last=False)
+
+    def is_open(self, key: str, since: float | None = None) -> bool:
+        """Open now, or opened/closed at or after ``since`` (monotonic)."""
+        if key in self._open:
+            return True
+        seen = self._seen.get(key)
+        return seen is not None and since is not None and seen >= since
+
+
+class LoginThrottle:
+    """Failed logins per client address: ``failures`` within ``window_s`` lock the address for ``lockout_s``."""
+
+    def __init__(self, failures: int, window_s: float, lockout_s: float, max_clients: int = 50_000) -> None:
+        self.failures, self.window_s, self.lockout_s, self.max_clients = failures, window_s, lockout_s, max_clients
+        self._fails: OrderedDict[str, list[float]] = OrderedDict()
+        self._locked: dict[str, float] = {}
+
+    def locked_for(self, client: str) -> float:
+        until = self._locked.get(client)
+        if until is None:
+            return 0.0
+        left = until - time.monotonic()
+        if left <= 0:
+            self._locked.pop(client, None)
+            return 0.0
+        return left
+
+    def record(self, client: str, ok: bool) -> None:
+        now = time.monotonic()
+        if ok:
+            self._fails.pop(client, None)
+            return
+        recent = [t for t in self._fails.get(client, []) if now - t < self.window_s] + [now]
+        self._fails[client] = recent
+        self._fails.move_to_end(client)
+        while len(self._fails) > self.max_clients:
+            self._fails.popitem(last=False)
+        if len(recent) >= self.failures:
+            self._locked[client] = now + self.lockout_s
+            self._fails.pop(client, None)
+            log.warning("login: %d failed logins from %s; locked out for %.0f s", len(recent), client,
+                        self.lockout_s)
+
+
+class Guard:
+    """Shared by the door (middleware) and the chat handlers."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.streams = StreamOpens()
+        self.logins = LoginThrottle(settings.login_failures, settings.login_window_s, settings.login_lockout_s)
+        self.heartbeats: dict[str, int] = {}
+        self.chat_fn_index: int | None = None  # set by app.py once the Blocks are built
+        self.max_upload_bytes: int = settings.max_upload_bytes
+        self.blocks: Any = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    # --- a turn's checks (called by the handlers) ------------------------------------------------------------
+
+    def check_message(self, message: Any) -> str | None:
+        """Why a /chat message cannot be sent (shape, number of files, length), or None. Cheap: no file is read."""
+        limits = self.settings.bridge.limits
+        if message is None:
+            return None
+        if not isinstance(message, dict):
+            return 'The message must be an object like {"text": "...", "files": [...]}.'
+        text, files = message.get("text"), message.get("files")
+        if text is not None and not isinstance(text, str):
+            return 'The message\'s "text" must be a string.'
+        if files is not None and not isinstance(files, list):
+            return 'The message\'s "files" must be a list.'
+        if files and len(files) > limits.max_files:
+            return f"{len(files):,} files is more than the {limits.max_files} a turn can carry."
+        if text and len(text) > limits.max_prompt_chars:
+            return f"The message is {len(text):,} characters; the limit is {limits.max_prompt_chars:,}."
+        return None
+
+    def joined_at(self, request: Any) -> float | None:
+        """When a queued turn joined (monotonic), or None for a call that has no event stream to wait for (a
+        direct ``/run/chat`` call answers on its own connection)."""
+        inner = getattr(request, "request", None)
+        try:
+            path = str(inner.url.path) if inner is not None else ""
+        except Exception:  # noqa: BLE001
+            path = ""
+        session = getattr(request, "session_hash", None)
+        if not session or not ("/gradio_api/queue/join" in path or "/gradio_api/call/" in path):
+            return None
+        queue = getattr(self.blocks, "_queue", None)
+        for events in list(getattr(queue, "active_jobs", None) or []):
+            for event in events or []:
+                if event.session_hash == session:
+                    return float(event.enqueue_time)
+        return time.monotonic()
+
+    async def stream_opened(self, key: str, joined: float) -> bool:
+        """Wait (at most until ``joined + stream_grace_s``) for the turn's event stream to be open."""
+        deadline = joined + self.settings.stream_grace_s
+        while True:
+            if self.streams.is_open(key, since=joined - 1.0):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(0.05, left))
+
+    # --- queued turns whose stream never opened ---------------------------------------------------------------
+
+    def start_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.settings.stream_grace_s / 2))
+            try:
+                await self.sweep()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.debug("sweeping unopened turns failed", exc_info=True)
+
+    async def sweep(self) -> None:
+        """Drop queued turns whose event stream was not open ``stream_grace_s`` after they joined."""
+        queue = getattr(self.blocks, "_queue", None)
+        if queue is None:
+            return
+        now, grace = time.monotonic(), self.settings.stream_grace_s
+        stale = []
+        for event_queue in list(queue.event_queue_per_concurrency_id.values()):
+            for event in list(event_queue.queue):
+                if now - event.enqueue_time < grace:
+                    continue
+                if not (self.streams.is_open(event.session_hash, since=event.enqueue_time - 1.0)
+                        or self.streams.is_open(event._id, since=event.enqueue_time - 1.0)):
+                    stale.append(event)
+        for event in stale:
+            await queue.clean_events(event_id=event._id)
+        if stale:
+            self.dropped += len(stale)
+            log.warning("dropped %d queued turn%s whose event stream was never opened", len(stale),
+                        "s" if len(stale) != 1 else "")
+
+
+# ---- the middleware ------------------------------------------------------------------------------------------
+
+async def _answer(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": detail, "error": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None when it is larger than ``limit`` (or the client went away)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def again() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers") or []:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class Door:
+    """The ASGI middleware (see the module's docstring)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], guard: Guard) -> None:
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        guard = self.guard
+        guard.start_sweeper()
+        path: str = scope.get("path", "")
+        method: str = scope.get("method", "GET")
+        query = scope.get("query_string", b"")
+        if b"session_hash" in query:
+            hashes = parse_qs(query.decode("latin-1")).get("session_hash", [])
+            if any(not valid_session_hash(h) for h in hashes):
+                return await self._refuse(send, 400, BAD_SESSION, scope, "session hash in the query")
+        api = path.split("/gradio_api/", 1)[1] if "/gradio_api/" in path else None
+
+        if api is not None and api.startswith("heartbeat/"):
+            return await self._heartbeat(scope, receive, send, api[len("heartbeat/"):])
+        if method == "POST" and (path.rstrip("/").endswith("/login")):
+            return await self._login(scope, receive, send)
+        if api is None:
+            await self.app(scope, receive, send)
+            return
+        if method == "POST" and api.rstrip("/") == "upload":
+            return await self._upload(scope, receive, send)
+        if method == "POST" and (api.rstrip("/") == "queue/join" or _chat_call(api)):
+            return await self._join(scope, receive, send, api)
+        if method == "GET" and api.rstrip("/") == "queue/data":
+            hashes = parse_qs(query.decode("latin-1")).get("session_hash", [])
+            return await self._stream(scope, receive, send, hashes[0] if hashes else None)
+        if method == "GET" and api.startswith("call/") and api.count("/") >= 2:
+            return await self._stream(scope, receive, send, api.rstrip("/").rsplit("/", 1)[1])
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, send: Send, status: int, detail: str, scope: Scope, what: str,
+                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        log.warning("refused %s %s from %s: %s (%s)", scope.get("method"), scope.get("path"), client_of(scope),
+                    what, detail)
+        await _answer(send, status, detail, headers)
+
+    async def _heartbeat(self, scope: Scope, receive: Receive, send: Send, session_hash: str) -> None:
+        if not valid_session_hash(session_hash.rstrip("/")):
+            return await self._refuse(send, 400, BAD_SESSION, scope, "session hash in the heartbeat path")
+        client = client_of(scope)
+        beats = self.guard.heartbeats
+        if beats.get(client, 0) >= HEARTBEATS_PER_CLIENT:
+            return await self._refuse(send, 429, "Too many open pages from your address; close some and reload.",
+                                      scope, "heartbeat cap")
+        beats[client] = beats.get(client, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            left = beats.get(client, 1) - 1
+            if left > 0:
+                beats[client] = left
+            else:
+                beats.pop(client, None)
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = client_of(scope)
+        throttle = self.guard.logins
+        wait = throttle.locked_for(client)
+        if wait > 0:
+            seconds = max(1, round(wait))
+            return await self._refuse(send, 429, f"Too many failed logins from your address; wait {seconds} s and "
+                                      "try again.", scope, "login lockout",
+                                      [(b"retry-after", str(seconds).encode())])
+        status: list[int] = []
+
+        async def watch(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if status and status[0] in (200, 400, 401):
+            throttle.record(client, ok=status[0] == 200)
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.guard.max_upload_bytes
+        largest = limit * self.guard.settings.bridge.limits.max_files + 1024 * 1024
+        length = _content_length(scope)
+        limits, mb = self.guard.settings.bridge.limits, 1024 * 1024
+        sentence = (f"That file is larger than {limit / mb:.0f} MB, the most this app accepts for one file "
+                    f"(images at most {limits.max_image_bytes / mb:.0f} MB, audio at most "
+                    f"{limits.max_audio_bytes / mb:.0f} MB).")
+        if length is not None and length > largest:
+            return await self._refuse(send, 413, sentence, scope, f"upload of {length:,} bytes")
+        rewrite: list[bool] = []
+
+        async def reword(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                rewrite.append(True)
+                body = sentence.encode()
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in (b"content-length", b"content-type")]
+                await send({**message, "headers": [*headers, (b"content-type", b"text/plain; charset=utf-8"),
+                                                   (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                log.warning("refused an upload from %s: a file over %s bytes", client_of(scope), limit)
+                return
+            if rewrite:
+                return  # gradio's own 413 body: replaced above
+            await send(message)
+
+        await self.app(scope, receive, reword)
+
+    async def _join(self, scope: Scope, receive: Receive, send: Send, api: str) -> None:
+        length = _content_length(scope)
+        if length is not None and length > MAX_JOIN_BYTES:
+            return await self._refuse(send, 413, f"The request is {length / 1e6:.0f} MB; the most this app reads "
+                                      f"is {MAX_JOIN_BYTES / 1e6:.0f} MB.", scope, "join too large")
+        body = await _read_body(receive, MAX_JOIN_BYTES)
+        if body is None:
+            return await self._refuse(send, 413, f"The request is larger than {MAX_JOIN_BYTES / 1e6:.0f} MB, the "
+                                      "most this app reads.", scope, "join too large")
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            data = None  # gradio answers malformed JSON itself
+        if isinstance(data, dict):
+            if "session_hash" in data and data["session_hash"] is not None \
+                    and not valid_session_hash(data["session_hash"]):
+                return await self._refuse(send, 400, BAD_SESSION, scope, "session hash in the join")
+            if self._is_chat(api, data):
+                inputs = data.get("data")
+                message = inputs[0] if isinstance(inputs, list) and inputs else None
+                why = self.guard.check_message(message)
+                if why is not None:
+                    return await self._refuse(send, 422, why, scope, "chat message")
+        await self.app(scope, _replay(body, receive), send)
+
+    def _is_chat(self, api: str, data: dict[str, Any]) -> bool:
+        if _chat_call(api):
+            return True
+        index = self.guard.chat_fn_index
+        return index is not None and data.get("fn_index") == index
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, key: str | None) -> None:
+        if not key:
+            await self.app(scope, receive, send)
+            return
+        streams = self.guard.streams
+        streams.opened(key)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            streams.closed(key)
+
+
+def _chat_call(api: str) -> bool:
+    """``call/chat``, ``call/v2/chat``, ``run/chat``, ``api/chat`` (POST)."""
+    parts = api.rstrip("/").split("/")
+    return len(parts) in (2, 3) and parts[0] in ("call", "run", "api") and parts[-1] == "chat" and (
+        len(parts) == 2 or parts[1] == "v2")
