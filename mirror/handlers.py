@@ -116,6 +116,15 @@ def _ip_token(request: gr.Request | None) -> str | None:
     return headers.get("x-ip-token") or None
 
 
+def log_failure(exc: Phi4Error) -> None:
+    """Where a failure becomes a sentence for the visitor: a refused input is one line; anything from the Space
+    is logged with its cause and traceback, for whoever runs the app (the text is already free of tokens)."""
+    if isinstance(exc, InputRejected):
+        log.info("refused a turn (%s): %s", exc.reason, exc)
+    else:
+        log.warning("a turn failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+
+
 class ChatService:
     def __init__(self, holder: BridgeHolder, settings: Settings, guard: Guard | None = None) -> None:
         self.holder = holder
@@ -221,6 +230,7 @@ class ChatService:
                     yield base + [cv.bot_message(reply) if reply else cv.note("The model sent an empty reply.",
                                                                               RETRY_HINT)]
         except Phi4Error as exc:
+            log_failure(exc)
             partial = [cv.bot_message(reply)] if reply else []
             yield base + partial + [cv.note(f"⚠️ {exc}", RETRY_HINT)]
         except Exception:
@@ -307,7 +317,8 @@ class ChatService:
             if whole:
                 yield reply
         except Phi4Error as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            log_failure(exc)
+            raise gr.Error(str(exc), print_exception=False) from exc
         except Exception:
             log.exception("unexpected failure in /chat")
             raise gr.Error(GENERIC_FAILURE, print_exception=False) from None
