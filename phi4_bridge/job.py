@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -42,8 +43,10 @@ TurnKey = tuple[Any, ...]
 
 
 def turn_key(text: str, files: Sequence[MediaFile], reply: str) -> TurnKey:
-    """What identifies a turn done: its text, its files' bytes and the reply."""
-    return text.strip(), tuple(m.sha256 for m in files), reply.strip()
+    """What identifies a turn done: its text, its files' bytes and the reply (hashed: the chat already holds
+    the texts once)."""
+    words = f"{text.strip()}\0{reply.strip()}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(words).hexdigest(), tuple(m.sha256 for m in files)
 
 
 class Job:
