@@ -54,7 +54,8 @@ def ms(results: list[TurnResult], attr: str) -> float | None:
 
 
 async def layout_figures(layout: str, turns: int, replay_turns: int, image: str) -> dict[str, Any]:
-    standin = await asyncio.to_thread(start_standin, layout=layout, pace_ms=20, chunks=12, gpus=8)
+    standin = await asyncio.to_thread(start_standin, layout=layout, pace_ms=20, chunks=12, gpus=8,
+                                      extra_args=("--anon-quota-seconds", "1e9", "--quota-seconds", "1e9"))
     try:
         cfg = BridgeConfig(space_url=standin.url, hub_url=standin.hub_url)
         async with Phi4Bridge(cfg) as bridge, aiohttp.ClientSession() as http:
