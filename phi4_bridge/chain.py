@@ -25,6 +25,7 @@ import copy
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 FALLBACK_USER_FN, FALLBACK_BOT_FN, FALLBACK_TRIGGER = 10, 11, 8
@@ -108,7 +109,7 @@ class Chain:
     def bot_step(self) -> Step:
         return self.steps[self.bot]
 
-    @property
+    @cached_property
     def options(self) -> dict[str, Option]:
         return options_of(self)
 
