@@ -164,9 +164,10 @@ PROFILE_NOTES = [
     "- In the bridge, `gradio_client.utils.apply_diff` deep-copies the value it is given, the whole history, for "
     "every chunk (75% of the bridge's CPU with 20 earlier turns; 0.27 ms a chunk with 80 messages). Each operation "
     "is now handed only the message it edits, still through `apply_diff` (0.006 ms a chunk with 80 messages).",
-    "- The bridge sent the Space's user step (fn 10) beside the queue join, and the Space's gradio handled it "
-    "before the bot step's first chunk: 12 of 26 ms to the first text in an A/B on the stand-in. It now goes out "
-    "after the first text (best effort; the bot step carries the whole history), 14.3 ms p50.",
+    "- The bridge once sent the Space's user step (fn 10) after the first text (26.1 -> 14.3 ms first text in an A/B "
+    "on the stand-in). That order loses the files of a Space whose bot step reads what its user step prepared, so "
+    "the bridge now does what the Space's page does: the user step first, then the bot step (row 3 pays that "
+    "round trip again; `benchmarks/REPORT-fidelity.md` compares it with a plain client doing the page's sequence).",
     "- Still missed: first text against the gradio_client reference swings by tens of ms between identical runs "
     "(that client adds ~100 ms of its own); with a browser-like client the app adds about 20 ms, its own gradio "
     "queue hop (join, then the event stream). Per-chunk p99 at 50 conversations measures a saturated CPU: at this "
