@@ -132,6 +132,7 @@ class Guard:
         self.heartbeats: dict[str, int] = {}
         self.chat_fn_index: int | None = None  # set by app.py once the Blocks are built
         self.turn_fn_indices: set[int] = set()  # every queued event that is a chat turn (UI and /chat)
+        self.joining: dict[str, int] = {}  # chat joins per client between the door's check and gradio's queue
         self.max_upload_bytes: int = settings.max_upload_bytes
         self.blocks: Any = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -424,19 +425,30 @@ class Door:
             if "session_hash" in data and data["session_hash"] is not None \
                     and not valid_session_hash(data["session_hash"]):
                 return await self._refuse(send, 400, BAD_SESSION, scope, "session hash in the join")
-            if data.get("fn_index") in self.guard.turn_fn_indices or _chat_call(api):
-                client = self.guard.client_of_request(scope)
-                cap = self.guard.settings.turns_per_client
-                if self.guard.turns_of(client) >= cap:
-                    return await self._refuse(send, 429, f"You already have {cap} turns waiting or running (from "
-                                              "this login or address); wait for one to finish.", scope,
-                                              "turns per client")
             if self._is_chat(api, data):
                 inputs = data.get("data")
                 message = inputs[0] if isinstance(inputs, list) and inputs else None
                 why = self.guard.check_message(message)
                 if why is not None:
                     return await self._refuse(send, 422, why, scope, "chat message")
+            if data.get("fn_index") in self.guard.turn_fn_indices or _chat_call(api):
+                client = self.guard.client_of_request(scope)
+                cap, joining = self.guard.settings.turns_per_client, self.guard.joining
+                # no await between the count and the reservation: concurrent joins cannot all slip through
+                if self.guard.turns_of(client) + joining.get(client, 0) >= cap:
+                    return await self._refuse(send, 429, f"You already have {cap} turns waiting or running (from "
+                                              "this login or address); wait for one to finish.", scope,
+                                              "turns per client")
+                joining[client] = joining.get(client, 0) + 1
+                try:
+                    await self.app(scope, _replay(body, receive), send)
+                finally:
+                    left = joining.get(client, 1) - 1
+                    if left > 0:
+                        joining[client] = left
+                    else:
+                        joining.pop(client, None)
+                return
         await self.app(scope, _replay(body, receive), send)
 
     def _is_chat(self, api: str, data: dict[str, Any]) -> bool:
