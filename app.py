@@ -143,6 +143,7 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
             status.badge, None, badge, **hidden)
         demo.unload(chat.forget)
     guard.chat_fn_index = next((i for i, fn in demo.fns.items() if fn.api_name == "chat"), None)
+    guard.turn_fn_indices = {i for i, fn in demo.fns.items() if fn.concurrency_id == "chat"}
     demo.chat_service = chat  # for the shutdown: running turns are cancelled on the Space
     return demo
 

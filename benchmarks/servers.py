@@ -57,6 +57,8 @@ def start_app(space_url: str, hub_url: str, concurrency: int | None) -> ServerPr
             "--port", str(port), "--host", "127.0.0.1"]
     if concurrency:
         args += ["--concurrency", str(concurrency)]
+    # every simulated visitor comes from loopback: one client address, which the app otherwise caps at 4 turns
+    args += ["--turns-per-client", "100000"]
     server = ServerProcess("app", args, port)
     server.wait_ready("/config")
     return server

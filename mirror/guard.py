@@ -8,6 +8,8 @@ small bookkeeping the chat handlers consult.
 - open heartbeat streams are capped per client address (they are unauthenticated in gradio);
 - ``/gradio_api/upload``: a body larger than a turn's files could ever be is refused at once, and gradio's own
   413 (one file over ``max_file_size``) is reworded as the bridge words its limits;
+- a chat turn's queue join is refused when its client (login, else address) already has ``turns_per_client``
+  turns waiting or running, so a flood of session hashes never fills the queue;
 - ``/chat`` calls (queue join, ``/call/chat``, ``/run/chat``): the message's shape and size are checked on the
   raw JSON (cheap), before gradio preprocesses thousands of file entries; one log line per refusal;
 - ``POST /login``: failures are counted per client address; too many lock that address out for a while;
@@ -129,6 +131,8 @@ class Guard:
         self.logins = LoginThrottle(settings.login_failures, settings.login_window_s, settings.login_lockout_s)
         self.heartbeats: dict[str, int] = {}
         self.chat_fn_index: int | None = None  # set by app.py once the Blocks are built
+        self.turn_fn_indices: set[int] = set()  # every queued event that is a chat turn (UI and /chat)
+        self.joining: dict[str, int] = {}  # chat joins per client between the door's check and gradio's queue
         self.max_upload_bytes: int = settings.max_upload_bytes
         self.blocks: Any = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -182,6 +186,29 @@ class Guard:
             if left <= 0:
                 return False
             await asyncio.sleep(min(0.05, left))
+
+    def turns_of(self, client: str) -> int:
+        """Chat turns of ``client`` (``user:NAME`` or ``addr:HOST``) waiting in gradio's queue or running."""
+        queue = getattr(self.blocks, "_queue", None)
+        if queue is None:
+            return 0
+        events = [e for q in list(queue.event_queue_per_concurrency_id.values()) for e in list(q.queue)]
+        events += [e for job in list(queue.active_jobs) for e in (job or [])]
+        return sum(1 for e in events if e.fn._id in self.turn_fn_indices and _event_client(e) == client)
+
+    def client_of_request(self, scope: Scope) -> str:
+        """``user:NAME`` when the request carries a valid login cookie, else ``addr:HOST``."""
+        app = getattr(self.blocks, "server_app", None) or getattr(self.blocks, "app", None)
+        tokens, cookie_id = getattr(app, "tokens", None), getattr(app, "cookie_id", None)
+        if tokens and cookie_id:
+            for name, value in scope.get("headers") or []:
+                if name != b"cookie":
+                    continue
+                for part in value.decode("latin-1").split(";"):
+                    key, _, token = part.strip().partition("=")
+                    if key in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}") and token in tokens:
+                        return f"user:{tokens[token]}"
+        return f"addr:{client_of(scope)}"
 
     # --- queued turns whose stream never opened ---------------------------------------------------------------
 
@@ -404,6 +431,24 @@ class Door:
                 why = self.guard.check_message(message)
                 if why is not None:
                     return await self._refuse(send, 422, why, scope, "chat message")
+            if data.get("fn_index") in self.guard.turn_fn_indices or _chat_call(api):
+                client = self.guard.client_of_request(scope)
+                cap, joining = self.guard.settings.turns_per_client, self.guard.joining
+                # no await between the count and the reservation: concurrent joins cannot all slip through
+                if self.guard.turns_of(client) + joining.get(client, 0) >= cap:
+                    return await self._refuse(send, 429, f"You already have {cap} turns waiting or running (from "
+                                              "this login or address); wait for one to finish.", scope,
+                                              "turns per client")
+                joining[client] = joining.get(client, 0) + 1
+                try:
+                    await self.app(scope, _replay(body, receive), send)
+                finally:
+                    left = joining.get(client, 1) - 1
+                    if left > 0:
+                        joining[client] = left
+                    else:
+                        joining.pop(client, None)
+                return
         await self.app(scope, _replay(body, receive), send)
 
     def _is_chat(self, api: str, data: dict[str, Any]) -> bool:
@@ -422,6 +467,13 @@ class Door:
             await self.app(scope, receive, send)
         finally:
             streams.closed(key)
+
+
+def _event_client(event: Any) -> str:
+    if getattr(event, "username", None):
+        return f"user:{event.username}"
+    client = getattr(getattr(event, "request", None), "client", None)
+    return f"addr:{getattr(client, 'host', None) or 'unknown'}"
 
 
 def _chat_call(api: str) -> bool:

@@ -122,6 +122,8 @@ async def join_and_read(session: aiohttp.ClientSession, base: str, fn: int, data
     """A turn as the browser does it: join the queue, open the event stream, read until the stream closes."""
     async with session.post(f"{base}/gradio_api/queue/join", headers=headers,
                             json={"data": data, "fn_index": fn, "session_hash": session_hash}) as resp:
+        if resp.status == 429:  # refused at the door: reported like a failed turn
+            return [{"msg": "process_completed", "success": False, "output": {"error": await resp.text()}}]
         assert resp.status == 200, await resp.text()
     messages = []
     async with session.get(f"{base}/gradio_api/queue/data", params={"session_hash": session_hash},
@@ -282,7 +284,8 @@ async def test_one_client_many_session_hashes_shares_a_few_turns(app, fresh):
     served = [f for f in finals[:8] if f.get("success")]
     refused = [f for f in finals[:8] if not f.get("success")]
     assert len(served) == int(TUNABLES["PHI4_TURNS_PER_CLIENT"]), finals
-    assert all("turns running" in json.dumps(f) for f in refused), refused
+    assert all("turns running" in json.dumps(f) or "turns waiting or running" in json.dumps(f) for f in refused), \
+        refused
     assert finals[8].get("success"), "a bystander on another address was refused"
     reset(fresh.url)
 
@@ -292,8 +295,8 @@ async def test_a_turn_whose_stream_is_never_opened_is_dropped(app, fresh):
     chat = fn_index(cfg, "chat")
     before = stats(fresh.url)["calls"]
     async with aiohttp.ClientSession() as session:
-        for n in range(20):
-            async with session.post(app.url + "/gradio_api/queue/join",
+        for n in range(20):  # each from its own address, so only the missing stream can stop them
+            async with session.post(app.url + "/gradio_api/queue/join", headers={"X-Forwarded-For": f"10.7.0.{n}"},
                                     json={"data": [{"text": f"ghost {n}", "files": []}, None], "fn_index": chat,
                                           "session_hash": f"ghost{n}{secrets.token_hex(3)}"}) as resp:
                 assert resp.status == 200
@@ -320,7 +323,12 @@ async def test_an_upload_over_the_cap_is_refused_with_a_clear_sentence(app, cach
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
                      b"boundary=b\r\nContent-Length: 314572800\r\n\r\n")
-        answer = sock.recv(4096).decode("latin-1")
+        answer = ""
+        while "}" not in answer:  # headers and the JSON body may come in separate packets
+            chunk = sock.recv(4096).decode("latin-1")
+            if not chunk:
+                break
+            answer += chunk
     assert answer.startswith("HTTP/1.1 413") and "larger than" in answer
     assert not [p for p in files_under(cache_root) if p.stat().st_size > 10 * 1024 * 1024]
 
