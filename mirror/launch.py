@@ -12,7 +12,8 @@ from collections.abc import Callable
 import gradio as gr
 from starlette.middleware import Middleware
 
-from .guard import Door, Guard
+from .door import Door
+from .guard import Guard
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def serve(demo: gr.Blocks, settings: Settings, on_shutdown: Callable[[], None], 
     """Launch, report the share link's fate in plain words, block until Ctrl+C or SIGTERM, then shut down:
     ``on_shutdown`` (cancel running turns, close the bridge), then the server, all within ``EXIT_DEADLINE_S``.
 
-    The door (``mirror.guard.Door``) sits in front of every route; gradio's run-history feature is off (its routes
+    The door (``mirror.door.Door``) sits in front of every route; gradio's run-history feature is off (its routes
     would act with the host's HF token for anyone); one uploaded file may weigh at most what the bridge can send;
     gradio keeps per-session state for at most ``max_visitors`` sessions."""
     logins, generated = logins_for(settings)
