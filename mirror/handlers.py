@@ -20,6 +20,7 @@ from typing import Any
 import gradio as gr
 
 from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Queued, Started, TextDelta
+from phi4_bridge.errors import redact
 
 from . import chat_values as cv
 from .guard import Guard
@@ -117,12 +118,19 @@ def _ip_token(request: gr.Request | None) -> str | None:
 
 
 def log_failure(exc: Phi4Error) -> None:
-    """Where a failure becomes a sentence for the visitor: a refused input is one line; anything from the Space
-    is logged with its cause and traceback, for whoever runs the app (the text is already free of tokens)."""
+    """Where a failure becomes a sentence for the visitor, one line for whoever runs the app: a refused input
+    with its reason; anything else with the chain of causes under it (the traceback at DEBUG level, so a fault
+    of the Space never fills the log). The texts are already free of tokens."""
     if isinstance(exc, InputRejected):
         log.info("refused a turn (%s): %s", exc.reason, exc)
-    else:
-        log.warning("a turn failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        return
+    causes, cause = [], exc.__cause__
+    while cause is not None and len(causes) < 4:
+        causes.append(f"{type(cause).__name__}: {redact(str(cause))[:200]}")
+        cause = cause.__cause__
+    log.warning("a turn failed: %s: %s%s", type(exc).__name__, exc,
+                "".join(f" <- {c}" for c in causes))
+    log.debug("the failed turn's traceback", exc_info=exc)
 
 
 class ChatService:

@@ -40,6 +40,10 @@ def test_the_spaces_sliders_are_offered_and_reach_its_bot_step(browser, app: App
         temperature = page.locator("#generation-settings input[type=number]").nth(2)
         temperature.fill("0.2")
         temperature.press("Enter")
+        # the page holds the new value once the slider itself shows it; only then is it part of the next turn
+        page.wait_for_function("document.querySelectorAll('#generation-settings input[type=range]')[2].value "
+                               "=== '0.2'", timeout=15_000)
+        temperature.blur()
         page.locator("#prompt input[type=file]").set_input_files(str(png(tmp_path / "red.png", 30, 20)))
         page.wait_for_selector("#prompt img", timeout=15_000)
         page.locator("#prompt textarea").fill("What is in it?")
