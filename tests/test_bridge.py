@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 
 import pytest
 from media_factory import jpeg, png, wav
@@ -136,17 +137,19 @@ async def test_refused_hf_token_is_an_auth_error_without_the_token(standin_clean
     assert "not-a-real-token-xyz" not in str(info.value)
 
 
-@pytest.mark.parametrize("fault,kind,state", [
-    ("quota", QuotaExceeded, None),
-    ("no_gpu", GpuBusy, None),
-    ("worker_error", WorkerError, None),
-    ("token_expired", TokenExpired, None),
-    ("sleeping", SpaceUnavailable, "sleeping"),
-    ("not_found", SpaceUnavailable, "not_found"),
-    ("drop_stream", SpaceUnavailable, "dropped"),
-    ("bad_event", ProtocolError, None),
+@pytest.mark.parametrize("fault,kind,state,start", [
+    # README's fault table: the exact type, and the start of the sentence the user sees
+    ("quota", QuotaExceeded, None, "Your ZeroGPU quota is used up. "),
+    ("no_gpu", GpuBusy, None, "All of the Space's GPUs are busy right now; try again in a minute. ("),
+    ("worker_error", WorkerError, None, "The Space's GPU worker failed; try again. ("),
+    ("token_expired", TokenExpired, None, "The ZeroGPU token expired. ("),
+    ("sleeping", SpaceUnavailable, "sleeping",
+     "The Space is sleeping. Open its page on huggingface.co to wake it, then retry in a minute or two."),
+    ("not_found", SpaceUnavailable, "not_found", "The Space was not found (HTTP 404): check the Space name and URL."),
+    ("drop_stream", SpaceUnavailable, "dropped", "The Space closed the stream before the reply was complete; retry."),
+    ("bad_event", ProtocolError, None, "The Space sent an event that is not JSON: '{not json"),
 ])
-async def test_each_fault_has_its_own_error(standin_clean, fault, kind, state):
+async def test_each_fault_has_its_own_error(standin_clean, fault, kind, state, start):
     set_fault(standin_clean.url, fault)
     try:
         async with Phi4Bridge(config_for(standin_clean)) as bridge:
@@ -154,9 +157,10 @@ async def test_each_fault_has_its_own_error(standin_clean, fault, kind, state):
                 await bridge.chat("hello")
     finally:
         set_fault(standin_clean.url, None)
-    if state:
-        assert info.value.state == state
-    assert str(info.value) and "Traceback" not in str(info.value)
+    assert type(info.value) is kind
+    assert getattr(info.value, "state", None) == state
+    assert str(info.value).startswith(start), str(info.value)
+    assert "\n" not in str(info.value) and "Traceback" not in str(info.value)
     async with Phi4Bridge(config_for(standin_clean)) as bridge:
         assert "hello again" in await bridge.chat("hello again"), "a retry works once the fault clears"
 
@@ -169,7 +173,9 @@ async def test_space_down_at_start_is_unavailable(standin_clean):
                 await bridge.chat("x")
     finally:
         set_fault(standin_clean.url, None)
-    assert info.value.state == "sleeping" and "sleeping" in str(info.value)
+    assert type(info.value) is SpaceUnavailable and info.value.state == "sleeping"
+    assert str(info.value) == ("The Space is sleeping. Open its page on huggingface.co to wake it, then retry in a "
+                               "minute or two.")
 
 
 async def test_unreachable_space():
@@ -177,7 +183,9 @@ async def test_unreachable_space():
     async with Phi4Bridge(cfg) as bridge:
         with pytest.raises(SpaceUnavailable) as info:
             await bridge.chat("x")
-    assert info.value.state == "unreachable" and "127.0.0.1:9" in str(info.value)
+    assert type(info.value) is SpaceUnavailable and info.value.state == "unreachable"
+    assert re.fullmatch(r"Cannot reach the Space at http://127\.0\.0\.1:9 \(\w+\); check the network or the URL\.",
+                        str(info.value)), str(info.value)
 
 
 async def test_silence_past_the_first_event_timeout(standin_clean):
@@ -185,10 +193,12 @@ async def test_silence_past_the_first_event_timeout(standin_clean):
     cfg = dataclasses.replace(config_for(standin_clean), timeouts=Timeouts(first_event=1.0, idle=1.0))
     try:
         async with Phi4Bridge(cfg) as bridge:
-            with pytest.raises(StreamTimeout):
+            with pytest.raises(StreamTimeout) as info:
                 await bridge.chat("x")
     finally:
         set_fault(standin_clean.url, None)
+    assert str(info.value) == ("The Space took more than 1 s to send more of its reply; it may be overloaded. Try "
+                               "again later.")
 
 
 async def test_leaving_early_cancels_the_job_on_the_space(standin_clean):
