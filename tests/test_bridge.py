@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import time
 
 import pytest
 from media_factory import jpeg, png, wav
 
+import phi4_bridge.token
 from phi4_bridge import (
     AuthError,
     BridgeConfig,
@@ -27,7 +29,7 @@ from phi4_bridge import (
     UploadRejected,
     WorkerError,
 )
-from phi4_bridge.standin.launcher import configure, set_fault, start_standin, stats
+from phi4_bridge.standin.launcher import configure, set_fault, stats
 
 
 def config_for(standin, **kw) -> BridgeConfig:
@@ -112,15 +114,33 @@ async def test_expired_token_is_refreshed_and_the_turn_retried_once(standin_clea
         assert bridge.tokens.fetches == 2
 
 
-async def test_token_refetched_after_its_expiry(tmp_path):
-    with start_standin(pace_ms=2, chunks=3, token_ttl=3) as short:
-        async with Phi4Bridge(config_for(short)) as bridge:
-            await bridge.chat("one")
-            await bridge.chat("two")
-            assert bridge.tokens.fetches == 1
-            await asyncio.sleep(3.2)
-            await bridge.chat("three")
-            assert bridge.tokens.fetches == 2
+class TokenClock:
+    """The bridge's token clock (``phi4_bridge.token.time``), stopped: it moves only when the test moves it, so
+    the turns themselves take no time on it however loaded the machine is."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_token_refetched_after_its_expiry(standin_clean, monkeypatch):
+    clock = TokenClock(time.time())
+    monkeypatch.setattr(phi4_bridge.token, "time", clock)
+    async with Phi4Bridge(config_for(standin_clean)) as bridge:
+        await bridge.chat("one")
+        token = await bridge.tokens.get()
+        await bridge.chat("two")
+        assert bridge.tokens.fetches == 1, "a fresh token is reused"
+        # README: cached until shortly before it expires (60 s before, for the stand-in's 600 s tokens)
+        stale_at = token.expires_at - min(60.0, (token.expires_at - token.issued_at) / 10)
+        clock.now = stale_at - 1
+        await bridge.chat("three")
+        assert bridge.tokens.fetches == 1, "still fresh a second before the margin"
+        clock.now = stale_at
+        await bridge.chat("four")
+        assert bridge.tokens.fetches == 2, "fetched again once the margin is reached"
 
 
 async def test_signed_in_token_comes_from_the_jwt_endpoint(standin_clean):
@@ -226,7 +246,11 @@ async def test_cancelling_the_consumer_task_cancels_the_job(standin_clean):
     try:
         async with Phi4Bridge(config_for(standin_clean)) as bridge:
             task = asyncio.create_task(bridge.chat("long"))
-            await asyncio.sleep(1.0)
+            for _ in range(100):  # until the job runs on the Space (not a fixed time: a loaded machine is slower)
+                if stats(standin_clean.url)["active"] >= 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert stats(standin_clean.url)["active"] == 1, "the job never reached the Space"
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -234,7 +258,7 @@ async def test_cancelling_the_consumer_task_cancels_the_job(standin_clean):
                 if stats(standin_clean.url)["cancelled"] >= 1:
                     break
                 await asyncio.sleep(0.1)
-            assert stats(standin_clean.url)["cancelled"] >= 1
+            assert stats(standin_clean.url)["cancelled"] == 1 and stats(standin_clean.url)["active"] == 0
     finally:
         configure(standin_clean.url, pace_ms=5, chunks=8)
 
