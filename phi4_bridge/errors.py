@@ -185,22 +185,25 @@ def classify_status(status: int, body: str, what: str) -> Phi4Error:
     """Map an HTTP status (and the page text) from ``what`` (e.g. "the Space") to an error type."""
     low = body.lower()
     snippet = redact(body.strip()[:200])
-    if status == 503 and "queue is full" in low:
-        return GpuBusy(f"{what} is busy: its queue is full. Try again in a minute.")
+    if status == 503 and "queue is full" in low:  # met at the queue's join: the Space is what is busy
+        return GpuBusy("The Space is busy: its queue is full. Try again in a minute.")
     if status == 429:
         return classify_error_text(body) if "quota" in low else QuotaExceeded(
             f"{what} says too many requests (HTTP 429); wait a minute and try again.")
+    # Sleeping, paused and not found are states of the Space itself, whichever of its routes met them first (an
+    # upload, the queue, the Hub page): the sentence names the Space, as README's fault table promises.
     if status == 503 or "sleeping" in low or "paused" in low:
         if "paused" in low:
-            return SpaceUnavailable(f"{what} is paused by its owner; it answers again only when they restart it.",
+            return SpaceUnavailable("The Space is paused by its owner; it answers again only when they restart it.",
                                     state="paused")
         if "sleeping" in low:
-            return SpaceUnavailable(f"{what} is sleeping. Open its page on huggingface.co to wake it, then retry "
+            return SpaceUnavailable("The Space is sleeping. Open its page on huggingface.co to wake it, then retry "
                                     "in a minute or two.", state="sleeping")
         return SpaceUnavailable(f"{what} is unavailable (HTTP 503); it may be starting. Retry in a minute.",
                                 state="error")
     if status == 404:
-        return SpaceUnavailable(f"{what} was not found (HTTP 404): check the Space name and URL.", state="not_found")
+        return SpaceUnavailable("The Space was not found (HTTP 404): check the Space name and URL.",
+                                state="not_found")
     if status in (401, 403):
         return AuthError(f"{what} refused access (HTTP {status}): the Space may be private, or the HF token "
                          "may be wrong.")

@@ -52,3 +52,68 @@ def wait_for(page: Any, pattern: str, timeout: float = 30.0, where: str = "#chat
             return text
         time.sleep(0.1)
     raise AssertionError(f"{pattern!r} did not appear in {where}; it shows:\n{page.locator(where).inner_text()}")
+
+
+# ---- the chat this browser saved (gr.BrowserState "phi4-mirror-chat") -------------------------------------------
+# gradio keeps a BrowserState in localStorage encrypted with CryptoJS (AES-256-CBC under a passphrase, OpenSSL's
+# "Salted__" format; the passphrase is the SHA-256 hex of the state's secret, which /config carries), so a test can
+# wait for what was saved, not for a guessed time.
+
+CHAT_STORAGE_KEY = "phi4-mirror-chat"
+
+
+def _browser_state_secret(page: Any, key: str) -> str:
+    import json
+    import urllib.request
+
+    origin = re.match(r"https?://[^/]+", page.url).group(0)
+    with urllib.request.urlopen(origin + "/config", timeout=10) as resp:  # noqa: S310 - loopback
+        config = json.load(resp)
+    for component in config["components"]:
+        props = component.get("props") or {}
+        if props.get("storage_key") == key:
+            return props["secret"]
+    raise AssertionError(f"no BrowserState with storage_key {key!r} in /config")
+
+
+def _cryptojs_decrypt(stored: str, secret: str) -> str:
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    passphrase = hashlib.sha256(secret.encode()).hexdigest().encode()
+    blob = base64.b64decode(stored.split(":", 1)[1])
+    assert blob[:8] == b"Salted__", "not CryptoJS's passphrase format"
+    salt, body = blob[8:16], blob[16:]
+    derived, block = b"", b""
+    while len(derived) < 48:  # OpenSSL's EVP_BytesToKey with MD5: a 32-byte key, then the 16-byte IV
+        block = hashlib.md5(block + passphrase + salt).digest()  # noqa: S324 - CryptoJS's key derivation
+        derived += block
+    decryptor = Cipher(algorithms.AES(derived[:32]), modes.CBC(derived[32:48])).decryptor()
+    padded = decryptor.update(body) + decryptor.finalize()
+    unpadder = padding.PKCS7(128).unpadder()
+    return (unpadder.update(padded) + unpadder.finalize()).decode()
+
+
+def saved_chat(page: Any, key: str = CHAT_STORAGE_KEY) -> Any:
+    """The chat as this browser saved it (a gr.Chatbot value), or None when nothing is saved."""
+    import json
+
+    stored = page.evaluate("key => window.localStorage.getItem(key)", key)
+    if stored is None:
+        return None
+    return json.loads(_cryptojs_decrypt(stored, _browser_state_secret(page, key)))
+
+
+def wait_saved(page: Any, check: Any, what: str, timeout: float = 15.0) -> Any:
+    """Poll the saved chat until ``check(chat)`` is true; the chat, or AssertionError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    chat = saved_chat(page)
+    while not check(chat):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the browser did not save {what}; it holds {chat!r}")
+        time.sleep(0.1)
+        chat = saved_chat(page)
+    return chat

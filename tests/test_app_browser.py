@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import SHOTS, wait_for
+from browser import SHOTS, wait_for, wait_saved
 from PIL import Image
 
 from phi4_bridge.standin.launcher import StandinProcess, configure, reset, set_fault, start_standin, stats
@@ -65,9 +65,20 @@ def wait_enabled(page, timeout: float = 30.0) -> None:
     assert page.locator("#prompt textarea").is_enabled()
 
 
+SETTINGS = "Settings: top_p=0.95, top_k=50, temperature=0.8, repetition_penalty=1.05, max_new_tokens=512."
+
+
+def message_text(message: dict) -> str:
+    """The text parts of a saved chatbot message, joined."""
+    return " ".join(part.get("text", "") for part in message["content"] if part.get("type") == "text")
+
+
 def test_image_prompt_streams_into_the_chat(page, tmp_path: Path) -> None:
     image = tmp_path / "teal.png"
     Image.new("RGB", (37, 23), "teal").save(image)
+    # the stand-in's whole reply, written out (official layout: the Seen and Settings sentences, no padding)
+    full = ('You said: "What is in this picture?". Image 1: PNG, 37x23. Earlier turns: 0. Seen: turn 1 image PNG '
+            f'37x23; turn 1 text "What is in". {SETTINGS}')
     send(page, "What is in this picture?", image)
     samples: list[str] = []
     deadline = time.monotonic() + 30
@@ -75,34 +86,42 @@ def test_image_prompt_streams_into_the_chat(page, tmp_path: Path) -> None:
         text = bot_text(page)
         if text and (not samples or text != samples[-1]):
             samples.append(text)
-        if "stand-in Space." in text and page.locator("#prompt textarea").is_enabled():
+        if text == full and page.locator("#prompt textarea").is_enabled():
             break
         time.sleep(0.1)
     page.screenshot(path=str(SHOTS / "chat-image-reply.png"), full_page=True)
     grown = [s for s in samples if "You said" in s]
+    assert grown and grown[-1] == full, f"the whole reply should show in the end; saw {samples!r}"
     assert len(grown) >= 3, f"expected the reply to grow over several updates, saw {samples!r}"
-    assert all(len(a) <= len(b) for a, b in zip(grown, grown[1:]))
-    assert "PNG, 37x23" in grown[-1]
+    assert all(full.startswith(part) for part in grown), "each update is the reply so far"
     assert page.locator(f"{USER} img").count() >= 1, "the image shows in the chat as an image"
 
 
 def test_stop_ends_a_slow_reply_and_cancels_it_on_the_space(page, slow_standin: StandinProcess) -> None:
-    configure(slow_standin.url, pace_ms=400, chunks=40)
+    configure(slow_standin.url, pace_ms=400, chunks=40)  # the whole reply would take 16 s
     before = stats(slow_standin.url)["cancelled"]
     send(page, "Tell me a very long story")
     wait_for(page, "You said")
     page.locator("#stop-btn").click()
     wait_for(page, "Stopped")
-    frozen = bot_text(page)
-    time.sleep(1.5)
-    assert "Stopped" in page.locator("#chatbot").inner_text()
-    assert "Earlier turns: 0. This reply comes" not in page.locator("#chatbot").inner_text() or frozen
-    page.screenshot(path=str(SHOTS / "chat-stopped.png"), full_page=True)
     deadline = time.monotonic() + 10
     while stats(slow_standin.url)["cancelled"] <= before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert stats(slow_standin.url)["cancelled"] > before
+    assert stats(slow_standin.url)["cancelled"] == before + 1, "the job was cancelled on the Space"
+    assert stats(slow_standin.url)["active"] == 0
+    frozen = page.locator("#chatbot").inner_text()
+    assert "You said" in frozen and "Settings:" not in frozen, \
+        f"the reply should stop part-way:\n{frozen}"
+    # Nothing may arrive after the Stop: watch for five of the Space's 400 ms chunks (a fixed time is the
+    # point here: a reply still streaming would grow within it).
+    time.sleep(2.0)
+    assert page.locator("#chatbot").inner_text() == frozen, "the reply kept growing after Stop"
+    page.screenshot(path=str(SHOTS / "chat-stopped.png"), full_page=True)
     assert page.locator("#prompt textarea").is_enabled()
+    chat = wait_saved(page, lambda c: bool(c) and (c[-1].get("metadata") or {}).get("title") == "⏹️ Stopped",
+                      "the stopped turn")
+    assert [m["role"] for m in chat] == ["user", "assistant", "assistant"], chat  # question, partial reply, note
+    assert message_text(chat[1]) in frozen and "Settings:" not in message_text(chat[1])
 
 
 def test_fault_shows_a_message_then_retry_answers_and_reload_keeps_the_chat(page, slow_standin, app) -> None:
@@ -110,15 +129,25 @@ def test_fault_shows_a_message_then_retry_answers_and_reload_keeps_the_chat(page
     set_fault(slow_standin.url, "quota", times=1)
     send(page, "Will this work?")
     text = wait_for(page, "(?i)quota")
+    assert "Your ZeroGPU quota is used up." in text
     assert "Traceback" not in text and "eyJ" not in text
     page.screenshot(path=str(SHOTS / "chat-quota-message.png"), full_page=True)
     page.get_by_label("Retry").last.click()
     wait_for(page, r'You said: "Will this work\?"\. Earlier turns: 0')
     wait_enabled(page)
-    time.sleep(1.0)  # the chat is saved in the browser once the turn is over
+    # the chat is saved in the browser once the turn is over: the question and the reply, the quota note gone
+    chat = wait_saved(page, lambda c: bool(c) and 'You said: "Will this work?"' in message_text(c[-1]),
+                      "the answered turn")
+    assert [(m["role"], message_text(m)) for m in chat] == [
+        ("user", "Will this work?"),
+        ("assistant", f'You said: "Will this work?". Earlier turns: 0. Seen: turn 1 text "Will this work?". '
+                      f"{SETTINGS}"),
+    ]
     page.reload()
     page.wait_for_selector("#prompt textarea")
-    wait_for(page, "Will this work")
+    text = wait_for(page, r'You said: "Will this work\?"\. Earlier turns: 0')
+    assert "Will this work?" in page.locator(USER).last.inner_text()
+    assert "quota" not in text.lower()
     page.screenshot(path=str(SHOTS / "chat-after-reload.png"), full_page=True)
 
 
@@ -136,7 +165,8 @@ def test_two_browsers_never_see_each_other(browser, app: AppServer, slow_standin
         send(pages[1], "bravo-visitor question")
         wait_for(pages[0], 'You said: "alpha-visitor question"\\. Earlier turns: 0')
         wait_for(pages[1], 'You said: "bravo-visitor question"\\. Earlier turns: 0')
-        time.sleep(1.0)
+        for p in pages:  # both turns over: nothing more can arrive in either page
+            wait_enabled(p)
         assert "bravo" not in pages[0].locator("#chatbot").inner_text()
         assert "alpha" not in pages[1].locator("#chatbot").inner_text()
         for i, p in enumerate(pages):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
+import time
 
 import pytest
 from media_factory import jpeg, png, wav
 
+import phi4_bridge.token
 from phi4_bridge import (
     AuthError,
     BridgeConfig,
@@ -26,7 +29,7 @@ from phi4_bridge import (
     UploadRejected,
     WorkerError,
 )
-from phi4_bridge.standin.launcher import configure, set_fault, start_standin, stats
+from phi4_bridge.standin.launcher import configure, set_fault, stats
 
 
 def config_for(standin, **kw) -> BridgeConfig:
@@ -111,15 +114,33 @@ async def test_expired_token_is_refreshed_and_the_turn_retried_once(standin_clea
         assert bridge.tokens.fetches == 2
 
 
-async def test_token_refetched_after_its_expiry(tmp_path):
-    with start_standin(pace_ms=2, chunks=3, token_ttl=3) as short:
-        async with Phi4Bridge(config_for(short)) as bridge:
-            await bridge.chat("one")
-            await bridge.chat("two")
-            assert bridge.tokens.fetches == 1
-            await asyncio.sleep(3.2)
-            await bridge.chat("three")
-            assert bridge.tokens.fetches == 2
+class TokenClock:
+    """The bridge's token clock (``phi4_bridge.token.time``), stopped: it moves only when the test moves it, so
+    the turns themselves take no time on it however loaded the machine is."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_token_refetched_after_its_expiry(standin_clean, monkeypatch):
+    clock = TokenClock(time.time())
+    monkeypatch.setattr(phi4_bridge.token, "time", clock)
+    async with Phi4Bridge(config_for(standin_clean)) as bridge:
+        await bridge.chat("one")
+        token = await bridge.tokens.get()
+        await bridge.chat("two")
+        assert bridge.tokens.fetches == 1, "a fresh token is reused"
+        # README: cached until shortly before it expires (60 s before, for the stand-in's 600 s tokens)
+        stale_at = token.expires_at - min(60.0, (token.expires_at - token.issued_at) / 10)
+        clock.now = stale_at - 1
+        await bridge.chat("three")
+        assert bridge.tokens.fetches == 1, "still fresh a second before the margin"
+        clock.now = stale_at
+        await bridge.chat("four")
+        assert bridge.tokens.fetches == 2, "fetched again once the margin is reached"
 
 
 async def test_signed_in_token_comes_from_the_jwt_endpoint(standin_clean):
@@ -136,17 +157,19 @@ async def test_refused_hf_token_is_an_auth_error_without_the_token(standin_clean
     assert "not-a-real-token-xyz" not in str(info.value)
 
 
-@pytest.mark.parametrize("fault,kind,state", [
-    ("quota", QuotaExceeded, None),
-    ("no_gpu", GpuBusy, None),
-    ("worker_error", WorkerError, None),
-    ("token_expired", TokenExpired, None),
-    ("sleeping", SpaceUnavailable, "sleeping"),
-    ("not_found", SpaceUnavailable, "not_found"),
-    ("drop_stream", SpaceUnavailable, "dropped"),
-    ("bad_event", ProtocolError, None),
+@pytest.mark.parametrize("fault,kind,state,start", [
+    # README's fault table: the exact type, and the start of the sentence the user sees
+    ("quota", QuotaExceeded, None, "Your ZeroGPU quota is used up. "),
+    ("no_gpu", GpuBusy, None, "All of the Space's GPUs are busy right now; try again in a minute. ("),
+    ("worker_error", WorkerError, None, "The Space's GPU worker failed; try again. ("),
+    ("token_expired", TokenExpired, None, "The ZeroGPU token expired. ("),
+    ("sleeping", SpaceUnavailable, "sleeping",
+     "The Space is sleeping. Open its page on huggingface.co to wake it, then retry in a minute or two."),
+    ("not_found", SpaceUnavailable, "not_found", "The Space was not found (HTTP 404): check the Space name and URL."),
+    ("drop_stream", SpaceUnavailable, "dropped", "The Space closed the stream before the reply was complete; retry."),
+    ("bad_event", ProtocolError, None, "The Space sent an event that is not JSON: '{not json"),
 ])
-async def test_each_fault_has_its_own_error(standin_clean, fault, kind, state):
+async def test_each_fault_has_its_own_error(standin_clean, fault, kind, state, start):
     set_fault(standin_clean.url, fault)
     try:
         async with Phi4Bridge(config_for(standin_clean)) as bridge:
@@ -154,9 +177,10 @@ async def test_each_fault_has_its_own_error(standin_clean, fault, kind, state):
                 await bridge.chat("hello")
     finally:
         set_fault(standin_clean.url, None)
-    if state:
-        assert info.value.state == state
-    assert str(info.value) and "Traceback" not in str(info.value)
+    assert type(info.value) is kind
+    assert getattr(info.value, "state", None) == state
+    assert str(info.value).startswith(start), str(info.value)
+    assert "\n" not in str(info.value) and "Traceback" not in str(info.value)
     async with Phi4Bridge(config_for(standin_clean)) as bridge:
         assert "hello again" in await bridge.chat("hello again"), "a retry works once the fault clears"
 
@@ -169,7 +193,9 @@ async def test_space_down_at_start_is_unavailable(standin_clean):
                 await bridge.chat("x")
     finally:
         set_fault(standin_clean.url, None)
-    assert info.value.state == "sleeping" and "sleeping" in str(info.value)
+    assert type(info.value) is SpaceUnavailable and info.value.state == "sleeping"
+    assert str(info.value) == ("The Space is sleeping. Open its page on huggingface.co to wake it, then retry in a "
+                               "minute or two.")
 
 
 async def test_unreachable_space():
@@ -177,7 +203,9 @@ async def test_unreachable_space():
     async with Phi4Bridge(cfg) as bridge:
         with pytest.raises(SpaceUnavailable) as info:
             await bridge.chat("x")
-    assert info.value.state == "unreachable" and "127.0.0.1:9" in str(info.value)
+    assert type(info.value) is SpaceUnavailable and info.value.state == "unreachable"
+    assert re.fullmatch(r"Cannot reach the Space at http://127\.0\.0\.1:9 \(\w+\); check the network or the URL\.",
+                        str(info.value)), str(info.value)
 
 
 async def test_silence_past_the_first_event_timeout(standin_clean):
@@ -185,10 +213,12 @@ async def test_silence_past_the_first_event_timeout(standin_clean):
     cfg = dataclasses.replace(config_for(standin_clean), timeouts=Timeouts(first_event=1.0, idle=1.0))
     try:
         async with Phi4Bridge(cfg) as bridge:
-            with pytest.raises(StreamTimeout):
+            with pytest.raises(StreamTimeout) as info:
                 await bridge.chat("x")
     finally:
         set_fault(standin_clean.url, None)
+    assert str(info.value) == ("The Space took more than 1 s to send more of its reply; it may be overloaded. Try "
+                               "again later.")
 
 
 async def test_leaving_early_cancels_the_job_on_the_space(standin_clean):
@@ -216,7 +246,11 @@ async def test_cancelling_the_consumer_task_cancels_the_job(standin_clean):
     try:
         async with Phi4Bridge(config_for(standin_clean)) as bridge:
             task = asyncio.create_task(bridge.chat("long"))
-            await asyncio.sleep(1.0)
+            for _ in range(100):  # until the job runs on the Space (not a fixed time: a loaded machine is slower)
+                if stats(standin_clean.url)["active"] >= 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert stats(standin_clean.url)["active"] == 1, "the job never reached the Space"
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -224,7 +258,7 @@ async def test_cancelling_the_consumer_task_cancels_the_job(standin_clean):
                 if stats(standin_clean.url)["cancelled"] >= 1:
                     break
                 await asyncio.sleep(0.1)
-            assert stats(standin_clean.url)["cancelled"] >= 1
+            assert stats(standin_clean.url)["cancelled"] == 1 and stats(standin_clean.url)["active"] == 0
     finally:
         configure(standin_clean.url, pace_ms=5, chunks=8)
 

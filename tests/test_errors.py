@@ -4,22 +4,30 @@ import pytest
 
 from phi4_bridge import errors as e
 
+QUOTA_56S = ("You have exceeded your GPU quota (60s requested vs. 56s left). Create a free account to get more "
+             "usage quota.")
+QUOTA_RETRY = ("You have exceeded your GPU quota (60s requested vs. 5s left). Sign-up on Hugging Face to get more "
+               "quotas or retry in 0:09:48.")
 
-@pytest.mark.parametrize("text,kind", [
-    ("You have exceeded your GPU quota (60s requested vs. 56s left). Create a free account to get more usage quota.",
-     e.QuotaExceeded),
-    ("You have exceeded your GPU quota (60s requested vs. 5s left). Sign-up on Hugging Face to get more quotas or "
-     "retry in 0:09:48.", e.QuotaExceeded),
-    ("No GPU was available after 60s", e.GpuBusy),
-    ("ZeroGPU worker error", e.WorkerError),
-    ("ZeroGPU token expired", e.TokenExpired),
-    ("Invalid ZeroGPU token", e.TokenRejected),
-    ("CUDA out of memory", e.RemoteError),
+
+@pytest.mark.parametrize("text,kind,message", [
+    (QUOTA_56S, e.QuotaExceeded, "Your ZeroGPU quota is used up. Wait a while or sign in with a Hugging Face token "
+     f"(HF_TOKEN) for a larger quota. ({QUOTA_56S})"),
+    (QUOTA_RETRY, e.QuotaExceeded, "Your ZeroGPU quota is used up. Try again in about 10 minutes or sign in with a "
+     f"Hugging Face token (HF_TOKEN) for a larger quota. ({QUOTA_RETRY})"),
+    ("No GPU was available after 60s", e.GpuBusy,
+     "All of the Space's GPUs are busy right now; try again in a minute. (No GPU was available after 60s)"),
+    ("ZeroGPU worker error", e.WorkerError, "The Space's GPU worker failed; try again. (ZeroGPU worker error)"),
+    ("ZeroGPU token expired", e.TokenExpired, "The ZeroGPU token expired. (ZeroGPU token expired)"),
+    ("Invalid ZeroGPU token", e.TokenRejected,
+     "The Space refused the ZeroGPU token; check HF_TOKEN. (Invalid ZeroGPU token)"),
+    ("CUDA out of memory", e.RemoteError, "The Space says: CUDA out of memory"),
 ])
-def test_space_error_texts(text, kind):
+def test_space_error_texts(text, kind, message):
+    """README's fault table: the type and the sentence, the Space's own words quoted after it."""
     err = e.classify_error_text(text, "Error")
     assert type(err) is kind
-    assert str(err)
+    assert str(err) == message
 
 
 def test_quota_wait_is_read_and_said():
@@ -28,21 +36,34 @@ def test_quota_wait_is_read_and_said():
     assert "10 minutes" in str(err) and "HF_TOKEN" in str(err)
 
 
-@pytest.mark.parametrize("status,body,kind,state", [
-    (503, "This Space is sleeping", e.SpaceUnavailable, "sleeping"),
-    (503, "paused", e.SpaceUnavailable, "paused"),
-    (404, "", e.SpaceUnavailable, "not_found"),
-    (401, "", e.AuthError, None),
-    (429, "You have exceeded your GPU quota", e.QuotaExceeded, None),
-    (500, "boom", e.SpaceUnavailable, "error"),
-    (503, '{"detail": "Queue is full. Max size is 1 and size is 1."}', e.GpuBusy, None),
-    (418, "teapot", e.ProtocolError, None),
+SLEEPING = "The Space is sleeping. Open its page on huggingface.co to wake it, then retry in a minute or two."
+NOT_FOUND = "The Space was not found (HTTP 404): check the Space name and URL."
+QUEUE_FULL = "The Space is busy: its queue is full. Try again in a minute."
+
+
+@pytest.mark.parametrize("status,body,what,kind,state,message", [
+    (503, "This Space is sleeping", "The Space", e.SpaceUnavailable, "sleeping", SLEEPING),
+    # the Space's state, whichever of its routes met it first: still "The Space is ..." (README's table)
+    (503, "This Space is sleeping", "The Space's upload", e.SpaceUnavailable, "sleeping", SLEEPING),
+    (503, "paused", "The Space's queue", e.SpaceUnavailable, "paused",
+     "The Space is paused by its owner; it answers again only when they restart it."),
+    (404, "", "The Space", e.SpaceUnavailable, "not_found", NOT_FOUND),
+    (404, "", "The Space's upload", e.SpaceUnavailable, "not_found", NOT_FOUND),
+    (401, "", "The Space", e.AuthError, None,
+     "The Space refused access (HTTP 401): the Space may be private, or the HF token may be wrong."),
+    (429, "You have exceeded your GPU quota", "The Space", e.QuotaExceeded, None,
+     "Your ZeroGPU quota is used up. Wait a while or sign in with a Hugging Face token (HF_TOKEN) for a larger "
+     "quota. (You have exceeded your GPU quota)"),
+    (500, "boom", "The Space", e.SpaceUnavailable, "error", "The Space failed (HTTP 500): boom"),
+    (503, '{"detail": "Queue is full. Max size is 1 and size is 1."}', "The Space's queue", e.GpuBusy, None,
+     QUEUE_FULL),
+    (418, "teapot", "The Space", e.ProtocolError, None, "The Space answered HTTP 418 unexpectedly: teapot"),
 ])
-def test_http_statuses(status, body, kind, state):
-    err = e.classify_status(status, body, "The Space")
-    assert isinstance(err, kind)
-    if state:
-        assert err.state == state
+def test_http_statuses(status, body, what, kind, state, message):
+    err = e.classify_status(status, body, what)
+    assert type(err) is kind
+    assert str(err) == message
+    assert getattr(err, "state", None) == state
 
 
 def test_tokens_never_reach_a_message():
