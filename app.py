@@ -162,12 +162,12 @@ def prepare_downloads(history):
 
 
 def page_status(status: SpaceStatus):
-    return status.banner(), gr.Button(visible=status.mode == "fallback" and status.real_back)
+    return status.banner(), gr.Button(visible=status.mode in ("fallback", "other") and status.real_back)
 
 
 def switch_space(status: SpaceStatus):
     if status.switch_to_real():
-        gr.Info("Switched: answers now come from the real Phi-4 Space.")
+        gr.Info(f"Switched: answers now come from {status.real.space}.")
     else:
         gr.Warning("The real Space does not answer right now; staying on the stand-in.")
     return page_status(status)

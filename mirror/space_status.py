@@ -1,19 +1,32 @@
-"""Which Space answers, whether it can be reached, and the fallback to the offline stand-in.
+"""Which Space answers, what the Hub says about it, and the fallbacks: another Phi-4 Space, then the stand-in.
 
-At start ``SpaceStatus.start`` probes ``GET {space_url}/config`` (5 s). If that fails and fallback is on, it starts
-the project's stand-in Space (``phi4_bridge.standin.launcher``) and points the bridge at it; a background thread
-keeps probing the real Space (every ``--recheck-every`` seconds, 60 by default) and the UI offers a one-click
-switch when it is back. The badge and banner texts are built here; they never contain a token.
+At start ``SpaceStatus.start`` asks the Hub for the configured Space's live stage (``phi4_bridge.hub``: RUNNING,
+RUNTIME_ERROR, SLEEPING, PAUSED, ...) and its origin (when only ``--space`` is given), then probes
+``GET {space_url}/config`` (5 s). When the Space is not running (or does not answer):
+
+1. another Phi-4-multimodal Space that runs and that the bridge can drive (``hub.list_candidates``; the official
+   one first, then the configured short list, then the Hub search by likes), unless ``--no-fallback``;
+2. the offline stand-in (``phi4_bridge.standin.launcher``), the last resort, unless ``--no-fallback``.
+
+``--space auto`` starts from the official Space and takes the first usable candidate (``--no-fallback`` then only
+rules out the stand-in). A background thread asks the Hub and probes again every ``--recheck-every`` seconds; the
+page offers a one-click switch back when the configured Space runs again. Banner and badge say the stage in words
+and name the Space in use, so nobody mistakes a duplicate for the official Space; they never contain a token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import threading
 import urllib.error
 import urllib.request
 from dataclasses import replace
+
+from phi4_bridge import hub
+from phi4_bridge.config import AUTO, DEFAULT_SPACE, DEFAULT_SPACE_URL
+from phi4_bridge.errors import SpaceUnavailable
 
 from .holder import BridgeHolder
 from .settings import Settings
@@ -33,18 +46,36 @@ def probe(space_url: str, timeout: float = 5.0) -> bool:
         return False
 
 
+def worth_trying(state: hub.SpaceState | None, url_given: bool) -> bool:
+    """Whether to probe the Space's origin: it runs or sleeps (opening wakes it), or the Hub could not say, or the
+    Hub does not show it but an origin was given."""
+    if state is None or state.problem in ("unreachable", "hub_error"):
+        return True
+    if state.problem is not None:
+        return url_given
+    return state.running or state.stage == "SLEEPING"
+
+
 class SpaceStatus:
-    """What the app is talking to. ``mode``: ``space`` (the real one, reachable), ``unreachable`` (the real one,
-    not answering), ``standin`` (asked for with ``--standin``) or ``fallback`` (stand-in because the Space was
-    unreachable at start)."""
+    """What the app is talking to. ``mode``: ``space`` (the configured one, answering), ``other`` (another Phi-4
+    Space, because the configured one is not running or with ``--space auto``), ``unreachable`` (the configured one,
+    not answering), ``down`` (the configured one, which the Hub reports as not running, with ``--no-fallback``),
+    ``standin`` (asked for with ``--standin``) or ``fallback`` (the stand-in, as the last resort)."""
 
     def __init__(self, settings: Settings, holder: BridgeHolder) -> None:
         self.settings = settings
         self.holder = holder
-        self.real = settings.bridge
+        self.auto = settings.bridge.space == AUTO
+        config = settings.bridge
+        if self.auto:  # auto starts from the official Space
+            config = replace(config, space=DEFAULT_SPACE, space_url=config.space_url if config.space_url_given
+                             else DEFAULT_SPACE_URL)
+        self.real = config
         self.mode = "space"
         self.reachable = True  # of the origin the bridge uses now
-        self.real_back = False  # fallback only: the real Space answers again
+        self.real_back = False  # fallback/other only: the configured Space runs and answers again
+        self.hub_state: hub.SpaceState | None = None  # the Hub's word on the configured Space
+        self.reason = ""  # why the app left the configured Space (a sentence), "" when it did not
         self.standin = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -53,22 +84,89 @@ class SpaceStatus:
     def start(cls, settings: Settings) -> SpaceStatus:
         holder = BridgeHolder(settings.bridge, SPACE_LABEL)
         status = cls(settings, holder)
+        holder.switch(status.real, SPACE_LABEL)
         if settings.standin:
             status._use_standin("standin")
-        elif probe(settings.bridge.space_url, settings.probe_timeout_s):
-            status.mode = "space"
-        elif settings.fallback:
-            print(f"* The Space at {settings.bridge.space_url} cannot be reached; starting the offline stand-in. "
-                  "Answers will NOT come from Phi-4.", flush=True)
-            status._use_standin("fallback")
         else:
-            print(f"* The Space at {settings.bridge.space_url} cannot be reached (--no-fallback): serving anyway; "
-                  "turns fail until it is back.", flush=True)
-            status.mode, status.reachable = "unreachable", False
+            status._choose()
         if status.mode != "standin":
             status._thread = threading.Thread(target=status._watch, name="space-watch", daemon=True)
             status._thread.start()
         return status
+
+    # --- choosing ---------------------------------------------------------------------------------------------
+
+    def _ask_hub(self) -> hub.SpaceState | None:
+        try:
+            state = asyncio.run(hub.space_state(self.real))
+        except Exception:  # noqa: BLE001 - the Hub's word is a help, never a reason to stop
+            log.warning("could not ask the Hub about %s", self.real.space, exc_info=True)
+            return None
+        self.hub_state = state
+        if state.problem is None and not self.real.space_url_given:
+            host = asyncio.run(hub.space_host(self.real))
+            if host and host != self.real.space_url:
+                self.real = replace(self.real, space_url=host)
+                if self.mode in ("space", "unreachable", "down"):
+                    self.holder.switch(self.real, SPACE_LABEL)
+        return state
+
+    def _real_answers(self) -> bool:
+        state = self._ask_hub()
+        return worth_trying(state, self.real.space_url_given) and probe(self.real.space_url,
+                                                                         self.settings.probe_timeout_s)
+
+    def _why_not(self) -> str:
+        """Why the configured Space is not used, in words."""
+        state = self.hub_state
+        if state is not None and state.problem not in ("unreachable", "hub_error") and \
+                not worth_trying(state, self.real.space_url_given):
+            return state.sentence()
+        return f"The Space at {self.real.space_url} cannot be reached."
+
+    def _choose(self) -> None:
+        settings = self.settings
+        if self._real_answers():
+            self.mode, self.reachable = "space", True
+            print(f"* {hub.describe_use(self.real)}", flush=True)
+            return
+        self.reason = self._why_not()
+        if self.auto or settings.fallback:
+            chosen = self._other_candidate()
+            if chosen is not None:
+                self._use_other(chosen)
+                return
+        if settings.fallback:
+            print(f"* {self.reason} No other Phi-4-multimodal Space runs; starting the offline stand-in. Answers "
+                  "will NOT come from Phi-4.", flush=True)
+            self._use_standin("fallback")
+        else:
+            self.mode, self.reachable = ("unreachable" if self._network_failure() else "down"), False
+            print(f"* {self.reason.rstrip('.')} (--no-fallback): serving anyway; turns fail until it is back.",
+                  flush=True)
+
+    def _network_failure(self) -> bool:
+        state = self.hub_state
+        return state is None or state.problem in ("unreachable", "hub_error") or \
+            worth_trying(state, self.real.space_url_given)
+
+    def _other_candidate(self) -> hub.Candidate | None:
+        try:
+            found = asyncio.run(hub.list_candidates(self.real))
+        except SpaceUnavailable as exc:
+            log.info("no other Space: %s", exc)
+            return None
+        except Exception:  # noqa: BLE001
+            log.warning("could not list other Phi-4 Spaces", exc_info=True)
+            return None
+        return hub.pick(found, exclude=(self.real.space,))
+
+    def _use_other(self, chosen: hub.Candidate) -> None:
+        config = replace(self.real, space=chosen.id, space_url=str(chosen.host), space_url_given=True)
+        label = SPACE_LABEL if chosen.official else f"{chosen.id} (not the official Phi-4 Space)"
+        self.holder.switch(config, label)
+        self.mode, self.reachable = ("space" if chosen.official else "other"), True
+        print(f"* {self.reason} {hub.describe_use(config)}", flush=True)
 
     def _use_standin(self, mode: str) -> None:
         from phi4_bridge.standin.launcher import start_standin
@@ -81,25 +179,32 @@ class SpaceStatus:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.settings.recheck_every_s):
-            self.check_now()
+            try:
+                self.check_now()
+            except Exception:  # noqa: BLE001 - the watch must outlive any one failed check
+                log.warning("recheck failed", exc_info=True)
 
     def check_now(self) -> None:
-        """Probe the real Space (and the current origin, if different) once."""
-        real_ok = probe(self.real.space_url, self.settings.probe_timeout_s)
-        if self.mode == "fallback":
+        """Ask the Hub and probe the configured Space (and the current origin, if different) once."""
+        real_ok = self._real_answers()
+        if self.mode in ("fallback", "other"):
             self.real_back = real_ok
-            self.reachable = self.standin is not None and probe(self.holder.config.space_url, 2.0)
+            self.reachable = probe(self.holder.config.space_url, 2.0)
         else:
             self.reachable = real_ok
-            self.mode = "space" if real_ok else "unreachable"
+            if real_ok:
+                self.mode, self.reason = "space", ""
+            else:
+                self.reason = self._why_not()
+                self.mode = "unreachable" if self._network_failure() else "down"
 
     def switch_to_real(self) -> bool:
-        """The one-click switch: new turns go to the real Space. False when it does not answer (again)."""
-        if not probe(self.real.space_url, self.settings.probe_timeout_s):
+        """The one-click switch: new turns go to the configured Space. False when it does not answer (again)."""
+        if not self._real_answers():
             self.real_back = False
             return False
         self.holder.switch(self.real, SPACE_LABEL)
-        self.mode, self.reachable, self.real_back = "space", True, False
+        self.mode, self.reachable, self.real_back, self.reason = "space", True, False, ""
         return True
 
     def stop(self) -> None:
@@ -117,32 +222,57 @@ class SpaceStatus:
     # --- texts for the page -----------------------------------------------------------------------------------
 
     def banner(self) -> str:
-        """HTML for the can't-miss banner; empty when the real Space is in use and reachable."""
+        """HTML for the can't-miss banner; empty when the configured Space is in use and answers."""
         url = html.escape(self.real.space_url)
+        reason = html.escape(self.reason)
         if self.mode == "fallback":
             back = (" <b>The real Space answers again: use the button below to switch.</b>" if self.real_back
                     else f" The app keeps checking {url} and offers a switch when it is back.")
             return ('<div class="mirror-banner mirror-banner-fallback" role="alert">⚠️ <b>Offline stand-in: answers '
-                    f"do NOT come from Phi-4.</b> The Space at {url} could not be reached when the app started, so "
+                    f"do NOT come from Phi-4.</b> {reason} No other Phi-4-multimodal Space could be used either, so "
                     f"a local stand-in Space answers instead (it only describes what it received).{back}</div>")
+        if self.mode == "other":
+            cfg = self.holder.config
+            space, where = html.escape(cfg.space), html.escape(cfg.space_url)
+            official = html.escape(self.real.space)
+            back = (f" <b>{official} answers again: use the button below to switch.</b>" if self.real_back
+                    else f" The app keeps checking {official} and offers a switch when it runs again.")
+            return ('<div class="mirror-banner mirror-banner-fallback" role="alert">⚠️ <b>Answers come from '
+                    f"{space}, not from {official}.</b> {reason} {space} (at {where}) is another Phi-4-multimodal "
+                    f"Space, run by its own owner.{back}</div>")
         if self.mode == "standin":
             return ('<div class="mirror-banner mirror-banner-standin" role="status">🧪 <b>Stand-in mode: answers '
                     "come from the offline stand-in Space, not from Phi-4</b> (started with <code>--standin</code>)."
                     "</div>")
+        if self.mode == "down":
+            return ('<div class="mirror-banner mirror-banner-fallback" role="alert">⛔ <b>'
+                    f"{reason}</b> Turns will fail until it runs again (--no-fallback keeps the app on it); the app "
+                    "keeps checking.</div>")
         if self.mode == "unreachable":
             return ('<div class="mirror-banner mirror-banner-fallback" role="alert">⛔ <b>The Phi-4 Space at '
                     f"{url} cannot be reached.</b> Turns will fail until it answers again; the app keeps checking."
                     "</div>")
         return ""
 
+    def stage_words(self) -> str:
+        """The Hub's word on the configured Space, for the badge ("" when the Hub could not be asked)."""
+        state = self.hub_state
+        if state is None or state.problem in ("unreachable", "hub_error"):
+            return ""
+        return f"{state.space} {state.words}"
+
     async def badge(self) -> str:
         """One line: which Space, reachable or not, anonymous or signed in. Never a token."""
         cfg = self.holder.config
         if self.mode in ("standin", "fallback"):
             who = f"🧪 Stand-in Space at `{cfg.space_url}`"
+        elif self.mode == "other":
+            who = f"🛰️ Space `{cfg.space}` (not the official `{self.real.space}`) at `{cfg.space_url}`"
         else:
             who = f"🛰️ Space `{cfg.space}` at `{cfg.space_url}`"
         reach = "🟢 reachable" if self.reachable else "🔴 unreachable"
+        if self.mode != "standin" and self.stage_words():
+            reach += f" · Hub: {self.stage_words()}"
         try:
             bridge = await self.holder.get()
             signed = await bridge.tokens.signed_in()

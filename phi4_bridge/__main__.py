@@ -1,4 +1,9 @@
-"""Command line: ``python -m phi4_bridge chat "PROMPT" [--image PATH]... [--audio PATH] [--set NAME=VALUE]...``.
+"""Command line: ``python -m phi4_bridge chat "PROMPT" [--image PATH]... [--audio PATH] [--set NAME=VALUE]...``,
+``python -m phi4_bridge spaces [--json]`` (Phi-4-multimodal Spaces on the Hub, their stages, whether they drive).
+
+Before a turn the Hub is asked whether the Space runs (``hub.resolve``): ``--space auto`` takes the first running
+Space the bridge can drive (the official one preferred) and says which on the first line of stderr; a Space the
+Hub reports as broken, paused or building fails at once with that in words.
 
 The reply streams to stdout; a failure is one line on stderr (no traceback) and a non-zero exit code:
 2 for bad input, 3 for the Space being unavailable, 4 for quota or busy GPUs, 1 for anything else.
@@ -8,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 
@@ -16,6 +22,7 @@ from .chain import parse_setting
 from .config import BridgeConfig, add_arguments
 from .errors import GpuBusy, InputRejected, Phi4Error, QuotaExceeded, SpaceUnavailable
 from .events import Log, Queued, TextDelta
+from .hub import list_candidates, resolve
 
 
 def exit_code(error: Phi4Error) -> int:
@@ -28,13 +35,21 @@ def exit_code(error: Phi4Error) -> int:
     return 1
 
 
+async def resolved_config(args: argparse.Namespace) -> BridgeConfig:
+    """The configuration to use, by the Hub's word; its note (which Space, or a sleeping one) goes to stderr."""
+    done = await resolve(BridgeConfig.from_env(args))
+    if done.note:
+        print(done.note, file=sys.stderr, flush=True)
+    return done.config
+
+
 async def chat(args: argparse.Namespace) -> int:
     files = list(args.image or []) + list(args.audio or [])
     try:
         options = dict(parse_setting(text) for text in args.set or [])
     except ValueError as exc:
         raise InputRejected(str(exc), reason="bad_option") from exc
-    async with Phi4Bridge(BridgeConfig.from_env(args)) as bridge:
+    async with Phi4Bridge(await resolved_config(args)) as bridge:
         async with bridge.submit(args.prompt, files, options=options) as job:
             async for event in job:
                 if isinstance(event, TextDelta):
@@ -45,6 +60,30 @@ async def chat(args: argparse.Namespace) -> int:
                 elif isinstance(event, Log) and event.level in ("warning", "error"):
                     print(f"[{event.level}] {event.message}", file=sys.stderr)
     sys.stdout.write("\n")
+    return 0
+
+
+async def spaces(args: argparse.Namespace) -> int:
+    found = await list_candidates(BridgeConfig.from_env(args))
+    if args.json:
+        print(json.dumps([c.as_json() for c in found], indent=2))
+        return 0
+    rows = [("SPACE", "STAGE", "HARDWARE", "GRADIO", "LIKES", "DRIVABLE")]
+    for c in found:
+        stage = c.state.stage or (c.state.problem or "?").upper()
+        drives = {True: "yes", False: "no", None: "-"}[c.drivable]
+        rows.append((c.id + (" (official)" if c.official else ""), stage, c.state.hardware or "-",
+                     c.sdk_version or "-", "-" if c.likes is None else str(c.likes), drives))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    usable = [c for c in found if c.usable]
+    print()
+    print(f"--space auto would use: {usable[0].id} at {usable[0].host}" if usable
+          else "No Space listed here is running and drivable right now.")
+    for c in found:
+        if c.drivable is False:
+            print(f"{c.id}: not drivable: {c.note}")
     return 0
 
 
@@ -61,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show queue position and log lines")
     add_arguments(p)
     p.set_defaults(run=chat)
+    p = sub.add_parser("spaces", help="list Phi-4-multimodal Spaces on the Hub: stage, hardware, gradio version, "
+                                      "likes, whether the bridge can drive them")
+    p.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    add_arguments(p)
+    p.set_defaults(run=spaces)
     try:
         from .qa.cli import add_parser as add_qa
     except ImportError:

@@ -13,6 +13,19 @@ from dataclasses import dataclass, field, fields
 DEFAULT_SPACE = "microsoft/phi-4-multimodal"
 DEFAULT_SPACE_URL = "https://microsoft-phi-4-multimodal.hf.space"
 DEFAULT_HUB_URL = "https://huggingface.co"
+AUTO = "auto"  # ``--space auto``: the first RUNNING Phi-4-multimodal Space the bridge can drive (hub.py)
+# Phi-4-multimodal Spaces to try, the official one first (issue 11; shared/space-protocol.md section 8): a Hub
+# search (``phi-4-multimodal``, most liked first) adds others. Env ``PHI4_CANDIDATES`` (comma-separated) replaces it.
+CANDIDATE_SPACES = (DEFAULT_SPACE, "mido09/phi-4-multimodal", "ariG23498/phi4-multimodal")
+CANDIDATE_SEARCH = "phi-4-multimodal"
+
+
+def space_subdomain_url(space: str) -> str:
+    """The usual origin of a Space (``owner/name`` -> ``https://owner-name.hf.space``); the Hub's ``/host`` route
+    says for sure."""
+    import re
+
+    return f"https://{re.sub(r'[^a-z0-9]+', '-', space.lower()).strip('-')}.hf.space"
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,14 @@ class BridgeConfig:
     zerogpu_token: str | None = field(default=None, repr=False)
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # False when ``space_url`` is only a guess from ``space`` (no ``--space-url``/``PHI4_SPACE_URL``): the Hub's
+    # ``/api/spaces/{id}/host`` then says where the Space lives (``hub.resolve``).
+    space_url_given: bool = True
+    candidates: tuple[str, ...] = CANDIDATE_SPACES
+
+    @property
+    def official(self) -> bool:
+        return self.space == DEFAULT_SPACE
 
     @classmethod
     def from_env(cls, args: argparse.Namespace | None = None, **overrides: object) -> BridgeConfig:
@@ -66,11 +87,20 @@ class BridgeConfig:
                     if env.get(var := f"PHI4_TIMEOUT_{f.name.upper()}")}
         if timeouts:
             values["timeouts"] = Timeouts(**timeouts)
+        if env.get("PHI4_CANDIDATES"):
+            values["candidates"] = tuple(s.strip() for s in env["PHI4_CANDIDATES"].split(",") if s.strip())
+        given = bool(env.get("PHI4_SPACE_URL"))
         if args is not None:
             for name in ("space", "space_url", "hub_url"):
                 if getattr(args, name, None):
                     values[name] = getattr(args, name)
+            given = given or bool(getattr(args, "space_url", None))
+        given = given or "space_url" in overrides
         values.update(overrides)
+        if not given:
+            space = str(values["space"])
+            values["space_url"] = DEFAULT_SPACE_URL if space in (DEFAULT_SPACE, AUTO) else space_subdomain_url(space)
+        values["space_url_given"] = given
         known = {f.name for f in fields(cls)}
         cfg = cls(**{k: v for k, v in values.items() if k in known})  # type: ignore[arg-type]
         return cfg.normalised()
@@ -82,6 +112,8 @@ class BridgeConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--space", help=f"Hub id of the Space (env PHI4_SPACE, default {DEFAULT_SPACE})")
+    parser.add_argument("--space", help=f"Hub id of the Space, or 'auto': the first running Phi-4-multimodal Space "
+                                        f"the bridge can drive, the official one preferred (env PHI4_SPACE, default "
+                                        f"{DEFAULT_SPACE})")
     parser.add_argument("--space-url", help=f"origin of the Space (env PHI4_SPACE_URL, default {DEFAULT_SPACE_URL})")
     parser.add_argument("--hub-url", help=f"origin of the Hub (env PHI4_HUB_URL, default {DEFAULT_HUB_URL})")

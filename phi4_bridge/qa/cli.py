@@ -99,10 +99,15 @@ async def qa(args: argparse.Namespace) -> int:
 
     results = ResultsFile(out)
     stopped: list[RunStopped] = []
+    config = BridgeConfig.from_env(args)
+    if todo:
+        from ..__main__ import resolved_config
+
+        config = await resolved_config(args)  # --space auto, the Space's stage in words (SpaceUnavailable: exit 3)
     progress = _Progress(len(todo), enabled=not args.no_progress)
     try:
         if todo:
-            async with Phi4Bridge(BridgeConfig.from_env(args)) as bridge:
+            async with Phi4Bridge(config) as bridge:
                 async for record in run_cases(bridge, todo, concurrency=args.concurrency, stopped=stopped):
                     record["fingerprint"] = fingerprints.get(record["id"])
                     results.append(record)
@@ -119,7 +124,7 @@ async def qa(args: argparse.Namespace) -> int:
     if stopped:
         note = f"The run stopped early: {stopped[0].message} {stopped[0].advice()}"
     write_report(out / REPORT_NAME, records, {c.id: c.image_paths for c in cases},
-                 meta=f"{args.cases} · {BridgeConfig.from_env(args).space_url}", note=note)
+                 meta=f"{args.cases} · {config.space} at {config.space_url}", note=note)
 
     counts = summarise(records)
     print(f"{counts['total']} cases: {counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, "

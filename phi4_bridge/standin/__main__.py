@@ -37,7 +37,19 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--slow-start-s", type=float, default=d.slow_start_s, help="delay of fault slow_start")
     p.add_argument("--drop-after", type=int, default=d.drop_after, help="chunks before drop_stream cuts")
     p.add_argument("--space-id", default=DEFAULT_SPACE_ID, help="Hub id used in the Hub-side routes")
+    p.add_argument("--hub-space", action="append", default=[], metavar="ID=STAGE[@URL]",
+                   help="a Space of the Hub catalogue: its stage (RUNNING, RUNTIME_ERROR, SLEEPING, PAUSED, BUILDING, "
+                        "...) and origin (repeatable; POST /standin/hub changes it at run time)")
+    p.add_argument("--token-secret", metavar="HEX", help="the ZeroGPU token secret (hex): stand-ins that share it "
+                                                          "trust each other's tokens, as Spaces trust the Hub's")
     a = p.parse_args(argv)
+    from .hub import parse_hub_space
+
+    for text in a.hub_space:
+        try:
+            parse_hub_space(text)
+        except ValueError as exc:
+            p.error(f"--hub-space: {exc}")
     return Settings(
         host=a.host,
         port=a.port,
@@ -54,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         drop_after=a.drop_after,
         space_id=a.space_id,
         layout=a.layout,
+        hub_spaces=tuple(a.hub_space),
+        token_secret=a.token_secret,
     )
 
 

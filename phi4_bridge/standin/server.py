@@ -3,7 +3,10 @@
 Why: the real setup has two hosts (huggingface.co for tokens, *.hf.space for the Space); tests and the app
 point both at this one loopback origin. Routes besides gradio's own ``/config`` and ``/gradio_api/*``:
 
-Hub side (space id configurable, default ``microsoft/phi-4-multimodal``):
+Hub side (the stand-in's own space id configurable, default ``microsoft/phi-4-multimodal``; every Space of the
+Hub catalogue, ``standin/hub.py``, gets these too, so a second stand-in can be another Space of the same Hub: start
+both with the same ``--token-secret``, as every real Space trusts the Hub's tokens):
+  ``GET  /api/spaces/{id}/runtime``, ``/host``, ``/api/spaces/{id}``, ``/api/spaces?search=``: see ``hub.py``.
   ``GET  /spaces/{space}``  HTML page embedding HTML-escaped JSON with ``&quot;token&quot;:&quot;<JWT>&quot;``
         and ``&quot;sessionUuid&quot;:&quot;<uuid>&quot;`` (anonymous token). Fault ``sleeping``: the page says
         the Space is sleeping (HTTP 200); ``not_found``: 404.
@@ -12,8 +15,9 @@ Hub side (space id configurable, default ``microsoft/phi-4-multimodal``):
         fault ``not_found`` → 404.
 
 Control (never affected by faults):
-  ``POST /standin/reset``                     quotas, counters, stamps and fault cleared; config back to
-                                              the startup values
+  ``POST /standin/reset``                     quotas, counters, stamps and fault cleared; config and the
+                                              Hub catalogue back to the startup values
+  ``GET|POST /standin/hub``                   the Hub catalogue (see ``hub.py``)
   ``GET  /standin/stats``                     counters (see ``zerogpu.Stats``) plus ``tokens_seen``
   ``GET  /standin/stamps?session_hash=h``     ``[[unix_time, cumulative_reply_chars], ...]`` per chunk
   ``GET  /standin/seen?session_hash=h``       what that session's last bot step received (``null`` if none):
@@ -44,9 +48,10 @@ import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from .hub import Catalogue, HubSpace, add_hub_catalogue_routes, parse_hub_space
 from .middleware import StandinMiddleware
 from .space import DEFAULT_LAYOUT, Tunables, build_blocks
-from .zerogpu import ZeroGPU, user_from_hf_token
+from .zerogpu import TokenIssuer, ZeroGPU, user_from_hf_token
 
 DEFAULT_SPACE_ID = "microsoft/phi-4-multimodal"
 
@@ -70,6 +75,17 @@ class Settings:
     drop_after: int = 3
     space_id: str = DEFAULT_SPACE_ID
     layout: str = DEFAULT_LAYOUT
+    hub_spaces: tuple[str, ...] = ()  # ``ID=STAGE[@URL]`` entries of the Hub catalogue
+    token_secret: str | None = None  # hex; shared by stand-ins that act as one Hub and its Spaces
+
+
+def build_catalogue(settings: Settings) -> Catalogue:
+    """The stand-in's own Space RUNNING at its own origin, then the ``--hub-space`` entries (which may override)."""
+    entries = {settings.space_id: HubSpace(settings.space_id, "RUNNING", f"http://{settings.host}:{settings.port}")}
+    for text in settings.hub_spaces:
+        entry = parse_hub_space(text)
+        entries[entry.id] = entry
+    return Catalogue(list(entries.values()))
 
 
 def _hub_page(space_id: str, token: str, session_uuid: str, sleeping: bool) -> str:
@@ -88,13 +104,19 @@ def _hub_page(space_id: str, token: str, session_uuid: str, sleeping: bool) -> s
     )
 
 
-def _add_hub_routes(app: FastAPI, settings: Settings, zgpu: ZeroGPU) -> None:
-    space = settings.space_id
+def _add_hub_routes(app: FastAPI, settings: Settings, zgpu: ZeroGPU, catalogue: Catalogue) -> None:
+    own = settings.space_id
 
-    @app.get(f"/spaces/{space}")
-    async def hub_page() -> HTMLResponse:
+    def known(space: str) -> bool:
+        return space == own or catalogue.get(space) is not None
+
+    @app.get("/spaces/{owner}/{name}")
+    async def hub_page(owner: str, name: str) -> HTMLResponse:
+        space = f"{owner}/{name}"
+        if not known(space):
+            return HTMLResponse("<html><body>404: Space not found</body></html>", status_code=404)
         zgpu.bump("token_page_fetches")
-        fault = zgpu.peek_fault()
+        fault = zgpu.peek_fault() if space == own else None
         if fault == "not_found":
             zgpu.take_fault(frozenset({"not_found"}))
             return HTMLResponse("<html><body>404: Space not found</body></html>", status_code=404)
@@ -102,10 +124,12 @@ def _add_hub_routes(app: FastAPI, settings: Settings, zgpu: ZeroGPU) -> None:
         token, _ = zgpu.issuer.issue("anonymous", f"anonymous-{session_uuid}", uuid=session_uuid)
         return HTMLResponse(_hub_page(space, token, session_uuid, sleeping=fault == "sleeping"))
 
-    @app.get(f"/api/spaces/{space}/jwt")
-    async def jwt(request: Request) -> JSONResponse:
+    @app.get("/api/spaces/{owner}/{name}/jwt")
+    async def jwt(owner: str, name: str, request: Request) -> JSONResponse:
+        if not known(f"{owner}/{name}"):
+            return JSONResponse({"error": "Repository not found"}, status_code=404)
         zgpu.bump("jwt_fetches")
-        if zgpu.peek_fault() == "not_found":
+        if f"{owner}/{name}" == own and zgpu.peek_fault() == "not_found":
             zgpu.take_fault(frozenset({"not_found"}))
             return JSONResponse({"error": "Repository not found"}, status_code=404)
         auth = request.headers.get("authorization", "")
@@ -117,12 +141,13 @@ def _add_hub_routes(app: FastAPI, settings: Settings, zgpu: ZeroGPU) -> None:
         return JSONResponse({"token": token, "exp": exp, "accessToken": None, "isPro": False, "user": user})
 
 
-def _add_control_routes(app: FastAPI, zgpu: ZeroGPU, tunables: Tunables, layout: str) -> None:
+def _add_control_routes(app: FastAPI, zgpu: ZeroGPU, tunables: Tunables, layout: str, catalogue: Catalogue) -> None:
     startup = _current_config(zgpu, tunables)
 
     @app.post("/standin/reset")
     async def reset() -> dict[str, Any]:
         zgpu.reset()
+        catalogue.reset()
         _apply_config(zgpu, tunables, startup)
         return {"ok": True, "config": startup}
 
@@ -200,6 +225,9 @@ def build_app(settings: Settings) -> tuple[Any, ZeroGPU, Tunables]:
         quota_window=settings.quota_window,
         fault=settings.fault,
     )
+    if settings.token_secret:
+        zgpu.issuer = TokenIssuer(settings.token_ttl, bytes.fromhex(settings.token_secret))
+    catalogue = build_catalogue(settings)
     tunables = Tunables(
         pace_ms=settings.pace_ms,
         chunks=settings.chunks,
@@ -207,8 +235,9 @@ def build_app(settings: Settings) -> tuple[Any, ZeroGPU, Tunables]:
         drop_after=settings.drop_after,
     )
     app = FastAPI(title="Phi-4 Mirror stand-in Space")
-    _add_hub_routes(app, settings, zgpu)
-    _add_control_routes(app, zgpu, tunables, settings.layout)
+    _add_hub_routes(app, settings, zgpu, catalogue)
+    add_hub_catalogue_routes(app, catalogue)
+    _add_control_routes(app, zgpu, tunables, settings.layout, catalogue)
     demo = build_blocks(zgpu, tunables, gpus=settings.gpus, layout=settings.layout)
     demo.queue(default_concurrency_limit=max(settings.gpus, 1), api_open=False)
     app = gr.mount_gradio_app(
@@ -221,5 +250,5 @@ def build_app(settings: Settings) -> tuple[Any, ZeroGPU, Tunables]:
         mcp_server=False,
         show_error=False,  # as ``launch()`` on a Space: only gr.Error texts reach callers, others are error: null
     )
-    hub_prefixes = (f"/spaces/{settings.space_id}", f"/api/spaces/{settings.space_id}")
+    hub_prefixes = ("/spaces/", "/api/spaces")
     return StandinMiddleware(app, zgpu, tunables, hub_prefixes), zgpu, tunables

@@ -1,0 +1,198 @@
+"""The Hub's Space routes, offline: a catalogue of Spaces with stages set by flag and at run time (issue 11).
+
+What ``huggingface_hub.HfApi`` and ``gr.load`` call, with the JSON fields they parse:
+
+  ``GET /api/spaces/{id}/runtime``  ``HfApi.get_space_runtime``: ``{"stage", "hardware": {"current",
+        "requested"}, "gcTimeout", "errorMessage"?, "replicas"}``
+  ``GET /api/spaces/{id}/host``     ``{"subdomain", "host"}`` (``gr.load``'s route to a Space's origin)
+  ``GET /api/spaces/{id}``          ``HfApi.space_info``: ``{"id", "author", "likes", "sdk", "private",
+        "subdomain", "host", "runtime", "cardData": {"sdk", "sdk_version", "title"}, "tags", "siblings"}``
+  ``GET /api/spaces?search=&sort=likes&limit=``   ``HfApi.list_spaces``: the entries whose id contains
+        ``search`` (case-insensitive), most liked first; private ones only for a token allowed to see them.
+
+A private Space: without a Bearer token 401 (``X-Error-Code: RepoNotFound``, as the Hub answers); with a token it
+does not allow, 404; with one it allows (``"allow": ["hf_..."]``), as a public one. An unknown id: 404.
+
+Set the catalogue with ``--hub-space ID=STAGE[@URL]`` (repeatable; URL: the Space's origin, default none) and at
+run time with ``POST /standin/hub`` (``{"id", "stage", "host", "likes", "hardware", "requested_hardware",
+"error_message", "sdk_version", "private", "allow"}``: upsert; ``{"remove": ID}``; ``{"reset": true}``) and
+``GET /standin/hub`` (the whole catalogue). The stand-in's own Space (``--space-id``) starts RUNNING at its own
+origin.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+STAGES = ("RUNNING", "RUNTIME_ERROR", "BUILDING", "BUILD_ERROR", "SLEEPING", "PAUSED", "STOPPED", "NO_APP_FILE",
+          "CONFIG_ERROR", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING", "DELETING")
+ERROR_STAGES = {"RUNTIME_ERROR": "Exit code: 1. Reason: CUDA out of memory (stand-in)",
+                "BUILD_ERROR": "Build failed (stand-in)", "CONFIG_ERROR": "Invalid README front matter (stand-in)"}
+
+
+@dataclass
+class HubSpace:
+    id: str
+    stage: str = "RUNNING"
+    host: str | None = None
+    likes: int = 0
+    hardware: str | None = "zero-a10g"
+    requested_hardware: str | None = "zero-a10g"
+    error_message: str | None = None
+    sdk_version: str = "5.18.0"
+    private: bool = False
+    allow: list[str] = field(default_factory=list)
+
+    @property
+    def subdomain(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.id.lower()).strip("-")
+
+    def runtime(self) -> dict[str, Any]:
+        running = self.stage.startswith("RUNNING")
+        out: dict[str, Any] = {"stage": self.stage,
+                               "hardware": {"current": self.hardware if running else None,
+                                            "requested": self.requested_hardware},
+                               "gcTimeout": 172800, "replicas": {"current": 1 if running else 0, "requested": 1},
+                               "devMode": False, "domains": [{"domain": f"{self.subdomain}.hf.space",
+                                                              "stage": "READY"}]}
+        message = self.error_message or ERROR_STAGES.get(self.stage)
+        if message:
+            out["errorMessage"] = message
+        return out
+
+    def info(self) -> dict[str, Any]:
+        author = self.id.split("/")[0]
+        return {"_id": self.subdomain, "id": self.id, "author": author, "likes": self.likes, "sdk": "gradio",
+                "private": self.private, "disabled": False, "subdomain": self.subdomain, "host": self.host,
+                "tags": ["gradio", "region:us"], "createdAt": "2025-02-27T00:00:00.000Z",
+                "lastModified": "2025-03-01T00:00:00.000Z", "siblings": [{"rfilename": "app.py"}],
+                "runtime": self.runtime(),
+                "cardData": {"title": self.id.split("/")[-1], "sdk": "gradio", "sdk_version": self.sdk_version,
+                             "app_file": "app.py"}}
+
+
+def parse_hub_space(text: str) -> HubSpace:
+    """``ID=STAGE[@URL]`` (the flag's form); ValueError naming the problem."""
+    space, sep, rest = text.partition("=")
+    stage, _, url = rest.partition("@")
+    stage = stage.strip().upper()
+    if not sep or "/" not in space or stage not in STAGES:
+        raise ValueError(f"{text!r}: expected ID=STAGE[@URL] with STAGE one of {', '.join(STAGES)}")
+    return HubSpace(id=space.strip(), stage=stage, host=url.strip().rstrip("/") or None)
+
+
+class Catalogue:
+    """The Spaces this Hub knows; thread-safe (the routes and the control route may race)."""
+
+    def __init__(self, spaces: list[HubSpace]) -> None:
+        self._lock = threading.Lock()
+        self._startup = [HubSpace(**asdict(s)) for s in spaces]
+        self.spaces: dict[str, HubSpace] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.spaces = {s.id: HubSpace(**asdict(s)) for s in self._startup}
+
+    def get(self, space: str) -> HubSpace | None:
+        with self._lock:
+            return self.spaces.get(space)
+
+    def upsert(self, body: dict[str, Any]) -> HubSpace:
+        known = {f.name for f in fields(HubSpace)}
+        unknown = sorted(set(body) - known)
+        if unknown or not isinstance(body.get("id"), str) or "/" not in body["id"]:
+            raise ValueError(f"a Space needs an 'id' (owner/name); known fields: {sorted(known)}; unknown: {unknown}")
+        if "stage" in body and body["stage"] not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}")
+        with self._lock:
+            entry = self.spaces.get(body["id"]) or HubSpace(id=body["id"])
+            for name, value in body.items():
+                setattr(entry, name, value.rstrip("/") if name == "host" and isinstance(value, str) else value)
+            self.spaces[entry.id] = entry
+            return entry
+
+    def remove(self, space: str) -> None:
+        with self._lock:
+            self.spaces.pop(space, None)
+
+    def listing(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(s) for s in self.spaces.values()]
+
+
+def _bearer(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    return auth[len("Bearer "):].strip() if auth.lower().startswith("bearer ") else ""
+
+
+def _not_found() -> JSONResponse:
+    return JSONResponse({"error": "Repository not found"}, status_code=404,
+                        headers={"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})
+
+
+def visible(entry: HubSpace | None, request: Request) -> JSONResponse | None:
+    """None when the caller may see ``entry``; else the Hub's answer (401 without a token, 404 otherwise)."""
+    if entry is None:
+        return _not_found()
+    if not entry.private:
+        return None
+    token = _bearer(request)
+    if not token:
+        return JSONResponse({"error": "Invalid username or password."}, status_code=401,
+                            headers={"X-Error-Code": "RepoNotFound", "X-Error-Message": "Invalid username or password."})
+    return None if token in entry.allow else _not_found()
+
+
+def add_hub_catalogue_routes(app: FastAPI, catalogue: Catalogue) -> None:
+    @app.get("/api/spaces")
+    async def list_spaces(request: Request, search: str = "", limit: int = 1000) -> JSONResponse:
+        with catalogue._lock:
+            entries = list(catalogue.spaces.values())
+        found = [e for e in entries if search.lower() in e.id.lower() and visible(e, request) is None]
+        found.sort(key=lambda e: -e.likes)
+        return JSONResponse([e.info() for e in found[: max(limit, 0)]])
+
+    @app.get("/api/spaces/{owner}/{name}/runtime")
+    async def runtime(owner: str, name: str, request: Request) -> JSONResponse:
+        entry = catalogue.get(f"{owner}/{name}")
+        refused = visible(entry, request)
+        return refused or JSONResponse(entry.runtime())  # type: ignore[union-attr]
+
+    @app.get("/api/spaces/{owner}/{name}/host")
+    async def host(owner: str, name: str, request: Request) -> JSONResponse:
+        entry = catalogue.get(f"{owner}/{name}")
+        refused = visible(entry, request)
+        return refused or JSONResponse({"subdomain": entry.subdomain, "host": entry.host})  # type: ignore[union-attr]
+
+    @app.get("/api/spaces/{owner}/{name}")
+    async def info(owner: str, name: str, request: Request) -> JSONResponse:
+        entry = catalogue.get(f"{owner}/{name}")
+        refused = visible(entry, request)
+        return refused or JSONResponse(entry.info())  # type: ignore[union-attr]
+
+    @app.get("/standin/hub")
+    async def get_catalogue() -> list[dict[str, Any]]:
+        return catalogue.listing()
+
+    @app.post("/standin/hub")
+    async def set_catalogue(request: Request) -> JSONResponse:
+        body = await request.json()
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "a JSON object, please"}, status_code=400)
+        if body.get("reset"):
+            catalogue.reset()
+        elif "remove" in body:
+            catalogue.remove(str(body["remove"]))
+        else:
+            try:
+                catalogue.upsert(body)
+            except (ValueError, TypeError) as err:
+                return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse(catalogue.listing())

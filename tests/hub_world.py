@@ -1,0 +1,47 @@
+"""A Hub with two Phi-4 Spaces, all real servers on loopback (issue 11): the tests' world.
+
+- ``hub``: a stand-in (official layout) acting as the Hub, whose catalogue says the official Space
+  ``microsoft/phi-4-multimodal`` has a RUNTIME_ERROR (its own origin serves, but the Hub says it is broken), and
+  ``DUPLICATE`` is RUNNING at the second stand-in's origin.
+- ``other``: a second stand-in (``chatinterface`` layout, as other Phi-4 Spaces are built) serving ``DUPLICATE``.
+
+Both share one token secret, as every real Space trusts the Hub's ZeroGPU tokens.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from phi4_bridge.standin.launcher import StandinProcess, _request, free_port, start_standin
+
+OFFICIAL = "microsoft/phi-4-multimodal"
+DUPLICATE = "someone/phi-4-multimodal-copy"
+QUOTAS = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
+
+
+@dataclass
+class World:
+    hub: StandinProcess
+    other: StandinProcess
+
+    def set_space(self, **entry: Any) -> list[dict[str, Any]]:
+        return _request(f"{self.hub.url}/standin/hub", "POST", entry)
+
+    def reset(self) -> None:
+        _request(f"{self.hub.url}/standin/hub", "POST", {"reset": True})
+
+
+@contextmanager
+def hub_world() -> Iterator[World]:
+    secret = os.urandom(16).hex()
+    port = free_port()
+    with start_standin(port=port, pace_ms=5, chunks=6, layout="chatinterface",
+                       extra_args=[*QUOTAS, "--token-secret", secret, "--space-id", DUPLICATE]) as other, \
+            start_standin(pace_ms=5, chunks=6,
+                          extra_args=[*QUOTAS, "--token-secret", secret, "--hub-space", f"{OFFICIAL}=RUNTIME_ERROR",
+                                      "--hub-space", f"{DUPLICATE}=RUNNING@{other.url}"]) as hub:
+        yield World(hub, other)

@@ -1,0 +1,97 @@
+"""Issue 11 in the app: the official Space in RUNTIME_ERROR on the Hub, another Phi-4 Space RUNNING.
+
+``python app.py --space auto`` (and the default, which leaves a Space that is not running) chats through the running
+one under a banner that names it; ``--no-fallback`` stays on the official Space and says "runtime error"; when the
+official Space runs again the page offers the switch back. Real servers: two stand-ins (Hub + duplicate), the app.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from browser import SHOTS, wait_for
+from gradio_client import Client
+from hub_world import DUPLICATE, OFFICIAL, World, hub_world
+
+from tests.app_server import start_app
+
+RUNTIME_ERROR = f"{OFFICIAL} has a runtime error on the Hub (Exit code: 1. Reason: CUDA out of memory (stand-in))."
+OTHER_BANNER = f"Answers come from {DUPLICATE}, not from {OFFICIAL}."
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with hub_world() as made:
+        yield made
+
+
+@pytest.fixture
+def clean(world: World) -> World:
+    world.reset()
+    return world
+
+
+def page_config(url: str) -> str:
+    with urllib.request.urlopen(url + "/config", timeout=10) as resp:  # noqa: S310 - loopback
+        return resp.read().decode()
+
+
+def seen_by(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/standin/seen", timeout=10) as resp:  # noqa: S310 - loopback
+        return sum(1 for record in json.loads(resp.read()).values() if record)
+
+
+@pytest.mark.parametrize("space", [["--space", "auto"], []], ids=["auto", "default"])
+def test_the_app_chats_through_the_running_space_under_a_banner_naming_it(clean, space):
+    before = seen_by(clean.other.url)
+    with start_app(*space, "--hub-url", clean.hub.url, timeout=120) as app:
+        log = app.log_text()
+        assert f"Using {DUPLICATE} (NOT the official {OFFICIAL}" in log
+        assert "starting the offline stand-in" not in log
+        config = page_config(app.url)
+        assert OTHER_BANNER in config and RUNTIME_ERROR in config
+        reply = Client(app.url, verbose=False).predict({"text": "who answers?", "files": []}, api_name="/chat")
+        assert reply.startswith('You said: "who answers?".')
+        assert seen_by(clean.other.url) == before + 1, "the duplicate answered"
+
+
+def test_no_fallback_stays_on_the_official_space_and_says_runtime_error(clean):
+    with start_app("--no-fallback", "--hub-url", clean.hub.url, timeout=120) as app:
+        assert f"{RUNTIME_ERROR[:-1]} (--no-fallback): serving anyway" in app.log_text()
+        config = page_config(app.url)
+        assert RUNTIME_ERROR in config and "--no-fallback keeps the app on it" in config
+        assert DUPLICATE not in config
+
+
+@pytest.mark.browser
+def test_banner_and_badge_in_chromium_then_the_switch_back(clean, browser):
+    with start_app("--space", "auto", "--hub-url", clean.hub.url, "--recheck-every", "1", timeout=120) as app:
+        context = browser.new_context(viewport={"width": 1200, "height": 1000})
+        try:
+            page = context.new_page()
+            page.goto(app.url)
+            page.wait_for_selector("#prompt textarea")
+            wait_for(page, OTHER_BANNER.replace(".", r"\."), where="#mirror-banner")
+            wait_for(page, "runtime error on the Hub", where="#mirror-banner")
+            badge = wait_for(page, f"not the official {OFFICIAL}", where="#space-badge")
+            assert DUPLICATE in badge and f"Hub: {OFFICIAL} has a runtime error on the Hub" in badge
+            page.locator("#prompt textarea").fill("hello from the browser")
+            page.locator("#prompt textarea").press("Enter")
+            wait_for(page, 'You said: "hello from the browser"')
+            page.screenshot(path=str(SHOTS / "hub-other-space.png"), full_page=True)
+            # the official Space is fixed: the Hub says RUNNING at an origin that answers (the Hub stand-in's own)
+            clean.set_space(id=OFFICIAL, stage="RUNNING", host=clean.hub.url)
+            page.locator("#switch-btn").wait_for(state="visible", timeout=30_000)
+            wait_for(page, f"{OFFICIAL} answers again", where="#mirror-banner")
+            page.locator("#switch-btn").click()
+            deadline = time.monotonic() + 15
+            while page.locator("#mirror-banner").inner_text().strip() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert page.locator("#mirror-banner").inner_text().strip() == ""
+            wait_for(page, f"Space `?{OFFICIAL}`? at `?{clean.hub.url}", where="#space-badge")
+        finally:
+            context.close()
