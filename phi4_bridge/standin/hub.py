@@ -145,8 +145,9 @@ def visible(entry: HubSpace | None, request: Request) -> JSONResponse | None:
         return None
     token = _bearer(request)
     if not token:
-        return JSONResponse({"error": "Invalid username or password."}, status_code=401,
-                            headers={"X-Error-Code": "RepoNotFound", "X-Error-Message": "Invalid username or password."})
+        words = "Invalid username or password."
+        return JSONResponse({"error": words}, status_code=401,
+                            headers={"X-Error-Code": "RepoNotFound", "X-Error-Message": words})
     return None if token in entry.allow else _not_found()
 
 
