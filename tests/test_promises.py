@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -293,3 +294,65 @@ def test_standin_fixture_is_the_default_layout(standin: StandinProcess):
     """(guard for this file: the expectations above are the official layout's replies)"""
     with urllib.request.urlopen(standin.url + "/standin/config", timeout=10) as resp:  # noqa: S310
         assert json.load(resp)["layout"] == "official"
+
+
+# ---- --space: the Space's Hub id, where the bridge gets its anonymous ZeroGPU token -----------------------------
+
+def chat_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "phi4_bridge", "chat", "hi", "--space-url", url, "--hub-url", url,
+                           *args], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "PHI4_SPACE")})
+
+
+def test_space_flag_names_the_hub_page_the_token_comes_from(standin_clean):
+    """The stand-in's Hub serves only microsoft/phi-4-multimodal: another --space is looked up there and not
+    found; the default (and the same id given explicitly) gets its token from that page."""
+    done = chat_cli(standin_clean.url, "--space", "someone/another-space")
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.strip() == "error: The Space was not found (HTTP 404): check the Space name and URL."
+    assert stats(standin_clean.url)["token_page_fetches"] == 0
+    done = chat_cli(standin_clean.url, "--space", "microsoft/phi-4-multimodal")
+    assert done.returncode == 0 and done.stdout.startswith('You said: "hi".'), done.stderr
+    assert stats(standin_clean.url)["token_page_fetches"] == 1
+
+
+# ---- --concurrency, and "each visitor runs one at a time" -----------------------------------------------------------
+
+def test_concurrency_limits_turns_and_a_visitor_gets_one_at_a_time(standin_clean):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+    from gradio_client.utils import Status
+
+    from tests.app_server import start_app
+
+    def started(job) -> None:
+        for _ in range(600):
+            if job.outputs():
+                return
+            time.sleep(0.05)
+        raise AssertionError("the turn never started streaming")
+
+    configure(standin_clean.url, pace_ms=100, chunks=40)  # about 4 s a turn
+    message = {"text": "a long one", "files": []}
+    with start_app("--space-url", standin_clean.url, "--hub-url", standin_clean.url, "--no-fallback",
+                   "--concurrency", "2") as app:
+        a, b, c = (Client(app.url, verbose=False) for _ in range(3))
+        first = a.submit(message, api_name="/chat")
+        started(first)
+        with pytest.raises(AppError) as info:  # the same visitor again, while their turn runs
+            a.predict({"text": "meanwhile", "files": []}, api_name="/chat")
+        assert str(info.value) == "You already have a turn running; wait for it or press Stop."
+        second = b.submit(message, api_name="/chat")
+        started(second)
+        third = c.submit(message, api_name="/chat")  # a third turn: over --concurrency 2, so it waits
+        for _ in range(200):
+            if third.status().code == Status.IN_QUEUE:
+                break
+            time.sleep(0.05)
+        assert third.status().code == Status.IN_QUEUE and not third.outputs()
+        assert stats(standin_clean.url)["active"] == 2, "only two turns run on the Space"
+        assert not first.done() and not second.done()
+        for job in (first, second, third):
+            assert job.result(timeout=60).startswith('You said: "a long one". Earlier turns: 0.')
+        assert "Earlier turns: 1." in a.predict({"text": "now", "files": []}, api_name="/chat"), \
+            "the refused turn is not in the visitor's conversation"
