@@ -356,3 +356,42 @@ def test_concurrency_limits_turns_and_a_visitor_gets_one_at_a_time(standin_clean
             assert job.result(timeout=60).startswith('You said: "a long one". Earlier turns: 0.')
         assert "Earlier turns: 1." in a.predict({"text": "now", "files": []}, api_name="/chat"), \
             "the refused turn is not in the visitor's conversation"
+
+
+# ---- the badge, and --recheck-every with --no-fallback (a real browser) -----------------------------------------
+
+@pytest.mark.browser
+def test_no_fallback_says_when_the_space_answers_again_and_the_badge_says_signed_in(browser):
+    """README: with --no-fallback the app checks every --recheck-every seconds "to say it is reachable again";
+    the badge says which Space, whether it is reachable, and signed in or anonymous, never a token."""
+    from browser import wait_for
+
+    from phi4_bridge.standin.launcher import start_standin
+    from tests.app_server import start_app
+
+    port = free_port()
+    space = f"http://127.0.0.1:{port}"  # nothing listens there yet
+    hf_token = "hf_" + "k" * 24  # the stand-in's Hub exchanges any hf_ token
+    with start_app("--space-url", space, "--hub-url", space, "--no-fallback", "--recheck-every", "1",
+                   env={"HF_TOKEN": hf_token}) as app:
+        context = browser.new_context()
+        returned = None
+        try:
+            page = context.new_page()
+            page.goto(app.url)
+            page.wait_for_selector("#prompt textarea")
+            wait_for(page, "cannot be reached", where="#mirror-banner")
+            badge = wait_for(page, "unreachable", where="#space-badge")
+            assert "signed in (the host's HF token)" in badge and "microsoft/phi-4-multimodal" in badge, badge
+            returned = start_standin(port=port, pace_ms=5, chunks=6)  # the Space answers again
+            badge = wait_for(page, "🟢 reachable", where="#space-badge", timeout=30)
+            assert "signed in (the host's HF token)" in badge and space in badge, badge
+            deadline = time.monotonic() + 15  # the banner's element (its box also shows gradio's progress timer)
+            while page.locator("#mirror-banner .mirror-banner").count() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert page.locator("#mirror-banner .mirror-banner").count() == 0, "the unreachable banner stays"
+            assert hf_token not in page.content() and hf_token not in app.log_text()
+        finally:
+            context.close()
+            if returned is not None:
+                returned.stop()
