@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from .config import Limits
 from .errors import UploadRejected
 
+MB = 1024 * 1024  # the limits (config.Limits) are in these units: "25 MB" is 25 * 1024 * 1024 bytes
 IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif",
                  "BMP": "image/bmp"}
 AUDIO_MIME = {"WAV": "audio/wav", "MP3": "audio/mpeg", "FLAC": "audio/flac", "OGG": "audio/ogg",
@@ -102,7 +103,7 @@ def inspect_file(path: str | os.PathLike[str], limits: Limits, display_name: str
         raise UploadRejected(f"{name}: the file is empty.", reason="empty")
     biggest = max(limits.max_image_bytes, limits.max_audio_bytes)
     if size > biggest:
-        raise UploadRejected(f"{name}: {size / 1e6:.1f} MB is over the {biggest / 1e6:.0f} MB limit.",
+        raise UploadRejected(f"{name}: {size / MB:.1f} MB is over the {biggest / MB:.0f} MB limit.",
                              reason="too_large")
     with open(path, "rb") as fh:
         head = fh.read(64)
@@ -121,7 +122,7 @@ def inspect_file(path: str | os.PathLike[str], limits: Limits, display_name: str
     kind = "image" if image else "audio"
     cap = limits.max_image_bytes if kind == "image" else limits.max_audio_bytes
     if size > cap:
-        raise UploadRejected(f"{name}: {size / 1e6:.1f} MB is over the {cap / 1e6:.0f} MB limit for {kind} files.",
+        raise UploadRejected(f"{name}: {size / MB:.1f} MB is over the {cap / MB:.0f} MB limit for {kind} files.",
                              reason="too_large")
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -5,10 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import os
+
 import pytest
 from browser import chromium
+from hypothesis import HealthCheck, settings
 
 from phi4_bridge.standin.launcher import StandinProcess, reset, start_standin
+
+# Hypothesis under CI: the same examples every run (derandomize), no per-example deadline (a loaded machine is slow,
+# not wrong) and no example database to carry between runs. Loaded here, before any test module builds its own
+# settings, so those inherit it. Locally the default profile keeps searching new examples.
+settings.register_profile("ci", deadline=None, derandomize=True, database=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import asyncio
 import os
 import resource
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -103,11 +102,11 @@ async def test_file_over_the_size_limit_is_refused_without_reading_it(bridge_cfg
     big = tmp_path / "big.wav"
     big.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ")
     os.truncate(big, 2 * 1024**3)  # sparse: 2 GB that take no disk and must not be read
-    hwm, started = vm_hwm_kb(), time.monotonic()
+    hwm = vm_hwm_kb()
     error = await refused(bridge_cfg, standin_clean, proxy, "listen", [big])
     assert error.reason == "too_large" and "big.wav" in str(error) and "MB" in str(error)
     assert vm_hwm_kb() - hwm < 64 * 1024, "peak memory grew while refusing a 2 GB file"
-    assert time.monotonic() - started < 5
+    # (how long the refusal takes is measured in the benchmarks, not asserted here)
 
 
 async def test_image_over_its_own_size_limit(bridge_cfg, standin_clean, proxy, tmp_path):

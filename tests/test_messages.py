@@ -8,7 +8,13 @@ from phi4_bridge.config import Limits
 from phi4_bridge.errors import InputRejected, ProtocolError
 from phi4_bridge.messages import Turn, assistant_message, check_history, file_data, parts, reply_text, turns
 
-FD = file_data("http://space", "/tmp/up/cat.png", "cat.png", 123, "image/png")
+# A FileData as the Space's gradio sends it, written out (not built by the code under test)
+FD = {"path": "/tmp/up/cat.png", "url": "http://space/gradio_api/file=/tmp/up/cat.png", "orig_name": "cat.png",
+      "size": 123, "mime_type": "image/png", "meta": {"_type": "gradio.FileData"}}
+
+
+def test_file_data_is_what_gradio_sends():
+    assert file_data("http://space", "/tmp/up/cat.png", "cat.png", 123, "image/png") == FD
 
 
 def test_local_gradio6_history_is_read_as_turns():

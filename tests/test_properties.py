@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from phi4_bridge.config import Limits
-from phi4_bridge.errors import Phi4Error
+from phi4_bridge.errors import Phi4Error, ProtocolError
 from phi4_bridge.events import Log, Queued, Started, TextDelta
 from phi4_bridge.messages import check_history, parts, reply_text, turns
 from phi4_bridge.sse import SSEDecoder
@@ -186,16 +186,27 @@ def test_nonfinite_queue_numbers(value):
     assert (event.rank, event.queue_size, event.eta) == (None, None, None)
 
 
-@pytest.mark.parametrize("item", [None, "hello", ["user", "hi"]])
-def test_history_item_that_is_not_a_message(item):
-    try:
-        parts([{"role": "user", "content": "hi"}, item])
-    except Phi4Error:
-        pass
+HELLO_LIST = "\"['user', 'hi']\""  # repr() of the text "['user', 'hi']": double quotes around it
 
 
-@pytest.mark.parametrize("content", [{"path": ["a", "b"]}, {"file": {"path": {"a": 1}}},
-                                     [{"type": "file", "file": {"path": ["x"]}}]])
-def test_file_path_that_is_not_a_string(content):
-    with pytest.raises(Phi4Error, match="no usable path"):
+@pytest.mark.parametrize("item,shown", [(None, "'None'"), ("hello", "'hello'"), (["user", "hi"], HELLO_LIST)])
+def test_history_item_that_is_not_a_message(item, shown):
+    """Once an AttributeError; now the bridge's own error, naming the item."""
+    for convert in (parts, turns):
+        with pytest.raises(ProtocolError) as info:
+            convert([{"role": "user", "content": "hi"}, item])
+        assert type(info.value) is ProtocolError
+        assert str(info.value) == f"A chat message is not a message: {shown}"
+
+
+@pytest.mark.parametrize("content,shown", [
+    ({"path": ["a", "b"]}, "\"{'path': ['a', 'b']}\""),
+    ({"file": {"path": {"a": 1}}}, "\"{'file': {'path': {'a': 1}}}\""),
+    ([{"type": "file", "file": {"path": ["x"]}}], "\"{'type': 'file', 'file': {'path': ['x']}}\""),
+])
+def test_file_path_that_is_not_a_string(content, shown):
+    """Once a TypeError; now the bridge's own error, quoting the file entry."""
+    with pytest.raises(ProtocolError) as info:
         turns([{"role": "user", "content": content}])
+    assert type(info.value) is ProtocolError
+    assert str(info.value) == f"A file in the chat has no usable path: {shown}"

@@ -42,22 +42,27 @@ def test_log_is_passed_on_without_tokens():
     assert isinstance(event, Log) and event.level == "warning" and "hf_abc" not in event.message
 
 
-@pytest.mark.parametrize("output,kind", [
-    ({"error": "No GPU was available after 60s", "title": "Error"}, GpuBusy),
+@pytest.mark.parametrize("output,kind,message", [
+    ({"error": "No GPU was available after 60s", "title": "Error"}, GpuBusy,
+     "All of the Space's GPUs are busy right now; try again in a minute. (No GPU was available after 60s)"),
     ({"error": "You have exceeded your GPU quota (60s requested vs. 0s left).", "title": "ZeroGPU quota exceeded"},
-     QuotaExceeded),
-    ({"error": None}, RemoteError),
+     QuotaExceeded, "Your ZeroGPU quota is used up. Wait a while or sign in with a Hugging Face token (HF_TOKEN) "
+     "for a larger quota. (You have exceeded your GPU quota (60s requested vs. 0s left).)"),
+    ({"error": None}, RemoteError, "The Space failed on this turn without saying why. Retry; if it keeps failing, "
+     "the Space may have changed its interface."),
 ])
-def test_failures_are_classified(output, kind):
-    with pytest.raises(kind):
+def test_failures_are_classified(output, kind, message):
+    with pytest.raises(kind) as info:
         ReplyStream().handle({"msg": "process_completed", "success": False, "output": output})
+    assert type(info.value) is kind and str(info.value) == message
 
 
 def test_bad_diff_is_a_protocol_error():
     s = ReplyStream()
     s.handle(gen([[USER]]))
-    with pytest.raises(ProtocolError):
+    with pytest.raises(ProtocolError) as info:
         s.handle(gen([[["append", [7, "content"], "x"]]]))
+    assert str(info.value) == "The Space sent a change the bridge cannot apply (IndexError)."
 
 
 ops = st.lists(st.tuples(st.sampled_from(["replace", "append", "add", "delete", "bogus"]),
@@ -101,11 +106,11 @@ def test_scoped_diffs_match_gradio_apply_diff(value, diff):
 
     ops_ = [list(op) for op in diff]
     try:
-        expected = apply_diff(value, ops_)
+        expected = apply_diff(copy.deepcopy(value), ops_)
     except Exception as exc:  # noqa: BLE001 - comparing failure kinds
         expected = type(exc)
     try:
         got = apply_scoped(copy.deepcopy(value), ops_)
     except Exception as exc:  # noqa: BLE001
         got = type(exc)
-    assert got == expected or (isinstance(got, type) and isinstance(expected, type))
+    assert got == expected  # the same value, or the same exception type (the bridge words each type its own way)
