@@ -30,7 +30,7 @@ from mirror.guard import Guard  # noqa: E402
 from mirror.handlers import ChatService  # noqa: E402
 from mirror.launch import serve  # noqa: E402
 from mirror.settings import Settings, parse_settings  # noqa: E402
-from mirror.space_status import SpaceStatus  # noqa: E402
+from mirror.space_status import SpaceStatus, auth_headers  # noqa: E402
 
 try:
     from mirror.qa_tab import render_qa_tab
@@ -84,7 +84,8 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
                 dl_json = gr.DownloadButton("JSON", visible=False, size="sm", elem_id="dl-json")
                 dl_md = gr.DownloadButton("Markdown", visible=False, size="sm", elem_id="dl-md")
             gr.Examples(examples=EXAMPLES, inputs=[box], label="Try one")
-            controls = render_settings(read_options(status.holder.config.space_url))
+            now = status.holder.config
+            controls = render_settings(read_options(now.space_url, headers=auth_headers(now, now.space_url)))
 
         if render_qa_tab is not None:
             with gr.Tab("QA"):

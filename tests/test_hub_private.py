@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -148,3 +149,28 @@ def test_cli_chat_with_a_private_space(private):
     refused = cli("chat", "cli private", "--space", DUPLICATE, "--hub-url", private.hub.url, token=None)
     assert refused.returncode == 3
     assert refused.stderr.strip() == "error: " + PRIVATE_401.removeprefix("The Space answered HTTP 401: ")
+
+
+def app_env(token: str | None) -> dict[str, str]:
+    return {"HF_HOME": "/tmp/phi4-test-no-hf-login", **({"HF_TOKEN": token} if token else {})}
+
+
+def test_the_app_chats_with_a_private_space_and_shows_no_token(private):
+    from gradio_client import Client
+
+    from tests.app_server import start_app
+
+    with start_app("--space", DUPLICATE, "--hub-url", private.hub.url, "--no-fallback", timeout=120,
+                   env=app_env(MINE)) as app:
+        assert (f"* Using {DUPLICATE} (NOT the official {OFFICIAL}: another Phi-4-multimodal Space) at "
+                f"{private.other.url}.") in app.log_text()
+        client = Client(app.url, verbose=False)
+        assert client.predict({"text": "app private", "files": []}, api_name="/chat").startswith(
+            'You said: "app private".')
+        page = urllib.request.urlopen(app.url + "/config", timeout=10).read().decode()  # noqa: S310 - loopback
+        assert MINE not in page and MINE not in app.log_text()
+    with start_app("--space", DUPLICATE, "--hub-url", private.hub.url, "--no-fallback", timeout=120,
+                   env=app_env(None)) as app:
+        assert (f"* {DUPLICATE} is private or does not exist (the Hub answered HTTP 401 to a request without a "
+                "token). If it is your own private Space, set HF_TOKEN (or run `huggingface-cli login`) "
+                "(--no-fallback): serving anyway") in app.log_text()
