@@ -20,6 +20,7 @@ import asyncio
 import html
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -90,6 +91,8 @@ class SpaceStatus:
         self.standin = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._candidates: list[hub.Candidate] | None = None  # the picker's list (--allow-space-switch)
+        self._candidates_at = 0.0
 
     @classmethod
     def start(cls, settings: Settings) -> SpaceStatus:
@@ -225,6 +228,54 @@ class SpaceStatus:
         self.mode, self.reachable, self.real_back, self.reason = "space", True, False, ""
         return True
 
+    # --- the Space picker (--allow-space-switch) ---------------------------------------------------------------
+
+    def candidates(self, fresh: bool = False) -> list[hub.Candidate]:
+        """The Phi-4-multimodal Spaces the Hub lists (``hub.list_candidates``), asked again when ``fresh`` or older
+        than ``--recheck-every``; the last list (or none) when the Hub cannot be asked."""
+        now = time.monotonic()
+        if fresh or self._candidates is None or now - self._candidates_at > self.settings.recheck_every_s:
+            try:
+                self._candidates = asyncio.run(hub.list_candidates(self.real))
+                self._candidates_at = now
+            except Exception as exc:  # noqa: BLE001 - the picker then shows what it had
+                log.info("could not list the Phi-4 Spaces for the picker: %s", exc)
+                self._candidates = self._candidates or []
+        return self._candidates
+
+    def choices(self, fresh: bool = False) -> list[tuple[str, str]]:
+        """The picker's entries: ``(label, id)``, the label with the stage in words ("someone/x · is running")."""
+        in_use = self.holder.config.space if self.mode not in ("standin", "fallback") else None
+        out = []
+        for c in self.candidates(fresh):
+            tags = [word for word, yes in (("official", c.official), ("private", c.private is True)) if yes]
+            label = c.id + (f" ({', '.join(tags)})" if tags else "") + f" · {c.state.words}"
+            if c.state.running and not c.usable:
+                label += f" · cannot be driven ({c.note or 'no origin'})"
+            if c.id == in_use:
+                label += " · in use"
+            out.append((label, c.id))
+        return out
+
+    def switch_to(self, space: str) -> tuple[bool, str]:
+        """Point the app at ``space``, one of the listed candidates that runs and drives; ``(done, sentence)``.
+        Anything else (an id the Hub did not list, a Space that is not running) is refused, nothing changes."""
+        chosen = next((c for c in self.candidates(fresh=True) if c.id == space), None)
+        if chosen is None:
+            return False, f"{space} is not one of the Phi-4-multimodal Spaces the Hub lists; nothing changed."
+        if not chosen.usable:
+            why = (f"{space} runs but cannot be driven ({chosen.note or 'no origin'})" if chosen.state.running
+                   else chosen.state.sentence().rstrip("."))
+            return False, f"{why}; nothing changed."
+        if space == self.real.space:
+            if not self.switch_to_real():
+                return False, f"{space} does not answer right now; nothing changed."
+        else:
+            self.reason = f"The host switched the app to {space} in the page."
+            self._use_other(chosen)
+            self.mode, self.real_back = "other", False
+        return True, f"Switched: answers now come from {space}."
+
     def stop(self) -> None:
         self._stop.set()
         if self.standin is not None:  # at most ~2 s: SIGTERM, then SIGKILL (the app must exit promptly)
@@ -255,9 +306,10 @@ class SpaceStatus:
             official = html.escape(self.real.space)
             back = (f" <b>{official} answers again: use the button below to switch.</b>" if self.real_back
                     else f" The app keeps checking {official} and offers a switch when it runs again.")
+            what = ("the official Phi-4-multimodal Space" if cfg.space == DEFAULT_SPACE
+                    else "another Phi-4-multimodal Space, run by its own owner")
             return ('<div class="mirror-banner mirror-banner-fallback" role="alert">⚠️ <b>Answers come from '
-                    f"{space}, not from {official}.</b> {reason} {space} (at {where}) is another Phi-4-multimodal "
-                    f"Space, run by its own owner.{back}</div>")
+                    f"{space}, not from {official}.</b> {reason} {space} (at {where}) is {what}.{back}</div>")
         if self.mode == "standin":
             return ('<div class="mirror-banner mirror-banner-standin" role="status">🧪 <b>Stand-in mode: answers '
                     "come from the offline stand-in Space, not from Phi-4</b> (started with <code>--standin</code>)."
