@@ -30,7 +30,7 @@ from mirror.guard import Guard  # noqa: E402
 from mirror.handlers import ChatService  # noqa: E402
 from mirror.launch import serve  # noqa: E402
 from mirror.settings import Settings, parse_settings  # noqa: E402
-from mirror.space_status import SpaceStatus  # noqa: E402
+from mirror.space_status import SpaceStatus, auth_headers  # noqa: E402
 
 try:
     from mirror.qa_tab import render_qa_tab
@@ -66,6 +66,16 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
         switch = gr.Button("Switch to the real Phi-4 Space", variant="primary", visible=False, elem_id="switch-btn")
         gr.Markdown("## Phi-4 Mirror · chat with Phi-4-multimodal (text, images, speech)")
         badge = gr.Markdown("Checking the Space…", elem_id="space-badge")
+        picker = use = refresh = None
+        if settings.allow_space_switch:  # only then: no picker, no event, no API route can switch without the flag
+            with gr.Accordion("Space", open=False, elem_id="space-picker-box"):
+                choices = status.choices()
+                picker = gr.Dropdown(choices=choices, value=in_use(status, choices),
+                                     label="Phi-4-multimodal Spaces on the Hub, with their stage",
+                                     elem_id="space-picker", interactive=True)
+                with gr.Row():
+                    use = gr.Button("Use this Space", variant="primary", size="sm", elem_id="space-use-btn")
+                    refresh = gr.Button("↻ Ask the Hub again", size="sm", elem_id="space-refresh-btn")
         saved = gr.BrowserState([], storage_key="phi4-mirror-chat")
 
         with gr.Tab("Chat"):
@@ -84,7 +94,8 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
                 dl_json = gr.DownloadButton("JSON", visible=False, size="sm", elem_id="dl-json")
                 dl_md = gr.DownloadButton("Markdown", visible=False, size="sm", elem_id="dl-md")
             gr.Examples(examples=EXAMPLES, inputs=[box], label="Try one")
-            controls = render_settings(read_options(status.holder.config.space_url))
+            now = status.holder.config
+            controls = render_settings(read_options(now.space_url, headers=auth_headers(now, now.space_url)))
 
         if render_qa_tab is not None:
             with gr.Tab("QA"):
@@ -141,6 +152,13 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
             status.badge, None, badge, **hidden)
         switch.click(lambda: switch_space(status), None, [banner, switch], **hidden).then(
             status.badge, None, badge, **hidden)
+        if picker is not None:
+            demo.load(lambda: picker_update(status), None, picker, **hidden)
+            refresh.click(lambda: picker_update(status, fresh=True), None, picker, **hidden)
+            use.click(lambda space: pick_space(status, space), picker, [banner, switch, picker],
+                      api_name="switch_space", api_description="Switch the app to another Phi-4-multimodal Space "
+                      "of the Hub's list (started with --allow-space-switch)").then(status.badge, None, badge,
+                                                                                     **hidden)
         demo.unload(chat.forget)
     guard.chat_fn_index = next((i for i, fn in demo.fns.items() if fn.api_name == "chat"), None)
     guard.turn_fn_indices = {i for i, fn in demo.fns.items() if fn.concurrency_id == "chat"}
@@ -171,6 +189,23 @@ def switch_space(status: SpaceStatus):
     else:
         gr.Warning("The real Space does not answer right now; staying on the stand-in.")
     return page_status(status)
+
+
+def in_use(status: SpaceStatus, choices: list[tuple[str, str]]) -> str | None:
+    """The picker's value: the Space in use when the list holds it (not the stand-in's)."""
+    space = status.holder.config.space
+    return space if status.mode not in ("standin", "fallback") and any(v == space for _, v in choices) else None
+
+
+def picker_update(status: SpaceStatus, fresh: bool = False):
+    choices = status.choices(fresh)
+    return gr.Dropdown(choices=choices, value=in_use(status, choices))
+
+
+def pick_space(status: SpaceStatus, space: str | None):
+    done, sentence = status.switch_to(str(space or ""))
+    (gr.Info if done else gr.Warning)(sentence)
+    return (*page_status(status), picker_update(status))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,10 +19,12 @@ from phi4_bridge.chain import find_chain
 log = logging.getLogger(__name__)
 
 
-def read_options(space_url: str, timeout: float = 5.0) -> dict[str, Option]:
-    """The Space's options by name; none when its ``/config`` cannot be read now (the chat still works)."""
+def read_options(space_url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> dict[str, Option]:
+    """The Space's options by name; none when its ``/config`` cannot be read now (the chat still works).
+    ``headers``: the host's HF token for a private Space (``space_status.auth_headers``), else none."""
     try:
-        with urllib.request.urlopen(f"{space_url}/config", timeout=timeout) as resp:  # noqa: S310
+        request = urllib.request.Request(f"{space_url}/config", headers=headers or {})
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
             config = json.loads(resp.read())
         chain = find_chain(config) if isinstance(config, Mapping) else None
     except (urllib.error.URLError, OSError, ValueError) as exc:

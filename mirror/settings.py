@@ -27,6 +27,9 @@ class Settings:
     standin_chunks: int = 24
     probe_timeout_s: float = 5.0
     recheck_every_s: float = 60.0
+    # A "Space" picker in the page (the Hub's Phi-4-multimodal Spaces with their stages) that switches the app to
+    # another of them. Off by default: whoever can open the page could then point the host's token at those Spaces.
+    allow_space_switch: bool = False
     # Concurrency: turns running at once in the whole app, and per visitor (browser session / API client).
     # A turn mostly waits on the remote GPU, so many can be in flight; the queue holds the rest rather than
     # turning visitors away (benchmarks: 100 conversations at once, no errors).
@@ -71,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--standin-chunks", type=int, default=24, help="stand-in: chunks per reply")
     p.add_argument("--recheck-every", type=float, default=Settings.recheck_every_s, metavar="SECONDS",
                    help="how often to check whether the real Space answers (default 60 s)")
+    p.add_argument("--allow-space-switch", action="store_true",
+                   help="show a Space picker in the page: the Phi-4-multimodal Spaces the Hub lists, with their stage, "
+                        "and a button that switches the app to one of them (off by default: anyone who can open the "
+                        "page could switch; only Spaces of that list, never an arbitrary id)")
     p.add_argument("--concurrency", type=int, default=Settings.concurrency_total,
                    help=f"turns running at once in the whole app (default {Settings.concurrency_total})")
     p.add_argument("--turns-per-client", type=int, default=_env("PHI4_TURNS_PER_CLIENT", Settings.turns_per_client),
@@ -130,6 +137,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         auth=tuple(logins), standin=args.standin, fallback=args.fallback,
         standin_pace_ms=args.standin_pace_ms, standin_chunks=args.standin_chunks,
         concurrency_total=args.concurrency, recheck_every_s=args.recheck_every,
+        allow_space_switch=args.allow_space_switch,
         turns_per_client=args.turns_per_client, cache_max_age_s=args.cache_max_age,
         cache_sweep_every_s=max(0.5, min(Settings.cache_sweep_every_s, args.cache_max_age / 2)),
         partial_upload_s=min(Settings.partial_upload_s, args.cache_max_age),

@@ -20,12 +20,13 @@ import asyncio
 import html
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
 
 from phi4_bridge import hub
-from phi4_bridge.config import AUTO, DEFAULT_SPACE, DEFAULT_SPACE_URL
+from phi4_bridge.config import AUTO, DEFAULT_SPACE, DEFAULT_SPACE_URL, BridgeConfig
 from phi4_bridge.errors import SpaceUnavailable
 
 from .holder import BridgeHolder
@@ -37,13 +38,24 @@ SPACE_LABEL = "the Phi-4 Space"
 STANDIN_LABEL = "the offline stand-in"
 
 
-def probe(space_url: str, timeout: float = 5.0) -> bool:
+def probe(space_url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> bool:
     """True when ``GET {space_url}/config`` answers 200 within ``timeout`` seconds."""
     try:
-        with urllib.request.urlopen(f"{space_url}/config", timeout=timeout) as resp:  # noqa: S310
+        request = urllib.request.Request(f"{space_url}/config", headers=headers or {})
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def auth_headers(config: BridgeConfig, url: str) -> dict[str, str]:
+    """The host's HF token for a request to ``url`` when it is the private Space's origin the Hub vouched for
+    (``config.private_origin``); nothing for any other Space (``hub.space_auth``)."""
+    if not config.private_origin:
+        return {}
+    from phi4_bridge.token import find_hf_token
+
+    return hub.space_auth(config, url, config.hf_token or find_hf_token())
 
 
 def worth_trying(state: hub.SpaceState | None, url_given: bool) -> bool:
@@ -79,6 +91,8 @@ class SpaceStatus:
         self.standin = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._candidates: list[hub.Candidate] | None = None  # the picker's list (--allow-space-switch)
+        self._candidates_at = 0.0
 
     @classmethod
     def start(cls, settings: Settings) -> SpaceStatus:
@@ -103,18 +117,23 @@ class SpaceStatus:
             log.warning("could not ask the Hub about %s", self.real.space, exc_info=True)
             return None
         self.hub_state = state
-        if state.problem is None and not self.real.space_url_given:
-            host = asyncio.run(hub.space_host(self.real))
-            if host and host != self.real.space_url:
-                self.real = replace(self.real, space_url=host)
+        if state.problem is None:
+            real = self.real
+            if not real.space_url_given:
+                host = asyncio.run(hub.space_host(real))
+                real = replace(real, space_url=host or real.space_url)
+            # private and visible to the host's token: the token goes to its origin (the Hub's word), else never
+            real = replace(real, private_origin=asyncio.run(hub.private_origin(real)))
+            if real != self.real:
+                self.real = real
                 if self.mode in ("space", "unreachable", "down"):
                     self.holder.switch(self.real, SPACE_LABEL)
         return state
 
     def _real_answers(self) -> bool:
         state = self._ask_hub()
-        return worth_trying(state, self.real.space_url_given) and probe(self.real.space_url,
-                                                                         self.settings.probe_timeout_s)
+        return worth_trying(state, self.real.space_url_given) and probe(
+            self.real.space_url, self.settings.probe_timeout_s, auth_headers(self.real, self.real.space_url))
 
     def _why_not(self) -> str:
         """Why the configured Space is not used, in words."""
@@ -162,7 +181,8 @@ class SpaceStatus:
         return hub.pick(found, exclude=(self.real.space,))
 
     def _use_other(self, chosen: hub.Candidate) -> None:
-        config = replace(self.real, space=chosen.id, space_url=str(chosen.host), space_url_given=True)
+        config = replace(self.real, space=chosen.id, space_url=str(chosen.host), space_url_given=True,
+                         private_origin=str(chosen.host) if chosen.private is True else None)
         label = SPACE_LABEL if chosen.official else f"{chosen.id} (not the official Phi-4 Space)"
         self.holder.switch(config, label)
         self.mode, self.reachable = ("space" if chosen.official else "other"), True
@@ -172,7 +192,7 @@ class SpaceStatus:
         from phi4_bridge.standin.launcher import start_standin
 
         self.standin = start_standin(pace_ms=self.settings.standin_pace_ms, chunks=self.settings.standin_chunks)
-        config = replace(self.real, space_url=self.standin.url, hub_url=self.standin.hub_url)
+        config = replace(self.real, space_url=self.standin.url, hub_url=self.standin.hub_url, private_origin=None)
         self.holder.switch(config, STANDIN_LABEL)
         self.mode, self.reachable = mode, True
         print(f"* Stand-in Space running at {self.standin.url}", flush=True)
@@ -189,7 +209,8 @@ class SpaceStatus:
         real_ok = self._real_answers()
         if self.mode in ("fallback", "other"):
             self.real_back = real_ok
-            self.reachable = probe(self.holder.config.space_url, 2.0)
+            now = self.holder.config
+            self.reachable = probe(now.space_url, 2.0, auth_headers(now, now.space_url))
         else:
             self.reachable = real_ok
             if real_ok:
@@ -206,6 +227,54 @@ class SpaceStatus:
         self.holder.switch(self.real, SPACE_LABEL)
         self.mode, self.reachable, self.real_back, self.reason = "space", True, False, ""
         return True
+
+    # --- the Space picker (--allow-space-switch) ---------------------------------------------------------------
+
+    def candidates(self, fresh: bool = False) -> list[hub.Candidate]:
+        """The Phi-4-multimodal Spaces the Hub lists (``hub.list_candidates``), asked again when ``fresh`` or older
+        than ``--recheck-every``; the last list (or none) when the Hub cannot be asked."""
+        now = time.monotonic()
+        if fresh or self._candidates is None or now - self._candidates_at > self.settings.recheck_every_s:
+            try:
+                self._candidates = asyncio.run(hub.list_candidates(self.real))
+                self._candidates_at = now
+            except Exception as exc:  # noqa: BLE001 - the picker then shows what it had
+                log.info("could not list the Phi-4 Spaces for the picker: %s", exc)
+                self._candidates = self._candidates or []
+        return self._candidates
+
+    def choices(self, fresh: bool = False) -> list[tuple[str, str]]:
+        """The picker's entries: ``(label, id)``, the label with the stage in words ("someone/x · is running")."""
+        in_use = self.holder.config.space if self.mode not in ("standin", "fallback") else None
+        out = []
+        for c in self.candidates(fresh):
+            tags = [word for word, yes in (("official", c.official), ("private", c.private is True)) if yes]
+            label = c.id + (f" ({', '.join(tags)})" if tags else "") + f" · {c.state.words}"
+            if c.state.running and not c.usable:
+                label += f" · cannot be driven ({c.note or 'no origin'})"
+            if c.id == in_use:
+                label += " · in use"
+            out.append((label, c.id))
+        return out
+
+    def switch_to(self, space: str) -> tuple[bool, str]:
+        """Point the app at ``space``, one of the listed candidates that runs and drives; ``(done, sentence)``.
+        Anything else (an id the Hub did not list, a Space that is not running) is refused, nothing changes."""
+        chosen = next((c for c in self.candidates(fresh=True) if c.id == space), None)
+        if chosen is None:
+            return False, f"{space} is not one of the Phi-4-multimodal Spaces the Hub lists; nothing changed."
+        if not chosen.usable:
+            why = (f"{space} runs but cannot be driven ({chosen.note or 'no origin'})" if chosen.state.running
+                   else chosen.state.sentence().rstrip("."))
+            return False, f"{why}; nothing changed."
+        if space == self.real.space:
+            if not self.switch_to_real():
+                return False, f"{space} does not answer right now; nothing changed."
+        else:
+            self.reason = f"The host switched the app to {space} in the page."
+            self._use_other(chosen)
+            self.mode, self.real_back = "other", False
+        return True, f"Switched: answers now come from {space}."
 
     def stop(self) -> None:
         self._stop.set()
@@ -237,9 +306,10 @@ class SpaceStatus:
             official = html.escape(self.real.space)
             back = (f" <b>{official} answers again: use the button below to switch.</b>" if self.real_back
                     else f" The app keeps checking {official} and offers a switch when it runs again.")
+            what = ("the official Phi-4-multimodal Space" if cfg.space == DEFAULT_SPACE
+                    else "another Phi-4-multimodal Space, run by its own owner")
             return ('<div class="mirror-banner mirror-banner-fallback" role="alert">⚠️ <b>Answers come from '
-                    f"{space}, not from {official}.</b> {reason} {space} (at {where}) is another Phi-4-multimodal "
-                    f"Space, run by its own owner.{back}</div>")
+                    f"{space}, not from {official}.</b> {reason} {space} (at {where}) is {what}.{back}</div>")
         if self.mode == "standin":
             return ('<div class="mirror-banner mirror-banner-standin" role="status">🧪 <b>Stand-in mode: answers '
                     "come from the offline stand-in Space, not from Phi-4</b> (started with <code>--standin</code>)."
@@ -270,6 +340,9 @@ class SpaceStatus:
             who = f"🛰️ Space `{cfg.space}` (not the official `{self.real.space}`) at `{cfg.space_url}`"
         else:
             who = f"🛰️ Space `{cfg.space}` at `{cfg.space_url}`"
+        if cfg.private_origin and hub.same_origin(cfg.space_url, cfg.private_origin) and \
+                self.mode not in ("standin", "fallback"):
+            who += " · 🔒 private (the host's HF token is sent to it)"
         reach = "🟢 reachable" if self.reachable else "🔴 unreachable"
         if self.mode != "standin" and self.stage_words():
             reach += f" · Hub: {self.stage_words()}"

@@ -9,11 +9,19 @@ ZeroGPU tokens, the Space's chat chain read once from ``/config``); a turn itsel
                     print(event.text, end="")
 
 Leaving a job early (break, Stop, task cancelled) cancels it on the Space.
+
+A private Space (``config.private_origin``, set by ``hub.resolve`` when the Hub says the Space is private and the
+user's HF token can see it) gets ``Authorization: Bearer <HF token>`` on every request to that origin and no other
+(an aiohttp client middleware); a public Space never gets it. A Space that refuses the bridge's first request with
+401/403/404 is explained in the Hub's words (private, not found, token refused); when the Hub then says the Space is
+private and visible to the user's token, at the origin in use, the bridge sends the token and tries once more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import secrets
 from collections.abc import Awaitable, Mapping, Sequence
@@ -26,12 +34,13 @@ import aiohttp
 from . import protocol
 from .chain import Chain, Option
 from .config import BridgeConfig
-from .errors import ProtocolError, SpaceUnavailable, StreamTimeout
+from .errors import AuthError, Phi4Error, ProtocolError, SpaceUnavailable, StreamTimeout
 from .job import Job
 from .media import MediaFile
 from .messages import FileData
 from .token import TokenProvider
 
+log = logging.getLogger(__name__)
 FilePath = str | os.PathLike[str]
 T = TypeVar("T")
 
@@ -73,6 +82,8 @@ class Phi4Bridge:
         self._tokens: TokenProvider | None = None
         self._chain: Chain | None = None
         self._chain_lock = asyncio.Lock()
+        self._hf_token: str | None = None  # looked up only for a private Space (see ``_authorize``)
+        self._auth_origin: str | None = None  # requests to this origin carry the user's HF token
 
     def __repr__(self) -> str:
         return f"Phi4Bridge(space={self.config.space!r}, space_url={self.config.space_url!r})"
@@ -85,9 +96,28 @@ class Phi4Bridge:
                 # Idle connections are dropped before uvicorn's 5 s keep-alive closes them under us, which would
                 # fail a POST that cannot be retried.
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=4.0),
-                headers={"referer": f"{self.config.space_url}?__theme=light"})
+                headers={"referer": f"{self.config.space_url}?__theme=light"},
+                middlewares=(self._space_auth,))
         self._tokens = TokenProvider(self.config, self._session)
+        if self.config.private_origin:
+            await self._authorize(self.config.private_origin)
         return self
+
+    async def _authorize(self, origin: str) -> bool:
+        """Send the user's HF token to ``origin`` (the private Space's, as the Hub gives it) from now on."""
+        self._hf_token = await self.tokens.hf_token()
+        self._auth_origin = origin if self._hf_token else None
+        return self._auth_origin is not None
+
+    async def _space_auth(self, request: aiohttp.ClientRequest,
+                          handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+        """The client middleware: the HF token on requests to the private Space's origin, on no others."""
+        if self._auth_origin and self._hf_token and "Authorization" not in request.headers:
+            from .hub import same_origin
+
+            if same_origin(str(request.url), self._auth_origin):
+                request.headers["Authorization"] = f"Bearer {self._hf_token}"
+        return await handler(request)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -133,8 +163,57 @@ class Phi4Bridge:
         if self._chain is None:
             async with self._chain_lock:
                 if self._chain is None:
-                    self._chain = await self.guard(protocol.discover(self.session, self.config))
+                    self._chain = await self._discover()
         return self._chain
+
+    async def _discover(self) -> Chain:
+        """``/config``; a 401/403/404 is said in the Hub's words, and a private Space the Hub shows to the user's
+        token at this very origin is asked once more with the token."""
+        try:
+            return await self.guard(protocol.discover(self.session, self.config))
+        except (AuthError, SpaceUnavailable) as exc:
+            status = refused_status(exc)
+            if status is None:
+                raise
+            sent = self._auth_origin is not None
+            origin = await self._explain_refusal(status, sent, exc)
+            if origin is None or not await self._authorize(origin):
+                raise
+            log.info("%s is private and the Hub shows it to your HF token: asking it with the token",
+                     self.config.space)
+            return await self._discover()
+
+    async def _explain_refusal(self, status: int, sent: bool, exc: Phi4Error) -> str | None:
+        """Ask the Hub (``GET {hub}/api/spaces/{id}``, on this bridge's own session) why the Space refused: raise
+        its words when it does not show the Space to us; return the private Space's origin when it does and the
+        token was not sent yet; None when the Hub has nothing to add (the Space's own error stands)."""
+        from .hub import SpaceState, same_origin
+
+        cfg = self.config
+        token = await self.tokens.hf_token()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            async with self.session.get(f"{cfg.hub_url}/api/spaces/{cfg.space}", headers=headers) as resp:
+                hub_status, body = resp.status, await resp.text()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            log.info("could not ask the Hub why the Space refused (%s)", type(err).__name__)
+            return None
+        problem = {401: "token_refused" if token else "private", 403: "not_found", 404: "not_found"}.get(hub_status)
+        if problem is not None:
+            words = SpaceState(cfg.space, problem=problem).sentence()
+            raise SpaceUnavailable(f"The Space answered HTTP {status}: {words}", state=problem) from exc
+        try:
+            info = json.loads(body) if hub_status == 200 else {}
+        except ValueError:
+            info = {}
+        if not isinstance(info, dict) or info.get("private") is not True:
+            return None
+        if sent:
+            raise AuthError(f"The Space answered HTTP {status}: {cfg.space} is private and the Hub shows it to your "
+                            "Hugging Face token, but the Space refused it. Check HF_TOKEN or run `huggingface-cli "
+                            "login` again.") from exc
+        host = str(info.get("host") or "").rstrip("/")
+        return host if token and host and same_origin(cfg.space_url, host) else None
 
     async def options(self) -> dict[str, Option]:
         """The Space's own generation controls (sliders and the like of its bot step), by name."""
@@ -155,3 +234,13 @@ class Phi4Bridge:
         except aiohttp.ClientError as exc:  # a garbled answer: bad status line, headers or encoding
             raise ProtocolError(f"The Space sent an answer that is not valid HTTP ({type(exc).__name__}).") \
                 from exc
+
+
+def refused_status(error: Phi4Error) -> int | None:
+    """The HTTP status of a Space's refusal (401/403 as ``AuthError``, 404 as ``not_found``), else None."""
+    if isinstance(error, SpaceUnavailable):
+        return 404 if error.state == "not_found" else None
+    if isinstance(error, AuthError):
+        text = str(error)
+        return 403 if "HTTP 403" in text else 401 if "HTTP 401" in text else None
+    return None

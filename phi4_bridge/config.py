@@ -67,6 +67,10 @@ class BridgeConfig:
     # ``/api/spaces/{id}/host`` then says where the Space lives (``hub.resolve``).
     space_url_given: bool = True
     candidates: tuple[str, ...] = CANDIDATE_SPACES
+    # The origin the Hub gives for the Space when the Hub says the Space is private and the user's HF token can see
+    # it (``hub.private_origin``); only requests to this origin carry ``Authorization: Bearer <HF token>``. None
+    # (the default, and always for a public Space): the HF token never goes to the Space.
+    private_origin: str | None = None
 
     @property
     def official(self) -> bool:
@@ -108,7 +112,8 @@ class BridgeConfig:
     def normalised(self) -> BridgeConfig:
         from dataclasses import replace
 
-        return replace(self, space_url=self.space_url.rstrip("/"), hub_url=self.hub_url.rstrip("/"))
+        return replace(self, space_url=self.space_url.rstrip("/"), hub_url=self.hub_url.rstrip("/"),
+                       private_origin=self.private_origin.rstrip("/") if self.private_origin else None)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,6 +14,10 @@ reached"). The Hub answers a Space's stage at ``GET {hub}/api/spaces/{id}/runtim
 - ``resolve(config)``: what the CLI runs before a turn: ``--space auto`` picks the first RUNNING candidate the
   bridge can drive (the official one preferred), a Space given by id alone gets its origin from the Hub, and a
   Space the Hub reports as not running fails with the stage in words (``SpaceUnavailable``).
+- ``private_origin(config)``: the Space's origin when the Hub says it is private and the user's token can see it
+  (else None). Only then does the bridge send ``Authorization: Bearer <HF token>`` to the Space, and only to that
+  origin (``BridgeConfig.private_origin``): a public Space, maybe a stranger's duplicate, would read the user's
+  token from its request headers.
 
 huggingface_hub's ``HfApi(endpoint=hub_url)`` does the Hub calls; they block, so they run in a thread, each
 bounded by ``HUB_TIMEOUT_S``. Nothing here logs or returns a token.
@@ -227,11 +231,44 @@ async def space_host(config: BridgeConfig, space: str | None = None) -> str | No
         return None
 
 
-async def drivable(url: str, timeout: float = CONFIG_TIMEOUT_S) -> tuple[bool, str]:
+async def private_origin(config: BridgeConfig, space: str | None = None) -> str | None:
+    """The Space's origin from the Hub when the Hub says it is private and the user's HF token can see it; None
+    for a public Space, without a token, or when the Hub does not show it to this token."""
+    space = space or config.space
+    token = await _token(config)
+    if not token:
+        return None
+    try:
+        info = await _in_thread(_api(config, token).space_info, space)
+    except Exception as exc:  # noqa: BLE001 - not visible to this token (or no Hub): never send it the token
+        log.info("%s: no private access (%s)", space, _problem(space, exc, token, config.hub_url).words)
+        return None
+    if getattr(info, "private", None) is not True:
+        return None
+    return _info_fields(info)["host"] or await space_host(config, space)
+
+
+def space_auth(config: BridgeConfig, url: str, token: str | None) -> dict[str, str]:
+    """``Authorization: Bearer <token>`` for a request to ``url`` when ``url`` is on the private Space's origin
+    the Hub vouched for (``config.private_origin``); else nothing."""
+    if token and config.private_origin and same_origin(url, config.private_origin):
+        return {"Authorization": f"Bearer {token}"}
+    return {}
+
+
+def same_origin(url: str, origin: str) -> bool:
+    from yarl import URL
+
+    a, b = URL(url), URL(origin)
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port) and a.host is not None
+
+
+async def drivable(url: str, timeout: float = CONFIG_TIMEOUT_S,
+                   headers: dict[str, str] | None = None) -> tuple[bool, str]:
     """Whether the bridge can drive the Space at ``url``: its ``/config`` reads and has a chat chain."""
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.get(f"{url}/config") as resp:
+            async with session.get(f"{url}/config", headers=headers or {}) as resp:
                 if resp.status != 200:
                     return False, f"/config answered HTTP {resp.status}"
                 config = json.loads(await resp.text())
@@ -291,7 +328,9 @@ async def _checked(config: BridgeConfig, candidate: Candidate) -> Candidate:
         return replace(candidate, drivable=None, note="the Hub gives no origin for it")
     if candidate.sdk not in (None, "gradio"):
         return replace(candidate, host=host, drivable=False, note=f"a {candidate.sdk} Space, not gradio")
-    ok, note = await drivable(host)
+    # a private Space listed to the user's token is asked with it (the Hub vouched for its origin); a public one never
+    token = await _token(config) if candidate.private is True else None
+    ok, note = await drivable(host, headers={"Authorization": f"Bearer {token}"} if token else None)
     return replace(candidate, host=host, drivable=ok, note=note)
 
 
@@ -356,7 +395,8 @@ async def resolve(config: BridgeConfig) -> Resolved:
             raise SpaceUnavailable(none_usable(candidates), state="none_running")
         official = next((c for c in candidates if c.official), None)
         reason = f"{official.state.sentence()[:-1]}" if official and not chosen.official else ""
-        used = replace(config, space=chosen.id, space_url=str(chosen.host), space_url_given=True)
+        used = replace(config, space=chosen.id, space_url=str(chosen.host), space_url_given=True,
+                       private_origin=str(chosen.host) if chosen.private is True else None)
         return Resolved(used, chosen.state, asked, describe_use(used, DEFAULT_SPACE if reason else None, reason))
     state = await space_state(config)
     if state.problem in ("unreachable", "hub_error"):
@@ -376,4 +416,4 @@ async def resolve(config: BridgeConfig) -> Resolved:
     if not config.space_url_given:
         host = await space_host(config)
         config = replace(config, space_url=host or config.space_url)
-    return Resolved(config, state, asked, note)
+    return Resolved(replace(config, private_origin=await private_origin(config)), state, asked, note)

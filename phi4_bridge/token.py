@@ -122,6 +122,10 @@ class TokenProvider:
     async def signed_in(self) -> bool:
         return await self._find_hf_token() is not None or self._config.zerogpu_token is not None
 
+    async def hf_token(self) -> str | None:
+        """The user's HF token (looked up once); for the Hub, and for a private Space the Hub vouched for."""
+        return await self._find_hf_token()
+
     async def _find_hf_token(self) -> str | None:
         if not self._hf_looked_up:
             self._hf_token = await asyncio.to_thread(find_hf_token)

@@ -31,8 +31,14 @@ class World:
     def set_space(self, **entry: Any) -> list[dict[str, Any]]:
         return _request(f"{self.hub.url}/standin/hub", "POST", entry)
 
+    def set_own(self, **entry: Any) -> list[dict[str, Any]]:
+        """Change the entry of the ``other`` stand-in's own Space (``DUPLICATE``) in its own catalogue: e.g.
+        ``private=True, allow=[token]`` makes its Space routes refuse callers without that Bearer token."""
+        return _request(f"{self.other.url}/standin/hub", "POST", {"id": DUPLICATE, **entry})
+
     def reset(self) -> None:
         _request(f"{self.hub.url}/standin/hub", "POST", {"reset": True})
+        _request(f"{self.other.url}/standin/hub", "POST", {"reset": True})
 
 
 @contextmanager

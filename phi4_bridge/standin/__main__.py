@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                         "...) and origin (repeatable; POST /standin/hub changes it at run time)")
     p.add_argument("--token-secret", metavar="HEX", help="the ZeroGPU token secret (hex): stand-ins that share it "
                                                           "trust each other's tokens, as Spaces trust the Hub's")
+    p.add_argument("--private-allow", action="append", default=[], metavar="TOKEN",
+                   help="make its own Space private: its Space routes need 'Authorization: Bearer TOKEN' with one of "
+                        "these tokens (repeatable; 401 without one, 404 with another), and the Hub lists it as private")
     a = p.parse_args(argv)
     from .hub import parse_hub_space
 
@@ -68,6 +71,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         layout=a.layout,
         hub_spaces=tuple(a.hub_space),
         token_secret=a.token_secret,
+        private_allow=tuple(a.private_allow),
     )
 
 

@@ -11,7 +11,9 @@ What ``huggingface_hub.HfApi`` and ``gr.load`` call, with the JSON fields they p
         ``search`` (case-insensitive), most liked first; private ones only for a token allowed to see them.
 
 A private Space: without a Bearer token 401 (``X-Error-Code: RepoNotFound``, as the Hub answers); with a token it
-does not allow, 404; with one it allows (``"allow": ["hf_..."]``), as a public one. An unknown id: 404.
+does not allow, 404; with one it allows (``"allow": ["hf_..."]``), as a public one. An unknown id: 404. When the
+stand-in's own Space (``--space-id``) is private, its Space routes (``/config``, ``/gradio_api/...``) answer the
+same way (``middleware.py``), as a private Space's origin refuses a caller without the right Bearer token.
 
 Set the catalogue with ``--hub-space ID=STAGE[@URL]`` (repeatable; URL: the Space's origin, default none) and at
 run time with ``POST /standin/hub`` (``{"id", "stage", "host", "likes", "hardware", "requested_hardware",
@@ -127,28 +129,32 @@ class Catalogue:
             return [asdict(s) for s in self.spaces.values()]
 
 
-def _bearer(request: Request) -> str:
-    auth = request.headers.get("authorization", "")
-    return auth[len("Bearer "):].strip() if auth.lower().startswith("bearer ") else ""
+def bearer(authorization: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header value ("" when there is none)."""
+    return authorization[len("Bearer "):].strip() if authorization.lower().startswith("bearer ") else ""
 
 
-def _not_found() -> JSONResponse:
-    return JSONResponse({"error": "Repository not found"}, status_code=404,
-                        headers={"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})
+def refusal(entry: HubSpace | None, authorization: str) -> tuple[int, str] | None:
+    """None when a caller with this ``Authorization`` header may see ``entry``; else the Hub's status and words
+    (401 without a token, 404 for a token the private Space does not allow, 404 for an unknown id)."""
+    if entry is None:
+        return 404, "Repository not found"
+    if not entry.private:
+        return None
+    token = bearer(authorization)
+    if not token:
+        return 401, "Invalid username or password."
+    return None if token in entry.allow else (404, "Repository not found")
 
 
 def visible(entry: HubSpace | None, request: Request) -> JSONResponse | None:
     """None when the caller may see ``entry``; else the Hub's answer (401 without a token, 404 otherwise)."""
-    if entry is None:
-        return _not_found()
-    if not entry.private:
+    refused = refusal(entry, request.headers.get("authorization", ""))
+    if refused is None:
         return None
-    token = _bearer(request)
-    if not token:
-        words = "Invalid username or password."
-        return JSONResponse({"error": words}, status_code=401,
-                            headers={"X-Error-Code": "RepoNotFound", "X-Error-Message": words})
-    return None if token in entry.allow else _not_found()
+    status, words = refused
+    return JSONResponse({"error": words}, status_code=status,
+                        headers={"X-Error-Code": "RepoNotFound", "X-Error-Message": words})
 
 
 def add_hub_catalogue_routes(app: FastAPI, catalogue: Catalogue) -> None:

@@ -10,6 +10,11 @@ around the whole app, rather than inside the Blocks.
   ``drop_after``-th ``process_generating`` message (default 3), so no ``process_completed`` arrives.
 * ``bad_event``: the next queue/data stream gets one malformed line ``data: {not json`` (as its own SSE
   message) just before its first ``process_generating``; the stream then continues normally to the end.
+* A private Space: when the Hub catalogue's entry of the stand-in's own Space (``--space-id``) is ``private``,
+  every Space route needs ``Authorization: Bearer <a token of its "allow" list>``: none answers 401, another
+  404, as the Hub does (``hub.refusal``). Every Space-route request carrying an ``Authorization`` header is
+  counted (``space_authorization`` in ``/standin/stats``; the value is never kept), so a test can check that a
+  public Space never received the user's token.
 * ``/standin/*`` control routes are never affected.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .hub import Catalogue, refusal
 from .space import Tunables
 from .zerogpu import SPACE_FAULTS, STREAM_FAULTS, ZeroGPU
 
@@ -37,11 +43,14 @@ def _is_space_path(path: str, hub_prefixes: tuple[str, ...]) -> bool:
 class StandinMiddleware:
     """Wraps the whole FastAPI app (gradio mount included); see module docstring."""
 
-    def __init__(self, app: ASGIApp, zgpu: ZeroGPU, tunables: Tunables, hub_prefixes: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, zgpu: ZeroGPU, tunables: Tunables, hub_prefixes: tuple[str, ...],
+                 catalogue: Catalogue | None = None, space_id: str = "") -> None:
         self.app = app
         self.zgpu = zgpu
         self.tunables = tunables
         self.hub_prefixes = hub_prefixes
+        self.catalogue = catalogue
+        self.space_id = space_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,6 +58,15 @@ class StandinMiddleware:
             return
         path: str = scope.get("path", "")
         if _is_space_path(path, self.hub_prefixes):
+            authorization = next((v.decode("latin-1") for k, v in scope.get("headers", [])
+                                  if k.lower() == b"authorization"), None)
+            if authorization is not None:
+                self.zgpu.bump("space_authorization")
+            own = self.catalogue.get(self.space_id) if self.catalogue is not None else None
+            refused = refusal(own, authorization or "") if own is not None else None
+            if refused is not None:
+                await self._send_json(send, refused[0], refused[1])
+                return
             fault = self.zgpu.take_fault(SPACE_FAULTS)
             if fault is not None:
                 await self._refuse(send, fault)
@@ -64,6 +82,10 @@ class StandinMiddleware:
     @staticmethod
     async def _refuse(send: Send, fault: str) -> None:
         status, text = (503, "This Space is sleeping") if fault == "sleeping" else (404, "Space not found")
+        await StandinMiddleware._send_json(send, status, text)
+
+    @staticmethod
+    async def _send_json(send: Send, status: int, text: str) -> None:
         body = (f'{{"error": "{text}"}}').encode()
         await send(
             {

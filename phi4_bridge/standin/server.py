@@ -48,7 +48,7 @@ import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from .hub import Catalogue, HubSpace, add_hub_catalogue_routes, parse_hub_space
+from .hub import Catalogue, HubSpace, add_hub_catalogue_routes, parse_hub_space, refusal
 from .middleware import StandinMiddleware
 from .space import DEFAULT_LAYOUT, Tunables, build_blocks
 from .zerogpu import TokenIssuer, ZeroGPU, user_from_hf_token
@@ -77,11 +77,13 @@ class Settings:
     layout: str = DEFAULT_LAYOUT
     hub_spaces: tuple[str, ...] = ()  # ``ID=STAGE[@URL]`` entries of the Hub catalogue
     token_secret: str | None = None  # hex; shared by stand-ins that act as one Hub and its Spaces
+    private_allow: tuple[str, ...] = ()  # non-empty: its own Space is private, these Bearer tokens may call it
 
 
 def build_catalogue(settings: Settings) -> Catalogue:
     """The stand-in's own Space RUNNING at its own origin, then the ``--hub-space`` entries (which may override)."""
-    entries = {settings.space_id: HubSpace(settings.space_id, "RUNNING", f"http://{settings.host}:{settings.port}")}
+    entries = {settings.space_id: HubSpace(settings.space_id, "RUNNING", f"http://{settings.host}:{settings.port}",
+                                           private=bool(settings.private_allow), allow=list(settings.private_allow))}
     for text in settings.hub_spaces:
         entry = parse_hub_space(text)
         entries[entry.id] = entry
@@ -110,10 +112,17 @@ def _add_hub_routes(app: FastAPI, settings: Settings, zgpu: ZeroGPU, catalogue: 
     def known(space: str) -> bool:
         return space == own or catalogue.get(space) is not None
 
+    def private_refused(space: str, authorization: str) -> bool:
+        """A private Space of the catalogue that this ``Authorization`` header may not see."""
+        entry = catalogue.get(space)
+        return entry is not None and refusal(entry, authorization) is not None
+
     @app.get("/spaces/{owner}/{name}")
-    async def hub_page(owner: str, name: str) -> HTMLResponse:
+    async def hub_page(owner: str, name: str, request: Request) -> HTMLResponse:
         space = f"{owner}/{name}"
         if not known(space):
+            return HTMLResponse("<html><body>404: Space not found</body></html>", status_code=404)
+        if private_refused(space, request.headers.get("authorization", "")):
             return HTMLResponse("<html><body>404: Space not found</body></html>", status_code=404)
         zgpu.bump("token_page_fetches")
         fault = zgpu.peek_fault() if space == own else None
@@ -136,6 +145,8 @@ def _add_hub_routes(app: FastAPI, settings: Settings, zgpu: ZeroGPU, catalogue: 
         hf_token = auth[len("Bearer ") :].strip() if auth.lower().startswith("bearer ") else ""
         if not hf_token.startswith("hf_"):
             return JSONResponse({"error": "Invalid credentials in Authorization header"}, status_code=401)
+        if private_refused(f"{owner}/{name}", auth):
+            return JSONResponse({"error": "Repository not found"}, status_code=404)
         user = user_from_hf_token(hf_token)
         token, exp = zgpu.issuer.issue("user", user)
         return JSONResponse({"token": token, "exp": exp, "accessToken": None, "isPro": False, "user": user})
@@ -251,4 +262,4 @@ def build_app(settings: Settings) -> tuple[Any, ZeroGPU, Tunables]:
         show_error=False,  # as ``launch()`` on a Space: only gr.Error texts reach callers, others are error: null
     )
     hub_prefixes = ("/spaces/", "/api/spaces")
-    return StandinMiddleware(app, zgpu, tunables, hub_prefixes), zgpu, tunables
+    return StandinMiddleware(app, zgpu, tunables, hub_prefixes, catalogue, settings.space_id), zgpu, tunables

@@ -140,6 +140,7 @@ class Stats:
     cancelled: int = 0
     active: int = 0
     errors: int = 0
+    space_authorization: int = 0  # Space-route requests that carried an Authorization header (never its value)
     tokens: set[str] = field(default_factory=set)
 
     def as_json(self) -> dict[str, Any]:
