@@ -255,11 +255,12 @@ class Job:
         data = step_inputs(chain, step, values)
         event_id = await bridge.guard(protocol.join(bridge.session, bridge.config, step, chain.trigger_id, data,
                                                     conv.session_hash, headers))
-        self._remote = (event_id, step.fn, headers)
+        self._remote = (event_id, step.fn, self._plain_headers())  # ZeroGPU headers go with the join alone
         if chatbot is not None:
             self.status = "queued"
         reply = ReplyStream(chatbot)
-        batches = protocol.message_batches(bridge.session, bridge.config, conv.session_hash, event_id, headers)
+        batches = protocol.message_batches(bridge.session, bridge.config, conv.session_hash, event_id,
+                                           self._plain_headers())
         try:
             while True:
                 try:

@@ -148,7 +148,7 @@ async def cancel(session: aiohttp.ClientSession, cfg: BridgeConfig, fn: int, ses
     body = {"event_id": event_id, "session_hash": session_hash, "fn_index": fn}
     try:
         async with session.post(f"{cfg.space_url}/gradio_api/cancel", json=body, headers=dict(headers),
-                                timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                                timeout=aiohttp.ClientTimeout(total=10)) as resp:
             await resp.read()
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         log.info("Cancelling the job on the Space failed (%s)", type(exc).__name__)
