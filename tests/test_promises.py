@@ -395,3 +395,22 @@ def test_no_fallback_says_when_the_space_answers_again_and_the_badge_says_signed
             context.close()
             if returned is not None:
                 returned.stop()
+
+
+# ---- "If the Space cannot be reached at start (GET /config, 5 s)" ----------------------------------------------
+
+def test_a_space_that_never_answers_config_counts_as_unreachable_at_start(standin: StandinProcess):
+    """The Space accepts the connection and never answers /config: the app must not wait for it forever. (How long
+    it waits, 5 s, is for a benchmark to measure; here: it starts, says so, and serves.)"""
+    from gradio_client import Client
+
+    from tests.app_server import start_app
+
+    with TcpProxy(standin.port) as proxy:
+        proxy.set("stall", match="GET /config")
+        with start_app("--space-url", proxy.url, "--hub-url", proxy.url, "--no-fallback", timeout=60) as app:
+            assert any("GET /config" in line for line in proxy.requests), proxy.requests
+            assert f"The Space at {proxy.url} cannot be reached (--no-fallback)" in app.log_text()
+            proxy.set("pass")  # the Space answers again: the app serves turns
+            reply = Client(app.url, verbose=False).predict({"text": "back?", "files": []}, api_name="/chat")
+            assert reply.startswith('You said: "back?". Earlier turns: 0.')

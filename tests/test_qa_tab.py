@@ -96,6 +96,8 @@ def test_mark_rerun_failed_and_marked_and_compare_two_runs(client, standin, medi
     assert len(records) == 4 and not any(r.get("mark") for r in records if r["id"] == "red.png · prompt 2")
     compare = rerun[4]
     assert "Run 1" in compare and "Run 2" in compare and "too vague" in compare
+    # the same replies and results again (the stand-in is deterministic): no row is highlighted
+    assert "0 of 4 cases changed between the two runs (highlighted)." in compare and 'class="changed"' not in compare
 
     missing = client.predict("no such case", "bad", "", api_name="/qa_mark")
     assert "Pick a finished case" in missing[0]
@@ -160,6 +162,26 @@ def test_stop_cancels_the_run_and_marks_unfinished_cases_not_run(client, standin
     # the turn in flight was cancelled on the Space too
     assert stats(standin.url)["active"] == 0 and stats(standin.url)["cancelled"] == 1, stats(standin.url)
     assert stats(standin.url)["calls"] == 2, "no case starts after the Stop"
+
+
+def test_compare_highlights_the_cases_that_changed(client, standin, media):
+    """README: "compare the last two runs side by side (changed rows are highlighted)". A run on the quota fault
+    (one error, the rest not run), then a re-run once the fault is gone: every case changed, and only those rows
+    are highlighted (test_mark_rerun_failed_and_marked_and_compare_two_runs: nothing changed, nothing is)."""
+    import re
+
+    set_fault(standin.url, "quota")
+    try:
+        _, first = run(client, [media["red.png"]], "one\ntwo", concurrency=1)
+    finally:
+        set_fault(standin.url, None)
+    assert [r["status"] for r in downloaded(first)[0]] == ["error", "not_run"]
+    rerun = client.predict(1, api_name="/qa_rerun")
+    assert [r["status"] for r in downloaded(rerun)[0]] == ["pass", "pass"]
+    compare = rerun[4]
+    assert "2 of 2 cases changed between the two runs (highlighted)." in compare
+    rows = re.findall(r"<tr>(.*?)</tr>", compare, re.S)[1:]  # the header row first
+    assert len(rows) == 2 and all(row.count('<td class="changed"') == 2 for row in rows), compare
 
 
 @pytest.mark.xfail(strict=True, reason="product bug, reported: /qa_stop only marks the cases not run; the Stop "
