@@ -115,8 +115,11 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
 
         turn_inputs = {chatbot, *controls}
 
+        # Unlocking and saving are instant: not queued, so after a Stop they cannot wait behind other turns and
+        # then save the chat over the Stop's own save (which holds the "Stopped" note).
         def answered(event):
-            event.then(chat.unlock, None, box, **hidden).then(lambda h: h, chatbot, saved, **hidden)
+            event.then(chat.unlock, None, box, queue=False, **hidden).then(
+                lambda h: h, chatbot, saved, queue=False, **hidden)
 
         sent = box.submit(chat.add_user_turn, [box, chatbot], [chatbot, box], queue=False, **hidden)
         sent = sent.then(respond, turn_inputs, chatbot, **limits, **hidden)
@@ -130,9 +133,9 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
         running = [sent, retried, edited]
 
         stop.click(chat.stopped, chatbot, [chatbot, box], cancels=running, queue=False, **hidden).then(
-            lambda h: h, chatbot, saved, **hidden)
+            lambda h: h, chatbot, saved, queue=False, **hidden)
         chatbot.undo(chat.undo, chatbot, [chatbot, box], queue=False, **hidden).then(
-            lambda h: h, chatbot, saved, **hidden)
+            lambda h: h, chatbot, saved, queue=False, **hidden)
         clear.click(lambda: ([], [], gr.MultimodalTextbox(interactive=True)), None, [chatbot, saved, box],
                     cancels=running, queue=False, **hidden)
         chatbot.clear(lambda: [], None, saved, cancels=running, queue=False, **hidden)
