@@ -20,6 +20,7 @@ from .guard import (
     Scope,
     Send,
     client_of,
+    release,
     valid_session_hash,
 )
 
@@ -131,11 +132,7 @@ class Door:
         try:
             await self.app(scope, receive, send)
         finally:
-            left = beats.get(client, 1) - 1
-            if left > 0:
-                beats[client] = left
-            else:
-                beats.pop(client, None)
+            release(beats, client)
 
     async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = client_of(scope)
@@ -221,11 +218,7 @@ class Door:
                 try:
                     await self.app(scope, _replay(body, receive), send)
                 finally:
-                    left = joining.get(client, 1) - 1
-                    if left > 0:
-                        joining[client] = left
-                    else:
-                        joining.pop(client, None)
+                    release(joining, client)
                 return
         await self.app(scope, _replay(body, receive), send)
 

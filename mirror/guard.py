@@ -42,6 +42,16 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+def release(counts: MutableMapping[str, int], key: str) -> None:
+    """One fewer for ``key``; the key goes when none are left, so the table holds only clients with something
+    running."""
+    left = counts.get(key, 1) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
+
+
 def valid_session_hash(value: Any) -> bool:
     return isinstance(value, str) and SESSION_HASH.fullmatch(value) is not None
 

@@ -23,7 +23,7 @@ from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Que
 from phi4_bridge.errors import redact
 
 from . import chat_values as cv
-from .guard import Guard
+from .guard import Guard, release
 from .holder import BridgeHolder
 from .settings import Settings
 
@@ -177,11 +177,7 @@ class ChatService:
                     finally:
                         self._jobs.discard(job)
         finally:
-            left = self.clients.get(client, 1) - 1
-            if left > 0:
-                self.clients[client] = left
-            else:
-                self.clients.pop(client, None)
+            release(self.clients, client)
 
     async def cancel_all(self) -> None:
         """Cancel every running turn on the Space (shutdown)."""

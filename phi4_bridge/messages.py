@@ -256,15 +256,3 @@ def last_assistant(value: Any) -> Mapping[str, Any] | None:
     if not isinstance(value, list):
         return None
     return next((m for m in reversed(value) if isinstance(m, Mapping) and m.get("role") == "assistant"), None)
-
-
-def to_local(space_history: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The Space's history as a local gradio 6 chatbot value (one part list per message)."""
-    out: list[dict[str, Any]] = []
-    for part in parts(space_history):
-        item = {"type": "text", "text": part.text} if part.file is None else {"type": "file", "file": dict(part.file)}
-        if out and out[-1]["role"] == part.role and part.file is None and out[-1]["content"][-1]["type"] == "file":
-            out[-1]["content"].append(item)
-        else:
-            out.append({"role": part.role, "content": [item]})
-    return out

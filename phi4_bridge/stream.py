@@ -16,6 +16,7 @@ from typing import Any
 
 from gradio_client.utils import apply_diff
 
+from .chain import is_update
 from .errors import Phi4Error, ProtocolError, RemoteError, classify_error_text, redact
 from .events import Event, Log, Queued, Started, TextDelta
 from .messages import reply_text
@@ -109,7 +110,7 @@ class ReplyStream:
         if not self.outputs or len(self.outputs) <= self.chatbot:
             raise ProtocolError("The Space's reply has no chat in its outputs.")
         value = self.outputs[self.chatbot]
-        if isinstance(value, Mapping) and value.get("__type__") == "update":
+        if is_update(value):
             value = value.get("value")
         text = reply_text(value)
         if not text.startswith(self.text):
