@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--chunks", type=int, default=d.chunks, help="number of streamed chunks per reply")
     p.add_argument("--fault", choices=FAULTS, default=None, help="fault active from the start (every call)")
     p.add_argument("--gpus", type=int, default=d.gpus, help="concurrent bot steps (GPU slots)")
+    p.add_argument("--queue-size", type=int, default=d.queue_size, metavar="N",
+                   help="jobs gradio's queue holds waiting; one more is refused with HTTP 503 'Queue is full.'")
     p.add_argument("--quota-seconds", type=float, default=d.quota_seconds, help="signed-in GPU quota")
     p.add_argument("--anon-quota-seconds", type=float, default=d.anon_quota_seconds, help="anonymous quota")
     p.add_argument("--token-ttl", type=float, default=d.token_ttl, help="lifetime of issued JWTs, seconds")
@@ -60,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         chunks=a.chunks,
         fault=a.fault,
         gpus=a.gpus,
+        queue_size=a.queue_size,
         quota_seconds=a.quota_seconds,
         anon_quota_seconds=a.anon_quota_seconds,
         token_ttl=a.token_ttl,

@@ -66,6 +66,7 @@ class Settings:
     chunks: int = 12
     fault: str | None = None
     gpus: int = 2
+    queue_size: int | None = None  # gradio's queue max_size: past it a join gets HTTP 503 "Queue is full."
     quota_seconds: float = 300.0
     anon_quota_seconds: float = 60.0
     token_ttl: float = 600.0
@@ -250,7 +251,7 @@ def build_app(settings: Settings) -> tuple[Any, ZeroGPU, Tunables]:
     add_hub_catalogue_routes(app, catalogue)
     _add_control_routes(app, zgpu, tunables, settings.layout, catalogue)
     demo = build_blocks(zgpu, tunables, gpus=settings.gpus, layout=settings.layout)
-    demo.queue(default_concurrency_limit=max(settings.gpus, 1), api_open=False)
+    demo.queue(default_concurrency_limit=max(settings.gpus, 1), api_open=False, max_size=settings.queue_size)
     app = gr.mount_gradio_app(
         app,
         demo,
