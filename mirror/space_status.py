@@ -93,6 +93,9 @@ class SpaceStatus:
         self._thread: threading.Thread | None = None
         self._candidates: list[hub.Candidate] | None = None  # the picker's list (--allow-space-switch)
         self._candidates_at = 0.0
+        # The watch thread's rechecks and the page's switches (gradio worker threads) change mode, reason and the
+        # bridge together: one at a time, so a recheck cannot undo half of a switch.
+        self._changing = threading.RLock()
 
     @classmethod
     def start(cls, settings: Settings) -> SpaceStatus:
@@ -206,6 +209,10 @@ class SpaceStatus:
 
     def check_now(self) -> None:
         """Ask the Hub and probe the configured Space (and the current origin, if different) once."""
+        with self._changing:
+            self._check()
+
+    def _check(self) -> None:
         real_ok = self._real_answers()
         if self.mode in ("fallback", "other"):
             self.real_back = real_ok
@@ -221,12 +228,13 @@ class SpaceStatus:
 
     def switch_to_real(self) -> bool:
         """The one-click switch: new turns go to the configured Space. False when it does not answer (again)."""
-        if not self._real_answers():
-            self.real_back = False
-            return False
-        self.holder.switch(self.real, SPACE_LABEL)
-        self.mode, self.reachable, self.real_back, self.reason = "space", True, False, ""
-        return True
+        with self._changing:
+            if not self._real_answers():
+                self.real_back = False
+                return False
+            self.holder.switch(self.real, SPACE_LABEL)
+            self.mode, self.reachable, self.real_back, self.reason = "space", True, False, ""
+            return True
 
     # --- the Space picker (--allow-space-switch) ---------------------------------------------------------------
 
@@ -260,6 +268,10 @@ class SpaceStatus:
     def switch_to(self, space: str) -> tuple[bool, str]:
         """Point the app at ``space``, one of the listed candidates that runs and drives; ``(done, sentence)``.
         Anything else (an id the Hub did not list, a Space that is not running) is refused, nothing changes."""
+        with self._changing:
+            return self._switch_to(space)
+
+    def _switch_to(self, space: str) -> tuple[bool, str]:
         chosen = next((c for c in self.candidates(fresh=True) if c.id == space), None)
         if chosen is None:
             return False, f"{space} is not one of the Phi-4-multimodal Spaces the Hub lists; nothing changed."
