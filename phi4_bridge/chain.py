@@ -139,7 +139,8 @@ def _components(config: Mapping[str, Any]) -> dict[int, Component]:
     for item in config.get("components") or []:
         if not isinstance(item, Mapping) or not isinstance(item.get("id"), int):
             continue
-        props = item.get("props") if isinstance(item.get("props"), Mapping) else {}
+        raw_props = item.get("props")
+        props: Mapping[str, Any] = raw_props if isinstance(raw_props, Mapping) else {}
         label = props.get("label")
         out[item["id"]] = Component(id=item["id"], type=str(item.get("type") or ""),
                                     label=str(label) if isinstance(label, str) else None,
@@ -163,6 +164,12 @@ def _step(dep: Mapping[str, Any], index: int) -> Step:
                 name=str(dep["api_name"]) if isinstance(dep.get("api_name"), str) else None)
 
 
+def _dep_id(dep: Mapping[str, Any], index: int) -> int:
+    """A dependency's own id (gradio 4+), else its index in the list (gradio 3's fn index)."""
+    dep_id = dep.get("id")
+    return dep_id if isinstance(dep_id, int) else index
+
+
 def _runs_on_server(dep: Mapping[str, Any]) -> bool:
     """A dependency with only a browser-side ``js`` function never reaches the server: the page runs it alone."""
     return dep.get("backend_fn", True) is not False
@@ -172,7 +179,7 @@ def find_chain(config: Mapping[str, Any]) -> Chain | None:
     """The chat chain of a gradio ``/config`` (4.x to 6.x), or None when it has none we can drive."""
     components = _components(config)
     raw = [d for d in config.get("dependencies") or [] if isinstance(d, Mapping)]
-    deps = {(d.get("id") if isinstance(d.get("id"), int) else i): d for i, d in enumerate(raw)}
+    deps: dict[int, Mapping[str, Any]] = {_dep_id(d, i): d for i, d in enumerate(raw)}
     chatbots = {cid for cid, c in components.items() if c.type == "chatbot"}
     boxes = {cid for cid, c in components.items() if c.type == "multimodaltextbox"}
     for dep_id, dep in deps.items():
@@ -285,10 +292,13 @@ def options_of(chain: Chain) -> dict[str, Option]:
             choices = None
         minimum, maximum, step = c.props.get("minimum"), c.props.get("maximum"), c.props.get("step")
         out[name] = Option(name=name, component=cid, kind=c.type, label=c.label, default=c.value,
-                           minimum=float(minimum) if _is_number(minimum) else None,
-                           maximum=float(maximum) if _is_number(maximum) else None,
-                           step=float(step) if _is_number(step) else None, choices=choices)
+                           minimum=_number(minimum), maximum=_number(maximum), step=_number(step),
+                           choices=choices)
     return out
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if _is_number(value) else None
 
 
 def _is_number(value: Any) -> bool:

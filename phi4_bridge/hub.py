@@ -28,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -38,6 +39,7 @@ from .config import AUTO, CANDIDATE_SEARCH, DEFAULT_SPACE, BridgeConfig
 from .errors import SpaceUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HUB_TIMEOUT_S = 10.0
 CONFIG_TIMEOUT_S = 8.0
@@ -168,7 +170,7 @@ async def _token(config: BridgeConfig) -> str | None:
     return await asyncio.to_thread(find_hf_token)
 
 
-async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+async def _in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.wait_for(asyncio.to_thread(fn, *args, **kwargs), HUB_TIMEOUT_S)
 
 
@@ -208,12 +210,12 @@ async def space_state(config: BridgeConfig, space: str | None = None) -> SpaceSt
 
 
 def _get_host(config: BridgeConfig, token: str | None, space: str) -> str | None:
-    from huggingface_hub.utils import get_session, hf_raise_for_status
+    from huggingface_hub.utils._http import get_session, hf_raise_for_status
 
     headers = _api(config, token)._build_hf_headers(token=token if token else False)
     resp = get_session().get(f"{config.hub_url}/api/spaces/{space}/host", headers=headers, timeout=HUB_TIMEOUT_S)
     hf_raise_for_status(resp)
-    body = resp.json()
+    body: Any = resp.json()
     host = body.get("host") if isinstance(body, dict) else None
     if not host and isinstance(body, dict) and body.get("subdomain"):
         host = f"https://{body['subdomain']}.hf.space"

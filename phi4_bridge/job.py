@@ -21,7 +21,7 @@ import copy
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +91,7 @@ class Job:
             pass
         return self.reply
 
-    async def _run(self) -> AsyncIterator[Event]:
+    async def _run(self) -> AsyncGenerator[Event, None]:
         try:
             async with aclosing(self._turn()) as turn:
                 async for event in turn:
@@ -111,7 +111,7 @@ class Job:
 
     # --- the turn ---------------------------------------------------------------------------------------------
 
-    async def _turn(self) -> AsyncIterator[Event]:
+    async def _turn(self) -> AsyncGenerator[Event, None]:
         bridge, conv, cfg = self._bridge, self.conversation, self._bridge.config
         started = time.perf_counter()
         check_prompt(self.prompt, bool(self.files), cfg.limits)
@@ -233,7 +233,7 @@ class Job:
                 pass
 
     async def _queued(self, chain: Chain, step: Step, values: dict[int, Any],
-                      chatbot: int | None) -> AsyncIterator[Event]:
+                      chatbot: int | None) -> AsyncGenerator[Event, None]:
         """Join the queue for ``step`` and stream it; on success its outputs are stored into ``values``. A refused
         ZeroGPU token is fetched again and the step joined once more, when nothing has been shown yet."""
         for attempt in (1, 2):
@@ -250,7 +250,7 @@ class Job:
                 log.info("The Space refused the ZeroGPU token; fetching a new one and retrying the step once")
 
     async def _stream(self, chain: Chain, step: Step, values: dict[int, Any], headers: dict[str, str],
-                      chatbot: int | None) -> AsyncIterator[Event]:
+                      chatbot: int | None) -> AsyncGenerator[Event, None]:
         bridge, conv = self._bridge, self.conversation
         data = step_inputs(chain, step, values)
         event_id = await bridge.guard(protocol.join(bridge.session, bridge.config, step, chain.trigger_id, data,

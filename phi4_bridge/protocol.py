@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -96,7 +96,7 @@ async def join(session: aiohttp.ClientSession, cfg: BridgeConfig, step: Step, tr
 
 
 async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash: str, event_id: str,
-                          headers: Mapping[str, str]) -> AsyncIterator[list[dict[str, Any]]]:
+                          headers: Mapping[str, str]) -> AsyncGenerator[list[dict[str, Any]], None]:
     """The stream's messages for ``event_id``, a batch per network read, with the first-event and idle
     timeouts applied. A batch holds more than one message only when the reader fell behind, so the caller can
     catch up in one step instead of one per message."""

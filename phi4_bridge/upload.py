@@ -11,14 +11,13 @@ import json
 import logging
 import os
 from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any
 
 import aiohttp
 
 from .config import BridgeConfig
 from .errors import ProtocolError, UploadRejected, classify_status
 from .media import MediaFile, inspect_file
-from .messages import file_data
+from .messages import FileData, file_data
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ def _read(path: str) -> bytes:
 
 async def upload(session: aiohttp.ClientSession, config: BridgeConfig, files: Sequence[MediaFile],
                  session_hash: str, headers: Mapping[str, str],
-                 sent: MutableMapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+                 sent: MutableMapping[str, FileData]) -> dict[str, FileData]:
     """FileData for each file, keyed by local path; ``sent`` (sha256 -> FileData) is the conversation's memory
     of what the Space already holds, and gains the files uploaded now."""
     new: dict[str, MediaFile] = {}

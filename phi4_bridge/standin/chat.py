@@ -96,13 +96,13 @@ def _split_content(content: Any) -> list[Any]:
 
 # gradio writes a ``.pyi`` stub beside every new component class's source file; not wanted in the package.
 _write_stub = _component_meta.create_or_modify_pyi
-_component_meta.create_or_modify_pyi = lambda *args, **kwargs: None  # type: ignore[assignment]
+_component_meta.create_or_modify_pyi = lambda *args, **kwargs: None
 
 
 class Gradio5Chatbot(gr.Chatbot):
     """``gr.Chatbot`` with the Gradio 5 messages shape on the wire (see module docstring)."""
 
-    data_model = None  # no gradio-6 pydantic validation: we validate the Gradio 5 shape ourselves
+    data_model = None  # type: ignore[assignment]  # no gradio-6 pydantic validation: we validate the Gradio 5 shape ourselves
 
     def get_block_name(self) -> str:
         return "chatbot"

@@ -116,6 +116,7 @@ def make_chat(zgpu: ZeroGPU, tunables: Tunables) -> Callable[..., AsyncIterator[
 def build_chatinterface(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> gr.Blocks:
     """A Blocks holding the visible view and the ``gr.ChatInterface`` (see module docstring)."""
     Context.id = 1
+    demo: gr.Blocks
     with gr.Blocks(title="Phi-4 Multimodal (stand-in, ChatInterface layout)") as demo:
         view = gr.Chatbot(label="Phi-4-multimodal", height=480, elem_id=VIEW_ELEM_ID)
         chatbot = Gradio5Chatbot(label="Phi-4-multimodal", height=480, visible=False)  # API only
@@ -124,7 +125,7 @@ def build_chatinterface(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> 
             placeholder="Type a message or upload an image or audio file...",
             sources=["upload", "microphone"],
         )
-        sliders = [
+        sliders: list[str | gr.components.Component] = [
             Gradio5Slider(minimum=lo, maximum=hi, step=step, value=default, label=name, render=False)
             for name, lo, hi, step, default in SLIDERS
         ]

@@ -40,32 +40,38 @@ def _request(url: str, method: str = "GET", body: Any = None, timeout: float = 1
 
 def set_fault(url: str, name: str | None, times: int | None = None) -> dict[str, Any]:
     """Switch a fault on (optionally for the next ``times`` uses only) or off (``None``)."""
-    return _request(f"{url}/standin/fault", "POST", {"fault": name, "times": times})
+    answer: dict[str, Any] = _request(f"{url}/standin/fault", "POST", {"fault": name, "times": times})
+    return answer
 
 
 def reset(url: str) -> dict[str, Any]:
     """Clear quotas, counters, stamps and the fault."""
-    return _request(f"{url}/standin/reset", "POST", {})
+    answer: dict[str, Any] = _request(f"{url}/standin/reset", "POST", {})
+    return answer
 
 
 def stats(url: str) -> dict[str, Any]:
     """The counters of ``GET /standin/stats``."""
-    return _request(f"{url}/standin/stats")
+    answer: dict[str, Any] = _request(f"{url}/standin/stats")
+    return answer
 
 
 def seen(url: str, session_hash: str) -> dict[str, Any] | None:
     """What the session's last bot step received (``GET /standin/seen``), or None."""
-    return _request(f"{url}/standin/seen?session_hash={session_hash}")
+    answer: dict[str, Any] | None = _request(f"{url}/standin/seen?session_hash={session_hash}")
+    return answer
 
 
 def stamps(url: str, session_hash: str) -> list[list[float]]:
     """``[unix_time_sent, cumulative_reply_chars]`` per chunk the bot step yielded for a session."""
-    return _request(f"{url}/standin/stamps?session_hash={session_hash}")
+    answer: list[list[float]] = _request(f"{url}/standin/stamps?session_hash={session_hash}")
+    return answer
 
 
 def configure(url: str, **settings: Any) -> dict[str, Any]:
     """Change pace_ms / chunks / slow_start_s / drop_after while the server runs."""
-    return _request(f"{url}/standin/config", "POST", settings)
+    answer: dict[str, Any] = _request(f"{url}/standin/config", "POST", settings)
+    return answer
 
 
 class ServerProcess:

@@ -96,7 +96,8 @@ def _wav_seconds(path: str) -> float | None:
         return None
 
 
-def check_messages(history: list[dict[str, Any]] | None, message: dict[str, Any] | None, audio: str | None) -> tuple:
+def check_messages(history: list[dict[str, Any]] | None, message: dict[str, Any] | None,
+                   audio: str | None) -> tuple[Any, ...]:
     """The user step: the Space's checks, then files and text into the history, files into the State."""
     message = message or {}
     text = message.get("text") or ""
@@ -200,6 +201,7 @@ def make_bot(zgpu: ZeroGPU, tunables: Tunables) -> Callable[..., AsyncIterator[l
 def build_official(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> gr.Blocks:
     """The ``official`` Blocks (see module docstring for the ids and indices it checks)."""
     Context.id = 1
+    demo: gr.Blocks
     with gr.Blocks(title="Phi-4 Multimodal (stand-in, official layout)") as demo:
         gr.Markdown("# Phi-4-multimodal-instruct (Phi-4 Mirror stand-in Space)")
         with gr.Accordion("Sampling Parameters", open=False) as sampling:

@@ -92,8 +92,9 @@ def _content_file(content: Any) -> str | None:
     """Server path of a file message content: ``{"file": FileData}``, a bare FileData, or a path tuple."""
     if isinstance(content, dict):
         inner = content.get("file", content)
-        if isinstance(inner, dict) and isinstance(inner.get("path"), str):
-            return inner["path"]
+        path = inner.get("path") if isinstance(inner, dict) else None
+        if isinstance(path, str):
+            return path
     if isinstance(content, (list, tuple)) and content and isinstance(content[0], str):
         return content[0]
     return None

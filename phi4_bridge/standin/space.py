@@ -243,7 +243,7 @@ def add_browser_view(view: gr.Chatbot, chatbot: Gradio5Chatbot, also_clear: tupl
 
 
 # ---- the classic layout ---------------------------------------------------------------------------------------
-def user_step(history: list[dict[str, Any]] | None, message: dict[str, Any] | None, _third: Any) -> tuple:
+def user_step(history: list[dict[str, Any]] | None, message: dict[str, Any] | None, _third: Any) -> tuple[Any, ...]:
     """Fn 10: append the textbox's files and text to the history (Gradio 5 shape), clear the textbox."""
     history = list(history or [])
     message = message or {}
@@ -292,6 +292,7 @@ def _pad_components_to(target_id: int) -> None:
 def build_classic(zgpu: ZeroGPU, tunables: Tunables, *, gpus: int = 2) -> gr.Blocks:
     """The known client's Space: chatbot, multimodal textbox (id 8), fn 10 submit, fn 11 ``.then`` (ZeroGPU)."""
     Context.id = 1  # the Blocks itself is 0; keep component ids stable whatever was built before
+    demo: gr.Blocks
     with gr.Blocks(title="Phi-4 Multimodal (stand-in)") as demo:
         gr.Markdown("# Phi-4-multimodal-instruct (Phi-4 Mirror stand-in Space)")
         _pad_components_to(VIEW_ID)
