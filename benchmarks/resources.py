@@ -88,7 +88,7 @@ async def turn(session: aiohttp.ClientSession, base: str, fn: int, text: str, se
                     err = "" if ok else str((msg.get("output") or {}).get("error") or msg)[:80]
                     return ok, time.perf_counter() - start, err
         return False, time.perf_counter() - start, "stream ended"
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         return False, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:80]
 
 

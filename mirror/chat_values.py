@@ -18,7 +18,7 @@ from phi4_bridge import Queued
 
 Message = dict[str, Any]
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 
 
 def file_part(path: str, name: str | None = None) -> dict[str, Any]:

@@ -195,7 +195,7 @@ class Phi4Bridge:
         try:
             async with self.session.get(f"{cfg.hub_url}/api/spaces/{cfg.space}", headers=headers) as resp:
                 hub_status, body = resp.status, await resp.text()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError) as err:
             log.info("could not ask the Hub why the Space refused (%s)", type(err).__name__)
             return None
         problem = {401: "token_refused" if token else "private", 403: "not_found", 404: "not_found"}.get(hub_status)
@@ -223,7 +223,7 @@ class Phi4Bridge:
         """Network failures become ``SpaceUnavailable`` with a reason a person can read."""
         try:
             return await coro
-        except asyncio.TimeoutError as exc:  # before ClientConnectionError: aiohttp's timeouts are both
+        except TimeoutError as exc:  # before ClientConnectionError: aiohttp's timeouts are both
             raise StreamTimeout(f"The Space at {self.config.space_url} did not answer in time "
                                 f"({self.config.timeouts.request:.0f} s); it may be overloaded. Retry later.") from exc
         except aiohttp.ClientConnectionError as exc:

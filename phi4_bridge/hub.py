@@ -265,16 +265,15 @@ def same_origin(url: str, origin: str) -> bool:
     return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port) and a.host is not None
 
 
-async def drivable(url: str, timeout: float = CONFIG_TIMEOUT_S,
-                   headers: dict[str, str] | None = None) -> tuple[bool, str]:
+async def drivable(url: str, headers: dict[str, str] | None = None) -> tuple[bool, str]:
     """Whether the bridge can drive the Space at ``url``: its ``/config`` reads and has a chat chain."""
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CONFIG_TIMEOUT_S)) as session:
             async with session.get(f"{url}/config", headers=headers or {}) as resp:
                 if resp.status != 200:
                     return False, f"/config answered HTTP {resp.status}"
                 config = json.loads(await resp.text())
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError, OSError) as exc:
         return False, f"/config could not be read ({type(exc).__name__})"
     if not isinstance(config, dict) or find_chain(config) is None:
         return False, "its /config has no chat the bridge can drive"

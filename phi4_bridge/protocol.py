@@ -107,7 +107,7 @@ async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, ses
     no_total = aiohttp.ClientTimeout(total=None, connect=cfg.timeouts.connect, sock_connect=cfg.timeouts.connect)
     try:
         resp = await asyncio.wait_for(session.get(url, headers=hdrs, timeout=no_total), cfg.timeouts.request)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise StreamTimeout(f"The Space's event stream did not open within {cfg.timeouts.request:.0f} s (timed "
                             "out); it may be overloaded. Retry later.") from exc
     async with resp:
@@ -117,7 +117,7 @@ async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, ses
         while True:
             try:
                 chunk = await asyncio.wait_for(resp.content.readany(), timeout)
-            except asyncio.TimeoutError as exc:
+            except TimeoutError as exc:
                 what = "to start answering" if first else "to send more of its reply"
                 raise StreamTimeout(f"The Space took more than {timeout:.0f} s {what}; it may be overloaded. "
                                     "Try again later.") from exc
@@ -150,5 +150,5 @@ async def cancel(session: aiohttp.ClientSession, cfg: BridgeConfig, fn: int, ses
         async with session.post(f"{cfg.space_url}/gradio_api/cancel", json=body, headers=dict(headers),
                                 timeout=aiohttp.ClientTimeout(total=10)) as resp:
             await resp.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         log.info("Cancelling the job on the Space failed (%s)", type(exc).__name__)

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import aiohttp
@@ -78,7 +78,7 @@ def parse_hub_page(page: str) -> tuple[str | None, str | None]:
 
 
 def _expiration_param(now: datetime | None = None) -> str:
-    when = (now or datetime.now(timezone.utc)) + timedelta(minutes=10)
+    when = (now or datetime.now(UTC)) + timedelta(minutes=10)
     return quote(when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z")
 
 
@@ -142,7 +142,7 @@ class TokenProvider:
             return await self._exchange(hf_token)
         try:
             return await self._anonymous()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("Could not read an anonymous ZeroGPU token from the Hub page (%s); "
                         "calling the Space without one.", type(exc).__name__)
             return ZeroGpuToken(ANONYMOUS, None, "none", time.time() + ANONYMOUS_LIFETIME)

@@ -244,7 +244,7 @@ async def failing_turn(bridge: Phi4Bridge, prompt: str, files: list[Path], conv)
     try:
         async with job:
             await asyncio.wait_for(job.result(), GUARD_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pytest.fail(f"the turn hung for more than {GUARD_S:.0f} s instead of failing")
     except Exception as exc:  # noqa: BLE001 - the type is what is checked
         return exc, job

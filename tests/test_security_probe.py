@@ -87,7 +87,7 @@ def fresh(standin: StandinProcess) -> StandinProcess:
     return standin
 
 
-EXAMPLES = {p.name for p in (Path(__file__).resolve().parents[1] / "examples").iterdir()}
+EXAMPLES = {p.name for p in (Path(__file__).resolve().parents[1] / "mirror" / "examples").iterdir()}
 
 
 def files_under(root: Path, examples: bool = True) -> list[Path]:
