@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from phi4_bridge.standin.launcher import ServerProcess, free_port
+from phi4_bridge.process import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,20 +12,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from phi4_bridge.standin.launcher import ROOT as _ROOT
-from phi4_bridge.standin.launcher import ServerProcess, free_port
+from phi4_bridge.process import ServerProcess, free_port
 
-ROOT = Path(_ROOT)
+ROOT = Path(__file__).resolve().parents[1]  # the checkout whose app.py the tests run
 STARTUP_TIMEOUT_S = 90.0
 
 
-AppServer = ServerProcess
-
-
-def start_app(*args: str, timeout: float = STARTUP_TIMEOUT_S, env: dict[str, str] | None = None) -> AppServer:
+def start_app(*args: str, timeout: float = STARTUP_TIMEOUT_S, env: dict[str, str] | None = None) -> ServerProcess:
     """``python app.py --host 127.0.0.1 --port <free> *args``, ready to serve (``/`` answers, login or not)."""
     port = free_port()
     app = ServerProcess("app", [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *args], port,
-                        env=env)
+                        env=env, cwd=ROOT)
     app.wait_ready("/", timeout)
     return app

@@ -10,7 +10,8 @@ import pytest
 from browser import chromium
 from hypothesis import HealthCheck, settings
 
-from phi4_bridge.standin.launcher import StandinProcess, reset, start_standin
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import reset, start_standin
 
 # Hypothesis under CI: the same examples every run (derandomize), no per-example deadline (a loaded machine is slow,
 # not wrong) and no example database to carry between runs. Loaded here, before any test module builds its own
@@ -22,7 +23,7 @@ if os.environ.get("CI"):
 
 
 @pytest.fixture(scope="session")
-def standin() -> Iterator[StandinProcess]:
+def standin() -> Iterator[ServerProcess]:
     """A stand-in Space subprocess shared by the whole session (its default, ``official`` layout; fast pace: 5 ms,
     8 chunks).
 
@@ -39,7 +40,7 @@ def standin() -> Iterator[StandinProcess]:
 
 
 @pytest.fixture(scope="session")
-def standin_classic() -> Iterator[StandinProcess]:
+def standin_classic() -> Iterator[ServerProcess]:
     """A stand-in in the ``classic`` layout (fn 10/11, textbox 8: what the known client hard-codes), for the tests
     of that wire shape; a module uses it as its ``standin`` by overriding the fixture."""
     quotas = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
@@ -48,7 +49,7 @@ def standin_classic() -> Iterator[StandinProcess]:
 
 
 @pytest.fixture
-def standin_clean(standin: StandinProcess) -> StandinProcess:
+def standin_clean(standin: ServerProcess) -> ServerProcess:
     """The shared stand-in after ``POST /standin/reset`` (quotas, counters, stamps, fault cleared)."""
     reset(standin.url)
     return standin

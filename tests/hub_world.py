@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from phi4_bridge.standin.launcher import StandinProcess, _request, free_port, start_standin
+from phi4_bridge.process import ServerProcess, free_port
+from phi4_bridge.standin.launcher import control, start_standin
 
 OFFICIAL = "microsoft/phi-4-multimodal"
 DUPLICATE = "someone/phi-4-multimodal-copy"
@@ -25,20 +26,20 @@ QUOTAS = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
 
 @dataclass
 class World:
-    hub: StandinProcess
-    other: StandinProcess
+    hub: ServerProcess
+    other: ServerProcess
 
     def set_space(self, **entry: Any) -> list[dict[str, Any]]:
-        return _request(f"{self.hub.url}/standin/hub", "POST", entry)
+        return control(f"{self.hub.url}/standin/hub", "POST", entry)
 
     def set_own(self, **entry: Any) -> list[dict[str, Any]]:
         """Change the entry of the ``other`` stand-in's own Space (``DUPLICATE``) in its own catalogue: e.g.
         ``private=True, allow=[token]`` makes its Space routes refuse callers without that Bearer token."""
-        return _request(f"{self.other.url}/standin/hub", "POST", {"id": DUPLICATE, **entry})
+        return control(f"{self.other.url}/standin/hub", "POST", {"id": DUPLICATE, **entry})
 
     def reset(self) -> None:
-        _request(f"{self.hub.url}/standin/hub", "POST", {"reset": True})
-        _request(f"{self.other.url}/standin/hub", "POST", {"reset": True})
+        control(f"{self.hub.url}/standin/hub", "POST", {"reset": True})
+        control(f"{self.other.url}/standin/hub", "POST", {"reset": True})
 
 
 @contextmanager

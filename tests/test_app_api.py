@@ -15,12 +15,13 @@ from gradio_client.exceptions import AppError
 from media_factory import png as png_file
 from media_factory import wav as make_wav
 
-from phi4_bridge.standin.launcher import StandinProcess, configure, free_port, reset, set_fault, stats
-from tests.app_server import AppServer, start_app
+from phi4_bridge.process import ServerProcess, free_port
+from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
+from tests.app_server import start_app
 
 
 @pytest.fixture(scope="module")
-def app(standin: StandinProcess) -> Iterator[AppServer]:
+def app(standin: ServerProcess) -> Iterator[ServerProcess]:
     reset(standin.url)
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback") as server:
         yield server
@@ -28,7 +29,7 @@ def app(standin: StandinProcess) -> Iterator[AppServer]:
 
 
 @pytest.fixture
-def client(app: AppServer, standin: StandinProcess) -> Client:
+def client(app: ServerProcess, standin: ServerProcess) -> Client:
     reset(standin.url)
     return Client(app.url, verbose=False)
 
@@ -55,7 +56,7 @@ def test_image_and_audio(client: Client, tmp_path: Path) -> None:
     assert "Audio 1: 1.5 s" in reply
 
 
-def test_turns_accumulate_per_client_and_visitors_are_separate(client: Client, app: AppServer) -> None:
+def test_turns_accumulate_per_client_and_visitors_are_separate(client: Client, app: ServerProcess) -> None:
     assert "Earlier turns: 0" in chat(client, "one")
     assert "Earlier turns: 1" in chat(client, "two")
     assert "Earlier turns: 2" in chat(client, "three")
@@ -69,7 +70,7 @@ def seen_by_the_space(url: str) -> list[dict]:
         return list(json.load(resp).values())
 
 
-def test_explicit_history_is_used_and_server_paths_are_refused(client: Client, standin: StandinProcess,
+def test_explicit_history_is_used_and_server_paths_are_refused(client: Client, standin: ServerProcess,
                                                                tmp_path: Path) -> None:
     """A file path in a caller's history that the app did not receive as an upload (here a file of the server
     machine) is never read nor sent: the Space gets no upload and no file in the history it sees."""
@@ -93,7 +94,7 @@ def test_explicit_history_is_used_and_server_paths_are_refused(client: Client, s
     assert "PNG, 37x23" in reply and stats(standin.url)["uploads"] == 1
 
 
-def test_stop_cancels_the_job_on_the_space(client: Client, standin: StandinProcess) -> None:
+def test_stop_cancels_the_job_on_the_space(client: Client, standin: ServerProcess) -> None:
     configure(standin.url, pace_ms=250, chunks=40)
     try:
         before = stats(standin.url)["cancelled"]
@@ -112,7 +113,7 @@ def test_stop_cancels_the_job_on_the_space(client: Client, standin: StandinProce
         reset(standin.url)
 
 
-def test_fault_is_a_clear_message_and_retry_works(client: Client, standin: StandinProcess, app: AppServer) -> None:
+def test_fault_is_a_clear_message_and_retry_works(client: Client, standin: ServerProcess, app: ServerProcess) -> None:
     assert "Earlier turns: 0" in chat(client, "first")
     logged = len(app.log_text())
     set_fault(standin.url, "quota", times=1)

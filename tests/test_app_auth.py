@@ -16,8 +16,8 @@ from browser import chromium
 from gradio_client import Client
 from gradio_client.exceptions import AuthenticationError
 
-from phi4_bridge.standin.launcher import StandinProcess
-from tests.app_server import AppServer, start_app
+from phi4_bridge.process import ServerProcess
+from tests.app_server import start_app
 
 
 def status_of(url: str) -> tuple[int, str]:
@@ -39,7 +39,7 @@ def login_status(url: str, user: str, password: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def auth_app(standin: StandinProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+def auth_app(standin: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     logins = tmp_path_factory.mktemp("auth") / "logins.txt"
     logins.write_text("# one per line\nbob:builder-42\n", encoding="utf-8")
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--auth", "alice:s3cret-pass",
@@ -47,7 +47,7 @@ def auth_app(standin: StandinProcess, tmp_path_factory: pytest.TempPathFactory) 
         yield server
 
 
-def test_without_login_page_and_api_are_refused(auth_app: AppServer) -> None:
+def test_without_login_page_and_api_are_refused(auth_app: ServerProcess) -> None:
     code, body = status_of(auth_app.url + "/")
     assert code == 200 and "alice" not in body  # the page shell only; it shows the login form (next test)
     for path in ("/config", "/gradio_api/info", "/gradio_api/queue/status"):
@@ -58,7 +58,7 @@ def test_without_login_page_and_api_are_refused(auth_app: AppServer) -> None:
 
 
 @pytest.mark.browser
-def test_browser_sees_the_login_form_first(auth_app: AppServer) -> None:
+def test_browser_sees_the_login_form_first(auth_app: ServerProcess) -> None:
     with chromium() as browser:
         try:
             page = browser.new_page()
@@ -73,7 +73,7 @@ def test_browser_sees_the_login_form_first(auth_app: AppServer) -> None:
             browser.close()
 
 
-def test_with_login_the_api_answers(auth_app: AppServer) -> None:
+def test_with_login_the_api_answers(auth_app: ServerProcess) -> None:
     for login in (("alice", "s3cret-pass"), ("bob", "builder-42")):
         client = Client(auth_app.url, auth=login, verbose=False)
         reply = client.predict({"text": "who goes there", "files": []}, api_name="/chat")

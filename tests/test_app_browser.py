@@ -10,8 +10,9 @@ import pytest
 from browser import SHOTS, wait_for, wait_saved
 from PIL import Image
 
-from phi4_bridge.standin.launcher import StandinProcess, configure, reset, set_fault, start_standin, stats
-from tests.app_server import AppServer, start_app
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import configure, reset, set_fault, start_standin, stats
+from tests.app_server import start_app
 
 pytestmark = pytest.mark.browser
 
@@ -20,20 +21,20 @@ USER = "#chatbot .message-row.user-row"
 
 
 @pytest.fixture(scope="module")
-def slow_standin() -> Iterator[StandinProcess]:
+def slow_standin() -> Iterator[ServerProcess]:
     with start_standin(pace_ms=120, chunks=24) as proc:
         yield proc
 
 
 @pytest.fixture(scope="module")
-def app(slow_standin: StandinProcess) -> Iterator[AppServer]:
+def app(slow_standin: ServerProcess) -> Iterator[ServerProcess]:
     with start_app("--space-url", slow_standin.url, "--hub-url", slow_standin.hub_url) as server:
         yield server
 
 
 
 @pytest.fixture
-def page(browser, app: AppServer, slow_standin: StandinProcess):
+def page(browser, app: ServerProcess, slow_standin: ServerProcess):
     reset(slow_standin.url)
     context = browser.new_context(viewport={"width": 1200, "height": 1000})
     page = context.new_page()
@@ -100,7 +101,7 @@ def test_image_prompt_streams_into_the_chat(page, tmp_path: Path) -> None:
     assert "microsoft/phi-4-multimodal" in badge and "🟢 reachable" in badge and "signed in" not in badge, badge
 
 
-def test_stop_ends_a_slow_reply_and_cancels_it_on_the_space(page, slow_standin: StandinProcess) -> None:
+def test_stop_ends_a_slow_reply_and_cancels_it_on_the_space(page, slow_standin: ServerProcess) -> None:
     configure(slow_standin.url, pace_ms=400, chunks=40)  # the whole reply would take 16 s
     before = stats(slow_standin.url)["cancelled"]
     send(page, "Tell me a very long story")
@@ -154,7 +155,7 @@ def test_fault_shows_a_message_then_retry_answers_and_reload_keeps_the_chat(page
     page.screenshot(path=str(SHOTS / "chat-after-reload.png"), full_page=True)
 
 
-def test_two_browsers_never_see_each_other(browser, app: AppServer, slow_standin: StandinProcess) -> None:
+def test_two_browsers_never_see_each_other(browser, app: ServerProcess, slow_standin: ServerProcess) -> None:
     configure(slow_standin.url, pace_ms=60, chunks=12)
     pages = []
     contexts = [browser.new_context(viewport={"width": 1000, "height": 900}) for _ in range(2)]

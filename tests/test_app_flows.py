@@ -19,22 +19,23 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from phi4_bridge.standin.launcher import StandinProcess, free_port, reset, start_standin, stats
-from tests.app_server import AppServer, start_app
+from phi4_bridge.process import ServerProcess, free_port
+from phi4_bridge.standin.launcher import reset, start_standin, stats
+from tests.app_server import start_app
 
 USER = "#chatbot .message-row.user-row"
 BOT = "#chatbot .message-row.bot-row"
 
 
 @pytest.fixture(scope="module")
-def app(standin: StandinProcess) -> Iterator[AppServer]:
+def app(standin: ServerProcess) -> Iterator[ServerProcess]:
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url) as server:
         yield server
 
 
 
 @pytest.fixture
-def page(browser, app: AppServer, standin: StandinProcess):
+def page(browser, app: ServerProcess, standin: ServerProcess):
     reset(standin.url)
     context = browser.new_context(viewport={"width": 1200, "height": 1000}, accept_downloads=True)
     page = context.new_page()
@@ -146,7 +147,7 @@ def test_edit_of_the_first_turn_cuts_the_chat_there_and_answers_the_new_text(pag
 
 
 @pytest.mark.browser
-def test_retry_after_a_normal_reply_asks_the_space_again(page, standin: StandinProcess) -> None:
+def test_retry_after_a_normal_reply_asks_the_space_again(page, standin: ServerProcess) -> None:
     turn(page, "one", 0)
     turn(page, "two", 1)
     calls = stats(standin.url)["calls"]
@@ -162,7 +163,7 @@ def test_retry_after_a_normal_reply_asks_the_space_again(page, standin: StandinP
 
 
 @pytest.mark.browser
-def test_clear_empties_the_chat_for_good(page, app: AppServer) -> None:
+def test_clear_empties_the_chat_for_good(page, app: ServerProcess) -> None:
     turn(page, "remember me", 0)
     page.locator("#clear-btn").click()
     deadline = time.monotonic() + 10
@@ -228,7 +229,7 @@ def test_switch_back_to_the_real_space_when_it_returns(browser) -> None:
     with start_app("--space-url", real, "--hub-url", real, "--recheck-every", "1", "--standin-pace-ms", "5",
                    "--standin-chunks", "6", timeout=120) as app:
         context = browser.new_context(viewport={"width": 1200, "height": 1000})
-        returned: StandinProcess | None = None
+        returned: ServerProcess | None = None
         try:
             page = context.new_page()
             page.goto(app.url)

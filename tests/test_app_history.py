@@ -9,19 +9,20 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from phi4_bridge.standin.launcher import StandinProcess, reset, stats
-from tests.app_server import AppServer, start_app
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import reset, stats
+from tests.app_server import start_app
 
 
 @pytest.fixture(scope="module")
-def app(standin: StandinProcess) -> Iterator[AppServer]:
+def app(standin: ServerProcess) -> Iterator[ServerProcess]:
     reset(standin.url)
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback") as server:
         yield server
 
 
 @pytest.fixture
-def client(app: AppServer, standin: StandinProcess) -> Client:
+def client(app: ServerProcess, standin: ServerProcess) -> Client:
     reset(standin.url)
     return Client(app.url, verbose=False)
 

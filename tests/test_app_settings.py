@@ -9,25 +9,26 @@ import pytest
 from browser import wait_for
 from media_factory import png
 
-from phi4_bridge.standin.launcher import StandinProcess, start_standin
-from tests.app_server import AppServer, start_app
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import start_standin
+from tests.app_server import start_app
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def official() -> Iterator[StandinProcess]:
+def official() -> Iterator[ServerProcess]:
     with start_standin(layout="official", pace_ms=20, chunks=8) as proc:
         yield proc
 
 
 @pytest.fixture(scope="module")
-def app(official: StandinProcess) -> Iterator[AppServer]:
+def app(official: ServerProcess) -> Iterator[ServerProcess]:
     with start_app("--space-url", official.url, "--hub-url", official.hub_url) as server:
         yield server
 
 
-def test_the_spaces_sliders_are_offered_and_reach_its_bot_step(browser, app: AppServer, tmp_path):
+def test_the_spaces_sliders_are_offered_and_reach_its_bot_step(browser, app: ServerProcess, tmp_path):
     context = browser.new_context(viewport={"width": 1200, "height": 1400})
     page = context.new_page()
     try:

@@ -17,19 +17,20 @@ from media_factory import jpeg, png, wav
 from tcp_proxy import TcpProxy
 
 from phi4_bridge import BridgeConfig, Phi4Bridge, UploadRejected
-from phi4_bridge.standin.launcher import StandinProcess, stats
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import stats
 
 GUARD_S = 10.0
 
 
 @pytest.fixture(scope="module")
-def proxy(standin: StandinProcess):
+def proxy(standin: ServerProcess):
     with TcpProxy(standin.port) as p:
         yield p
 
 
 @pytest.fixture
-def bridge_cfg(standin_clean: StandinProcess, proxy: TcpProxy) -> BridgeConfig:
+def bridge_cfg(standin_clean: ServerProcess, proxy: TcpProxy) -> BridgeConfig:
     proxy.reset()
     return BridgeConfig(space_url=proxy.url, hub_url=proxy.url)
 
@@ -53,7 +54,7 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
     return path
 
 
-async def refused(cfg: BridgeConfig, standin: StandinProcess, proxy: TcpProxy, prompt: str,
+async def refused(cfg: BridgeConfig, standin: ServerProcess, proxy: TcpProxy, prompt: str,
                   files: list[Path] = ()) -> UploadRejected:
     """Run the turn on a fresh bridge; it must raise UploadRejected with nothing sent anywhere."""
     before_stats, before_requests = stats(standin.url), len(proxy.requests)

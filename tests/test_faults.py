@@ -46,7 +46,8 @@ from phi4_bridge import (
     TokenExpired,
     WorkerError,
 )
-from phi4_bridge.standin.launcher import StandinProcess, configure, reset, set_fault, stats
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
 
 GUARD_S = 30.0  # no turn here may take longer: a hang fails, not stalls the suite (generous for a loaded machine)
 SHORT = Timeouts(connect=2.0, request=2.0, first_event=1.5, idle=1.5)
@@ -97,7 +98,7 @@ class Baseline:
     def take(cls, tmpdir: Path) -> Baseline:
         return cls(fd_count(), set(asyncio.all_tasks()), open_regular_files(), tmpdir)
 
-    async def check(self, standin: StandinProcess, proxy: TcpProxy | None = None) -> None:
+    async def check(self, standin: ServerProcess, proxy: TcpProxy | None = None) -> None:
         """Everything back where it was (the bridge is closed by now)."""
         if proxy is not None:
             await eventually(lambda: proxy.open_connections == 0,
@@ -122,13 +123,13 @@ def private_tmp(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="module")
-def proxy(standin: StandinProcess):
+def proxy(standin: ServerProcess):
     with TcpProxy(standin.port) as p:
         yield p
 
 
 @pytest.fixture
-def clean(standin_clean: StandinProcess, proxy: TcpProxy):
+def clean(standin_clean: ServerProcess, proxy: TcpProxy):
     """The stand-in reset and paced so a turn takes ~0.6 s; the proxy passing; both put back afterwards."""
     proxy.reset()
     configure(standin_clean.url, pace_ms=60, chunks=10, slow_start_s=2.5)
@@ -142,7 +143,7 @@ def clean(standin_clean: StandinProcess, proxy: TcpProxy):
 @dataclasses.dataclass(frozen=True)
 class Fault:
     name: str
-    on: Callable[[StandinProcess, TcpProxy], object]
+    on: Callable[[ServerProcess, TcpProxy], object]
     kind: type[Phi4Error]  # the exact type README's fault table gives (not a subclass of it)
     message: str  # a regex the whole message must match: README's sentence; ``{url}`` is the proxy's address
     state: str | None = None
@@ -152,11 +153,11 @@ class Fault:
         return re.compile(self.message.replace("{url}", re.escape(url)))
 
 
-def standin_fault(name: str) -> Callable[[StandinProcess, TcpProxy], object]:
+def standin_fault(name: str) -> Callable[[ServerProcess, TcpProxy], object]:
     return lambda s, p: set_fault(s.url, name)
 
 
-def proxy_fault(mode: str, **kw: Any) -> Callable[[StandinProcess, TcpProxy], object]:
+def proxy_fault(mode: str, **kw: Any) -> Callable[[ServerProcess, TcpProxy], object]:
     return lambda s, p: p.set(mode, **kw)
 
 
@@ -252,7 +253,7 @@ async def failing_turn(bridge: Phi4Bridge, prompt: str, files: list[Path], conv)
 
 
 @pytest.mark.parametrize("fault", [pytest.param(f, id=f.name) for f in FAULTS])
-async def test_fault(fault: Fault, clean: StandinProcess, proxy: TcpProxy, private_tmp: Path, tmp_path: Path):
+async def test_fault(fault: Fault, clean: ServerProcess, proxy: TcpProxy, private_tmp: Path, tmp_path: Path):
     image = png(tmp_path / "photo.png")
     hf_token = "hf_" + secrets.token_hex(16)
     base = Baseline.take(private_tmp)
@@ -291,7 +292,7 @@ async def test_fault(fault: Fault, clean: StandinProcess, proxy: TcpProxy, priva
     await base.check(clean, proxy)
 
 
-async def test_slow_bytes_still_succeed(clean: StandinProcess, proxy: TcpProxy, private_tmp: Path, tmp_path: Path):
+async def test_slow_bytes_still_succeed(clean: ServerProcess, proxy: TcpProxy, private_tmp: Path, tmp_path: Path):
     """Every response dribbles in a few bytes at a time (UTF-8 and SSE lines split everywhere)."""
     image = png(tmp_path / "photo.png")
     base = Baseline.take(private_tmp)
@@ -307,7 +308,7 @@ async def test_slow_bytes_still_succeed(clean: StandinProcess, proxy: TcpProxy, 
     await base.check(clean, proxy)
 
 
-async def test_token_expired_once_is_invisible(clean: StandinProcess, proxy: TcpProxy):
+async def test_token_expired_once_is_invisible(clean: ServerProcess, proxy: TcpProxy):
     set_fault(clean.url, "token_expired", times=1)
     async with Phi4Bridge(bridge_config(proxy, "hf_" + secrets.token_hex(8))) as bridge:
         reply = await asyncio.wait_for(bridge.chat("still fine"), GUARD_S)
@@ -318,7 +319,7 @@ HUB_REFUSED = ("The Hub refused your Hugging Face token (HTTP 401). Check HF_TOK
                "again.")
 
 
-async def test_refused_hub_token_is_an_auth_error(clean: StandinProcess, proxy: TcpProxy, private_tmp: Path):
+async def test_refused_hub_token_is_an_auth_error(clean: ServerProcess, proxy: TcpProxy, private_tmp: Path):
     """The Hub refuses the HF token (the stand-in's jwt route takes only ``hf_`` tokens)."""
     bad = "not-hf-" + secrets.token_hex(8)
     base = Baseline.take(private_tmp)
@@ -336,7 +337,7 @@ async def test_refused_hub_token_is_an_auth_error(clean: StandinProcess, proxy: 
 USER_STEP_CUT = r"Cannot reach the Space at {url} \(ServerDisconnectedError\); check the network or the URL\."
 
 
-async def test_failed_user_step_fails_the_turn_before_the_bot_step(clean: StandinProcess, proxy: TcpProxy,
+async def test_failed_user_step_fails_the_turn_before_the_bot_step(clean: ServerProcess, proxy: TcpProxy,
                                                                    private_tmp: Path):
     """The user step runs first, as on the Space's page, because the bot step may read what it prepared. When it
     fails, the turn fails with a clear message, the bot step never runs (no GPU spent), nothing is left behind,
@@ -368,7 +369,7 @@ APP_FAULTS = [f for f in FAULTS if not f.silence and f.kind is not StreamTimeout
 
 
 @pytest.fixture(scope="module")
-def app(standin: StandinProcess, proxy: TcpProxy):
+def app(standin: ServerProcess, proxy: TcpProxy):
     from tests.app_server import start_app
 
     with start_app("--space-url", proxy.url, "--hub-url", proxy.url, "--no-fallback") as server:
@@ -380,7 +381,7 @@ def app_chat(client, text: str) -> str:
 
 
 @pytest.mark.parametrize("fault", [pytest.param(f, id=f.name) for f in APP_FAULTS])
-def test_fault_through_the_app(fault: Fault, app, clean: StandinProcess, proxy: TcpProxy):
+def test_fault_through_the_app(fault: Fault, app, clean: ServerProcess, proxy: TcpProxy):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
@@ -415,7 +416,7 @@ def test_fault_through_the_app(fault: Fault, app, clean: StandinProcess, proxy: 
 # README: every row is tested at bridge level and through the app. These are the rows above that are not in
 # FAULTS: the HF token refused by the Hub, the user step failing, slow bytes.
 
-def test_failed_user_step_through_the_app(app, clean: StandinProcess, proxy: TcpProxy):
+def test_failed_user_step_through_the_app(app, clean: ServerProcess, proxy: TcpProxy):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
@@ -435,7 +436,7 @@ def test_failed_user_step_through_the_app(app, clean: StandinProcess, proxy: Tcp
     assert stats(clean.url)["calls"] == calls + 1
 
 
-def test_slow_bytes_through_the_app(app, clean: StandinProcess, proxy: TcpProxy, tmp_path: Path):
+def test_slow_bytes_through_the_app(app, clean: ServerProcess, proxy: TcpProxy, tmp_path: Path):
     from gradio_client import Client, handle_file
 
     configure(clean.url, pace_ms=5, chunks=8)
@@ -450,7 +451,7 @@ def test_slow_bytes_through_the_app(app, clean: StandinProcess, proxy: TcpProxy,
     assert reply.startswith('You said: "slow «ü» 猫"') and "PNG, 37x23" in reply and "Earlier turns: 1" in reply
 
 
-def test_refused_hub_token_through_the_app(standin: StandinProcess, proxy: TcpProxy):
+def test_refused_hub_token_through_the_app(standin: ServerProcess, proxy: TcpProxy):
     """The app runs signed in with a token the Hub refuses: each turn says so in README's words, in one line,
     without the token, and the app keeps serving."""
     from gradio_client import Client

@@ -14,8 +14,8 @@ from hub_world import DUPLICATE, OFFICIAL, World, hub_world
 
 from phi4_bridge import SpaceUnavailable, hub
 from phi4_bridge.config import BridgeConfig
+from phi4_bridge.process import free_port
 from phi4_bridge.standin.hub import parse_hub_space
-from phi4_bridge.standin.launcher import free_port
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from phi4_bridge.standin.launcher import StandinProcess
+from phi4_bridge.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = shutil.ignore_patterns(".git", "artifacts", "__pycache__", "build", "*.egg-info", ".venv*", "*.log")
@@ -45,17 +45,26 @@ def run(cmd: list[str], cwd: Path, timeout: float = 120) -> subprocess.Completed
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=clean_env())
 
 
-def test_phi4_bridge_command_chats_from_any_folder(installed: Path, standin: StandinProcess, tmp_path: Path):
+def test_phi4_bridge_command_chats_from_any_folder(installed: Path, standin: ServerProcess, tmp_path: Path):
     done = run([str(installed / "phi4-bridge"), "chat", "installed?", "--space-url", standin.url,
                 "--hub-url", standin.url], tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith('You said: "installed?". Earlier turns: 0.'), done.stdout
 
 
-def test_phi4_mirror_command_and_its_examples_come_from_the_install(installed: Path, tmp_path: Path):
-    done = run([str(installed / "phi4-mirror"), "--help"], tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "--share" in done.stdout and "--standin" in done.stdout, done.stdout
+def test_phi4_mirror_command_serves_the_app_from_the_install(installed: Path, tmp_path: Path):
+    """``phi4-mirror --standin`` from an empty folder: the page has the shipped examples, a turn is answered."""
+    from gradio_client import Client
+
+    from phi4_bridge.process import ServerProcess, free_port
+
+    port = free_port()
+    app = ServerProcess("installed app", [str(installed / "phi4-mirror"), "--standin", "--port", str(port)], port,
+                        env={"PYTHONPATH": ""}, cwd=tmp_path)
+    with app:
+        app.wait_ready("/", timeout=120)
+        reply = Client(app.url, verbose=False).predict({"text": "from the install", "files": []}, api_name="/chat")
+        assert reply.startswith('You said: "from the install". Earlier turns: 0.'), reply
     where = run([str(installed / "python"), "-c", "import mirror.chat_values as cv, app; "
                  "print(cv.EXAMPLES_DIR / 'red-circle.png', (cv.EXAMPLES_DIR / 'red-circle.png').is_file(), "
                  "app.__file__)"], tmp_path)

@@ -24,7 +24,8 @@ from phi4_bridge import BridgeConfig, Phi4Bridge, RemoteError, TextDelta, Timeou
 from phi4_bridge.__main__ import main
 from phi4_bridge.config import Limits
 from phi4_bridge.media import inspect_file
-from phi4_bridge.standin.launcher import StandinProcess, configure, free_port, set_fault, stats
+from phi4_bridge.process import ServerProcess, free_port
+from phi4_bridge.standin.launcher import configure, set_fault, stats
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
@@ -288,7 +289,7 @@ def test_qa_resume_runs_a_case_again_when_its_files_bytes_change(standin_clean, 
 
 # ---- the Space as the bridge is told to find it ---------------------------------------------------------------------
 
-def test_standin_fixture_is_the_default_layout(standin: StandinProcess):
+def test_standin_fixture_is_the_default_layout(standin: ServerProcess):
     """(guard for this file: the expectations above are the official layout's replies)"""
     with urllib.request.urlopen(standin.url + "/standin/config", timeout=10) as resp:  # noqa: S310
         assert json.load(resp)["layout"] == "official"
@@ -399,7 +400,7 @@ def test_no_fallback_says_when_the_space_answers_again_and_the_badge_says_signed
 
 # ---- "If the Space cannot be reached at start (GET /config, 5 s)" ----------------------------------------------
 
-def test_a_space_that_never_answers_config_counts_as_unreachable_at_start(standin: StandinProcess):
+def test_a_space_that_never_answers_config_counts_as_unreachable_at_start(standin: ServerProcess):
     """The Space accepts the connection and never answers /config: the app must not wait for it forever. (How long
     it waits, 5 s, is for a benchmark to measure; here: it starts, says so, and serves.)"""
     from gradio_client import Client

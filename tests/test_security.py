@@ -24,8 +24,9 @@ from gradio_client import Client, handle_file
 from media_factory import png
 from tcp_proxy import TcpProxy
 
-from phi4_bridge.standin.launcher import StandinProcess, stats
-from tests.app_server import ROOT, AppServer, start_app
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import stats
+from tests.app_server import ROOT, start_app
 
 USERS = {"alice": "wonder-" + secrets.token_hex(4), "bob": "builder-" + secrets.token_hex(4)}
 HF_TOKEN = "hf_" + secrets.token_hex(16)
@@ -34,7 +35,7 @@ HEADERS = {"Accept-Encoding": "identity"}  # so the recorded bytes are searchabl
 
 
 @pytest.fixture(scope="module")
-def rig(standin: StandinProcess, tmp_path_factory) -> Iterator[tuple[AppServer, TcpProxy, TcpProxy, Path]]:
+def rig(standin: ServerProcess, tmp_path_factory) -> Iterator[tuple[ServerProcess, TcpProxy, TcpProxy, Path]]:
     folder = tmp_path_factory.mktemp("secrets")
     token_file = folder / "hf_token"
     token_file.write_text(HF_TOKEN)
@@ -236,7 +237,7 @@ async def test_no_file_outside_gradio_is_served(rig):
                     f"{route}{target} answered {resp.status}"
 
 
-async def upload_as_two_visitors(app: AppServer, tmp_path: Path) -> dict[str, object]:
+async def upload_as_two_visitors(app: ServerProcess, tmp_path: Path) -> dict[str, object]:
     image = png(tmp_path / "private.png", 41, 19).read_bytes()
     seen: dict[str, object] = {"image": image}
     async with browser_like() as alice, browser_like() as bob, browser_like() as anon:

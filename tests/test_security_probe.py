@@ -32,8 +32,9 @@ from media_factory import png
 from PIL import Image
 
 from mirror.chat_values import safe_history
-from phi4_bridge.standin.launcher import StandinProcess, configure, reset, stats
-from tests.app_server import AppServer, start_app
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import configure, reset, stats
+from tests.app_server import start_app
 
 HF_TOKEN = "hf_" + secrets.token_hex(16)
 TUNABLES = {"PHI4_CACHE_MAX_AGE": "3", "PHI4_STREAM_GRACE": "2", "PHI4_VISITOR_IDLE": "3",
@@ -70,7 +71,7 @@ def cache_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(standin: StandinProcess, hub_recorder: str, cache_root: Path, tmp_path_factory) -> Iterator[AppServer]:
+def app(standin: ServerProcess, hub_recorder: str, cache_root: Path, tmp_path_factory) -> Iterator[ServerProcess]:
     token_file = tmp_path_factory.mktemp("token") / "hf_token"
     token_file.write_text(HF_TOKEN)
     env = {**TUNABLES, "GRADIO_TEMP_DIR": str(cache_root), "HF_ENDPOINT": hub_recorder,
@@ -82,7 +83,7 @@ def app(standin: StandinProcess, hub_recorder: str, cache_root: Path, tmp_path_f
 
 
 @pytest.fixture
-def fresh(standin: StandinProcess) -> StandinProcess:
+def fresh(standin: ServerProcess) -> ServerProcess:
     reset(standin.url)
     return standin
 
@@ -105,7 +106,7 @@ def wait_until(check, timeout: float = 20.0, every: float = 0.2):
     return check()
 
 
-async def config(app: AppServer) -> dict:
+async def config(app: ServerProcess) -> dict:
     async with aiohttp.ClientSession() as session, session.get(app.url + "/config") as resp:
         return await resp.json()
 
@@ -393,7 +394,7 @@ async def test_a_lone_surrogate_in_the_saved_chat_does_not_break_the_page_load(a
 # ---- 9: logins and SIGTERM -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def auth_app(standin: StandinProcess) -> Iterator[AppServer]:
+def auth_app(standin: ServerProcess) -> Iterator[ServerProcess]:
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback",
                    "--auth", "alice:right-horse", env=TUNABLES) as server:
         yield server

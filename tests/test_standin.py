@@ -18,8 +18,9 @@ from media_factory import png as png_file
 from media_factory import wav as make_wav
 from PIL import Image
 
+from phi4_bridge.process import ServerProcess
 from phi4_bridge.standin import reply
-from phi4_bridge.standin.launcher import StandinProcess, stamps, stats
+from phi4_bridge.standin.launcher import stamps, stats
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +122,7 @@ def last_content(event: dict[str, Any]) -> str:
     return event["output"]["data"][0][-1]["content"]
 
 
-async def test_known_client_sequence(standin_clean: StandinProcess, tmp_path: Path) -> None:
+async def test_known_client_sequence(standin_clean: ServerProcess, tmp_path: Path) -> None:
     png = png_file(tmp_path / "pic.png")
     async with aiohttp.ClientSession() as s:
         client = KnownClient(s, standin_clean.url)
@@ -155,7 +156,7 @@ async def one_turn(origin: str, prompt: str = "hello", token: bool = True) -> li
 
 
 # ---- (b) files inside the history, earlier turns, audio ------------------------------------------------------
-async def test_files_in_history_gradio5_shape(standin_clean: StandinProcess, tmp_path: Path) -> None:
+async def test_files_in_history_gradio5_shape(standin_clean: ServerProcess, tmp_path: Path) -> None:
     png = png_file(tmp_path / "a.png", 64, 48)
     wav = make_wav(tmp_path / "b.wav", 2.5)
     async with aiohttp.ClientSession() as s:
@@ -190,7 +191,7 @@ async def test_files_in_history_gradio5_shape(standin_clean: StandinProcess, tmp
     assert numbers["calls"] == 1 and numbers["tokens_seen"] == 1 and numbers["token_page_fetches"] == 1
 
 
-async def test_bare_filedata_content_is_rejected(standin_clean: StandinProcess, tmp_path: Path) -> None:
+async def test_bare_filedata_content_is_rejected(standin_clean: ServerProcess, tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as s:
         client = KnownClient(s, standin_clean.url)
         image = await client.upload(png_file(tmp_path / "a.png"), "image/png")
@@ -199,7 +200,7 @@ async def test_bare_filedata_content_is_rejected(standin_clean: StandinProcess, 
 
 
 # ---- (c) streaming with append operations --------------------------------------------------------------------
-async def test_streaming_appends(standin_clean: StandinProcess) -> None:
+async def test_streaming_appends(standin_clean: ServerProcess) -> None:
     raw: list[str] = []
     async with aiohttp.ClientSession() as s:
         client = KnownClient(s, standin_clean.url)
@@ -222,7 +223,7 @@ async def test_streaming_appends(standin_clean: StandinProcess) -> None:
 
 
 # ---- /config ---------------------------------------------------------------------------------------------------
-def test_config_lines_up_with_known_client(standin: StandinProcess) -> None:
+def test_config_lines_up_with_known_client(standin: ServerProcess) -> None:
     import urllib.request
 
     with urllib.request.urlopen(f"{standin.url}/config") as resp:

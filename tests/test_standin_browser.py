@@ -17,7 +17,8 @@ import pytest
 from browser import SHOTS
 from PIL import Image
 
-from phi4_bridge.standin.launcher import StandinProcess, reset, start_standin
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import reset, start_standin
 
 pytestmark = pytest.mark.browser
 
@@ -48,24 +49,24 @@ REPLY_END = {
 
 
 @pytest.fixture(scope="module", params=["classic", "official", "chatinterface"])
-def layout_standin(request: pytest.FixtureRequest) -> Iterator[tuple[str, StandinProcess]]:
+def layout_standin(request: pytest.FixtureRequest) -> Iterator[tuple[str, ServerProcess]]:
     """A stand-in of its own per layout, paced so that a reply takes about half a second to stream."""
     with start_standin(pace_ms=60, chunks=8, layout=request.param) as proc:
         yield request.param, proc
 
 
 @pytest.fixture
-def standin(layout_standin: tuple[str, StandinProcess]) -> StandinProcess:
+def standin(layout_standin: tuple[str, ServerProcess]) -> ServerProcess:
     return layout_standin[1]
 
 
 @pytest.fixture
-def reply_end(layout_standin: tuple[str, StandinProcess]) -> str:
+def reply_end(layout_standin: tuple[str, ServerProcess]) -> str:
     return REPLY_END[layout_standin[0]]
 
 
 @pytest.fixture
-def page(browser: Any, standin: StandinProcess) -> Iterator[Any]:
+def page(browser: Any, standin: ServerProcess) -> Iterator[Any]:
     reset(standin.url)
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()

@@ -21,7 +21,8 @@ import pytest
 from media_factory import png as png_file
 from media_factory import wav as make_wav
 
-from phi4_bridge.standin.launcher import StandinProcess, reset, seen, set_fault, start_standin
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import reset, seen, set_fault, start_standin
 
 QUOTAS = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
 OFFICIAL_DEFAULTS = "Settings: top_p=0.95, top_k=50, temperature=0.8, repetition_penalty=1.05, max_new_tokens=512."
@@ -188,13 +189,13 @@ class PageClient:
 
 
 @pytest.fixture(scope="module", params=["classic", "official", "chatinterface"])
-def layout_standin(request: pytest.FixtureRequest) -> Iterator[tuple[str, StandinProcess]]:
+def layout_standin(request: pytest.FixtureRequest) -> Iterator[tuple[str, ServerProcess]]:
     with start_standin(layout=request.param, pace_ms=5, chunks=8, extra_args=QUOTAS) as proc:
         yield request.param, proc
 
 
 @pytest.fixture
-def layout(layout_standin: tuple[str, StandinProcess]) -> tuple[str, StandinProcess]:
+def layout(layout_standin: tuple[str, ServerProcess]) -> tuple[str, ServerProcess]:
     reset(layout_standin[1].url)
     return layout_standin
 
@@ -230,7 +231,7 @@ EXPECTED_IDS = {  # textbox, API chatbot, States
 }
 
 
-async def test_config_has_the_chain(layout: tuple[str, StandinProcess]) -> None:
+async def test_config_has_the_chain(layout: tuple[str, ServerProcess]) -> None:
     name, standin = layout
     async with aiohttp.ClientSession() as s:
         client = PageClient(s, standin.url)
@@ -261,7 +262,7 @@ async def test_config_has_the_chain(layout: tuple[str, StandinProcess]) -> None:
     assert sorted(client.chain()) == sorted(d[0] for d in EXPECTED_CHAIN[name])
 
 
-def test_official_sliders_in_config(layout: tuple[str, StandinProcess]) -> None:
+def test_official_sliders_in_config(layout: tuple[str, ServerProcess]) -> None:
     name, standin = layout
     import urllib.request
 
@@ -313,7 +314,7 @@ SECOND_REPLY = {
 }
 
 
-async def test_page_sequence_two_turns(layout: tuple[str, StandinProcess], tmp_path: Path) -> None:
+async def test_page_sequence_two_turns(layout: tuple[str, ServerProcess], tmp_path: Path) -> None:
     name, standin = layout
     async with aiohttp.ClientSession() as s:
         client = PageClient(s, standin.url)
@@ -348,7 +349,7 @@ async def test_page_sequence_two_turns(layout: tuple[str, StandinProcess], tmp_p
     ]
 
 
-async def test_slider_values_reach_the_bot_step(layout: tuple[str, StandinProcess]) -> None:
+async def test_slider_values_reach_the_bot_step(layout: tuple[str, ServerProcess]) -> None:
     name, standin = layout
     if name == "classic":
         pytest.skip("the classic layout has no sliders")
@@ -367,7 +368,7 @@ async def test_slider_values_reach_the_bot_step(layout: tuple[str, StandinProces
     assert record is not None and record["settings"]["temperature"] == 0.2
 
 
-async def test_quota_fault_applies_to_the_bot_step(layout: tuple[str, StandinProcess]) -> None:
+async def test_quota_fault_applies_to_the_bot_step(layout: tuple[str, ServerProcess]) -> None:
     _, standin = layout
     set_fault(standin.url, "quota", times=1)
     async with aiohttp.ClientSession() as s:
@@ -386,12 +387,12 @@ async def test_quota_fault_applies_to_the_bot_step(layout: tuple[str, StandinPro
 
 # ---- official only --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def official() -> Iterator[StandinProcess]:
+def official() -> Iterator[ServerProcess]:
     with start_standin(layout="official", pace_ms=5, chunks=8, extra_args=QUOTAS) as proc:
         yield proc
 
 
-async def test_official_skipping_the_user_step_loses_the_image(official: StandinProcess, tmp_path: Path) -> None:
+async def test_official_skipping_the_user_step_loses_the_image(official: ServerProcess, tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as s:
         client = PageClient(s, official.url)
         await client.load()
@@ -405,7 +406,7 @@ async def test_official_skipping_the_user_step_loses_the_image(official: Standin
     assert record is not None and record["files"] == [] and record["inputs"]["state"] is None
 
 
-async def test_official_earlier_untitled_file_is_not_read(official: StandinProcess, tmp_path: Path) -> None:
+async def test_official_earlier_untitled_file_is_not_read(official: ServerProcess, tmp_path: Path) -> None:
     """An earlier turn's file counts only as the user step wrote it (titled); the current one only via the State."""
     async with aiohttp.ClientSession() as s:
         client = PageClient(s, official.url)
@@ -426,7 +427,7 @@ async def test_official_earlier_untitled_file_is_not_read(official: StandinProce
     )
 
 
-async def test_official_slider_null_is_the_generic_failure(official: StandinProcess) -> None:
+async def test_official_slider_null_is_the_generic_failure(official: ServerProcess) -> None:
     async with aiohttp.ClientSession() as s:
         client = PageClient(s, official.url)
         await client.load()
@@ -437,7 +438,7 @@ async def test_official_slider_null_is_the_generic_failure(official: StandinProc
     assert completed["output"].get("error") is None
 
 
-async def test_official_recorded_audio(official: StandinProcess, tmp_path: Path) -> None:
+async def test_official_recorded_audio(official: ServerProcess, tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as s:
         client = PageClient(s, official.url)
         await client.load()
@@ -483,7 +484,7 @@ def _files(tmp_path: Path, *names: str) -> list[tuple[Path, str]]:
     ],
 )
 async def test_official_user_step_errors(
-    official: StandinProcess, tmp_path: Path, text: str, names: list[str], recorded: bool, error: str
+    official: ServerProcess, tmp_path: Path, text: str, names: list[str], recorded: bool, error: str
 ) -> None:
     async with aiohttp.ClientSession() as s:
         client = PageClient(s, official.url)
@@ -498,7 +499,7 @@ async def test_official_user_step_errors(
     assert body == {"error": error, "title": "Error", "duration": 10, "visible": True}
 
 
-async def test_official_queued_step_refuses_run_predict(official: StandinProcess) -> None:
+async def test_official_queued_step_refuses_run_predict(official: ServerProcess) -> None:
     async with aiohttp.ClientSession() as s:
         client = PageClient(s, official.url)
         await client.load()
@@ -512,7 +513,7 @@ async def test_official_queued_step_refuses_run_predict(official: StandinProcess
             }
 
 
-async def test_official_user_step_wire_shape(official: StandinProcess, tmp_path: Path) -> None:
+async def test_official_user_step_wire_shape(official: ServerProcess, tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as s:
         client = PageClient(s, official.url)
         await client.load()

@@ -18,7 +18,8 @@ import aiohttp
 import pytest
 from test_standin import SPACE, KnownClient, completed, failed, last_content, one_turn
 
-from phi4_bridge.standin.launcher import StandinProcess, configure, set_fault, stamps, stats
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import configure, set_fault, stamps, stats
 
 
 @pytest.fixture(scope="session")
@@ -38,14 +39,14 @@ def standin(standin_classic):
         ("token_expired", "ZeroGPU token error", "ZeroGPU token expired"),
     ],
 )  # fmt: skip
-async def test_call_faults(standin_clean: StandinProcess, fault: str, title: str, text: str) -> None:
+async def test_call_faults(standin_clean: ServerProcess, fault: str, title: str, text: str) -> None:
     set_fault(standin_clean.url, fault, times=1)
     error, got_title = failed(await one_turn(standin_clean.url))
     assert text in error and got_title == title
     assert last_content(completed(await one_turn(standin_clean.url)))  # times=1: the next call is fine
 
 
-async def test_sleeping_and_not_found(standin_clean: StandinProcess) -> None:
+async def test_sleeping_and_not_found(standin_clean: ServerProcess) -> None:
     url = standin_clean.url
     async with aiohttp.ClientSession() as s:
         set_fault(url, "sleeping")
@@ -66,7 +67,7 @@ async def test_sleeping_and_not_found(standin_clean: StandinProcess) -> None:
             assert resp.status == 200
 
 
-async def test_slow_start(standin_clean: StandinProcess) -> None:
+async def test_slow_start(standin_clean: ServerProcess) -> None:
     configure(standin_clean.url, slow_start_s=1.0)
     set_fault(standin_clean.url, "slow_start", times=1)
     started = time.monotonic()
@@ -75,21 +76,21 @@ async def test_slow_start(standin_clean: StandinProcess) -> None:
     assert last_content(completed(events))
 
 
-async def test_drop_stream(standin_clean: StandinProcess) -> None:
+async def test_drop_stream(standin_clean: ServerProcess) -> None:
     set_fault(standin_clean.url, "drop_stream", times=1)
     events = await one_turn(standin_clean.url)
     kinds = [e["msg"] for e in events]
     assert "process_completed" not in kinds and kinds.count("process_generating") == 3
 
 
-async def test_bad_event(standin_clean: StandinProcess) -> None:
+async def test_bad_event(standin_clean: ServerProcess) -> None:
     set_fault(standin_clean.url, "bad_event", times=1)
     events = await one_turn(standin_clean.url)
     assert any(e["msg"] == "<malformed>" and e["raw"] == "{not json" for e in events)
     assert last_content(completed(events))
 
 
-def test_fault_route_rejects_unknown(standin_clean: StandinProcess) -> None:
+def test_fault_route_rejects_unknown(standin_clean: ServerProcess) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         set_fault(standin_clean.url, "meteor")
     assert info.value.code == 400
@@ -101,7 +102,7 @@ def _claims(token: str) -> dict[str, Any]:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-async def test_jwt_endpoint(standin_clean: StandinProcess) -> None:
+async def test_jwt_endpoint(standin_clean: ServerProcess) -> None:
     url = f"{standin_clean.url}/api/spaces/{SPACE}/jwt?expiration=2026-11-27T12%3A00%3A00.000Z&include_pro_status=true"
     async with aiohttp.ClientSession() as s:
         async with s.get(url, headers={"authorization": "Bearer hf_abc"}) as resp:
@@ -115,7 +116,7 @@ async def test_jwt_endpoint(standin_clean: StandinProcess) -> None:
     assert stats(standin_clean.url)["jwt_fetches"] == 3
 
 
-async def test_bad_and_expired_tokens(standin_clean: StandinProcess) -> None:
+async def test_bad_and_expired_tokens(standin_clean: ServerProcess) -> None:
     async with aiohttp.ClientSession() as s:
         client = KnownClient(s, standin_clean.url)
         await client.fetch_token()
@@ -131,7 +132,7 @@ async def test_bad_and_expired_tokens(standin_clean: StandinProcess) -> None:
 
 
 # ---- (f) quota -------------------------------------------------------------------------------------------------
-async def test_quota_exhaustion(standin_clean: StandinProcess) -> None:
+async def test_quota_exhaustion(standin_clean: ServerProcess) -> None:
     configure(standin_clean.url, anon_quota_seconds=2, quota_seconds=3)
     for _ in range(2):
         events = await one_turn(standin_clean.url)
@@ -156,7 +157,7 @@ async def test_quota_exhaustion(standin_clean: StandinProcess) -> None:
 
 
 # ---- (g) queue: more callers than GPUs ---------------------------------------------------------------------------
-async def test_estimation_rank_when_gpus_busy(standin_clean: StandinProcess) -> None:
+async def test_estimation_rank_when_gpus_busy(standin_clean: ServerProcess) -> None:
     configure(standin_clean.url, pace_ms=60, chunks=5)
     results = await asyncio.gather(*(one_turn(standin_clean.url, f"caller {i}") for i in range(5)))
     ranks = [e["rank"] for events in results for e in events if e["msg"] == "estimation"]
@@ -166,7 +167,7 @@ async def test_estimation_rank_when_gpus_busy(standin_clean: StandinProcess) -> 
 
 
 # ---- cancel ----------------------------------------------------------------------------------------------------
-async def test_cancel_stops_generator(standin_clean: StandinProcess) -> None:
+async def test_cancel_stops_generator(standin_clean: ServerProcess) -> None:
     url = standin_clean.url
     configure(url, pace_ms=200, chunks=30)
     async with aiohttp.ClientSession() as s:

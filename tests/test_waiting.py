@@ -20,7 +20,8 @@ import pytest
 from phi4_bridge import BridgeConfig, GpuBusy, Phi4Bridge, TextDelta
 from phi4_bridge.events import Queued
 from phi4_bridge.job import Job
-from phi4_bridge.standin.launcher import StandinProcess, configure, free_port, start_standin, stats
+from phi4_bridge.process import ServerProcess, free_port
+from phi4_bridge.standin.launcher import configure, start_standin, stats
 from tests.app_server import start_app
 
 QUEUE_FULL = "The Space is busy: its queue is full. Try again in a minute."
@@ -31,7 +32,7 @@ def config_for(url: str) -> BridgeConfig:
 
 
 @pytest.fixture
-def one_gpu_queue_of_one() -> AsyncIterator[StandinProcess]:
+def one_gpu_queue_of_one() -> AsyncIterator[ServerProcess]:
     """A Space with one GPU whose queue holds one waiting job: a second turn waits, a third is refused."""
     standin = start_standin(gpus=1, pace_ms=100, chunks=60, extra_args=["--queue-size", "1"])
     try:
