@@ -24,13 +24,13 @@ from .stats import TurnResult
 TURN_TIMEOUT_S = 120.0
 
 
-def _reply_text(output: Any) -> str:
+def reply_text(output: Any) -> str:
     """The reply text in a client output: a string (app ``/chat``) or a chatbot value (the Space's bot step)."""
     if isinstance(output, tuple | list) and output and isinstance(output[-1], dict):
         content = output[-1].get("content")
         return content if isinstance(content, str) else ""
     if isinstance(output, tuple) and len(output) == 1:
-        return _reply_text(output[0])
+        return reply_text(output[0])
     return output if isinstance(output, str) else ""
 
 
@@ -38,7 +38,7 @@ def _drain(job: Any, result: TurnResult) -> None:
     """Read a gradio_client Job's outputs as they arrive, recording when the reply grows."""
     deadline = time.monotonic() + TURN_TIMEOUT_S
     for output in job:
-        text = _reply_text(output)
+        text = reply_text(output)
         if len(text) > result.chars:
             result.receipts.append((time.time(), len(text)))
             result.text = text

@@ -85,7 +85,7 @@ class Tap:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from phi4_bridge.standin.__main__ import parse_args
+    from phi4_bridge.standin.cli import parse_args
     from phi4_bridge.standin.server import build_app
 
     settings = parse_args(argv)

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from gradio_client.utils import apply_diff
 
-from .paths import _reply_text
+from .paths import reply_text
 from .stats import TurnResult
 
 MAX_MESSAGES = 100_000  # per turn
@@ -90,14 +90,14 @@ async def _read(session: aiohttp.ClientSession, target: Target, session_hash: st
             if kind == "process_generating":
                 data = message["output"]["data"]
                 outputs = list(data) if outputs is None else [apply_diff(v, d) for v, d in zip(outputs, data)]
-                text = _reply_text(outputs[0])
+                text = reply_text(outputs[0])
                 if len(text) > result.chars:
                     result.receipts.append((time.time(), len(text)))
             elif kind == "process_completed":
                 if not message.get("success", True):
                     output = message.get("output") or {}
                     raise RuntimeError(f"failed: {output.get('error') or output.get('title')}")
-                text = _reply_text((message.get("output") or {}).get("data", [""])[0])
+                text = reply_text((message.get("output") or {}).get("data", [""])[0])
                 if len(text) > result.chars:
                     result.receipts.append((time.time(), len(text)))
                 result.text = text

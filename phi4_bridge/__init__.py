@@ -23,11 +23,12 @@ from .errors import (
     UploadRejected,
     WorkerError,
 )
-from .events import Done, Event, Log, Queued, Started, TextDelta
+from .events import Done, Event, JobStatus, Log, Queued, Started, TextDelta
 from .job import Job
 
 __all__ = [
-    "AuthError", "BridgeConfig", "Conversation", "Done", "Event", "GpuBusy", "InputRejected", "Job", "Limits", "Log",
+    "AuthError", "BridgeConfig", "Conversation", "Done", "Event", "GpuBusy", "InputRejected", "Job", "JobStatus",
+    "Limits", "Log",
     "Option", "Phi4Bridge", "Phi4Error", "ProtocolError", "QuotaExceeded", "Queued", "RemoteError", "SpaceUnavailable",
     "Started", "StreamTimeout", "TextDelta", "Timeouts", "TokenExpired", "TokenRejected", "UploadRejected",
     "WorkerError",

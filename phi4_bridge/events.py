@@ -6,6 +6,18 @@ Consumers match on the type. ``TextDelta.text`` is only the new text, never the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    """Where a ``Job`` is: each event above moves it on; it ends done, failed or cancelled."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)

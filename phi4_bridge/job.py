@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from . import protocol
 from .chain import Chain, Step, apply_outputs, check_options, step_inputs
 from .errors import InputRejected, Phi4Error, ProtocolError, TokenRejected
-from .events import Done, Event, Started, TextDelta
+from .events import Done, Event, JobStatus, Started, TextDelta
 from .media import MediaFile
 from .messages import FileData, Turn, assistant_message, check_history, check_prompt, last_assistant
 from .stream import ReplyStream, coalesce
@@ -58,7 +58,7 @@ class Job:
         self.conversation = conversation
         self.prompt, self.files, self.history = prompt, files, history
         self.ip_token, self.options = ip_token, options
-        self.status = "pending"  # pending | queued | running | done | failed | cancelled
+        self.status = JobStatus.PENDING
         self.reply = ""
         self.error: Phi4Error | None = None
         self._remote: tuple[str, int, dict[str, str]] | None = None  # a queued step in flight: cancel it on exit
@@ -81,8 +81,8 @@ class Job:
 
     async def cancel(self) -> None:
         """Stop the turn here and on the Space."""
-        if self.status not in ("done", "failed"):
-            self.status = "cancelled"
+        if self.status not in (JobStatus.DONE, JobStatus.FAILED):
+            self.status = JobStatus.CANCELLED
         await self.aclose()
 
     async def result(self) -> str:
@@ -97,17 +97,17 @@ class Job:
                 async for event in turn:
                     yield event
         except Phi4Error as exc:
-            self.status, self.error = "failed", exc
+            self.status, self.error = JobStatus.FAILED, exc
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            if self.status not in ("done", "failed"):
-                self.status = "cancelled"
+            if self.status not in (JobStatus.DONE, JobStatus.FAILED):
+                self.status = JobStatus.CANCELLED
             raise
         finally:
             if self._remote is not None:  # left before the Space finished: free its GPU slot
                 event_id, fn, headers = self._remote
                 await asyncio.shield(self._cancel(fn, event_id, headers))
-        self.status = "done"
+        self.status = JobStatus.DONE
 
     # --- the turn ---------------------------------------------------------------------------------------------
 
@@ -257,7 +257,7 @@ class Job:
                                                     conv.session_hash, headers))
         self._remote = (event_id, step.fn, self._plain_headers())  # ZeroGPU headers go with the join alone
         if chatbot is not None:
-            self.status = "queued"
+            self.status = JobStatus.QUEUED
         reply = ReplyStream(chatbot)
         batches = protocol.message_batches(bridge.session, bridge.config, conv.session_hash, event_id,
                                            self._plain_headers())
@@ -277,7 +277,7 @@ class Job:
                         break
                 for event in coalesce(events) if chatbot is not None else ():
                     if isinstance(event, Started | TextDelta):
-                        self.status = "running"
+                        self.status = JobStatus.RUNNING
                     if isinstance(event, TextDelta):
                         self.reply += event.text
                     yield event

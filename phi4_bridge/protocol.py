@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
+from gradio_client.utils import ServerMessage
 
 from .chain import Chain, Step, fallback_chain, find_chain
 from .config import BridgeConfig
@@ -19,6 +20,8 @@ from .errors import ProtocolError, SpaceUnavailable, StreamTimeout, classify_sta
 from .sse import SSEDecoder
 
 log = logging.getLogger(__name__)
+# the messages after which the Space sends nothing more for an event
+LAST_MESSAGES = frozenset({ServerMessage.process_completed, ServerMessage.close_stream, ServerMessage.unexpected_error})
 
 
 class QueueOnly(Exception):
@@ -132,7 +135,7 @@ async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, ses
                 if message.get("event_id") not in (None, event_id):
                     continue
                 batch.append(message)
-                if message["msg"] in ("process_completed", "close_stream", "unexpected_error"):
+                if message["msg"] in LAST_MESSAGES:
                     yield batch
                     return
             if batch:

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from gradio_client.utils import apply_diff
+from gradio_client.utils import ServerMessage, apply_diff
 
 from .chain import is_update
 from .errors import Phi4Error, ProtocolError, RemoteError, classify_error_text, redact
@@ -56,21 +56,21 @@ class ReplyStream:
 
     def handle(self, message: Mapping[str, Any]) -> list[Event]:
         kind = message.get("msg")
-        if kind == "estimation":
+        if kind == ServerMessage.estimation:
             rank = _number(message.get("rank"))
             size = _number(message.get("queue_size"))
             return [Queued(None if rank is None else int(rank), None if size is None else int(size),
                            _number(message.get("rank_eta")))]
-        if kind == "process_starts":
+        if kind == ServerMessage.process_starts:
             return [Started(_number(message.get("eta")))]
-        if kind == "log":
+        if kind == ServerMessage.log:
             return [Log(str(message.get("level") or "info").lower(), redact(str(message.get("log") or
                                                                              message.get("message") or "")))]
-        if kind == "process_generating":
+        if kind == ServerMessage.process_generating:
             return self._generating(message)
-        if kind == "process_completed":
+        if kind == ServerMessage.process_completed:
             return self._completed(message)
-        if kind == "unexpected_error":
+        if kind == ServerMessage.unexpected_error:
             self.completed = True
             raise classify_error_text(str(message.get("message") or "an unexpected error"), None)
         return []  # heartbeat, progress, close_stream and anything newer: nothing to show

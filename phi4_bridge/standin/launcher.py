@@ -63,31 +63,27 @@ def configure(url: str, **settings: Any) -> dict[str, Any]:
 
 def start_standin(
     *,
-    pace_ms: float = 20,
-    chunks: int = 12,
+    pace_ms: float | None = None,
+    chunks: int | None = None,
     fault: str | None = None,
-    gpus: int = 2,
-    token_ttl: float = 600,
+    gpus: int | None = None,
+    token_ttl: float | None = None,
     extra_args: Sequence[str] = (),
     port: int | None = None,
     timeout: float = STARTUP_TIMEOUT_S,
     layout: str | None = None,
 ) -> ServerProcess:
-    """Start a stand-in on a free loopback port and wait until it answers ``/config``.
+    """Start a stand-in on a free loopback port and wait until it answers ``/config``. What is not given here
+    takes the stand-in's own default (``server.StandinSettings``, the one place they are written).
 
-    ``layout``: "classic", "official" or "chatinterface"; None serves the CLI's default (``space.DEFAULT_LAYOUT``).
+    ``layout``: "classic", "official" or "chatinterface"; None serves the default (``space.DEFAULT_LAYOUT``).
     """
     port = port or free_port()
-    args = [
-        sys.executable, "-m", "phi4_bridge.standin",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--pace-ms", str(pace_ms), "--chunks", str(chunks),
-        "--gpus", str(gpus), "--token-ttl", str(token_ttl),
-    ]  # fmt: skip
-    if fault:
-        args += ["--fault", fault]
-    if layout:
-        args += ["--layout", layout]
+    args = [sys.executable, "-m", "phi4_bridge.standin", "--host", "127.0.0.1", "--port", str(port)]
+    for flag, value in (("--pace-ms", pace_ms), ("--chunks", chunks), ("--gpus", gpus), ("--token-ttl", token_ttl),
+                        ("--fault", fault), ("--layout", layout)):
+        if value is not None:
+            args += [flag, str(value)]
     args += list(extra_args)
     standin = ServerProcess("stand-in", args, port)
     standin.wait_ready("/config", timeout)

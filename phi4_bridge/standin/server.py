@@ -57,7 +57,7 @@ DEFAULT_SPACE_ID = "microsoft/phi-4-multimodal"
 
 
 @dataclass
-class Settings:
+class StandinSettings:
     """Everything the CLI can set."""
 
     host: str = "127.0.0.1"
@@ -81,7 +81,7 @@ class Settings:
     private_allow: tuple[str, ...] = ()  # non-empty: its own Space is private, these Bearer tokens may call it
 
 
-def build_catalogue(settings: Settings) -> Catalogue:
+def build_catalogue(settings: StandinSettings) -> Catalogue:
     """The stand-in's own Space RUNNING at its own origin, then the ``--hub-space`` entries (which may override)."""
     entries = {settings.space_id: HubSpace(settings.space_id, "RUNNING", f"http://{settings.host}:{settings.port}",
                                            private=bool(settings.private_allow), allow=list(settings.private_allow))}
@@ -107,7 +107,7 @@ def _hub_page(space_id: str, token: str, session_uuid: str, sleeping: bool) -> s
     )
 
 
-def _add_hub_routes(app: FastAPI, settings: Settings, zgpu: ZeroGPU, catalogue: Catalogue) -> None:
+def _add_hub_routes(app: FastAPI, settings: StandinSettings, zgpu: ZeroGPU, catalogue: Catalogue) -> None:
     own = settings.space_id
 
     def known(space: str) -> bool:
@@ -227,7 +227,7 @@ def _apply_config(zgpu: ZeroGPU, tunables: Tunables, body: dict[str, Any]) -> No
             setattr(tunables, name, type(getattr(tunables, name))(value))
 
 
-def build_app(settings: Settings) -> tuple[Any, ZeroGPU, Tunables]:
+def build_app(settings: StandinSettings) -> tuple[Any, ZeroGPU, Tunables]:
     """The ASGI app to serve (middleware around FastAPI with gradio mounted at the root)."""
     zgpu = ZeroGPU(
         token_ttl=settings.token_ttl,

@@ -58,8 +58,8 @@ VIEW_ELEM_ID = "standin-chat"
 
 @dataclass
 class Tunables:
-    """Settings that ``POST /standin/config`` may change while the server runs (their start values, and the
-    defaults, are the CLI's: ``server.Settings``)."""
+    """The settings that ``POST /standin/config`` may change while the server runs (their start values, and the
+    defaults, are the CLI's: ``server.StandinSettings``)."""
 
     pace_ms: float
     chunks: int
