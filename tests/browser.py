@@ -54,6 +54,38 @@ def wait_for(page: Any, pattern: str, timeout: float = 30.0, where: str = "#chat
     raise AssertionError(f"{pattern!r} did not appear in {where}; it shows:\n{page.locator(where).inner_text()}")
 
 
+# ---- the app's page, as a person uses it -------------------------------------------------------------------------
+USER = "#chatbot .message-row.user-row"
+BOT = "#chatbot .message-row.bot-row"
+
+
+@contextmanager
+def open_page(browser: Any, url: str, **context_options: Any) -> Iterator[Any]:
+    """A page of the app at ``url`` in a browser context of its own (its own visitor), prompt box ready."""
+    context = browser.new_context(viewport={"width": 1200, "height": 1000}, **context_options)
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#prompt textarea")
+        yield page
+    finally:
+        context.close()
+
+
+def send(page: Any, text: str, image: Path | None = None) -> None:
+    """Attach ``image`` (waiting for its thumbnail: the upload finished), type ``text``, press Enter."""
+    if image is not None:
+        page.locator("#prompt input[type=file]").set_input_files(str(image))
+        page.wait_for_selector("#prompt img", timeout=15_000)
+    page.locator("#prompt textarea").fill(text)
+    page.locator("#prompt textarea").press("Enter")
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text parts of a saved chatbot message, joined."""
+    return " ".join(part.get("text", "") for part in message["content"] if part.get("type") == "text")
+
+
 # ---- the chat this browser saved (gr.BrowserState "phi4-mirror-chat") -------------------------------------------
 # gradio keeps a BrowserState in localStorage encrypted with CryptoJS (AES-256-CBC under a passphrase, OpenSSL's
 # "Salted__" format; the passphrase is the SHA-256 hex of the state's secret, which /config carries), so a test can

@@ -60,3 +60,21 @@ def browser() -> Iterator[Any]:
     """A headless Chromium for one test module (Debian's package; see tests/browser.py)."""
     with chromium() as launched:
         yield launched
+
+
+# ---- a Hub with two Phi-4 Spaces (tests/hub_world.py), for the Hub test modules -------------------------------
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[Any]:
+    from hub_world import hub_world
+
+    with hub_world() as made:
+        yield made
+
+
+@pytest.fixture
+def clean(world: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The Hub world as it started (stages, hosts), and no saved HF login of this machine's in this process."""
+    world.reset()
+    monkeypatch.setattr("phi4_bridge.token.find_hf_token", lambda: None)
+    return world

@@ -52,3 +52,4 @@ def hub_world() -> Iterator[World]:
                           extra_args=[*QUOTAS, "--token-secret", secret, "--hub-space", f"{OFFICIAL}=RUNTIME_ERROR",
                                       "--hub-space", f"{DUPLICATE}=RUNNING@{other.url}"]) as hub:
         yield World(hub, other)
+

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from app_server import start_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from media_factory import png as png_file
@@ -17,7 +18,6 @@ from media_factory import wav as make_wav
 
 from phi4_bridge.process import ServerProcess, free_port
 from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
-from tests.app_server import start_app
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from app_server import start_app
 from browser import chromium
 from gradio_client import Client
 from gradio_client.exceptions import AuthenticationError
 
 from phi4_bridge.process import ServerProcess
-from tests.app_server import start_app
 
 
 def status_of(url: str) -> tuple[int, str]:

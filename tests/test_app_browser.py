@@ -7,17 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import SHOTS, wait_for, wait_saved
+from app_server import start_app
+from browser import BOT, SHOTS, USER, message_text, open_page, send, wait_for, wait_saved
 from PIL import Image
 
 from phi4_bridge.process import ServerProcess
 from phi4_bridge.standin.launcher import configure, reset, set_fault, start_standin, stats
-from tests.app_server import start_app
 
 pytestmark = pytest.mark.browser
 
-BOT = "#chatbot .message-row.bot-row"
-USER = "#chatbot .message-row.user-row"
 
 
 @pytest.fixture(scope="module")
@@ -36,20 +34,8 @@ def app(slow_standin: ServerProcess) -> Iterator[ServerProcess]:
 @pytest.fixture
 def page(browser, app: ServerProcess, slow_standin: ServerProcess):
     reset(slow_standin.url)
-    context = browser.new_context(viewport={"width": 1200, "height": 1000})
-    page = context.new_page()
-    page.goto(app.url)
-    page.wait_for_selector("#prompt textarea")
-    yield page
-    context.close()
-
-
-def send(page, text: str, image: Path | None = None) -> None:
-    if image is not None:
-        page.locator("#prompt input[type=file]").set_input_files(str(image))
-        page.wait_for_selector("#prompt img", timeout=15_000)  # the thumbnail: the upload finished
-    page.locator("#prompt textarea").fill(text)
-    page.locator("#prompt textarea").press("Enter")
+    with open_page(browser, app.url) as opened:
+        yield opened
 
 
 def bot_text(page) -> str:
@@ -67,11 +53,6 @@ def wait_enabled(page, timeout: float = 30.0) -> None:
 
 
 SETTINGS = "Settings: top_p=0.95, top_k=50, temperature=0.8, repetition_penalty=1.05, max_new_tokens=512."
-
-
-def message_text(message: dict) -> str:
-    """The text parts of a saved chatbot message, joined."""
-    return " ".join(part.get("text", "") for part in message["content"] if part.get("type") == "text")
 
 
 def test_image_prompt_streams_into_the_chat(page, tmp_path: Path) -> None:

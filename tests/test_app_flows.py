@@ -14,17 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import SHOTS, wait_for, wait_saved
+from app_server import start_app
+from browser import BOT, SHOTS, USER, message_text, open_page, send, wait_for, wait_saved
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
 from phi4_bridge.process import ServerProcess, free_port
 from phi4_bridge.standin.launcher import reset, start_standin, stats
-from tests.app_server import start_app
-
-USER = "#chatbot .message-row.user-row"
-BOT = "#chatbot .message-row.bot-row"
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +34,8 @@ def app(standin: ServerProcess) -> Iterator[ServerProcess]:
 @pytest.fixture
 def page(browser, app: ServerProcess, standin: ServerProcess):
     reset(standin.url)
-    context = browser.new_context(viewport={"width": 1200, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    page.goto(app.url)
-    page.wait_for_selector("#prompt textarea")
-    yield page
-    context.close()
+    with open_page(browser, app.url, accept_downloads=True) as opened:
+        yield opened
 
 
 # --- helpers: what a person sees and does --------------------------------------------------------------------------
@@ -50,11 +43,6 @@ def page(browser, app: ServerProcess, standin: ServerProcess):
 def chat_text(page) -> str:
     return page.locator("#chatbot").inner_text()
 
-
-
-def message_text(message: dict) -> str:
-    """The text parts of a saved chatbot message, joined."""
-    return " ".join(part.get("text", "") for part in message["content"] if part.get("type") == "text")
 
 
 def wait_idle(page, timeout: float = 30.0) -> None:
@@ -71,14 +59,6 @@ def wait_idle(page, timeout: float = 30.0) -> None:
 def wait_page_loaded(page) -> None:
     """Until the page's load events have run: the badge, filled in by the last of them, names the Space."""
     wait_for(page, "reachable", where="#space-badge")
-
-
-def send(page, text: str, image: Path | None = None) -> None:
-    if image is not None:
-        page.locator("#prompt input[type=file]").set_input_files(str(image))
-        page.wait_for_selector("#prompt img", timeout=15_000)  # the thumbnail: the upload finished
-    page.locator("#prompt textarea").fill(text)
-    page.locator("#prompt textarea").press("Enter")
 
 
 def turn(page, text: str, earlier: int, image: Path | None = None) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from app_server import start_app
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from phi4_bridge.process import ServerProcess
 from phi4_bridge.standin.launcher import reset, stats
-from tests.app_server import start_app
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from app_server import start_app
 from browser import wait_for
 from media_factory import png
 
 from phi4_bridge.process import ServerProcess
 from phi4_bridge.standin.launcher import start_standin
-from tests.app_server import start_app
 
 pytestmark = pytest.mark.browser
 

@@ -370,7 +370,7 @@ APP_FAULTS = [f for f in FAULTS if not f.silence and f.kind is not StreamTimeout
 
 @pytest.fixture(scope="module")
 def app(standin: ServerProcess, proxy: TcpProxy):
-    from tests.app_server import start_app
+    from app_server import start_app
 
     with start_app("--space-url", proxy.url, "--hub-url", proxy.url, "--no-fallback") as server:
         yield server
@@ -454,10 +454,9 @@ def test_slow_bytes_through_the_app(app, clean: ServerProcess, proxy: TcpProxy, 
 def test_refused_hub_token_through_the_app(standin: ServerProcess, proxy: TcpProxy):
     """The app runs signed in with a token the Hub refuses: each turn says so in README's words, in one line,
     without the token, and the app keeps serving."""
+    from app_server import start_app
     from gradio_client import Client
     from gradio_client.exceptions import AppError
-
-    from tests.app_server import start_app
 
     bad = "not-hf-" + secrets.token_hex(8)
     with start_app("--space-url", proxy.url, "--hub-url", proxy.url, "--no-fallback",

@@ -7,28 +7,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
-from hub_world import DUPLICATE, OFFICIAL, World, hub_world
+from hub_world import DUPLICATE, OFFICIAL, World
 
 from phi4_bridge import SpaceUnavailable, hub
 from phi4_bridge.config import BridgeConfig
 from phi4_bridge.process import free_port
 from phi4_bridge.standin.hub import parse_hub_space
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with hub_world() as made:
-        yield made
-
-
-@pytest.fixture
-def clean(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
-    world.reset()
-    monkeypatch.setattr("phi4_bridge.token.find_hf_token", lambda: None)  # no saved login of this machine's
-    return world
 
 
 def config(world: World, **overrides) -> BridgeConfig:

@@ -10,30 +10,18 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
+from app_server import start_app
 from browser import SHOTS, wait_for
 from gradio_client import Client
-from hub_world import DUPLICATE, OFFICIAL, World, hub_world
+from hub_world import DUPLICATE, OFFICIAL
 
 from phi4_bridge.standin.launcher import stats
-from tests.app_server import start_app
 
 RUNTIME_ERROR = f"{OFFICIAL} has a runtime error on the Hub (Exit code: 1. Reason: CUDA out of memory (stand-in))."
 OTHER_BANNER = f"Answers come from {DUPLICATE}, not from {OFFICIAL}."
 
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with hub_world() as made:
-        yield made
-
-
-@pytest.fixture
-def clean(world: World) -> World:
-    world.reset()
-    return world
 
 
 def page_config(url: str) -> str:

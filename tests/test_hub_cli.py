@@ -10,22 +10,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
-import pytest
-from hub_world import DUPLICATE, OFFICIAL, World, hub_world
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with hub_world() as made:
-        yield made
-
-
-@pytest.fixture
-def clean(world: World) -> World:
-    world.reset()
-    return world
+from hub_world import DUPLICATE, OFFICIAL
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

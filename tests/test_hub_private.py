@@ -14,10 +14,9 @@ import os
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
-from hub_world import DUPLICATE, OFFICIAL, World, hub_world
+from hub_world import DUPLICATE, OFFICIAL, World
 
 from phi4_bridge import Phi4Bridge, SpaceUnavailable, hub
 from phi4_bridge.config import BridgeConfig
@@ -31,18 +30,6 @@ PRIVATE_401 = (f"The Space answered HTTP 401: {DUPLICATE} is private or does not
 PRIVATE_404 = (f"The Space answered HTTP 401: {DUPLICATE} was not found on the Hub (HTTP 404). Check the Space's id; "
                "a private Space is found only with a token of an account that can see it (HF_TOKEN).")
 
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with hub_world() as made:
-        yield made
-
-
-@pytest.fixture
-def clean(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
-    world.reset()
-    monkeypatch.setattr("phi4_bridge.token.find_hf_token", lambda: None)  # no saved login of this machine's
-    return world
 
 
 @pytest.fixture
@@ -156,9 +143,8 @@ def app_env(token: str | None) -> dict[str, str]:
 
 
 def test_the_app_chats_with_a_private_space_and_shows_no_token(private):
+    from app_server import start_app
     from gradio_client import Client
-
-    from tests.app_server import start_app
 
     with start_app("--space", DUPLICATE, "--hub-url", private.hub.url, "--no-fallback", timeout=120,
                    env=app_env(MINE)) as app:

@@ -320,11 +320,10 @@ def test_space_flag_names_the_hub_page_the_token_comes_from(standin_clean):
 # ---- --concurrency, and "each visitor runs one at a time" -----------------------------------------------------------
 
 def test_concurrency_limits_turns_and_a_visitor_gets_one_at_a_time(standin_clean):
+    from app_server import start_app
     from gradio_client import Client
     from gradio_client.exceptions import AppError
     from gradio_client.utils import Status
-
-    from tests.app_server import start_app
 
     def started(job) -> None:
         for _ in range(600):
@@ -365,10 +364,10 @@ def test_concurrency_limits_turns_and_a_visitor_gets_one_at_a_time(standin_clean
 def test_no_fallback_says_when_the_space_answers_again_and_the_badge_says_signed_in(browser):
     """README: with --no-fallback the app checks every --recheck-every seconds "to say it is reachable again";
     the badge says which Space, whether it is reachable, and signed in or anonymous, never a token."""
+    from app_server import start_app
     from browser import wait_for
 
     from phi4_bridge.standin.launcher import start_standin
-    from tests.app_server import start_app
 
     port = free_port()
     space = f"http://127.0.0.1:{port}"  # nothing listens there yet
@@ -403,9 +402,8 @@ def test_no_fallback_says_when_the_space_answers_again_and_the_badge_says_signed
 def test_a_space_that_never_answers_config_counts_as_unreachable_at_start(standin: ServerProcess):
     """The Space accepts the connection and never answers /config: the app must not wait for it forever. (How long
     it waits, 5 s, is for a benchmark to measure; here: it starts, says so, and serves.)"""
+    from app_server import start_app
     from gradio_client import Client
-
-    from tests.app_server import start_app
 
     with TcpProxy(standin.port) as proxy:
         proxy.set("stall", match="GET /config")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from app_server import ROOT, start_app
 from browser import chromium
 from gradio_client import Client, handle_file
 from media_factory import png
@@ -26,7 +27,6 @@ from tcp_proxy import TcpProxy
 
 from phi4_bridge.process import ServerProcess
 from phi4_bridge.standin.launcher import stats
-from tests.app_server import ROOT, start_app
 
 USERS = {"alice": "wonder-" + secrets.token_hex(4), "bob": "builder-" + secrets.token_hex(4)}
 HF_TOKEN = "hf_" + secrets.token_hex(16)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from app_server import start_app
 from gradio_client import Client, handle_file
 from media_factory import png
 from PIL import Image
@@ -34,7 +35,6 @@ from PIL import Image
 from mirror.chat_values import safe_history
 from phi4_bridge.process import ServerProcess
 from phi4_bridge.standin.launcher import configure, reset, stats
-from tests.app_server import start_app
 
 HF_TOKEN = "hf_" + secrets.token_hex(16)
 TUNABLES = {"PHI4_CACHE_MAX_AGE": "3", "PHI4_STREAM_GRACE": "2", "PHI4_VISITOR_IDLE": "3",

@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from app_server import start_app
 
 from phi4_bridge import BridgeConfig, GpuBusy, Phi4Bridge, TextDelta
 from phi4_bridge.events import Queued
 from phi4_bridge.job import Job
 from phi4_bridge.process import ServerProcess, free_port
 from phi4_bridge.standin.launcher import configure, start_standin, stats
-from tests.app_server import start_app
 
 QUEUE_FULL = "The Space is busy: its queue is full. Try again in a minute."
 
@@ -132,16 +132,12 @@ def test_share_with_auth_uses_the_given_login_and_makes_none_up(tmp_path: Path) 
 
 @pytest.mark.browser  # last in the module: async tests cannot run once its browser has started
 def test_the_chat_shows_the_queue_position_while_a_turn_waits(browser, one_gpu_queue_of_one):
-    from browser import wait_for
+    from browser import open_page, wait_for
     from gradio_client import Client
 
     url = one_gpu_queue_of_one.url
     with start_app("--space-url", url, "--hub-url", url, "--no-fallback") as app:
-        context = browser.new_context()
-        try:
-            page = context.new_page()
-            page.goto(app.url)
-            page.wait_for_selector("#prompt textarea")
+        with open_page(browser, app.url) as page:
             other = Client(app.url, verbose=False)
             configure(url, chunks=2)  # one quick turn first: gradio estimates a wait only once a job has finished
             assert other.predict({"text": "warm up", "files": []}, api_name="/chat").startswith('You said: "warm')
@@ -155,8 +151,6 @@ def test_the_chat_shows_the_queue_position_while_a_turn_waits(browser, one_gpu_q
             wait_for(page, 'You said: "my turn"', timeout=60)
             done = wait_for(page, r"Settings: ", timeout=60)  # the reply is complete
             assert "In the Space's queue" not in done, "the queue note stays after the reply came"
-        finally:
-            context.close()
         assert other.result(timeout=60).startswith('You said: "first in line".')
 
 
