@@ -16,8 +16,8 @@ import sys
 from contextlib import aclosing
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-# gradio switches matplotlib's backend around every streamed step when matplotlib is installed; with the
-# backend fixed that costs 5 us instead of 0.4 ms (10% of the app's CPU under load, benchmarks/REPORT.md).
+# gradio switches matplotlib's backend around every streamed step when matplotlib is installed; fixed, that costs
+# next to nothing (benchmarks/REPORT.md has the figures).
 os.environ.setdefault("MPLBACKEND", "agg")
 
 import gradio as gr  # noqa: E402

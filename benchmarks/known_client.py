@@ -1,5 +1,5 @@
-"""A faithful re-implementation of the known open-source provider's request sequence (shared/seed/, protocol
-notes §1-§3), with aiohttp instead of its curl_cffi session. It is the contrast the mirror must beat.
+"""A faithful re-implementation of the known open-source provider's request sequence (as its own
+documentation gives it), with aiohttp instead of its curl_cffi session. It is the contrast the mirror must beat.
 
 What it does per call, as the provider does: a new HTTP session; a ZeroGPU token read from the Space's Hub page
 when the conversation has none yet (a token per conversation, never refreshed); every file of the call uploaded

@@ -23,7 +23,7 @@ def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None,
           f"{meta.get('turns_per_path')} timed turns per path, interleaved round by round.", ""]
     for note in meta.get("notes") or []:
         s.append(f"- Note: {note}")
-    s += ["", "## Targets (issue 5)", "",
+    s += ["", "## Targets", "",
           table(["target", "figure", "verdict", "judged on"],
                 [[v["target"], v["figure"], f"**{v['verdict']}**", v["how"]] for v in verdicts]), ""]
 

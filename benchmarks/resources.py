@@ -1,4 +1,4 @@
-"""Resources (issue 9): what visitors, uploads and a flood of session hashes cost the app.
+"""Resources: what visitors, uploads and a flood of session hashes cost the app.
 
     python -m benchmarks.resources [--app-dir DIR] [--visitors 500] [--uploads 50] [--flood 200] [--ghosts 300]
 

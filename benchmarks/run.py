@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: run every figure of issue 5 against one Space, in one run, and write the report.
+"""``python -m benchmarks``: run every figure against one Space, in one run, and write the report.
 
 Phases (each bounded by turn counts and per-turn timeouts; loopback only unless ``--space-url`` says otherwise):
   1. warm-up turn per path (discarded);

@@ -14,8 +14,8 @@ DEFAULT_SPACE = "microsoft/phi-4-multimodal"
 DEFAULT_SPACE_URL = "https://microsoft-phi-4-multimodal.hf.space"
 DEFAULT_HUB_URL = "https://huggingface.co"
 AUTO = "auto"  # ``--space auto``: the first RUNNING Phi-4-multimodal Space the bridge can drive (hub.py)
-# Phi-4-multimodal Spaces to try, the official one first (issue 11; shared/space-protocol.md section 8): a Hub
-# search (``phi-4-multimodal``, most liked first) adds others. Env ``PHI4_CANDIDATES`` (comma-separated) replaces it.
+# Phi-4-multimodal Spaces to try, the official one first (it has shown a runtime error on the Hub): a Hub search
+# (``phi-4-multimodal``, most liked first) adds others. Env ``PHI4_CANDIDATES`` (comma-separated) replaces it.
 CANDIDATE_SPACES = (DEFAULT_SPACE, "mido09/phi-4-multimodal", "ariG23498/phi4-multimodal")
 CANDIDATE_SEARCH = "phi-4-multimodal"
 

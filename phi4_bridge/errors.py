@@ -142,7 +142,7 @@ def _wait_words(seconds: float) -> str:
 def classify_error_text(text: str | None, title: str | None = None) -> Phi4Error:
     """Map the Space's own error text (``process_completed`` with ``success: false``, a ``/run/predict`` 500, an
     ``unexpected_error``) to an error type. The texts of every era of ZeroGPU's ``spaces`` package are known
-    (shared/space-protocol.md section 8); anything else is the Space's own message, quoted."""
+    (the 2024, 2025 and later wordings); anything else is the Space's own message, quoted."""
     text, title = plain_text(text or ""), plain_text(title or "") or None
     low = " ".join(part for part in (title, text) if part).lower()
     detail = redact(text or title or "") or "no details were given"

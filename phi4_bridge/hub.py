@@ -1,4 +1,4 @@
-"""What the Hub says about a Space: its live stage, its origin, and other Phi-4-multimodal Spaces (issue 11).
+"""What the Hub says about a Space: its live stage, its origin, and other Phi-4-multimodal Spaces.
 
 Why: a Space whose Hub page reads "Runtime error" and a network that is down looked the same before ("cannot be
 reached"). The Hub answers a Space's stage at ``GET {hub}/api/spaces/{id}/runtime`` and its origin at

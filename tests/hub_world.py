@@ -1,4 +1,4 @@
-"""A Hub with two Phi-4 Spaces, all real servers on loopback (issue 11): the tests' world.
+"""A Hub with two Phi-4 Spaces, all real servers on loopback: the tests' world.
 
 - ``hub``: a stand-in (official layout) acting as the Hub, whose catalogue says the official Space
   ``microsoft/phi-4-multimodal`` has a RUNTIME_ERROR (its own origin serves, but the Hub says it is broken), and

@@ -1,4 +1,4 @@
-"""Issue 11: the Space's live stage, its origin and other Phi-4 Spaces, from a real (stand-in) Hub over loopback.
+"""The Space's live stage, its origin and other Phi-4 Spaces, from a real (stand-in) Hub over loopback.
 
 ``phi4_bridge.hub`` asks through ``huggingface_hub.HfApi(endpoint=...)``; the stand-in serves the Hub's routes
 (``phi4_bridge/standin/hub.py``) with stages set at run time by ``POST /standin/hub``.

@@ -1,4 +1,4 @@
-"""Issue 11 in the app: the official Space in RUNTIME_ERROR on the Hub, another Phi-4 Space RUNNING.
+"""The app when the official Space is in RUNTIME_ERROR on the Hub and another Phi-4 Space RUNNING.
 
 ``python app.py --space auto`` (and the default, which leaves a Space that is not running) chats through the running
 one under a banner that names it; ``--no-fallback`` stays on the official Space and says "runtime error"; when the

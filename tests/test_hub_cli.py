@@ -1,4 +1,4 @@
-"""Issue 11's "Done when", on the command line: the official Space in RUNTIME_ERROR, another Phi-4 Space RUNNING.
+"""On the command line: the official Space in RUNTIME_ERROR, another Phi-4 Space RUNNING.
 
 ``python -m phi4_bridge spaces`` shows both with their stages; ``chat ... --space auto`` answers through the running
 one and says so on the first line of stderr; asking the official one fails saying "runtime error"; ``qa`` alike.

@@ -1,4 +1,4 @@
-"""Issue 11: a private Space (a private duplicate of the user's own) works with the user's HF token, sent to it as
+"""A private Space (a private duplicate of the user's own) works with the user's HF token, sent to it as
 ``Authorization: Bearer`` ONLY when the Hub says the Space is private and the token can see it, and only to the origin
 the Hub gives for it; a public Space never receives the header. Real servers: the Hub stand-in and a second stand-in
 serving ``DUPLICATE``, whose own routes refuse callers without the allowed Bearer token when it is private

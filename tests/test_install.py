@@ -1,5 +1,5 @@
 """``pip install .`` gives both commands, as README says: ``phi4-mirror`` (the app) and ``phi4-bridge`` (the CLI),
-working from any folder, with the app's example images inside the package (issue 16).
+working from any folder, with the app's example images inside the package.
 
 A real install into a fresh virtual environment that sees the machine's packages (so nothing is downloaded but the
 build backend), run from a folder that holds no source, so nothing is imported from the checkout by accident.

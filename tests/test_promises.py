@@ -1,4 +1,4 @@
-"""README promises that had no test of their own (issue 15), one test each, each failing on the bug it names.
+"""README promises that had no test of their own, one test each, each failing on the bug it names.
 
 Real processes as everywhere else: the shared stand-in Space, the bridge over loopback, the CLIs as programs.
 """

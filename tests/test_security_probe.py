@@ -1,4 +1,4 @@
-"""Issue 9: what an outside probe of the running app found, sent again through the real server.
+"""What an outside probe of the running app found, sent again through the real server.
 
 Each test sends what the probe sent (gradio_client, raw aiohttp, raw sockets) to a real ``python app.py`` with
 the stand-in Space behind it, and checks for a clear refusal or a bounded, cleaned-up result. The app runs with

@@ -1,4 +1,4 @@
-"""README promises about waiting and credentials that had no test of their own (issue 15): the queue position the
+"""README promises about waiting and credentials that had no test of their own: the queue position the
 chat shows while a turn waits, a full Space queue, the automatic retry after a refused ZeroGPU token, and
 ``--share`` with ``--auth``.
 

@@ -3,8 +3,8 @@ slider that passes ``null`` through (``Gradio5Slider``).
 
 Why: the real Space is a gradio-5-era app whose history is ``{"role", "content"}`` with ``content`` a plain
 string or ``{"file": FileData}``; gradio 6's ``gr.Chatbot`` insists on lists of typed parts and rejects the
-Gradio 5 shape (space-protocol.md §5). This subclass keeps the component type ``chatbot`` in ``/config`` (so
-clients discover it by type) but validates and emits the Gradio 5 shape, as a gradio 5.20 server does (§7):
+Gradio 5 shape. This subclass keeps the component type ``chatbot`` in ``/config`` (so
+clients discover it by type) but validates and emits the Gradio 5 shape, as a gradio 5.20 server does:
 
 * input: text ``{"role": "user", "content": "text"}``, file ``{"role": "user", "content": {"file": FileData}}``;
   a bare FileData as content is rejected, like gradio 5 does;

@@ -1,4 +1,4 @@
-"""The Hub's Space routes, offline: a catalogue of Spaces with stages set by flag and at run time (issue 11).
+"""The Hub's Space routes, offline: a catalogue of Spaces with stages set by flag and at run time.
 
 What ``huggingface_hub.HfApi`` and ``gr.load`` call, with the JSON fields they parse:
 

@@ -1,4 +1,4 @@
-"""The ``official`` layout: the shape space-protocol.md section 8 points to for the real Space.
+"""The ``official`` layout: the shape the evidence of the real Space's code points to.
 
 Modelled on the OpenVINO port of the demo (``check_messages`` / ``bot``), on gradio 6.31 speaking gradio 5 wire
 shapes. The textbox's ``submit`` starts this chain (indices are checked at build time, see ``build_official``):

@@ -9,7 +9,7 @@ phi4_bridge.standin`` serves):
   ``chat``), dependencies 0-9 are inert padding, 10 is the textbox's ``submit``, 11 its ``.then``, 12 re-enables
   the textbox. Fn 11 has a second, hidden JSON input (id 9) so the known client's second data element
   (``[file messages...]``) is not dropped; its files join the current turn.
-* ``official`` (``official.py``): the shape space-protocol.md section 8 points to (the OpenVINO port of the
+* ``official`` (``official.py``): the shape the evidence of the real Space's code points to (the OpenVINO port of the
   demo): user step ``check_messages`` writing titled file entries and a State, bot step reading files only from
   that State and the titled entries, sampling sliders.
 * ``chatinterface`` (``chatinterface.py``): a ``gr.ChatInterface(multimodal=True)`` Space.
@@ -47,7 +47,7 @@ from .chat import Gradio5Chatbot
 from .zerogpu import CALL_FAULTS, MSG_NO_GPU, MSG_WORKER, TITLE_NO_GPU, TITLE_QUOTA, TITLE_WORKER, ZeroGPU, ZeroGPUError
 
 LAYOUTS = ("classic", "official", "chatinterface")
-DEFAULT_LAYOUT = "official"  # the shape the evidence points to (shared/space-protocol.md section 8)
+DEFAULT_LAYOUT = "official"  # the shape the evidence of the real Space's code points to
 
 TEXTBOX_ID = 8
 VIEW_ID = TEXTBOX_ID - 2  # the visible chatbot; the hidden Gradio 5 one sits between it and the textbox
