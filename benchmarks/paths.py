@@ -1,7 +1,7 @@
 """One function per measured path; each returns ``TurnResult``s stamped with ``time.time()``.
 
 1. ``reference_turns``: gradio_client straight to the Space's bot step (what the Space costs by itself).
-2. ``known_turn``: the known provider's request sequence (``known_client``), text only at the end.
+2. the known provider's request sequence: ``known_client.KnownClient.turn``, text only at the end.
 3. ``bridge_turn``: ``phi4_bridge`` in this process.
 4. ``app_turns``: gradio_client -> app.py ``/chat`` -> bridge -> Space (what a browser gets).
 
@@ -18,7 +18,6 @@ from typing import Any
 
 from phi4_bridge import Conversation, Done, Phi4Bridge, TextDelta
 
-from .known_client import KnownClient, KnownConversation
 from .stats import TurnResult
 
 TURN_TIMEOUT_S = 120.0
@@ -70,12 +69,6 @@ class ReferencePath:
 
     def close(self) -> None:
         self.client.close()
-
-
-# ---- 2. the known provider's sequence ----------------------------------------------------------------------------
-async def known_turn(client: KnownClient, prompt: str, media: list[tuple[bytes, str]] | None = None,
-                     conversation: KnownConversation | None = None) -> tuple[TurnResult, KnownConversation]:
-    return await client.turn(prompt, media, conversation)
 
 
 # ---- 3. the bridge in-process --------------------------------------------------------------------------------------

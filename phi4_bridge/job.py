@@ -30,7 +30,7 @@ from .chain import Chain, Step, apply_outputs, check_options, step_inputs
 from .errors import InputRejected, Phi4Error, ProtocolError, TokenRejected
 from .events import Done, Event, JobStatus, Started, TextDelta
 from .media import MediaFile
-from .messages import FileData, Turn, assistant_message, check_history, check_prompt, last_assistant
+from .messages import FileData, TextboxValue, Turn, assistant_message, check_history, check_prompt, last_assistant
 from .stream import ReplyStream, coalesce
 from .upload import inspect_all, upload
 
@@ -198,7 +198,8 @@ class Job:
             in_box = [f for f, m in zip(files, media) if m.kind != "audio"]
             values[audio_slot] = audio[0] if audio else None
             in_box += audio[1:]  # more than one recording: the Space says what it makes of them
-        values[chain.textbox] = {"text": text, "files": in_box}
+        box: TextboxValue = {"text": text, "files": in_box}
+        values[chain.textbox] = box
         uploaded_at = time.perf_counter()
         values.update(settings)
         await self._steps(chain, chain.pre_bot, values)

@@ -39,33 +39,6 @@ class FileData(TypedDict):
     meta: NotRequired[dict[str, str]]
 
 
-class TextPart(TypedDict):
-    type: str  # "text"
-    text: str
-
-
-class FilePart(TypedDict):
-    type: str  # "file"
-    file: FileData
-
-
-class LocalMessage(TypedDict):
-    """A gradio 6 ``gr.Chatbot`` message (the app's chat)."""
-
-    role: str
-    content: list[TextPart | FilePart]
-    metadata: NotRequired[dict[str, Any]]
-
-
-class SpaceMessage(TypedDict):
-    """A gradio 5 messages-chatbot message, as the Space returns it."""
-
-    role: str
-    content: str | dict[str, Any]
-    metadata: NotRequired[dict[str, Any] | None]
-    options: NotRequired[list[Any] | None]
-
-
 class TextboxValue(TypedDict):
     """The multimodal textbox's value, as the page sends it."""
 

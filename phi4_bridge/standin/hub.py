@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -124,6 +125,10 @@ class Catalogue:
         with self._lock:
             self.spaces.pop(space, None)
 
+    def entries(self) -> list[HubSpace]:
+        with self._lock:
+            return list(self.spaces.values())
+
     def listing(self) -> list[dict[str, Any]]:
         with self._lock:
             return [asdict(s) for s in self.spaces.values()]
@@ -158,31 +163,31 @@ def visible(entry: HubSpace | None, request: Request) -> JSONResponse | None:
 
 
 def add_hub_catalogue_routes(app: FastAPI, catalogue: Catalogue) -> None:
+    def answer(space: str, request: Request, body: Callable[[HubSpace], dict[str, Any]]) -> JSONResponse:
+        """The Hub's answer about one Space: ``body`` of its entry, or the refusal the caller gets."""
+        entry = catalogue.get(space)
+        refused = visible(entry, request)
+        if refused is not None or entry is None:
+            return refused or JSONResponse({"error": "Repository not found"}, status_code=404)
+        return JSONResponse(body(entry))
+
     @app.get("/api/spaces")
     async def list_spaces(request: Request, search: str = "", limit: int = 1000) -> JSONResponse:
-        with catalogue._lock:
-            entries = list(catalogue.spaces.values())
-        found = [e for e in entries if search.lower() in e.id.lower() and visible(e, request) is None]
+        found = [e for e in catalogue.entries() if search.lower() in e.id.lower() and visible(e, request) is None]
         found.sort(key=lambda e: -e.likes)
         return JSONResponse([e.info() for e in found[: max(limit, 0)]])
 
     @app.get("/api/spaces/{owner}/{name}/runtime")
     async def runtime(owner: str, name: str, request: Request) -> JSONResponse:
-        entry = catalogue.get(f"{owner}/{name}")
-        refused = visible(entry, request)
-        return refused or JSONResponse(entry.runtime())  # type: ignore[union-attr]
+        return answer(f"{owner}/{name}", request, HubSpace.runtime)
 
     @app.get("/api/spaces/{owner}/{name}/host")
     async def host(owner: str, name: str, request: Request) -> JSONResponse:
-        entry = catalogue.get(f"{owner}/{name}")
-        refused = visible(entry, request)
-        return refused or JSONResponse({"subdomain": entry.subdomain, "host": entry.host})  # type: ignore[union-attr]
+        return answer(f"{owner}/{name}", request, lambda e: {"subdomain": e.subdomain, "host": e.host})
 
     @app.get("/api/spaces/{owner}/{name}")
     async def info(owner: str, name: str, request: Request) -> JSONResponse:
-        entry = catalogue.get(f"{owner}/{name}")
-        refused = visible(entry, request)
-        return refused or JSONResponse(entry.info())  # type: ignore[union-attr]
+        return answer(f"{owner}/{name}", request, HubSpace.info)
 
     @app.get("/standin/hub")
     async def get_catalogue() -> list[dict[str, Any]]:
