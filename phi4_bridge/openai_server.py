@@ -220,11 +220,12 @@ def build_api(runner: Runner, settings: ApiSettings) -> FastAPI:
             turn = to_turn(req, settings.fetch_image_urls)
             files, history = await materialize(turn, folder, settings.limits)
             options = await _options(runner, req)
+            params = {name: param for name, (param, _) in requested_options(req).items()}
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         answer = Answer(runner.events(caller, turn.prompt, files, history, options), folder)
-        fail = _failure(turn, len(req.messages) - 1, options)
+        fail = _failure(caller, turn, len(req.messages) - 1, params)
         if not req.stream:
             return await _whole(request, answer, req, turn, fail)
         pending: list[Any] = []
@@ -263,7 +264,8 @@ async def _options(runner: Runner, req: ChatRequest) -> dict[str, Any]:
     return {name: value for name, (_, value) in wanted.items()}
 
 
-def _failure(turn: Turn, last: int, options: dict[str, Any]) -> Callable[[BaseException], ApiError]:
+def _failure(caller: Caller, turn: Turn, last: int, params: dict[str, str]
+             ) -> Callable[[BaseException], ApiError]:
     """The API error for a failure of this turn, naming the request field when the bridge's sentence does."""
     def fail(exc: BaseException) -> ApiError:
         if not isinstance(exc, Phi4Error):
@@ -271,12 +273,20 @@ def _failure(turn: Turn, last: int, options: dict[str, Any]) -> Callable[[BaseEx
                             type="api_error")
         param = None
         if isinstance(exc, InputRejected) and exc.reason == "bad_option":
-            param = next((p for p, n in (("max_tokens", "max_new_tokens"), ("temperature", "temperature"),
-                                         ("top_p", "top_p")) if n in str(exc) and n in options), None)
-        elif isinstance(exc, InputRejected) or type(exc).__name__ == "RemoteError":
+            param = next((p for n, p in params.items() if n in str(exc)), None)
+            error = bad_request(f"{param}: {exc}" if param else str(exc), param, "bad_option")
+            log.info("API turn of %s refused: %s", caller.name, error.message)
+            return error
+        if isinstance(exc, InputRejected) or type(exc).__name__ == "RemoteError":
             param = param_for(str(exc), turn, last)
-        return from_bridge(exc, param)
+        error = from_bridge(exc, param)
+        log.info("API turn of %s failed: %s (%d): %s", caller.name, type(error).__name__ if error.status >= 500
+                 else _KIND.get(error.status, "Error"), error.status, error.message)
+        return error
     return fail
+
+
+_KIND = {400: "BadRequest", 429: "RateLimit"}
 
 
 async def _whole(request: Request, answer: Answer, req: ChatRequest, turn: Turn,
@@ -342,9 +352,7 @@ async def _stream(answer: Answer, pending: list[Any], model: str, turn: Turn, in
                     yield data(usage_chunk(cid, created, model, usage(turn.prompt_chars, reply)))
                 break
             elif isinstance(item, BaseException):
-                error = fail(item)
-                log.info("an API turn failed mid-stream: %s", error.message)
-                yield data(error.body())
+                yield data(fail(item).body())
                 break
         yield ServerSentEvent(data="[DONE]")
     finally:
