@@ -14,6 +14,7 @@ with ``--auth`` or ``--share`` and no ``--api-key`` the API refuses every reques
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -84,5 +85,6 @@ class AppRunner:
 def openai_routes(settings: Settings, chat: ChatService, guard: Guard) -> list[BaseRoute]:
     """``/v1`` for gradio's app (``launch(app_kwargs={"routes": ...})``)."""
     api = ApiSettings(keys=settings.api_keys, require_key=bool(settings.auth or settings.share),
-                      fetch_image_urls=settings.fetch_image_urls, limits=settings.bridge.limits)
+                      fetch_image_urls=settings.fetch_image_urls, limits=settings.bridge.limits,
+                      temp_dir=os.environ.get("GRADIO_TEMP_DIR") or None)  # the app's own folder, removed at exit
     return [Mount("/v1", app=build_api(AppRunner(chat, settings, guard), api))]

@@ -82,6 +82,7 @@ class ApiSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     ping_s: float = 10.0
     header_wait_s: float = 5.0
+    temp_dir: str | None = None  # where a request's files are written (None: the system's temporary folder)
 
 
 def caller_of(request: Request, settings: ApiSettings) -> Caller:
@@ -215,7 +216,7 @@ def build_api(runner: Runner, settings: ApiSettings) -> FastAPI:
         if req.model.lower() not in MODEL_ALIASES:
             raise unknown_model(req.model, MODEL_ID)
         check_request(req)
-        folder = tempfile.mkdtemp(prefix="phi4-openai-")
+        folder = tempfile.mkdtemp(prefix="phi4-openai-", dir=settings.temp_dir)
         try:
             turn = to_turn(req, settings.fetch_image_urls)
             files, history = await materialize(turn, folder, settings.limits)
