@@ -293,6 +293,34 @@ def test_the_sdk_raises_on_a_mid_stream_error(client: OpenAI, standin: StandinPr
     reset(standin.url)
 
 
+def test_a_turn_queued_on_the_space_streams_pings_until_its_text(app: AppServer, standin: StandinProcess) -> None:
+    """The stand-in has two GPUs: with both busy, a third turn waits in the Space's queue past the 5 s the API
+    holds back its answer, so the stream opens and carries ``: ping`` comments until the text comes."""
+    configure(standin.url, pace_ms=150, chunks=60)
+    client = OpenAI(base_url=f"{app.url}/v1", api_key=KEY, max_retries=0)
+    busy = [client.chat.completions.create(model=MODEL, stream=True, messages=[{"role": "user", "content": f"b{n}"}])
+            for n in range(2)]
+    try:
+        for stream in busy:
+            next(c for c in stream if c.choices and c.choices[0].delta.content)
+        body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "third"}]}
+        with httpx.stream("POST", f"{app.url}/v1/chat/completions", json=body, timeout=60,
+                          headers={"authorization": f"Bearer {KEY}"}) as resp:
+            assert resp.status_code == 200
+            lines = []
+            for line in resp.iter_lines():
+                lines.append(line)
+                if line.startswith("data: ") and '"content": "You said' in line:
+                    break
+    finally:
+        for stream in busy:
+            stream.close()
+        reset(standin.url)
+    first_data = next(i for i, line in enumerate(lines) if line.startswith("data: "))
+    assert '"role": "assistant"' in lines[first_data]
+    assert ": ping" in lines[first_data:], "pings while queued"
+
+
 # --- leaving early, and secrets ---------------------------------------------------------------------------------
 
 def test_a_client_that_leaves_mid_stream_cancels_the_space_job(app: AppServer, standin: StandinProcess) -> None:
