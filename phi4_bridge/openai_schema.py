@@ -82,6 +82,9 @@ class Message(BaseModel):
     function_call: Any | None = None
     refusal: str | None = None
     audio: Any | None = None
+    # What a gradio chat's history carries besides (``gr.load_chat`` sends it as is): display only, ignored.
+    metadata: Any | None = None
+    options: Any | None = None
 
 
 class StreamOptions(BaseModel):

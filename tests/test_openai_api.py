@@ -132,6 +132,25 @@ def test_usage_is_answered_when_asked_and_is_an_estimate(client: OpenAI) -> None
     assert all(c.usage is None and c.choices for c in no_usage)
 
 
+def test_gradio_load_chat_streams_through_the_api(app: AppServer, standin: StandinProcess, tmp_path: Path) -> None:
+    """README's ``gr.load_chat`` line: gradio's own OpenAI client code, an image and a history in its shape."""
+    import gradio as gr
+
+    reset(standin.url)
+    chat = gr.load_chat(f"{app.url}/v1/", model=MODEL, token=KEY, file_types=["image"])
+    picture = str(png(tmp_path / "g.png"))
+    first = list(chat.fn({"text": "What is this?", "files": [picture]}, []))
+    assert first[-1].startswith('You said: "What is this?". Image 1: PNG, 37x23.')
+    history = [{"role": "user", "content": [{"type": "file", "file": {"path": picture}}], "metadata": {},
+                "options": []},
+               {"role": "user", "content": [{"type": "text", "text": "What is this?"}], "metadata": {}, "options": []},
+               {"role": "assistant", "content": [{"type": "text", "text": first[-1]}], "metadata": {}, "options": []}]
+    second = list(chat.fn({"text": "And now?", "files": []}, history))
+    assert len(second) >= 2, "streamed"
+    assert second[-1].startswith('You said: "And now?". Earlier turns: 1. Seen: turn 1 image PNG 37x23; turn 1 text '
+                                 '"What is this?"; turn 2 text "And now?".')
+
+
 # --- refusals --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("extra", "param"), [
