@@ -230,9 +230,10 @@ def build_api(runner: Runner, settings: ApiSettings) -> FastAPI:
         if not req.stream:
             return await _whole(request, answer, req, turn, fail)
         pending: list[Any] = []
+        deadline = time.monotonic() + settings.header_wait_s  # in all, however many queue updates come first
         try:
             while True:
-                item = await answer.next(settings.header_wait_s)
+                item = await answer.next(max(0.0, deadline - time.monotonic()))
                 if isinstance(item, BaseException):
                     raise fail(item)
                 pending.append(item)
