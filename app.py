@@ -29,6 +29,7 @@ from mirror.generation import chosen, read_options, render_settings  # noqa: E40
 from mirror.guard import Guard  # noqa: E402
 from mirror.handlers import ChatService  # noqa: E402
 from mirror.launch import serve  # noqa: E402
+from mirror.openai_api import openai_routes  # noqa: E402
 from mirror.settings import Settings, parse_settings  # noqa: E402
 from mirror.space_status import SpaceStatus, auth_headers  # noqa: E402
 
@@ -228,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
             demo.chat_service.cancel_all_from_other_thread()
             status.holder.close_from_other_thread(timeout=2.0)
 
-        serve(demo, settings, on_shutdown=shutdown, css=CSS, guard=guard)
+        serve(demo, settings, on_shutdown=shutdown, css=CSS, guard=guard,
+              routes=openai_routes(settings, demo.chat_service, guard))
     finally:
         janitor.stop()
         status.stop()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import gradio as gr
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from .door import Door
 from .guard import Guard
@@ -35,13 +36,14 @@ def announce_generated(login: tuple[str, str]) -> None:
 
 
 def serve(demo: gr.Blocks, settings: Settings, on_shutdown: Callable[[], None], css: str,
-          guard: Guard | None = None) -> None:
+          guard: Guard | None = None, routes: list[BaseRoute] | None = None) -> None:
     """Launch, report the share link's fate in plain words, block until Ctrl+C or SIGTERM, then shut down:
     ``on_shutdown`` (cancel running turns, close the bridge), then the server, all within ``EXIT_DEADLINE_S``.
 
     The door (``mirror.door.Door``) sits in front of every route; gradio's run-history feature is off (its routes
     would act with the host's HF token for anyone); one uploaded file may weigh at most what the bridge can send;
-    gradio keeps per-session state for at most ``max_visitors`` sessions."""
+    gradio keeps per-session state for at most ``max_visitors`` sessions. ``routes`` go before gradio's own (the
+    OpenAI-compatible API's ``/v1``)."""
     logins, generated = logins_for(settings)
     if generated:
         announce_generated(logins[0])
@@ -53,7 +55,7 @@ def serve(demo: gr.Blocks, settings: Settings, on_shutdown: Callable[[], None], 
                     prevent_thread_lock=True, show_error=False, footer_links=["api", "gradio"], css=css,
                     run_history=False, max_file_size=settings.max_upload_bytes,
                     state_session_capacity=settings.max_visitors,
-                    app_kwargs={"middleware": [Middleware(Door, guard=guard)]})
+                    app_kwargs={"middleware": [Middleware(Door, guard=guard)], "routes": list(routes or [])})
         guard.blocks = demo
         if settings.share and not demo.share_url:
             print(f"* The share link could not be created (no tunnel: no internet, or gradio's frpc helper is "

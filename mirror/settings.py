@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phi4_bridge.config import BridgeConfig, add_arguments
+from phi4_bridge.openai_serve import api_keys
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Settings:
     login_failures: int = 5
     login_window_s: float = 60.0
     login_lockout_s: float = 30.0
+    # The OpenAI-compatible API (/v1): its keys (never shown: repr=False) and whether it fetches http(s) images.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    fetch_image_urls: bool = False
 
     @property
     def max_upload_bytes(self) -> int:
@@ -91,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
                    default=_env("PHI4_VISITOR_IDLE", Settings.visitor_idle_s),
                    help="forget a visitor's session after this long without a turn (default 1 h; env "
                         "PHI4_VISITOR_IDLE)")
+    p.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                   help="a key the OpenAI-compatible API (/v1) requires (repeatable; env PHI4_API_KEYS, "
+                        "comma-separated). With --auth or --share the API answers only with a key")
+    p.add_argument("--fetch-image-urls", action="store_true",
+                   help="let the API fetch http(s) image URLs (public addresses only, size- and time-limited)")
     add_arguments(p)
     return p
 
@@ -144,4 +153,5 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         visitor_idle_s=args.visitor_idle,
         stream_grace_s=_env("PHI4_STREAM_GRACE", Settings.stream_grace_s),
         login_lockout_s=_env("PHI4_LOGIN_LOCKOUT", Settings.login_lockout_s),
+        api_keys=api_keys(args.api_key), fetch_image_urls=args.fetch_image_urls,
     )

@@ -1,5 +1,6 @@
 """Command line: ``python -m phi4_bridge chat "PROMPT" [--image PATH]... [--audio PATH] [--set NAME=VALUE]...``,
-``python -m phi4_bridge spaces [--json]`` (Phi-4-multimodal Spaces on the Hub, their stages, whether they drive).
+``python -m phi4_bridge spaces [--json]`` (Phi-4-multimodal Spaces on the Hub, their stages, whether they drive),
+``python -m phi4_bridge serve --port N`` (the OpenAI-compatible API alone: ``openai_serve``).
 
 Before a turn the Hub is asked whether the Space runs (``hub.resolve``): ``--space auto`` takes the first running
 Space the bridge can drive (the official one preferred) and says which on the first line of stderr; a Space the
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON list, for scripts")
     add_arguments(p)
     p.set_defaults(run=spaces)
+    from .openai_serve import add_parser as add_serve
+
+    add_serve(sub)
     try:
         from .qa.cli import add_parser as add_qa
     except ImportError:
