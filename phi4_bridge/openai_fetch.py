@@ -11,7 +11,6 @@ Why so careful: the server fetches on behalf of whoever sends a request, from in
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -68,7 +67,7 @@ async def fetch(url: str, max_bytes: int, *, timeout_s: float = TIMEOUT_S,
             return await _follow(session, url, max_bytes)
         except FetchRefused:
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise FetchRefused(f"the image did not arrive within {timeout_s:g} s.") from None
         except aiohttp.ClientError as exc:
             cause: Any = exc

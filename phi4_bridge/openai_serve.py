@@ -90,7 +90,7 @@ async def serve(args: argparse.Namespace) -> int:
     keys = api_keys(args.api_key)
     if not keys and args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s without an API key: anyone who reaches the port can use your quota", args.host)
-    holder: dict[str, Any] = {}
+    holder: dict[str, BridgeRunner] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

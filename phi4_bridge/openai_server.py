@@ -180,8 +180,8 @@ class Answer:
                 await aclose()
             await asyncio.to_thread(shutil.rmtree, self.folder, True)
 
-    async def next(self, timeout: float | None = None) -> Any:
-        return await asyncio.wait_for(self.queue.get(), timeout)
+    async def next(self) -> Any:
+        return await self.queue.get()
 
     def stop(self) -> None:
         """The client left: cancel the turn (the bridge cancels the job on the Space)."""
@@ -233,13 +233,13 @@ def build_api(runner: Runner, settings: ApiSettings) -> FastAPI:
         deadline = time.monotonic() + settings.header_wait_s  # in all, however many queue updates come first
         try:
             while True:
-                item = await answer.next(max(0.0, deadline - time.monotonic()))
+                item = await asyncio.wait_for(answer.next(), max(0.0, deadline - time.monotonic()))
                 if isinstance(item, BaseException):
                     raise fail(item)
                 pending.append(item)
                 if item is END or isinstance(item, TextDelta | Done):
                     break
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass  # still queued: commit to the stream now, pings keep it open
         except BaseException:
             answer.stop()

@@ -18,11 +18,12 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from app_server import start_app
 from media_factory import jpeg, png, wav
 from openai import AsyncOpenAI, OpenAI
 
-from phi4_bridge.standin.launcher import StandinProcess, configure, reset, set_fault, stats
-from tests.app_server import AppServer, start_app
+from phi4_bridge.process import ServerProcess
+from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
 
 KEY = "sk-test-8f2a1c9d4e7b"  # what the app is started with; searched for in its log at the end
 ENV_KEY = "sk-env-5d1e0c7a"
@@ -30,7 +31,7 @@ MODEL = "phi-4-multimodal"
 
 
 @pytest.fixture(scope="module")
-def app(standin: StandinProcess) -> Iterator[AppServer]:
+def app(standin: ServerProcess) -> Iterator[ServerProcess]:
     reset(standin.url)
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback", "--api-key", KEY,
                    "--fetch-image-urls", env={"PHI4_API_KEYS": ENV_KEY}) as server:
@@ -39,13 +40,13 @@ def app(standin: StandinProcess) -> Iterator[AppServer]:
 
 
 @pytest.fixture
-def client(app: AppServer, standin: StandinProcess) -> OpenAI:
+def client(app: ServerProcess, standin: ServerProcess) -> OpenAI:
     reset(standin.url)
     return OpenAI(base_url=f"{app.url}/v1", api_key=KEY, max_retries=0, timeout=60)
 
 
 @pytest.fixture
-def aclient(app: AppServer, standin: StandinProcess) -> AsyncOpenAI:
+def aclient(app: ServerProcess, standin: ServerProcess) -> AsyncOpenAI:
     reset(standin.url)
     return AsyncOpenAI(base_url=f"{app.url}/v1", api_key=KEY, max_retries=0, timeout=60)
 
@@ -132,7 +133,7 @@ def test_usage_is_answered_when_asked_and_is_an_estimate(client: OpenAI) -> None
     assert all(c.usage is None and c.choices for c in no_usage)
 
 
-def test_gradio_load_chat_streams_through_the_api(app: AppServer, standin: StandinProcess, tmp_path: Path) -> None:
+def test_gradio_load_chat_streams_through_the_api(app: ServerProcess, standin: ServerProcess, tmp_path: Path) -> None:
     """README's ``gr.load_chat`` line: gradio's own OpenAI client code, an image and a history in its shape."""
     import gradio as gr
 
@@ -164,7 +165,7 @@ def test_gradio_load_chat_streams_through_the_api(app: AppServer, standin: Stand
     ({"temperature": 3.5}, "temperature"),
     ({"max_tokens": 0}, "max_tokens"),
 ])
-def test_what_the_space_cannot_honour_is_refused_by_name(client: OpenAI, standin: StandinProcess, extra: dict,
+def test_what_the_space_cannot_honour_is_refused_by_name(client: OpenAI, standin: ServerProcess, extra: dict,
                                                        param: str) -> None:
     calls = stats(standin.url)["calls"]
     with pytest.raises(openai.BadRequestError) as caught:
@@ -199,7 +200,7 @@ def test_the_spaces_own_refusal_is_a_400(client: OpenAI, tmp_path: Path) -> None
     assert caught.value.body["code"] == "space_refused"
 
 
-def test_image_urls_to_private_addresses_are_not_fetched(client: OpenAI, app: AppServer) -> None:
+def test_image_urls_to_private_addresses_are_not_fetched(client: OpenAI, app: ServerProcess) -> None:
     for url in (f"{app.url}/favicon.ico", "http://169.254.169.254/latest/meta-data/", "http://[::1]:1/x.png",
                 "http://localhost:9/a.png"):
         with pytest.raises(openai.BadRequestError) as caught:
@@ -224,7 +225,7 @@ def test_unknown_model_is_404(client: OpenAI) -> None:
                                  "param": "model", "code": "model_not_found"}
 
 
-def test_keys(app: AppServer) -> None:
+def test_keys(app: ServerProcess) -> None:
     with pytest.raises(openai.AuthenticationError):
         OpenAI(base_url=f"{app.url}/v1", api_key="sk-wrong", max_retries=0).models.list()
     answer = httpx.get(f"{app.url}/v1/models")
@@ -234,7 +235,7 @@ def test_keys(app: AppServer) -> None:
 
 # --- the Space's failures --------------------------------------------------------------------------------------
 
-def user_jwt(standin: StandinProcess) -> str:
+def user_jwt(standin: ServerProcess) -> str:
     """A signed-in ZeroGPU token from the stand-in's Hub, so its quota message names a wait."""
     request = urllib.request.Request(f"{standin.url}/api/spaces/microsoft/phi-4-multimodal/jwt?expiration=x",
                                      headers={"authorization": "Bearer hf_testuser0001"})
@@ -242,7 +243,7 @@ def user_jwt(standin: StandinProcess) -> str:
         return json.loads(resp.read())["token"]
 
 
-def test_quota_is_a_rate_limit_error_with_its_wait(app: AppServer, standin: StandinProcess) -> None:
+def test_quota_is_a_rate_limit_error_with_its_wait(app: ServerProcess, standin: ServerProcess) -> None:
     client = OpenAI(base_url=f"{app.url}/v1", api_key=KEY, max_retries=0,
                     default_headers={"x-ip-token": user_jwt(standin)})
     set_fault(standin.url, "quota", times=1)
@@ -262,7 +263,7 @@ def test_quota_is_a_rate_limit_error_with_its_wait(app: AppServer, standin: Stan
     reset(standin.url)
 
 
-def test_anonymous_quota_names_no_wait_and_says_do_not_retry(client: OpenAI, standin: StandinProcess) -> None:
+def test_anonymous_quota_names_no_wait_and_says_do_not_retry(client: OpenAI, standin: ServerProcess) -> None:
     set_fault(standin.url, "quota", times=1)
     with pytest.raises(openai.RateLimitError) as caught:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
@@ -272,7 +273,7 @@ def test_anonymous_quota_names_no_wait_and_says_do_not_retry(client: OpenAI, sta
 
 @pytest.mark.parametrize(("fault", "code"), [("no_gpu", "gpu_busy"), ("worker_error", "gpu_worker_error"),
                                              ("sleeping", "space_sleeping")])
-def test_space_trouble_is_503(client: OpenAI, standin: StandinProcess, fault: str, code: str) -> None:
+def test_space_trouble_is_503(client: OpenAI, standin: ServerProcess, fault: str, code: str) -> None:
     set_fault(standin.url, fault)
     try:
         with pytest.raises(openai.InternalServerError) as caught:
@@ -283,7 +284,7 @@ def test_space_trouble_is_503(client: OpenAI, standin: StandinProcess, fault: st
     assert caught.value.body["code"] == code
 
 
-def test_a_failure_mid_stream_is_an_error_event_then_done(app: AppServer, standin: StandinProcess) -> None:
+def test_a_failure_mid_stream_is_an_error_event_then_done(app: ServerProcess, standin: ServerProcess) -> None:
     configure(standin.url, pace_ms=60, chunks=12, drop_after=4)
     set_fault(standin.url, "drop_stream", times=1)
     body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
@@ -300,7 +301,7 @@ def test_a_failure_mid_stream_is_an_error_event_then_done(app: AppServer, standi
     assert any(json.loads(line[6:]).get("choices", [{}])[0].get("delta", {}).get("content") for line in lines[1:-2])
 
 
-def test_the_sdk_raises_on_a_mid_stream_error(client: OpenAI, standin: StandinProcess) -> None:
+def test_the_sdk_raises_on_a_mid_stream_error(client: OpenAI, standin: ServerProcess) -> None:
     configure(standin.url, pace_ms=60, chunks=12, drop_after=4)
     set_fault(standin.url, "drop_stream", times=1)
     seen = ""
@@ -312,7 +313,7 @@ def test_the_sdk_raises_on_a_mid_stream_error(client: OpenAI, standin: StandinPr
     reset(standin.url)
 
 
-def test_a_turn_queued_on_the_space_streams_pings_until_its_text(app: AppServer, standin: StandinProcess) -> None:
+def test_a_turn_queued_on_the_space_streams_pings_until_its_text(app: ServerProcess, standin: ServerProcess) -> None:
     """The stand-in has two GPUs: with both busy, a third turn waits in the Space's queue past the 5 s the API
     holds back its answer, so the stream opens and carries ``: ping`` comments until the text comes."""
     configure(standin.url, pace_ms=150, chunks=60)
@@ -342,7 +343,7 @@ def test_a_turn_queued_on_the_space_streams_pings_until_its_text(app: AppServer,
 
 # --- leaving early, and secrets ---------------------------------------------------------------------------------
 
-def test_a_client_that_leaves_mid_stream_cancels_the_space_job(app: AppServer, standin: StandinProcess) -> None:
+def test_a_client_that_leaves_mid_stream_cancels_the_space_job(app: ServerProcess, standin: ServerProcess) -> None:
     configure(standin.url, pace_ms=150, chunks=60)  # a 9 s reply: long enough to leave in the middle
     before = stats(standin.url)["cancelled"]
     stream = OpenAI(base_url=f"{app.url}/v1", api_key=KEY, max_retries=0).chat.completions.create(
@@ -356,8 +357,8 @@ def test_a_client_that_leaves_mid_stream_cancels_the_space_job(app: AppServer, s
     reset(standin.url)
 
 
-def test_a_client_that_gives_up_on_a_whole_answer_cancels_the_space_job(app: AppServer,
-                                                                         standin: StandinProcess) -> None:
+def test_a_client_that_gives_up_on_a_whole_answer_cancels_the_space_job(app: ServerProcess,
+                                                                         standin: ServerProcess) -> None:
     configure(standin.url, pace_ms=150, chunks=60)
     before = stats(standin.url)["cancelled"]
     client = OpenAI(base_url=f"{app.url}/v1", api_key=KEY, max_retries=0, timeout=httpx.Timeout(2.0))
@@ -367,7 +368,7 @@ def test_a_client_that_gives_up_on_a_whole_answer_cancels_the_space_job(app: App
     reset(standin.url)
 
 
-def test_no_key_in_the_log_or_any_answer(app: AppServer, client: OpenAI) -> None:
+def test_no_key_in_the_log_or_any_answer(app: ServerProcess, client: OpenAI) -> None:
     """Runs after the others in this module: every request above carried a key."""
     wrong = "sk-wrong-1234567890abcdef"
     with pytest.raises(openai.AuthenticationError) as caught:

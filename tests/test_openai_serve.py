@@ -9,18 +9,19 @@ from collections.abc import Iterator
 import openai
 import pytest
 from aiohttp import web
+from app_server import start_app
 from openai import OpenAI
 
 from phi4_bridge.openai_fetch import FetchRefused, fetch
-from phi4_bridge.standin.launcher import ServerProcess, StandinProcess, configure, free_port, reset, set_fault
-from tests.app_server import start_app
+from phi4_bridge.process import ServerProcess, free_port
+from phi4_bridge.standin.launcher import configure, reset, set_fault
 
 KEY = "sk-serve-3b9f0d2c"
 MODEL = "phi-4-multimodal"
 
 
 @pytest.fixture(scope="module")
-def server(standin: StandinProcess) -> Iterator[ServerProcess]:
+def server(standin: ServerProcess) -> Iterator[ServerProcess]:
     """The API alone, with short timeouts (a silent Space is reported after 1.5 s) and one turn per key."""
     port = free_port()
     env = {"PHI4_API_KEYS": KEY, "PHI4_TIMEOUT_FIRST_EVENT": "1.5", "PHI4_TIMEOUT_IDLE": "1.5"}
@@ -33,7 +34,7 @@ def server(standin: StandinProcess) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-def client(server: ServerProcess, standin: StandinProcess) -> OpenAI:
+def client(server: ServerProcess, standin: ServerProcess) -> OpenAI:
     reset(standin.url)
     return OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0, timeout=60)
 
@@ -43,7 +44,7 @@ def test_serve_answers_like_the_app(client: OpenAI) -> None:
     assert answer.choices[0].message.content.startswith('You said: "hello there". Earlier turns: 0.')
 
 
-def test_a_silent_space_is_504(client: OpenAI, standin: StandinProcess) -> None:
+def test_a_silent_space_is_504(client: OpenAI, standin: ServerProcess) -> None:
     configure(standin.url, slow_start_s=4)
     set_fault(standin.url, "slow_start", times=1)
     with pytest.raises(openai.InternalServerError) as caught:
@@ -61,7 +62,7 @@ def test_image_urls_are_refused_unless_turned_on(client: OpenAI) -> None:
     assert caught.value.body["param"] == "messages[0].content[0].image_url.url"
 
 
-def test_a_key_has_its_turns_per_client(client: OpenAI, standin: StandinProcess) -> None:
+def test_a_key_has_its_turns_per_client(client: OpenAI, standin: ServerProcess) -> None:
     configure(standin.url, pace_ms=150, chunks=40)
     first = client.chat.completions.create(model=MODEL, stream=True, messages=[{"role": "user", "content": "one"}])
     try:
@@ -75,7 +76,7 @@ def test_a_key_has_its_turns_per_client(client: OpenAI, standin: StandinProcess)
         reset(standin.url)
 
 
-def test_behind_a_login_the_api_needs_a_key(standin: StandinProcess) -> None:
+def test_behind_a_login_the_api_needs_a_key(standin: ServerProcess) -> None:
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback",
                    "--auth", "ann:pw-1234") as app:
         with pytest.raises(openai.AuthenticationError) as caught:
