@@ -350,6 +350,8 @@ class SpaceStatus:
             who = f"🧪 Stand-in Space at `{cfg.space_url}`"
         elif self.mode == "other":
             who = f"🛰️ Space `{cfg.space}` (not the official `{self.real.space}`) at `{cfg.space_url}`"
+        elif cfg.space != DEFAULT_SPACE:  # configured so: still said, so nobody takes it for the official one
+            who = f"🛰️ Space `{cfg.space}` (not the official `{DEFAULT_SPACE}`) at `{cfg.space_url}`"
         else:
             who = f"🛰️ Space `{cfg.space}` at `{cfg.space_url}`"
         if cfg.private_origin and hub.same_origin(cfg.space_url, cfg.private_origin) and \

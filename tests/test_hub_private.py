@@ -142,8 +142,10 @@ def app_env(token: str | None) -> dict[str, str]:
     return {"HF_HOME": "/tmp/phi4-test-no-hf-login", **({"HF_TOKEN": token} if token else {})}
 
 
-def test_the_app_chats_with_a_private_space_and_shows_no_token(private):
+@pytest.mark.browser  # last in the module: async tests cannot run once its browser has started
+def test_the_app_chats_with_a_private_space_and_shows_no_token(private, browser):
     from app_server import start_app
+    from browser import open_page, wait_for
     from gradio_client import Client
 
     with start_app("--space", DUPLICATE, "--hub-url", private.hub.url, "--no-fallback", timeout=120,
@@ -155,6 +157,11 @@ def test_the_app_chats_with_a_private_space_and_shows_no_token(private):
             'You said: "app private".')
         page = urllib.request.urlopen(app.url + "/config", timeout=10).read().decode()  # noqa: S310 - loopback
         assert MINE not in page and MINE not in app.log_text()
+        with open_page(browser, app.url) as tab:  # the badge says the Space is private and the token goes to it
+            badge = wait_for(tab, "🔒 private", where="#space-badge")
+            assert badge.startswith(f"🛰️ Space {DUPLICATE} (not the official {OFFICIAL}) at {private.other.url} · "
+                                    "🔒 private (the host's HF token is sent to it) · 🟢 reachable"), badge
+            assert MINE not in tab.content()
     with start_app("--space", DUPLICATE, "--hub-url", private.hub.url, "--no-fallback", timeout=120,
                    env=app_env(None)) as app:
         assert (f"* {DUPLICATE} is private or does not exist (the Hub answered HTTP 401 to a request without a "
