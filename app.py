@@ -99,7 +99,7 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
 
         if render_qa_tab is not None:
             with gr.Tab("QA"):
-                render_qa_tab(status.holder)
+                render_qa_tab(status.holder, settings.qa_db)
 
         with gr.Row(visible=False):  # the /chat API's own components
             api_message = gr.MultimodalTextbox(file_types=["image", "audio"], file_count="multiple")

@@ -52,6 +52,8 @@ class Settings:
     login_failures: int = 5
     login_window_s: float = 60.0
     login_lockout_s: float = 30.0
+    # The QA store (runs, results, marks): None means $PHI4_QA_DB, else qa.sqlite3 in the user's data folder.
+    qa_db: str | None = None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default=_env("PHI4_VISITOR_IDLE", Settings.visitor_idle_s),
                    help="forget a visitor's session after this long without a turn (default 1 h; env "
                         "PHI4_VISITOR_IDLE)")
+    p.add_argument("--qa-db", metavar="PATH", help="the QA tab's store of runs, results and marks (env PHI4_QA_DB, "
+                                                    "default qa.sqlite3 in the user's data folder)")
     add_arguments(p)
     return p
 
@@ -144,4 +148,5 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         visitor_idle_s=args.visitor_idle,
         stream_grace_s=_env("PHI4_STREAM_GRACE", Settings.stream_grace_s),
         login_lockout_s=_env("PHI4_LOGIN_LOCKOUT", Settings.login_lockout_s),
+        qa_db=args.qa_db,
     )

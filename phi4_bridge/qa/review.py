@@ -78,6 +78,17 @@ def list_runs(store: QAStore, *, space: str | None = None, date: str | None = No
     return [{**dict(r), "label": run_label(dict(r)), "state": status_of(dict(r))} for r in rows]
 
 
+def counts(store: QAStore, run_id: int) -> dict[str, int]:
+    """``total``, ``pass``, ``fail``, ``error``, ``not_run`` (a case with no result yet counts as not run)."""
+    out = {"total": 0, "pass": 0, "fail": 0, "error": 0, "not_run": 0}
+    for row in store.query("SELECT r.status, COUNT(*) FROM cases c LEFT JOIN results r ON r.run_id = c.run_id AND "
+                           "r.case_id = c.case_id WHERE c.run_id = ? GROUP BY r.status", (run_id,)):
+        status = row[0] if row[0] in out else "not_run"
+        out[status] += row[1]
+        out["total"] += row[1]
+    return out
+
+
 def spaces(store: QAStore) -> list[str]:
     return [r[0] for r in store.query("SELECT DISTINCT space FROM runs WHERE space != '' ORDER BY space")]
 

@@ -206,7 +206,7 @@ class QAStore:
 
     @staticmethod
     def _put_blob(db: sqlite3.Connection, data: bytes | None) -> str | None:
-        if not data or len(data) > MAX_BLOB_BYTES:
+        if data is None or len(data) > MAX_BLOB_BYTES:
             return None
         digest = file_hash(data)
         db.execute("INSERT OR IGNORE INTO blobs (hash, size, data) VALUES (?,?,?)", (digest, len(data), data))
