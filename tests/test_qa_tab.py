@@ -235,3 +235,57 @@ def test_qa_stop_alone_stops_the_run_on_the_space(client, standin, media):
     assert stats(standin.url)["calls"] == 2 and stats(standin.url)["cancelled"] == 1, stats(standin.url)
     assert "stopped" in stopped[0] and "stopped" in final[0]
     assert [r["status"] for r in exported(client, final[2])[0]] == ["pass", "not_run", "not_run", "not_run"]
+
+
+def test_a_cli_run_appears_in_the_tab_and_any_two_runs_compare_with_counts(client, standin, tmp_path):
+    """Two runs of ``python -m phi4_bridge qa`` (the app and the command share the store, $PHI4_QA_DB), the case
+    file edited between them: one case fixed, one broken, one answered differently, two the same."""
+    from phi4_bridge.__main__ import main
+
+    Image.new("RGB", (37, 23), "red").save(tmp_path / "red.png")
+
+    def cases(version: int) -> Path:
+        path = tmp_path / "cases.jsonl"
+        rows = [{"id": "same-1", "image": "red.png", "prompt": "Size?"},
+                {"id": "same-2", "image": "red.png", "prompt": "Colour?"},
+                {"id": "fix", "image": "red.png", "prompt": "Size?", "expect": "37x23" if version == 2 else "99x99"},
+                {"id": "break", "image": "red.png", "prompt": "Size?", "expect": "37x23" if version == 1 else "1x1"},
+                {"id": "change", "image": "red.png", "prompt": f"Case change v{version}"}]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    common = ["--space-url", standin.url, "--hub-url", standin.hub_url, "--no-progress"]
+    assert main(["qa", str(cases(1)), "--out", str(tmp_path / "one"), *common]) == 1
+    assert main(["qa", str(cases(2)), "--out", str(tmp_path / "two"), *common]) == 1
+
+    newest = client.predict("", "", "cases", api_name="/qa_runs")[0]
+    first, second = [value for _, value in newest["choices"][:2]][::-1]
+    assert newest["value"] == second and "cases.jsonl · cli" in newest["choices"][0][0]
+    gallery, _ = client.predict(second, "all", 1, api_name="/qa_show")
+    assert "Case change v2" in gallery and gallery.count('class="qa-card"') == 5
+    assert gallery.count("data:image/jpeg;base64,") == 5  # thumbnails from the stored bytes
+    failed, _ = client.predict(second, "failed", 1, api_name="/qa_show")
+    assert failed.count('class="qa-card"') == 1 and 'data-case="break"' in failed
+    changed, _ = client.predict(second, "changed", 1, api_name="/qa_show")
+    assert [c for c in ("same-1", "same-2", "fix", "break", "change") if f'data-case="{c}"' in changed] == [
+        "fix", "break", "change"]
+
+    compare = client.predict(first, second, api_name="/qa_compare")
+    for kind, count in (("fixed", 1), ("broke", 1), ("changed", 1), ("same", 2)):
+        assert f'class="qa-count-{kind}">{kind}: <b>{count}</b>' in compare, compare
+    import re
+
+    rows = re.findall(r'<tr data-kind="(\w+)"><td>([\w-]+)', compare)
+    assert rows == [("same", "same-1"), ("same", "same-2"), ("fixed", "fix"), ("broke", "break"),
+                    ("changed", "change")]
+    assert "Case change v1" in compare and "Case change v2" in compare
+
+
+def test_marks_carry_the_login_name(standin, media):
+    with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--auth", "alice:wonder-land") as app:
+        client = Client(app.url, auth=("alice", "wonder-land"), verbose=False)
+        _, result = run(client, [media["red.png"]], "Who marks this?")
+        marked = client.predict(result[2], "red.png · prompt 1", "good", "fine", "all", 1, api_name="/qa_mark")
+        assert "<b>good</b> by alice" in marked[1]
+        records, _ = exported(client, result[2])
+    assert [(r["mark"], r["note"], r["marked_by"]) for r in records] == [("good", "fine", "alice")]
