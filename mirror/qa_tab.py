@@ -170,16 +170,19 @@ def render_qa_tab(bridge_holder: Any, db: str | os.PathLike[str] | None = None) 
                          request)
 
     def runs_list(space: str, date: str, source: str) -> tuple[Any, ...]:
+        """The run pickers (the newest matching run picked) and the Space filter's choices."""
         choices = run_choices(store, space, date, source)
         newest = choices[0][1] if choices else None
         every = run_choices(store)
         return (gr.Dropdown(choices=choices, value=newest), gr.Dropdown(choices=every),
-                gr.Dropdown(choices=every), gr.Dropdown(choices=[""] + spaces(store)))
+                gr.Dropdown(choices=every), gr.Dropdown(choices=["", *spaces(store)]))
 
     def on_load() -> tuple[Any, ...]:
-        picked, a, b, space = runs_list("", "", "")
-        html, number = qa.gallery(to_int(picked.value))
-        return picked, a, b, space, html, number
+        """A page opened: the runs, and the newest run's gallery (what was marked before a restart shows)."""
+        pickers = runs_list("", "", "")
+        newest = run_choices(store)
+        html, number = qa.gallery(to_int(newest[0][1]) if newest else None)
+        return (*pickers, html, number)
 
     def export(run: Any) -> list[str] | None:
         run_id = to_int(run)
