@@ -22,9 +22,10 @@ def app(standin):
 
 
 @pytest.fixture
-def client(app, standin):
+def client(app, standin, tmp_path):
     reset(standin.url)
-    return Client(app.url, verbose=False)  # a new client is a new visitor (own session, own state)
+    # a new client is a new visitor (own session); what it downloads (the exports) stays in the test's folder
+    return Client(app.url, verbose=False, download_files=str(tmp_path / "downloads"))
 
 
 @pytest.fixture
@@ -138,9 +139,9 @@ def test_a_case_file_with_expectations_and_files_matched_among_uploads(client, m
     assert "was not uploaded" in records["elsewhere"]["error"] and records["4"]["error_type"] == "InvalidCase"
 
 
-def test_runs_are_shared_by_visitors_and_bad_input_is_explained(client, app, media):
+def test_runs_are_shared_by_visitors_and_bad_input_is_explained(client, app, media, tmp_path):
     _, mine = run(client, [media["red.png"]], "Shared?")
-    other = Client(app.url, verbose=False)
+    other = Client(app.url, verbose=False, download_files=str(tmp_path / "other"))
     newest = other.predict("", "", "", api_name="/qa_runs")
     assert newest[0]["value"] == mine[2]  # another visitor sees the run (the QA tab is a team tool)
     gallery, page = other.predict(mine[2], "all", 1, api_name="/qa_show")
@@ -281,11 +282,16 @@ def test_a_cli_run_appears_in_the_tab_and_any_two_runs_compare_with_counts(clien
     assert "Case change v1" in compare and "Case change v2" in compare
 
 
-def test_marks_carry_the_login_name(standin, media):
+def test_marks_carry_the_login_name(standin, media, tmp_path):
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--auth", "alice:wonder-land") as app:
-        client = Client(app.url, auth=("alice", "wonder-land"), verbose=False)
+        client = Client(app.url, auth=("alice", "wonder-land"), verbose=False, download_files=str(tmp_path / "d"))
         _, result = run(client, [media["red.png"]], "Who marks this?")
         marked = client.predict(result[2], "red.png · prompt 1", "good", "fine", "all", 1, api_name="/qa_mark")
         assert "<b>good</b> by alice" in marked[1]
         records, _ = exported(client, result[2])
+        sneaky = client.predict(result[2], "red.png · prompt 1", "bad", "<img src=x onerror=alert(1)>", "all", 1,
+                                api_name="/qa_mark")[1]
+        assert "&lt;img src=x onerror=alert(1)&gt;" in sneaky and "<img src=x" not in sneaky
+        with pytest.raises(Exception):  # noqa: B017 - gradio_client cannot even read the app's config: 401
+            Client(app.url, verbose=False, download_files=str(tmp_path / "nobody"))
     assert [(r["mark"], r["note"], r["marked_by"]) for r in records] == [("good", "fine", "alice")]
