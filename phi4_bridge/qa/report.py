@@ -201,39 +201,3 @@ def write_report(path: str | os.PathLike[str], records: Sequence[Mapping[str, An
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(render_report(records, image_paths, **kwargs))
     os.replace(tmp, path)
-
-
-def table_fragment(records: Sequence[Mapping[str, Any]], image_paths: Mapping[str, Sequence[str]]) -> str:
-    """The summary and table alone (with the CSS), for embedding in the app."""
-    records = list(records)
-    return (f"<div class=\"qa-report\"><style>{_CSS.replace('body{', '.qa-report{')}</style>"
-            + summary_html(records) + TABLE_HEAD + rows_html(records, image_paths) + "</tbody></table></div>")
-
-
-def comparison_fragment(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], label_a: str,
-                        label_b: str, image_paths: Mapping[str, Sequence[str]]) -> str:
-    """Two runs side by side, joined by case id; rows whose reply or result changed are highlighted."""
-    by_a = {str(r.get("id")): r for r in a}
-    by_b = {str(r.get("id")): r for r in b}
-    ids = list(dict.fromkeys(list(by_b) + list(by_a)))
-    rows = []
-    for rid in ids:
-        ra, rb = by_a.get(rid, {}), by_b.get(rid, {})
-        base = rb or ra
-        changed = (ra.get("reply") != rb.get("reply")) or (ra.get("status") != rb.get("status"))
-        cls = ' class="changed"' if changed else ""
-
-        def cell(r: Mapping[str, Any], cls: str = cls) -> str:
-            if not r:
-                return f"<td{cls}>–</td>"
-            err = f'<div class="err">{esc(r.get("error"))}</div>' if r.get("error") else ""
-            return (f'<td{cls} style="white-space:pre-wrap">{_status(r)} {_secs(r.get("total_s"))}{_mark(r)}'
-                    f"<div>{esc(r.get('reply'))}</div>{err}</td>")
-
-        rows.append(f"<tr><td>{esc(rid)}</td><td>{media_cell(base, image_paths.get(rid, ()))}</td>"
-                    f'<td class="prompt">{esc(base.get("prompt"))}</td>{cell(ra)}{cell(rb)}</tr>')
-    changed_count = sum(1 for row in rows if 'class="changed"' in row)
-    return (f"<div class=\"qa-report\"><style>{_CSS.replace('body{', '.qa-report{')}</style>"
-            f"<p>{changed_count} of {len(ids)} cases changed between the two runs (highlighted).</p>"
-            f"<table><thead><tr><th>id</th><th>image</th><th>prompt</th><th>{esc(label_a)}</th>"
-            f"<th>{esc(label_b)}</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")

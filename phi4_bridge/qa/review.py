@@ -8,6 +8,7 @@ costs one page's rows per look, not the whole run (``python -m benchmarks.qa_sto
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -48,13 +49,18 @@ def status_of(run: dict[str, Any]) -> str:
     """A run's status; "running" only while the process that owns it lives (a killed CLI run is "interrupted")."""
     if run.get("status") != "running":
         return str(run.get("status"))
-    import os
-
-    try:
-        os.kill(int(run.get("pid") or 0), 0)
-    except (OSError, ValueError):
+    pid = int(run.get("pid") or 0)
+    if pid <= 0:
         return "interrupted"
-    return "running" if run.get("pid") else "interrupted"
+    if os.name == "nt":  # signal 0 is CTRL_C_EVENT there: never send it to ask whether a process lives
+        return "running"
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # it lives, as another user
+        return "running"
+    except OSError:
+        return "interrupted"
+    return "running"
 
 
 def list_runs(store: QAStore, *, space: str | None = None, date: str | None = None, source: str | None = None,
