@@ -295,3 +295,23 @@ def test_marks_carry_the_login_name(standin, media, tmp_path):
         with pytest.raises(Exception):  # noqa: B017 - gradio_client cannot even read the app's config: 401
             Client(app.url, verbose=False, download_files=str(tmp_path / "nobody"))
     assert [(r["mark"], r["note"], r["marked_by"]) for r in records] == [("good", "fine", "alice")]
+
+
+def test_an_audio_case_gets_a_player_and_pages_hold_twenty_cards(client, tmp_path):
+    from media_factory import wav
+
+    voice = wav(tmp_path / "voice.wav", seconds=1.5)
+    prompts = "\n".join(f"Prompt {i}" for i in range(1, 23))  # 22 cases: two pages
+    _, result = run(client, [str(voice)], prompts, concurrency=4)
+    assert "finished: 22 passed" in result[0], result[0]
+    first = result[1]
+    assert first.count('class="qa-card"') == 20 and "(page 1 of 2)" in first
+    import re
+
+    assert len(re.findall(r'<audio controls preload="none" src="data:audio/[\w.+-]+;base64,', first)) == 20
+    assert first.count("🎵 voice.wav") == 20 and "<img" not in first
+    second, number = client.predict(result[2], "all", 2, api_name="/qa_show")
+    assert number == 2 and second.count('class="qa-card"') == 2 and "(page 2 of 2)" in second
+    assert 'data-case="voice.wav · prompt 21"' in second and 'data-case="voice.wav · prompt 22"' in second
+    beyond, number = client.predict(result[2], "all", 9, api_name="/qa_show")
+    assert number == 2 and beyond == second  # a page past the end shows the last one
