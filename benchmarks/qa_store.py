@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
               "marks index) plus a count of the matches; only that page's file bytes are read. `OFFSET` walks the "
               "rows it skips, so a late page costs more than the first (see the table), and `changed` joins the "
               "previous run. Drawing the thumbnails dominates the first look at a page; they are cached (by the "
-              "file's bytes, per app process) afterwards.\n")
+              "file's content hash, per app process) afterwards.\n")
     text = out.getvalue()
     print(text)
     args.report.write_text(text, encoding="utf-8")

@@ -14,7 +14,9 @@ from __future__ import annotations
 import base64
 import html
 import mimetypes
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -108,16 +110,36 @@ def mark_line(row: Mapping[str, Any]) -> str:
             f'{": " + esc(note) if note else ""}</div>')
 
 
+_THUMBS: OrderedDict[str, str | None] = OrderedDict()  # content hash -> data URI (a few KB each)
+_THUMBS_MAX = 4096
+_THUMBS_LOCK = threading.Lock()
+
+
+def thumbnail(digest: str, blob: Callable[[str], bytes | None]) -> str | None:
+    """The thumbnail of a stored image, drawn once per app process and kept by its content hash (the bytes are
+    read only when it is not cached yet)."""
+    with _THUMBS_LOCK:
+        if digest in _THUMBS:
+            _THUMBS.move_to_end(digest)
+            return _THUMBS[digest]
+    data = blob(digest)
+    uri = thumbnail_of_bytes(data) if data else None
+    with _THUMBS_LOCK:
+        _THUMBS[digest] = uri
+        while len(_THUMBS) > _THUMBS_MAX:
+            _THUMBS.popitem(last=False)
+    return uri
+
+
 def media_html(files: Sequence[Mapping[str, Any]], blob: Callable[[str], bytes | None]) -> str:
     """Thumbnails and audio players from the store's bytes; a file with no bytes kept is only named."""
     parts = []
     for file in files:
-        data = blob(file["hash"]) if file.get("hash") else None
         if file["role"] == "image":
-            uri = thumbnail_of_bytes(data) if data else None
+            uri = thumbnail(file["hash"], blob) if file.get("hash") else None
             parts.append(f'<img alt="{esc(file["name"])}" src="{uri}">' if uri
                          else '<div class="qa-file">no preview</div>')
-        elif data and len(data) <= AUDIO_PREVIEW_MAX:
+        elif file.get("hash") and (file.get("size") or 0) <= AUDIO_PREVIEW_MAX and (data := blob(file["hash"])):
             mime = mimetypes.guess_type(file["name"])[0] or "audio/wav"
             parts.append(f'<audio controls preload="none" src="data:{esc(mime)};base64,'
                          + base64.b64encode(data).decode("ascii") + '"></audio>')

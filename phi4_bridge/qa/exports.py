@@ -23,13 +23,17 @@ CSV_COLUMNS = ("id", "image", "audio", "prompt", "expect", "status", "passed", "
 def thumbs_for(store: QAStore, run_id: int) -> dict[str, list[str | None]]:
     """Per case, a data URI per image (None when its bytes are not kept or are not a picture)."""
     out: dict[str, list[str | None]] = {}
+    drawn: dict[str, str | None] = {}  # by content hash: a picture many cases share is drawn once
     rows, _ = page(store, run_id, limit=None)
     for row in rows:
         uris: list[str | None] = []
         for file in row["files"]:
             if file["role"] == "image":
-                data = store.blob(file["hash"]) if file["hash"] else None
-                uris.append(thumbnail_of_bytes(data) if data else None)
+                digest = file["hash"]
+                if digest and digest not in drawn:
+                    data = store.blob(digest)
+                    drawn[digest] = thumbnail_of_bytes(data) if data else None
+                uris.append(drawn.get(digest) if digest else None)
         out[row["id"]] = uris
     return out
 

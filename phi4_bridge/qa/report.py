@@ -52,9 +52,9 @@ def _thumb_cached(path: str, size: int, mtime_ns: int, px: int) -> str | None:
     return _thumb(path, px)
 
 
-@lru_cache(maxsize=1024)
 def thumbnail_of_bytes(data: bytes, px: int = THUMB_PX) -> str | None:
-    """A JPEG thumbnail of image bytes (the QA store keeps files as bytes, never as paths), or None."""
+    """A JPEG thumbnail of image bytes (the QA store keeps files as bytes, never as paths), or None. Not cached
+    here: a cache keyed by the bytes would keep every image in memory; callers cache by content hash."""
     if len(data) > _MAX_THUMB_SOURCE_BYTES:
         return None
     return _thumb(io.BytesIO(data), px)
