@@ -30,13 +30,9 @@ from mirror.guard import Guard  # noqa: E402
 from mirror.handlers import ChatService  # noqa: E402
 from mirror.launch import serve  # noqa: E402
 from mirror.openai_api import openai_routes  # noqa: E402
+from mirror.qa_tab import render_qa_tab  # noqa: E402
 from mirror.settings import Settings, parse_settings  # noqa: E402
 from mirror.space_status import SpaceStatus, auth_headers  # noqa: E402
-
-try:
-    from mirror.qa_tab import render_qa_tab
-except ImportError:
-    render_qa_tab = None
 
 CSS = """
 .mirror-banner { padding: 14px 18px; border-radius: 10px; font-size: 1.1em; line-height: 1.45; }
@@ -98,9 +94,8 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
             now = status.holder.config
             controls = render_settings(read_options(now.space_url, headers=auth_headers(now, now.space_url)))
 
-        if render_qa_tab is not None:
-            with gr.Tab("QA"):
-                render_qa_tab(status.holder)
+        with gr.Tab("QA"):
+                render_qa_tab(status.holder, settings.qa_db)
 
         with gr.Row(visible=False):  # the /chat API's own components
             api_message = gr.MultimodalTextbox(file_types=["image", "audio"], file_count="multiple")

@@ -1,21 +1,27 @@
-"""The app's QA tab: run many image prompts at once, watch them finish, mark results, download, compare runs.
+"""The app's QA tab: run many image prompts at once, review them in a gallery, mark them, compare any two runs.
 
-``render_qa_tab(holder)`` is called by ``app.py`` inside ``with gr.Tab("QA"):``; ``holder.get()`` gives the
-app's one ``Phi4Bridge``. Everything a visitor does lives in their own ``gr.State`` (the last two runs).
+``render_qa_tab(holder, db)`` is called by ``app.py`` inside ``with gr.Tab("QA"):``; ``holder.get()`` gives the
+app's one ``Phi4Bridge``, ``db`` is the QA store's file (``--qa-db``; None: the user's data folder). Everything
+lives in the store (``phi4_bridge.qa.store``), so marks survive a restart and runs of ``python -m phi4_bridge qa``
+show here too. This module is the layout and its wiring; ``mirror.qa_handlers`` does the work, ``mirror.qa_gallery``
+draws the HTML.
 
 Cases come from the uploads: every uploaded image (or audio file) with every prompt line, or a JSONL case file
 (the format of ``python -m phi4_bridge qa``) whose files are matched by file name among the uploads. A case
 file cannot reach other files on the machine running the app: a path that is not uploaded fails its case.
 
-Endpoints (for gradio_client): ``/qa_run``, ``/qa_rerun``, ``/qa_mark``, ``/qa_stop``; each returns
-(status markdown, results table HTML, case choices, downloads, comparison HTML).
+Endpoints (for gradio_client), with what they return:
+
+- ``/qa_run`` (files, prompts, expect, case file, concurrency), ``/qa_rerun`` (concurrency, run),
+  ``/qa_stop`` (): (status, gallery HTML, run, page), streamed as cases finish;
+- ``/qa_mark`` (run, case id, mark, note, filter, page): (status, gallery HTML);
+- ``/qa_show`` (run, filter, page): (gallery HTML, page); ``/qa_runs`` (space, date, case file): the newest run;
+- ``/qa_export`` (run): [results.jsonl, report.html, results.csv]; ``/qa_compare`` (run A, run B): HTML.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,19 +29,22 @@ from typing import Any
 import gradio as gr
 
 from phi4_bridge.qa.cases import Case, CaseFileError, load_cases
-from phi4_bridge.qa.report import comparison_fragment, render_report, table_fragment
-from phi4_bridge.qa.runner import REPORT_NAME, RESULTS_NAME, RunStopped, not_run_record, run_cases, summarise
+from phi4_bridge.qa.exports import export_run
+from phi4_bridge.qa.review import FILTERS, compare, list_runs, spaces
+from phi4_bridge.qa.store import QAStore
 
 from .cleanup import current
+from .qa_gallery import GALLERY_JS, compare_html
+from .qa_handlers import MAX_CONCURRENCY, QAService, to_int
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm"})
 MAX_CASES = 200
-MAX_CONCURRENCY = 4
 
 INTRO = """Run many image prompts at once. **Either** upload images and write prompts (one a line): every image
 is asked every prompt. **Or** upload a JSONL case file (one `{"id", "image", "prompt", "expect"}` a line, as for
-`python -m phi4_bridge qa`) together with the images it names. Results stay in this browser session; the last
-two runs can be compared side by side."""
+`python -m phi4_bridge qa`) together with the images it names. Every run is kept (runs of
+`python -m phi4_bridge qa` too): review a run card by card (keys **j**/**k** move, **g**/**b** mark good/bad with
+the card's note), re-run what failed, compare any two runs."""
 
 
 # ---- cases ---------------------------------------------------------------------------------------------------
@@ -93,188 +102,113 @@ def cases_from_inputs(files: Any, prompts: str | None, expect: str | None, case_
     return cases
 
 
-# ---- per-visitor state ---------------------------------------------------------------------------------------
-
-def _fresh(state: Any) -> dict[str, Any]:
-    return state if isinstance(state, dict) and "runs" in state else {"runs": [], "count": 0}
-
-
-def _new_run(state: dict[str, Any], cases: list[Case], label: str,
-             records: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    state["count"] += 1
-    run = {"label": f"Run {state['count']}{label}", "order": [c.id for c in cases],
-           "cases": {c.id: c for c in cases}, "records": records or {}, "running": set(),
-           "dir": _run_folder()}
-    state["runs"] = [*state["runs"][-1:], run]
-    return run
-
-
-def _run_folder() -> str:
-    """Where a run's downloads go: the app's own ``qa`` folder (cleaned on a schedule, removed at exit)."""
-    work = current()
-    return str(work.new_folder("qa")) if work else tempfile.mkdtemp(prefix="phi4-qa-")
-
-
-def _rows(run: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for case_id in run["order"]:
-        record = run["records"].get(case_id)
-        if record is None:
-            status = "running" if case_id in run["running"] else "queued"
-            record = {**run["cases"][case_id].describe(), "status": status, "reply": ""}
-        rows.append(record)
-    return rows
-
-
-def _image_paths(run: dict[str, Any]) -> dict[str, list[str]]:
-    """The files thumbnails may be drawn from: only what the visitor uploaded (a confined case's unlocated
-    file is ``""``), and only inside gradio's upload folder."""
-    return {case_id: [p if p and _uploaded(p) else "" for p in case.image_paths]
-            for case_id, case in run["cases"].items()}
-
-
-def _uploaded(path: str) -> bool:
-    from gradio.utils import get_upload_folder
-
-    try:
-        return Path(path).resolve().is_relative_to(Path(get_upload_folder()).resolve())
-    except (OSError, ValueError):
-        return False
-
-
-def _write_downloads(run: dict[str, Any]) -> list[str]:
-    folder = Path(run["dir"])
-    rows = [r for r in _rows(run) if r["status"] not in ("queued", "running")]
-    results = folder / RESULTS_NAME
-    results.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    report = folder / REPORT_NAME
-    report.write_text(render_report(_rows(run), _image_paths(run), title=f"Phi-4 image prompt QA · {run['label']}"),
-                      encoding="utf-8")
-    return [str(results), str(report)]
-
-
-def _comparison(state: dict[str, Any]) -> str:
-    runs = state["runs"]
-    if len(runs) < 2:
-        return "<p>Run twice (or re-run the failed cases) to see two runs side by side here.</p>"
-    old, new = runs
-    paths = {**_image_paths(old), **_image_paths(new)}
-    return comparison_fragment(_rows(old), _rows(new), old["label"], new["label"], paths)
-
-
-def _summary(run: dict[str, Any]) -> str:
-    c = summarise(_rows(run))
-    return f"{c['pass']} passed, {c['fail']} failed, {c['error']} errors"
-
-
-def _outputs(state: dict[str, Any], status: str, *, final: bool = False) -> tuple[Any, ...]:
-    run = state["runs"][-1]
-    table = table_fragment(_rows(run), _image_paths(run))
-    if not final:
-        return status, table, state, gr.skip(), gr.skip(), gr.skip()
-    choices = gr.Dropdown(choices=run["order"], value=run["order"][0] if run["order"] else None)
-    return status, table, state, choices, _write_downloads(run), _comparison(state)
-
-
-async def _execute(holder: Any, state: dict[str, Any], todo: list[Case], concurrency: Any,
-                   request: gr.Request | None) -> AsyncIterator[tuple[Any, ...]]:
-    run = state["runs"][-1]
-    total, done = len(todo), 0
-    yield _outputs(state, f"**{run['label']}**: running {total} case{'s' if total != 1 else ''}…")
-    bridge = await holder.get()
-    ip_token = request.headers.get("x-ip-token") if request is not None else None
-    stopped: list[RunStopped] = []
-    limit = min(max(int(concurrency or 1), 1), MAX_CONCURRENCY)
-    async for record in run_cases(bridge, todo, concurrency=limit, ip_token=ip_token, stopped=stopped,
-                                  on_start=lambda case: run["running"].add(case.id)):
-        run["running"].discard(record["id"])
-        run["records"][record["id"]] = record
-        done += 1
-        yield _outputs(state, f"**{run['label']}**: {done} of {total} done · {_summary(run)}")
-    message = f"**{run['label']}** finished: {_summary(run)}."
-    if stopped:
-        message = (f"⚠️ **{run['label']} stopped early**: {stopped[0].message} Cases not started are marked "
-                   "*not run*; press *Re-run failed* later to run them.")
-    yield _outputs(state, message, final=True)
-
-
-def _skip_all(state: dict[str, Any], message: str) -> tuple[Any, ...]:
-    return message, gr.skip(), state, gr.skip(), gr.skip(), gr.skip()
-
-
 # ---- the tab -------------------------------------------------------------------------------------------------
 
-def render_qa_tab(bridge_holder: Any) -> None:
-    """Lay out the QA tab in the current Blocks context and wire its handlers."""
+def run_choices(store: QAStore, space: str | None = None, date: str | None = None,
+                source: str | None = None) -> list[tuple[str, str]]:
+    return [(f"{r['label']} · {r['state']} · {r['n_pass']}/{r['n_cases']} passed", str(r["id"]))
+            for r in list_runs(store, space=space or None, date=date or None, source=source or None)]
 
-    async def run_all(files: Any, prompts: str, expect: str, case_file: Any, concurrency: float, state: Any,
+
+def render_qa_tab(bridge_holder: Any, db: str | os.PathLike[str] | None = None) -> QAService:
+    """Lay out the QA tab in the current Blocks context and wire its handlers; the service (for tests/shutdown)."""
+    store = QAStore(db)
+    qa = QAService(store, bridge_holder)
+
+    def view(run_id: int | None, message: str) -> tuple[Any, ...]:
+        html, number = qa.gallery(run_id)
+        return message, html, gr.Dropdown(choices=run_choices(store), value=str(run_id) if run_id else None), number
+
+    async def run_all(files: Any, prompts: str, expect: str, case_file: Any, concurrency: float,
                       request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
-        state = _fresh(state)
         try:
             cases = cases_from_inputs(files, prompts, expect, case_file)
         except (ValueError, CaseFileError) as exc:
-            yield _skip_all(state, f"⚠️ {exc}")
+            yield f"⚠️ {exc}", gr.skip(), gr.skip(), gr.skip()
             return
-        _new_run(state, cases, "")
-        async for out in _execute(bridge_holder, state, cases, concurrency, request):
+        sources = _paths(case_file)
+        run_id = qa.new_run(cases, Path(sources[0]).name if sources else "", to_int(concurrency) or 1, request)
+        async for out in qa.execute(run_id, cases, concurrency, request, view):
             yield out
 
-    async def rerun(concurrency: float, state: Any, request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
-        state = _fresh(state)
-        if not state["runs"]:
-            yield _skip_all(state, "⚠️ Run some cases first.")
+    async def rerun(concurrency: float, run: Any, request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
+        parent = to_int(run)
+        if parent is None or store.run(parent) is None:
+            yield "⚠️ Pick a run first (or run some cases).", gr.skip(), gr.skip(), gr.skip()
             return
-        last = state["runs"][-1]
-        again = [cid for cid in last["order"] if (last["records"].get(cid) or {}).get("status") != "pass"
-                 or (last["records"].get(cid) or {}).get("mark") == "bad"]
+        again = qa.again(parent)
         if not again:
-            yield _skip_all(state, "Nothing to re-run: every case passed and none is marked bad.")
+            yield "Nothing to re-run: every case passed and none is marked bad.", gr.skip(), gr.skip(), gr.skip()
             return
-        kept = {cid: dict(r) for cid, r in last["records"].items() if cid not in again}
-        _new_run(state, [last["cases"][cid] for cid in last["order"]], f" (re-ran {len(again)} of "
-                 f"{len(last['order'])} from {last['label']})", kept)
-        async for out in _execute(bridge_holder, state, [last["cases"][cid] for cid in again], concurrency,
-                                  request):
+        run_id, todo, cleanup = qa.start_rerun(parent, to_int(concurrency) or 1, request)
+        total = len(store.query("SELECT 1 FROM cases WHERE run_id=?", (parent,)))
+        label = f" (re-ran {len(again)} of {total} from Run {parent})"
+
+        def relabelled(rid: int, message: str) -> tuple[Any, ...]:
+            return view(rid, message.replace(f"Run {rid}**", f"Run {rid}{label}**", 1))
+
+        async for out in qa.execute(run_id, todo, concurrency, request, relabelled, cleanup=cleanup):
             yield out
 
-    def save_mark(case_id: str | None, mark: str | None, note: str | None, state: Any) -> tuple[Any, ...]:
-        state = _fresh(state)
-        if not state["runs"]:
-            return _skip_all(state, "⚠️ Run some cases first.")
-        run = state["runs"][-1]
-        record = run["records"].get(case_id or "")
-        if record is None:
-            return _skip_all(state, f"⚠️ Pick a finished case of {run['label']} to mark.")
-        if mark in ("good", "bad"):
-            record["mark"], record["note"] = mark, (note or "").strip() or None
-            said = f"Marked {case_id!r} {mark}."
-        else:
-            record.pop("mark", None)
-            record.pop("note", None)
-            said = f"Cleared the mark of {case_id!r}."
-        status, table, state, _, _, _ = _outputs(state, said)
-        return status, table, state, gr.skip(), _write_downloads(run), _comparison(state)
+    async def stop(request: gr.Request) -> tuple[Any, ...]:
+        run_id, message = await qa.stop(request)
+        return view(run_id, message) if run_id else (message, gr.skip(), gr.skip(), gr.skip())
 
-    def stop(state: Any) -> tuple[Any, ...]:
-        """After Stop: cases that had not finished become "not run" (Re-run picks them up); downloads refresh."""
-        state = _fresh(state)
-        if not state["runs"]:
-            return _skip_all(state, "Nothing is running.")
-        run = state["runs"][-1]
-        run["running"] = set()
-        for case_id in run["order"]:
-            if case_id not in run["records"]:
-                run["records"][case_id] = not_run_record(run["cases"][case_id], "stopped by you")
-        status, table, state, _, _, _ = _outputs(state, f"⏹ **{run['label']}** stopped: {_summary(run)}; "
-                                                        "unfinished cases are marked *not run*.")
-        return status, table, state, gr.skip(), _write_downloads(run), _comparison(state)
+    def show(run: Any, filter: str, page: Any) -> tuple[Any, ...]:
+        return qa.gallery(to_int(run), filter if filter in FILTERS else "all", page)
+
+    def save_mark(run: Any, case_id: str, mark: str, note: str, filter: str, page: Any,
+                  request: gr.Request) -> tuple[Any, ...]:
+        message = qa.mark(run, case_id, mark, note, request)
+        return message, show(run, filter, page)[0]
+
+    def on_card(filter: str, page: Any, evt: gr.EventData, request: gr.Request) -> tuple[Any, ...]:
+        data = getattr(evt, "_data", None) or {}
+        if not isinstance(data, dict) or data.get("action") != "mark":
+            return gr.skip(), gr.skip()
+        return save_mark(data.get("run"), data.get("case"), data.get("mark"), data.get("note"), filter, page,
+                         request)
+
+    def runs_list(space: str, date: str, source: str) -> tuple[Any, ...]:
+        """The run pickers (the newest matching run picked) and the Space filter's choices."""
+        choices = run_choices(store, space, date, source)
+        newest = choices[0][1] if choices else None
+        every = run_choices(store)
+        return (gr.Dropdown(choices=choices, value=newest), gr.Dropdown(choices=every),
+                gr.Dropdown(choices=every), gr.Dropdown(choices=["", *spaces(store)]))
+
+    def on_load() -> tuple[Any, ...]:
+        """A page opened: the runs, and the newest run's gallery (what was marked before a restart shows)."""
+        pickers = runs_list("", "", "")
+        newest = run_choices(store)
+        html, number = qa.gallery(to_int(newest[0][1]) if newest else None)
+        return (*pickers, html, number)
+
+    def export(run: Any) -> list[str] | None:
+        run_id = to_int(run)
+        if run_id is None or store.run(run_id) is None:
+            raise gr.Error("Pick a run to export.")
+        work = current()
+        folder = work.new_folder("qa") if work else None
+        if folder is None:
+            raise gr.Error("Exports need the app's work folder.")
+        paths = []
+        for name, fmt in (("results.jsonl", "jsonl"), ("report.html", "html"), ("results.csv", "csv")):
+            (folder / name).write_text(export_run(store, run_id, fmt), encoding="utf-8")
+            paths.append(str(folder / name))
+        return paths
+
+    def compared(a: Any, b: Any) -> str:
+        ra, rb = store.run(to_int(a) or -1), store.run(to_int(b) or -1)
+        if ra is None or rb is None:
+            return "<p>Pick two runs (A and B) to compare.</p>"
+        counts, rows = compare(store, ra["id"], rb["id"])
+        return compare_html(f"Run {ra['id']}", f"Run {rb['id']}", counts, rows, store.blob)
 
     gr.Markdown(INTRO)
-    state = gr.State(None)
     with gr.Row():
         with gr.Column():
-            files = gr.File(label="Images (or audio)", file_count="multiple", type="filepath",
-                            elem_id="qa-files")
+            files = gr.File(label="Images (or audio)", file_count="multiple", type="filepath", elem_id="qa-files")
             case_file = gr.File(label="…or a case file (JSONL)", file_types=[".jsonl", ".json", ".txt"],
                                 type="filepath", elem_id="qa-case-file")
         with gr.Column():
@@ -285,24 +219,60 @@ def render_qa_tab(bridge_holder: Any) -> None:
                                     elem_id="qa-concurrency")
     with gr.Row():
         run_btn = gr.Button("▶ Run all", variant="primary", elem_id="qa-run")
-        rerun_btn = gr.Button("↻ Re-run failed and marked-bad", elem_id="qa-rerun")
         stop_btn = gr.Button("⏹ Stop", variant="stop", elem_id="qa-stop")
     status = gr.Markdown("Nothing run yet.", label="QA status", elem_id="qa-status")
-    table = gr.HTML(label="QA results", elem_id="qa-table")
     with gr.Row():
-        case_pick = gr.Dropdown(label="Case", choices=[], allow_custom_value=True, elem_id="qa-mark-case")
-        mark = gr.Radio(["good", "bad", "unmarked"], value="good", label="Mark", elem_id="qa-mark")
-        note = gr.Textbox(label="Note", elem_id="qa-note")
-        mark_btn = gr.Button("Save mark", elem_id="qa-save-mark")
-    downloads = gr.File(label="Download results.jsonl and report.html", file_count="multiple", interactive=False,
+        space_f = gr.Dropdown(label="Space", choices=[""], value="", allow_custom_value=True, elem_id="qa-f-space")
+        date_f = gr.Textbox(label="Date (YYYY-MM-DD)", elem_id="qa-f-date")
+        source_f = gr.Textbox(label="Case file name contains", elem_id="qa-f-source")
+        refresh = gr.Button("↻ Runs", elem_id="qa-runs-refresh", size="sm")
+    run_pick = gr.Dropdown(label="Run", choices=[], allow_custom_value=True, elem_id="qa-run-pick")
+    with gr.Row():
+        filter_pick = gr.Radio(list(FILTERS), value="all", label="Show", elem_id="qa-filter")
+        prev_btn = gr.Button("◀ Previous", size="sm", elem_id="qa-prev")
+        page = gr.Number(1, precision=0, label="Page", minimum=1, elem_id="qa-page")
+        next_btn = gr.Button("Next ▶", size="sm", elem_id="qa-next")
+    gallery = gr.HTML("", js_on_load=GALLERY_JS, elem_id="qa-gallery", label="QA review")
+    with gr.Row():
+        rerun_btn = gr.Button("↻ Re-run failed and marked-bad", elem_id="qa-rerun")
+        export_btn = gr.Button("⬇ Export this run", elem_id="qa-export")
+    downloads = gr.File(label="results.jsonl, report.html, results.csv", file_count="multiple", interactive=False,
                         elem_id="qa-downloads")
-    with gr.Accordion("The last two runs side by side", open=False):
-        compare = gr.HTML("<p>Run twice to compare.</p>", label="QA comparison", elem_id="qa-compare")
+    with gr.Accordion("Mark a case by its id", open=False):
+        with gr.Row():
+            case_id = gr.Textbox(label="Case id", elem_id="qa-mark-case")
+            mark = gr.Radio(["good", "bad", "unmarked"], value="good", label="Mark", elem_id="qa-mark")
+            note = gr.Textbox(label="Note", elem_id="qa-note")
+            mark_btn = gr.Button("Save mark", elem_id="qa-save-mark")
+    with gr.Accordion("Compare two runs", open=True):
+        with gr.Row():
+            run_a = gr.Dropdown(label="A (before)", choices=[], allow_custom_value=True, elem_id="qa-run-a")
+            run_b = gr.Dropdown(label="B (after)", choices=[], allow_custom_value=True, elem_id="qa-run-b")
+            compare_btn = gr.Button("Compare", elem_id="qa-compare-btn")
+        comparison = gr.HTML("<p>Pick two runs to compare.</p>", label="QA comparison", elem_id="qa-compare")
 
-    outputs = [status, table, state, case_pick, downloads, compare]
+    hidden = {"api_visibility": "undocumented"}
+    outputs = [status, gallery, run_pick, page]
     limits = {"concurrency_limit": 2, "concurrency_id": "qa"}
-    ran = run_btn.click(run_all, [files, prompts, expect, case_file, concurrency, state], outputs,
-                        api_name="qa_run", **limits)
-    reran = rerun_btn.click(rerun, [concurrency, state], outputs, api_name="qa_rerun", **limits)
-    stop_btn.click(stop, state, outputs, cancels=[ran, reran], queue=False, api_name="qa_stop")
-    mark_btn.click(save_mark, [case_pick, mark, note, state], outputs, api_name="qa_mark")
+    run_btn.click(run_all, [files, prompts, expect, case_file, concurrency], outputs, api_name="qa_run", **limits)
+    rerun_btn.click(rerun, [concurrency, run_pick], outputs, api_name="qa_rerun", **limits)
+    stop_btn.click(stop, None, outputs, queue=False, api_name="qa_stop")
+    mark_btn.click(save_mark, [run_pick, case_id, mark, note, filter_pick, page], [status, gallery],
+                   api_name="qa_mark")
+    gallery.click(on_card, [filter_pick, page], [status, gallery], **hidden)
+    shown = [run_pick, filter_pick, page]
+    run_pick.input(lambda r, f: show(r, f, 1), [run_pick, filter_pick], [gallery, page], api_name="qa_show_run",
+                   **hidden)
+    filter_pick.input(lambda r, f: show(r, f, 1), [run_pick, filter_pick], [gallery, page], **hidden)
+    page.submit(show, shown, [gallery, page], api_name="qa_show")
+    prev_btn.click(lambda r, f, p: show(r, f, (to_int(p) or 1) - 1), shown, [gallery, page], **hidden)
+    next_btn.click(lambda r, f, p: show(r, f, (to_int(p) or 1) + 1), shown, [gallery, page], **hidden)
+    refresh.click(runs_list, [space_f, date_f, source_f], [run_pick, run_a, run_b, space_f], api_name="qa_runs").then(
+        lambda r: show(r, "all", 1), run_pick, [gallery, page], **hidden)
+    export_btn.click(export, run_pick, downloads, api_name="qa_export")
+    compare_btn.click(compared, [run_a, run_b], comparison, api_name="qa_compare")
+    from gradio.context import Context
+
+    if Context.root_block is not None:
+        Context.root_block.load(on_load, None, [run_pick, run_a, run_b, space_f, gallery, page], **hidden)
+    return qa

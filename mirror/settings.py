@@ -56,6 +56,8 @@ class Settings:
     # The OpenAI-compatible API (/v1): its keys (never shown: repr=False) and whether it fetches http(s) images.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     fetch_image_urls: bool = False
+    # The QA store (runs, results, marks): None means $PHI4_QA_DB, else qa.sqlite3 in the user's data folder.
+    qa_db: str | None = None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -100,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "comma-separated). With --auth or --share the API answers only with a key")
     p.add_argument("--fetch-image-urls", action="store_true",
                    help="let the API fetch http(s) image URLs (public addresses only, size- and time-limited)")
+    p.add_argument("--qa-db", metavar="PATH", help="the QA tab's store of runs, results and marks (env PHI4_QA_DB, "
+                                                    "default qa.sqlite3 in the user's data folder)")
     add_arguments(p)
     return p
 
@@ -154,4 +158,5 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         stream_grace_s=_env("PHI4_STREAM_GRACE", Settings.stream_grace_s),
         login_lockout_s=_env("PHI4_LOGIN_LOCKOUT", Settings.login_lockout_s),
         api_keys=api_keys(args.api_key), fetch_image_urls=args.fetch_image_urls,
+        qa_db=args.qa_db,
     )

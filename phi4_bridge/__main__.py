@@ -24,6 +24,7 @@ from .config import BridgeConfig, add_arguments
 from .errors import GpuBusy, InputRejected, Phi4Error, QuotaExceeded, SpaceUnavailable
 from .events import Log, Queued, TextDelta
 from .hub import list_candidates, resolve
+from .qa.cli import add_parser as add_qa
 
 
 def exit_code(error: Phi4Error) -> int:
@@ -109,12 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .openai_serve import add_parser as add_serve
 
     add_serve(sub)
-    try:
-        from .qa.cli import add_parser as add_qa
-    except ImportError:
-        pass
-    else:
-        add_qa(sub)
+    add_qa(sub)
     return parser
 
 

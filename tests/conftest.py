@@ -22,6 +22,20 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def qa_store_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Every app and ``qa`` command a test starts (they inherit the environment) records its QA runs into a
+    store of the session's own (``PHI4_QA_DB``), never into the user's data folder."""
+    path = str(tmp_path_factory.mktemp("qa-store") / "qa.sqlite3")
+    before = os.environ.get("PHI4_QA_DB")
+    os.environ["PHI4_QA_DB"] = path
+    yield path
+    if before is None:
+        os.environ.pop("PHI4_QA_DB", None)
+    else:
+        os.environ["PHI4_QA_DB"] = before
+
+
 @pytest.fixture(scope="session")
 def standin() -> Iterator[ServerProcess]:
     """A stand-in Space subprocess shared by the whole session (its default, ``official`` layout; fast pace: 5 ms,

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 import re
 import secrets
 import signal
@@ -178,15 +179,31 @@ def test_qa_case_file_never_shows_a_server_image(app, fresh, tmp_path):
     client = Client(app.url, verbose=False)
     job = client.submit([handle_file(str(mine))], "", "", handle_file(str(case_file)), 2, api_name="/qa_run")
     updates = list(job)
-    status, table, _, downloads, _ = job.result()
+    status, table, run, _ = job.result()
+    run_id = run["value"]
+    downloads = client.predict(run_id, api_name="/qa_export")
     report = Path({Path(p).name: p for p in downloads}["report.html"]).read_text()
+    compare = client.predict(run_id, run_id, api_name="/qa_compare")
     assert "not uploaded" in table and "1 passed" in status
-    for html in [table, report] + [u[1] for u in updates if isinstance(u[1], str)]:
+    for html in [table, report, compare] + [u[1] for u in updates if isinstance(u[1], str)]:
         images = data_images(html)
         assert not any(looks_like_secret(img) for img in images), "the pixels of a server file came back"
         assert len(images) <= 1, f"{len(images)} thumbnails: only the uploaded image may have one"
     assert len(data_images(report)) == 1, "the uploaded image lost its thumbnail"
     assert looks_like_secret(Image.open(secret).convert("RGB"))  # the check itself can see the secret
+    # The store kept the uploaded image's bytes and nothing of the server's file, and holds no path of this machine
+    # (a re-run replays what the store has: it must not be a way to reach the server's file later).
+    import sqlite3
+
+    with sqlite3.connect(os.environ["PHI4_QA_DB"]) as db:
+        blobs = {bytes(row[0]) for row in db.execute(
+            "SELECT b.data FROM case_files f JOIN blobs b ON b.hash = f.hash WHERE f.run_id = ?", (int(run_id),))}
+        text = " ".join(str(v) for row in db.execute("SELECT * FROM runs WHERE id = ?", (int(run_id),)) for v in row)
+    assert blobs == {mine.read_bytes()} and secret.read_bytes() not in blobs
+    assert str(tmp_path) not in text and "cases.jsonl" in text  # the case file's name, never where it was
+    rerun = client.predict(2, run_id, api_name="/qa_rerun")
+    again = Path({Path(p).name: p for p in client.predict(rerun[2]["value"], api_name="/qa_export")}["report.html"])
+    assert not any(looks_like_secret(img) for img in data_images(again.read_text()))
 
 
 # ---- 3: gradio's run history is off -------------------------------------------------------------------------

@@ -65,7 +65,7 @@ class Case:
         for path in self.files:
             try:
                 with open(path, "rb") as fh:
-                    for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    while block := fh.read(1 << 20):
                         digest.update(block)
             except OSError:
                 digest.update(b"\0missing")

@@ -47,12 +47,24 @@ def esc(value: Any) -> str:
 
 @lru_cache(maxsize=512)
 def _thumb_cached(path: str, size: int, mtime_ns: int, px: int) -> str | None:
-    from PIL import Image
-
     if size > _MAX_THUMB_SOURCE_BYTES:
         return None
+    return _thumb(path, px)
+
+
+def thumbnail_of_bytes(data: bytes, px: int = THUMB_PX) -> str | None:
+    """A JPEG thumbnail of image bytes (the QA store keeps files as bytes, never as paths), or None. Not cached
+    here: a cache keyed by the bytes would keep every image in memory; callers cache by content hash."""
+    if len(data) > _MAX_THUMB_SOURCE_BYTES:
+        return None
+    return _thumb(io.BytesIO(data), px)
+
+
+def _thumb(source: Any, px: int) -> str | None:
+    from PIL import Image
+
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             if img.width * img.height > 60_000_000:
                 return None
             img.seek(0)
@@ -89,12 +101,17 @@ def _files(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
-def media_cell(record: Mapping[str, Any], image_paths: Sequence[str] = ()) -> str:
-    """Thumbnails of a record's images (``image_paths`` are the openable paths, in the record's order)."""
+def media_cell(record: Mapping[str, Any], image_paths: Sequence[str] = (),
+               thumbs: Sequence[str | None] | None = None) -> str:
+    """Thumbnails of a record's images (``image_paths`` are the openable paths, in the record's order; ``thumbs``,
+    when given, are ready data URIs instead: the store's exports draw from bytes, never from a path)."""
     shown = _files(record.get("image"))
     parts = []
     for index, name in enumerate(shown):
-        uri = thumbnail_data_uri(image_paths[index]) if index < len(image_paths) else None
+        if thumbs is not None:
+            uri = thumbs[index] if index < len(thumbs) else None
+        else:
+            uri = thumbnail_data_uri(image_paths[index]) if index < len(image_paths) else None
         if uri:
             parts.append(f'<img class="thumb" alt="{esc(name)}" src="{uri}">')
         else:
@@ -123,7 +140,7 @@ def _mark(record: Mapping[str, Any]) -> str:
 
 
 def rows_html(records: Sequence[Mapping[str, Any]], image_paths: Mapping[str, Sequence[str]],
-              show_marks: bool = True) -> str:
+              show_marks: bool = True, thumbs: Mapping[str, Sequence[str | None]] | None = None) -> str:
     rows = []
     for record in records:
         rid = str(record.get("id"))
@@ -133,7 +150,7 @@ def rows_html(records: Sequence[Mapping[str, Any]], image_paths: Mapping[str, Se
         rows.append(
             "<tr>"
             f'<td>{esc(rid)}</td>'
-            f"<td>{media_cell(record, image_paths.get(rid, ()))}</td>"
+            f"<td>{media_cell(record, image_paths.get(rid, ()), None if thumbs is None else thumbs.get(rid, ()))}</td>"
             f'<td class="prompt">{esc(record.get("prompt"))}{expect_html}</td>'
             f'<td class="reply">{esc(record.get("reply"))}'
             + (f'<div class="err">{esc(record.get("error_type"))}: {esc(error)}</div>' if error else "")
@@ -163,7 +180,8 @@ TABLE_HEAD = ("<table><thead><tr><th>id</th><th>image</th><th>prompt</th><th>rep
 
 
 def render_report(records: Sequence[Mapping[str, Any]], image_paths: Mapping[str, Sequence[str]], *,
-                  title: str = "Phi-4 image prompt QA", meta: str = "", note: str = "") -> str:
+                  title: str = "Phi-4 image prompt QA", meta: str = "", note: str = "",
+                  thumbs: Mapping[str, Sequence[str | None]] | None = None) -> str:
     """The whole page as a string."""
     when = time.strftime("%Y-%m-%d %H:%M:%S")
     records = list(records)
@@ -173,7 +191,8 @@ def render_report(records: Sequence[Mapping[str, Any]], image_paths: Mapping[str
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{esc(title)}</h1><p class=\"meta\">{esc(meta)}{' · ' if meta else ''}written {esc(when)}</p>"
         + (f"<p><b>{esc(note)}</b></p>" if note else "")
-        + summary_html(records) + TABLE_HEAD + rows_html(records, image_paths) + "</tbody></table></body></html>\n")
+        + summary_html(records) + TABLE_HEAD + rows_html(records, image_paths, thumbs=thumbs)
+        + "</tbody></table></body></html>\n")
 
 
 def write_report(path: str | os.PathLike[str], records: Sequence[Mapping[str, Any]],
@@ -182,39 +201,3 @@ def write_report(path: str | os.PathLike[str], records: Sequence[Mapping[str, An
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(render_report(records, image_paths, **kwargs))
     os.replace(tmp, path)
-
-
-def table_fragment(records: Sequence[Mapping[str, Any]], image_paths: Mapping[str, Sequence[str]]) -> str:
-    """The summary and table alone (with the CSS), for embedding in the app."""
-    records = list(records)
-    return (f"<div class=\"qa-report\"><style>{_CSS.replace('body{', '.qa-report{')}</style>"
-            + summary_html(records) + TABLE_HEAD + rows_html(records, image_paths) + "</tbody></table></div>")
-
-
-def comparison_fragment(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], label_a: str,
-                        label_b: str, image_paths: Mapping[str, Sequence[str]]) -> str:
-    """Two runs side by side, joined by case id; rows whose reply or result changed are highlighted."""
-    by_a = {str(r.get("id")): r for r in a}
-    by_b = {str(r.get("id")): r for r in b}
-    ids = list(dict.fromkeys(list(by_b) + list(by_a)))
-    rows = []
-    for rid in ids:
-        ra, rb = by_a.get(rid, {}), by_b.get(rid, {})
-        base = rb or ra
-        changed = (ra.get("reply") != rb.get("reply")) or (ra.get("status") != rb.get("status"))
-        cls = ' class="changed"' if changed else ""
-
-        def cell(r: Mapping[str, Any], cls: str = cls) -> str:
-            if not r:
-                return f"<td{cls}>–</td>"
-            err = f'<div class="err">{esc(r.get("error"))}</div>' if r.get("error") else ""
-            return (f'<td{cls} style="white-space:pre-wrap">{_status(r)} {_secs(r.get("total_s"))}{_mark(r)}'
-                    f"<div>{esc(r.get('reply'))}</div>{err}</td>")
-
-        rows.append(f"<tr><td>{esc(rid)}</td><td>{media_cell(base, image_paths.get(rid, ()))}</td>"
-                    f'<td class="prompt">{esc(base.get("prompt"))}</td>{cell(ra)}{cell(rb)}</tr>')
-    changed_count = sum(1 for row in rows if 'class="changed"' in row)
-    return (f"<div class=\"qa-report\"><style>{_CSS.replace('body{', '.qa-report{')}</style>"
-            f"<p>{changed_count} of {len(ids)} cases changed between the two runs (highlighted).</p>"
-            f"<table><thead><tr><th>id</th><th>image</th><th>prompt</th><th>{esc(label_a)}</th>"
-            f"<th>{esc(label_b)}</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")

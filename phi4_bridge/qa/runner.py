@@ -26,7 +26,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,7 +255,7 @@ class ResultsFile:
         return latest
 
 
-def summarise(records: Iterable[dict[str, Any]]) -> dict[str, int]:
+def summarise(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     counts = {"total": 0, "pass": 0, "fail": 0, "error": 0, "not_run": 0}
     for record in records:
         counts["total"] += 1
