@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from .door import Door
 from .guard import Guard
 from .settings import Settings
+from .slow_clients import install as guard_slow_clients
 
 log = logging.getLogger(__name__)
 EXIT_DEADLINE_S = 6.0  # after SIGTERM / Ctrl+C the process is gone within this, whatever still hangs
@@ -55,6 +56,7 @@ def serve(demo: gr.Blocks, settings: Settings, on_shutdown: Callable[[], None], 
                     state_session_capacity=settings.max_visitors,
                     app_kwargs={"middleware": [Middleware(Door, guard=guard)]})
         guard.blocks = demo
+        guard_slow_clients(getattr(demo, "server", None), settings.slow_client_s)
         if settings.share and not demo.share_url:
             print(f"* The share link could not be created (no tunnel: no internet, or gradio's frpc helper is "
                   f"missing). The app keeps serving locally at {demo.local_url}", flush=True)

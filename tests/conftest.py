@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,11 @@ settings.register_profile("ci", deadline=None, derandomize=True, database=None, 
                           suppress_health_check=[HealthCheck.too_slow])
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+# Apps the tests start record their turns here, not in the user's data folder (mirror/usage.py); a test that
+# checks the usage store passes its own --usage-db.
+os.environ.setdefault("PHI4_USAGE_DB", os.path.join(tempfile.gettempdir(), "phi4-mirror-tests-usage.sqlite3"))
 
 
 @pytest.fixture(scope="session")
