@@ -12,10 +12,10 @@ from collections.abc import Callable
 import gradio as gr
 from starlette.middleware import Middleware
 
+from . import slow_clients
 from .door import Door
 from .guard import Guard
 from .settings import Settings
-from .slow_clients import install as guard_slow_clients
 
 log = logging.getLogger(__name__)
 EXIT_DEADLINE_S = 6.0  # after SIGTERM / Ctrl+C the process is gone within this, whatever still hangs
@@ -47,6 +47,7 @@ def serve(demo: gr.Blocks, settings: Settings, on_shutdown: Callable[[], None], 
     if generated:
         announce_generated(logins[0])
     guard = guard or Guard(settings)
+    slow_clients.install(settings.slow_client_s)
     try:
         demo.queue(default_concurrency_limit=settings.concurrency_total, max_size=settings.queue_max_size)
         demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
@@ -56,7 +57,7 @@ def serve(demo: gr.Blocks, settings: Settings, on_shutdown: Callable[[], None], 
                     state_session_capacity=settings.max_visitors,
                     app_kwargs={"middleware": [Middleware(Door, guard=guard)]})
         guard.blocks = demo
-        guard_slow_clients(getattr(demo, "server", None), settings.slow_client_s)
+        slow_clients.installed(getattr(demo, "server", None))
         if settings.share and not demo.share_url:
             print(f"* The share link could not be created (no tunnel: no internet, or gradio's frpc helper is "
                   f"missing). The app keeps serving locally at {demo.local_url}", flush=True)

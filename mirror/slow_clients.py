@@ -14,22 +14,26 @@ cannot help: it sees nothing before the headers are complete.
   When the app itself is not reading (uvicorn paused reading: the app is busy), the clock waits for it.
   Over the deadline: ``408`` (if no request has started yet) and the connection is closed;
 - unread reply: when the client stops reading and the app's writes pile up (uvicorn paused writing) for
-  ``limit_s``, the connection is dropped; the app's handler sees a disconnect;
+  ``limit_s``, the connection is reset (``SO_LINGER`` 0, so the kernel lets go of the unsent bytes too); the app's
+  handler sees a disconnect;
 - idle keep-alive: uvicorn's ``timeout_keep_alive`` (5 s) stays as it is.
 
-The h11 limit on a request's head stays at uvicorn's 16 KiB (a larger head gets 400). ``install(server, limit_s)``
-swaps the protocol on gradio's running uvicorn server: the next connections use it (uvicorn reads
-``config.http_protocol_class`` for each new connection). Each drop is one log line with the client's address.
+The h11 limit on a request's head stays at uvicorn's 16 KiB (a larger head gets 400). gradio builds its uvicorn
+config itself, so ``install(limit_s)`` (before the launch) points uvicorn's ``"auto"`` protocol at this one, and
+``installed(server)`` checks the running server took it. Each drop is one log line with the client's address.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 import time
 from typing import Any, ClassVar
 
 import h11
+from uvicorn import config as uvicorn_config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger(__name__)
@@ -121,7 +125,7 @@ class SlowClientProtocol(H11Protocol):
             self.transport.write(TIMEOUT_408)
             self.transport.close()
         else:
-            self.transport.abort()
+            _reset(self.transport)
 
     # --- the unread reply -----------------------------------------------------------------------------------
 
@@ -130,20 +134,37 @@ class SlowClientProtocol(H11Protocol):
         if self.transport.is_closing():
             return
         log.warning("dropped a client %s that left its reply unread for %.0f s", _who(self.client), self.limit_s)
-        self.transport.abort()
+        _reset(self.transport)
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Drop the connection with a TCP reset: without ``SO_LINGER`` 0 the kernel would keep the unread reply (up to
+    megabytes) and keep trying to deliver it after the close."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
 
 
 def _who(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
-def install(server: Any, limit_s: float) -> bool:
-    """Use ``SlowClientProtocol`` for the next connections of gradio's uvicorn ``server``; False (logged) when the
-    server is not one whose protocol can be swapped (another protocol than h11)."""
+def install(limit_s: float) -> None:
+    """Before the app launches: every uvicorn server this process starts with ``http="auto"`` (gradio's) uses
+    ``SlowClientProtocol`` with ``limit_s``, from its first connection on (uvicorn looks the protocol up in
+    ``uvicorn.config.HTTP_PROTOCOLS`` when its config loads)."""
+    SlowClientProtocol.limit_s = float(limit_s)
+    uvicorn_config.HTTP_PROTOCOLS["auto"] = f"{__name__}:SlowClientProtocol"
+
+
+def installed(server: Any) -> bool:
+    """After the launch: whether gradio's server uses the deadlines (a warning is logged when it does not)."""
     config = getattr(server, "config", None)
-    if config is None or not issubclass(getattr(config, "http_protocol_class", object), H11Protocol):
+    ok = config is not None and issubclass(getattr(config, "http_protocol_class", object), SlowClientProtocol)
+    if not ok:
         log.warning("slow-client deadlines are off: the server does not use uvicorn's h11 protocol")
-        return False
-    protocol = type("SlowClientProtocolConfigured", (SlowClientProtocol,), {"limit_s": float(limit_s)})
-    config.http_protocol_class = protocol
-    return True
+    return ok
