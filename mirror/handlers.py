@@ -23,7 +23,7 @@ from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Que
 from phi4_bridge.errors import redact
 
 from . import chat_values as cv
-from .budget import Budget, OverBudget
+from .budget import Budget, OverBudget, visitor_of
 from .guard import Guard, release
 from .holder import BridgeHolder
 from .settings import Settings
@@ -101,15 +101,9 @@ def _visitor_key(request: gr.Request | None) -> str | None:
 
 
 def client_key(request: gr.Request | None) -> str:
-    """Who is behind a request, over all their sessions: the login name, else the client's address."""
-    if request is None:
-        return "local"
-    user = getattr(request, "username", None)
-    if user:
-        return f"user:{user}"
-    client = getattr(request, "client", None)
-    host = getattr(client, "host", None) if client is not None else None
-    return f"addr:{host or 'unknown'}"
+    """Who is behind a request, over all their sessions: the login name, else the client's address (the turn
+    budget's key too: ``mirror.budget.visitor_of``)."""
+    return visitor_of(request)
 
 
 def _ip_token(request: gr.Request | None) -> str | None:

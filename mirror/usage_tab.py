@@ -9,6 +9,7 @@ route, gets an empty table and one sentence, never a row.
 from __future__ import annotations
 
 import html
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -53,8 +54,6 @@ def render_usage_tab(demo: gr.Blocks, settings: Settings, usage: UsageStore | No
             span = float(hours)
         except (TypeError, ValueError):
             span = 24.0
-        import time
-
         return table(usage.per_visitor(time.time() - span * 3600), span)
 
     with gr.Tab("Usage", visible=False, elem_id="usage-tab") as tab:
