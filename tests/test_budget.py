@@ -218,3 +218,14 @@ def test_only_the_host_sees_usage_and_an_api_client_of_another_login_gets_nothin
     with sqlite3.connect(budget_app.usage_db) as raw:  # kept on disk, in the file given with --usage-db
         assert raw.execute("SELECT COUNT(*), MIN(source), MAX(source), MIN(outcome), MAX(outcome) FROM turns "
                            "WHERE visitor = 'user:carol'").fetchone() == (2, "api", "api", "ok", "ok")
+
+
+def test_usage_is_kept_across_a_restart_of_the_app(standin: StandinProcess, tmp_path: Path) -> None:
+    db = tmp_path / "usage.sqlite3"
+    args = ("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback", "--usage-db", str(db))
+    with start_app(*args) as first:  # no login, no share: the local user is the host and sees usage
+        assert chat(Client(first.url, verbose=False), "before").startswith('You said: "before".')
+    with start_app(*args) as second:
+        shown = Client(second.url, verbose=False).predict(24, api_name="/usage")
+    row = next(line for line in shown.splitlines() if line.startswith("| addr:127.0.0.1 |"))
+    assert row.split(" | ")[1:3] == ["1", "0"], shown
