@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0,
@@ -85,7 +85,7 @@ class OverBudget:
     def sentence(self) -> str:
         """One sentence a visitor reads: when they can chat again, as a UTC clock time and in minutes."""
         wait = max(0.0, self.retry_at - self.now)
-        at = datetime.fromtimestamp(self.retry_at, tz=timezone.utc)
+        at = datetime.fromtimestamp(self.retry_at, tz=UTC)
         clock = at.strftime("%H:%M:%S" if wait < 120 else "%H:%M")
         minutes = max(1, int(-(-wait // 60)))
         return (f"You have used your {self.limit} turn{'s' * (self.limit != 1)} per {self.words} on this app; you "

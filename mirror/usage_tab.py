@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import gradio as gr
@@ -33,7 +33,7 @@ def table(rows: list[VisitorUsage], hours: float) -> str:
     lines = ["| visitor | turns | failed | answering (s) | GPU-seconds | last turn (UTC) |",
              "|---|---:|---:|---:|---:|---|"]
     for r in rows:
-        last = datetime.fromtimestamp(r.last_at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+        last = datetime.fromtimestamp(r.last_at, tz=UTC).strftime("%Y-%m-%d %H:%M")
         gpu = "not reported" if r.gpu_s is None else f"{r.gpu_s:.1f}"
         who = html.escape(r.visitor).replace("|", "&#124;")
         lines.append(f"| {who} | {r.turns} | {r.failed} | {r.answer_s:.1f} | {gpu} | {last} |")

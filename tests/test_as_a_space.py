@@ -20,7 +20,8 @@ from gradio_client import Client
 from tcp_proxy import TcpProxy
 from test_promises import anonymous_token, join_of, request_heads
 
-from phi4_bridge.standin.launcher import ServerProcess, StandinProcess, free_port, reset
+from phi4_bridge.process import ServerProcess, free_port
+from phi4_bridge.standin.launcher import reset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,7 @@ def test_the_readme_front_matter_makes_the_repository_a_gradio_space() -> None:
 
 
 def test_started_as_a_space_it_serves_on_the_spaces_port_and_uses_each_visitors_ip_token(
-        standin: StandinProcess, tmp_path: Path) -> None:
+        standin: ServerProcess, tmp_path: Path) -> None:
     reset(standin.url)
     port = free_port()
     with TcpProxy(standin.port, capture=True) as proxy:
@@ -50,7 +51,7 @@ def test_started_as_a_space_it_serves_on_the_spaces_port_and_uses_each_visitors_
                "SPACE_HOST": "someone-phi4-mirror.hf.space", "GRADIO_SERVER_NAME": "0.0.0.0",
                "GRADIO_SERVER_PORT": str(port), "PHI4_SPACE_URL": proxy.url, "PHI4_HUB_URL": proxy.url,
                "HOME": str(tmp_path), "PHI4_USAGE_DB": str(tmp_path / "usage.sqlite3")}
-        with ServerProcess("space-app", [sys.executable, "app.py"], port, env=env) as app:
+        with ServerProcess("space-app", [sys.executable, "app.py"], port, env=env, cwd=ROOT) as app:
             app.wait_ready("/", 120)
             # served on every interface as the Space asks (GRADIO_SERVER_NAME=0.0.0.0): 127.0.0.2 is loopback too,
             # and answers only when the app did not bind 127.0.0.1 alone

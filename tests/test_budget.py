@@ -9,7 +9,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,8 +19,8 @@ from gradio_client.exceptions import AppError
 from mirror.budget import Budget, Ok, OverBudget, Rule, parse_rule, visitor_of
 from mirror.settings import parse_settings
 from mirror.usage import SCHEMA_VERSION, UsageStore
-from phi4_bridge.standin.launcher import StandinProcess
-from tests.app_server import AppServer, start_app
+from phi4_bridge.process import ServerProcess
+from tests.app_server import start_app
 
 
 class Clock:
@@ -76,7 +76,7 @@ def test_a_visitor_at_the_limit_waits_for_the_oldest_turn_to_age_out_while_other
 
 
 def test_the_sentence_says_when_as_a_utc_clock_time_and_in_minutes() -> None:
-    retry = datetime(2026, 11, 28, 15, 42, tzinfo=timezone.utc).timestamp()
+    retry = datetime(2026, 11, 28, 15, 42, tzinfo=UTC).timestamp()
     over = OverBudget(retry_at=retry, limit=20, words="hour", now=retry - 17 * 60 + 30)
     assert over.sentence() == ("You have used your 20 turns per hour on this app; you can chat again at 15:42 UTC "
                                "(in 17 minutes).")
@@ -161,7 +161,7 @@ LOGINS = {"alice": "alice-pass-1", "bob": "bob-pass-22", "carol": "carol-pass-44
 
 
 @pytest.fixture(scope="module")
-def budget_app(standin: StandinProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+def budget_app(standin: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     db = tmp_path_factory.mktemp("usage") / "usage.sqlite3"
     logins = [a for user, password in LOGINS.items() for a in ("--auth", f"{user}:{password}")]
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback", *logins,
@@ -170,7 +170,7 @@ def budget_app(standin: StandinProcess, tmp_path_factory: pytest.TempPathFactory
         yield server
 
 
-def client_for(app: AppServer, user: str) -> Client:
+def client_for(app: ServerProcess, user: str) -> Client:
     return Client(app.url, auth=(user, LOGINS[user]), verbose=False)
 
 
@@ -182,7 +182,7 @@ OVER = re.compile(r"^You have used your 2 turns per 15 seconds on this app; you 
                   r"(\d\d):(\d\d):(\d\d) UTC \(in 1 minute\)\.$")
 
 
-def test_a_visitor_over_budget_is_told_when_to_come_back_while_others_chat_on(budget_app: AppServer) -> None:
+def test_a_visitor_over_budget_is_told_when_to_come_back_while_others_chat_on(budget_app: ServerProcess) -> None:
     alice, bob, host = (client_for(budget_app, u) for u in ("alice", "bob", "host"))
     assert chat(alice, "one").startswith('You said: "one".')
     assert chat(alice, "two").startswith('You said: "two".')
@@ -196,13 +196,14 @@ def test_a_visitor_over_budget_is_told_when_to_come_back_while_others_chat_on(bu
         assert chat(host, f"host {i}").startswith(f'You said: "host {i}".')
     # the clock time said: today (UTC) at that time, within the period from the refusal
     h, m, s = (int(g) for g in match.groups())
-    said = datetime.now(timezone.utc).replace(hour=h, minute=m, second=s, microsecond=0).timestamp()
+    said = datetime.now(UTC).replace(hour=h, minute=m, second=s, microsecond=0).timestamp()
+    said += 86400 if said < refused_at - 3600 else 0  # said just after midnight (UTC)
     assert refused_at - 1 <= said <= refused_at + PERIOD_S + 1
     time.sleep(max(0.0, said + 1 - time.time()))  # the time the sentence gave (+1: it is shown to the second)
     assert "Earlier turns: 2" in chat(alice, "three again"), "the turn goes at the time the sentence said"
 
 
-def test_only_the_host_sees_usage_and_an_api_client_of_another_login_gets_nothing(budget_app: AppServer) -> None:
+def test_only_the_host_sees_usage_and_an_api_client_of_another_login_gets_nothing(budget_app: ServerProcess) -> None:
     alice, carol, host = (client_for(budget_app, u) for u in ("alice", "carol", "host"))
     assert chat(carol, "count me").startswith('You said: "count me".')
     assert chat(carol, "and me").startswith('You said: "and me".')
@@ -220,7 +221,7 @@ def test_only_the_host_sees_usage_and_an_api_client_of_another_login_gets_nothin
                            "WHERE visitor = 'user:carol'").fetchone() == (2, "api", "api", "ok", "ok")
 
 
-def test_usage_is_kept_across_a_restart_of_the_app(standin: StandinProcess, tmp_path: Path) -> None:
+def test_usage_is_kept_across_a_restart_of_the_app(standin: ServerProcess, tmp_path: Path) -> None:
     db = tmp_path / "usage.sqlite3"
     args = ("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback", "--usage-db", str(db))
     with start_app(*args) as first:  # no login, no share: the local user is the host and sees usage

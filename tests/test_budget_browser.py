@@ -18,8 +18,8 @@ from browser import SHOTS, wait_for
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from phi4_bridge.standin.launcher import StandinProcess
-from tests.app_server import AppServer, start_app
+from phi4_bridge.process import ServerProcess
+from tests.app_server import start_app
 
 LOGINS = {"alice": "alice-pass-1", "bob": "bob-pass-22", "host": "host-pass-333"}
 OFFICIAL = "microsoft/phi-4-multimodal"
@@ -29,7 +29,7 @@ NOBODY = ("Nobody can switch the Space here: the app is shared and no host login
 
 
 @pytest.fixture(scope="module")
-def app(standin: StandinProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+def app(standin: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     logins = [a for user, password in LOGINS.items() for a in ("--auth", f"{user}:{password}")]
     db = tmp_path_factory.mktemp("usage") / "usage.sqlite3"
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback", *logins,
@@ -38,7 +38,7 @@ def app(standin: StandinProcess, tmp_path_factory: pytest.TempPathFactory) -> It
         yield server
 
 
-def logged_in(browser: Any, app: AppServer, user: str) -> tuple[Any, Any]:
+def logged_in(browser: Any, app: ServerProcess, user: str) -> tuple[Any, Any]:
     context = browser.new_context(viewport={"width": 1200, "height": 1000})
     page = context.new_page()
     page.goto(app.url)
@@ -56,7 +56,8 @@ def send(page: Any, text: str) -> None:
 
 
 @pytest.mark.browser
-def test_over_budget_in_the_page_says_when_keeps_the_message_and_others_chat_on(app: AppServer, browser: Any) -> None:
+def test_over_budget_in_the_page_says_when_keeps_the_message_and_others_chat_on(app: ServerProcess,
+                                                                                browser: Any) -> None:
     alice_ctx, alice = logged_in(browser, app, "alice")
     bob_ctx, bob = logged_in(browser, app, "bob")
     try:
@@ -78,7 +79,7 @@ def test_over_budget_in_the_page_says_when_keeps_the_message_and_others_chat_on(
 
 
 @pytest.mark.browser
-def test_the_host_sees_the_usage_tab_and_the_badge_says_no_limit(app: AppServer, browser: Any) -> None:
+def test_the_host_sees_the_usage_tab_and_the_badge_says_no_limit(app: ServerProcess, browser: Any) -> None:
     context, page = logged_in(browser, app, "host")
     try:
         wait_for(page, r"🎟️ no turn limit for the host", where="#space-badge")
@@ -95,7 +96,7 @@ def test_the_host_sees_the_usage_tab_and_the_badge_says_no_limit(app: AppServer,
 
 
 @pytest.mark.browser
-def test_the_space_picker_is_locked_for_a_visitor_and_says_who_may_switch(app: AppServer, browser: Any) -> None:
+def test_the_space_picker_is_locked_for_a_visitor_and_says_who_may_switch(app: ServerProcess, browser: Any) -> None:
     context, page = logged_in(browser, app, "alice")
     try:
         page.get_by_text("Space", exact=True).first.click()  # open the accordion
@@ -114,7 +115,7 @@ def test_the_space_picker_is_locked_for_a_visitor_and_says_who_may_switch(app: A
         context.close()
 
 
-def test_the_switch_space_route_refuses_anyone_but_the_host(app: AppServer) -> None:
+def test_the_switch_space_route_refuses_anyone_but_the_host(app: ServerProcess) -> None:
     alice = Client(app.url, auth=("alice", LOGINS["alice"]), verbose=False)
     with pytest.raises(AppError, match=re.escape(ONLY_HOST)):
         alice.predict(OFFICIAL, api_name="/switch_space")
@@ -123,7 +124,7 @@ def test_the_switch_space_route_refuses_anyone_but_the_host(app: AppServer) -> N
     assert banner == "" and picked["value"] == OFFICIAL
 
 
-def test_shared_without_an_admin_nobody_switches_or_sees_usage(standin: StandinProcess, tmp_path: Path) -> None:
+def test_shared_without_an_admin_nobody_switches_or_sees_usage(standin: ServerProcess, tmp_path: Path) -> None:
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback", "--share",
                    "--allow-space-switch", "--auth", "guest:guest-pass-1",
                    "--usage-db", str(tmp_path / "u.sqlite3"), env={"HOME": str(tmp_path)}, timeout=120) as app:

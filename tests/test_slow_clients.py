@@ -18,21 +18,21 @@ import pytest
 from gradio_client import Client
 
 from mirror.slow_clients import TIMEOUT_408
-from phi4_bridge.standin.launcher import StandinProcess
-from tests.app_server import AppServer, start_app
+from phi4_bridge.process import ServerProcess
+from tests.app_server import start_app
 
 TRICKLE_S = 0.25  # a byte this often: the pace of a trickling client (the app allows 2 s plus 1 s per 500 bytes)
 BOUND_BYTES = 240  # 60 s of trickle: far past the deadline; reaching it means the server never cut the client off
 
 
 @pytest.fixture(scope="module")
-def app(standin: StandinProcess) -> Iterator[AppServer]:
+def app(standin: ServerProcess) -> Iterator[ServerProcess]:
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback",
                    "--slow-client-timeout", "2") as server:
         yield server
 
 
-def connect(app: AppServer, rcvbuf: int | None = None) -> socket.socket:
+def connect(app: ServerProcess, rcvbuf: int | None = None) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:  # before connect: the window the server sees stays small
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -65,14 +65,14 @@ def trickle(sock: socket.socket, payload: bytes) -> int:
     return len(payload)
 
 
-def test_a_connection_that_sends_nothing_gets_408_and_is_closed(app: AppServer) -> None:
+def test_a_connection_that_sends_nothing_gets_408_and_is_closed(app: ServerProcess) -> None:
     with connect(app) as sock:
         assert read_to_end(sock) == TIMEOUT_408
     assert TIMEOUT_408.endswith(b"\r\n\r\nThe request took too long to arrive; retry.\n")
     assert int(re.search(rb"content-length: (\d+)", TIMEOUT_408).group(1)) == len(TIMEOUT_408.split(b"\r\n\r\n")[1])
 
 
-def test_a_request_head_trickled_in_is_cut_off_with_408(app: AppServer) -> None:
+def test_a_request_head_trickled_in_is_cut_off_with_408(app: ServerProcess) -> None:
     with connect(app) as sock:
         sock.sendall(b"GET /config HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         sent = trickle(sock, b"a" * BOUND_BYTES)
@@ -80,7 +80,7 @@ def test_a_request_head_trickled_in_is_cut_off_with_408(app: AppServer) -> None:
         assert read_to_end(sock) == TIMEOUT_408
 
 
-def test_a_queue_join_body_trickled_in_is_dropped_and_holds_nothing(app: AppServer) -> None:
+def test_a_queue_join_body_trickled_in_is_dropped_and_holds_nothing(app: ServerProcess) -> None:
     body = b'{"data": [{"text": "slow", "files": []}, []], "fn_index": 0, "session_hash": "slowjoin01"}'
     body += b" " * 4000
     with connect(app) as sock:
@@ -100,7 +100,7 @@ def test_a_queue_join_body_trickled_in_is_dropped_and_holds_nothing(app: AppServ
     assert client.predict({"text": "still here", "files": []}, api_name="/chat").startswith('You said: "still here".')
 
 
-def test_a_download_never_read_is_dropped(app: AppServer) -> None:
+def test_a_download_never_read_is_dropped(app: ServerProcess) -> None:
     blob = os.urandom(12 * 1024 * 1024)  # more than the kernel's and uvicorn's buffers hold together
     uploaded = httpx.post(app.url + "/gradio_api/upload", files={"files": ("big.bin", blob)}, timeout=60)
     assert uploaded.status_code == 200, uploaded.text
