@@ -22,17 +22,21 @@ os.environ.setdefault("MPLBACKEND", "agg")
 
 import gradio as gr  # noqa: E402
 
+from mirror import budget as turn_budget  # noqa: E402
 from mirror import chat_values as cv  # noqa: E402
 from mirror.cleanup import Janitor, WorkDir  # noqa: E402
 from mirror.export import write_exports  # noqa: E402
 from mirror.generation import chosen, read_options, render_settings  # noqa: E402
 from mirror.guard import Guard  # noqa: E402
 from mirror.handlers import ChatService  # noqa: E402
+from mirror.host import is_host, who_may_switch  # noqa: E402
 from mirror.launch import serve  # noqa: E402
 from mirror.openai_api import openai_routes  # noqa: E402
 from mirror.qa_tab import render_qa_tab  # noqa: E402
 from mirror.settings import Settings, parse_settings  # noqa: E402
 from mirror.space_status import SpaceStatus, auth_headers  # noqa: E402
+from mirror.usage import open_store  # noqa: E402
+from mirror.usage_tab import render_usage_tab  # noqa: E402
 
 CSS = """
 .mirror-banner { padding: 14px 18px; border-radius: 10px; font-size: 1.1em; line-height: 1.45; }
@@ -52,7 +56,9 @@ EXAMPLES = [
 
 def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = None) -> gr.Blocks:
     guard = guard or Guard(settings)
-    chat = ChatService(status.holder, settings, guard)
+    budget = turn_budget.install(turn_budget.Budget(settings.visitor_turns, settings.admins))
+    usage = open_store(settings.usage_db)
+    chat = ChatService(status.holder, settings, guard, budget=budget, usage=usage)
     limits = {"concurrency_limit": settings.concurrency_total, "concurrency_id": "chat"}
     hidden = {"api_visibility": "undocumented"}
     # gradio deletes the files it cached for this app (uploads, outputs) older than the age, and all at shutdown
@@ -73,6 +79,7 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
                 with gr.Row():
                     use = gr.Button("Use this Space", variant="primary", size="sm", elem_id="space-use-btn")
                     refresh = gr.Button("↻ Ask the Hub again", size="sm", elem_id="space-refresh-btn")
+                picker_note = gr.Markdown("", elem_id="space-picker-note")
         saved = gr.BrowserState([], storage_key="phi4-mirror-chat")
 
         with gr.Tab("Chat"):
@@ -95,7 +102,8 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
             controls = render_settings(read_options(now.space_url, headers=auth_headers(now, now.space_url)))
 
         with gr.Tab("QA"):
-                render_qa_tab(status.holder, settings.qa_db)
+            render_qa_tab(status.holder, settings.qa_db)
+        render_usage_tab(demo, settings, usage)  # hidden unless the host opens the page
 
         with gr.Row(visible=False):  # the /chat API's own components
             api_message = gr.MultimodalTextbox(file_types=["image", "audio"], file_count="multiple")
@@ -111,11 +119,16 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
 
         turn_inputs = {chatbot, *controls}
 
+        async def badge_for(request: gr.Request) -> str:
+            """The badge, with what this visitor has left of the turn budget."""
+            left = budget.describe(turn_budget.visitor_of(request))
+            return await status.badge() + (f" · 🎟️ {left}" if left else "")
+
         # Unlocking and saving are instant: not queued, so after a Stop they cannot wait behind other turns and
         # then save the chat over the Stop's own save (which holds the "Stopped" note).
         def answered(event):
             event.then(chat.unlock, None, box, queue=False, **hidden).then(
-                lambda h: h, chatbot, saved, queue=False, **hidden)
+                lambda h: h, chatbot, saved, queue=False, **hidden).then(badge_for, None, badge, **hidden)
 
         sent = box.submit(chat.add_user_turn, [box, chatbot], [chatbot, box], queue=False, **hidden)
         sent = sent.then(respond, turn_inputs, chatbot, **limits, **hidden)
@@ -145,19 +158,28 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
         # Page load: bring back this browser's chat, show where answers come from; refresh that now and then.
         demo.load(lambda h: cv.safe_history(h), saved, chatbot, **hidden)
         demo.load(lambda: page_status(status), None, [banner, switch], **hidden)
-        demo.load(status.badge, None, badge, **hidden)
+        demo.load(badge_for, None, badge, **hidden)
         timer = gr.Timer(min(PAGE_REFRESH_S, settings.recheck_every_s))
         timer.tick(lambda: page_status(status), None, [banner, switch], **hidden).then(
-            status.badge, None, badge, **hidden)
+            badge_for, None, badge, **hidden)
         switch.click(lambda: switch_space(status), None, [banner, switch], **hidden).then(
-            status.badge, None, badge, **hidden)
+            badge_for, None, badge, **hidden)
         if picker is not None:
-            demo.load(lambda: picker_update(status), None, picker, **hidden)
-            refresh.click(lambda: picker_update(status, fresh=True), None, picker, **hidden)
-            use.click(lambda space: pick_space(status, space), picker, [banner, switch, picker],
+            def load_picker(request: gr.Request):
+                return picker_for(status, settings, request)
+
+            def ask_hub_again(request: gr.Request):  # only the host makes the app ask the Hub
+                return picker_update(status, fresh=is_host(settings, request))
+
+            def use_space(space: str | None, request: gr.Request):
+                return pick_space(status, space, settings, request)
+
+            demo.load(load_picker, None, [picker, use, refresh, picker_note], **hidden)
+            refresh.click(ask_hub_again, None, picker, **hidden)
+            use.click(use_space, picker, [banner, switch, picker],
                       api_name="switch_space", api_description="Switch the app to another Phi-4-multimodal Space "
-                      "of the Hub's list (started with --allow-space-switch)").then(status.badge, None, badge,
-                                                                                     **hidden)
+                      "of the Hub's list (started with --allow-space-switch; the host only)").then(
+                badge_for, None, badge, **hidden)
         demo.unload(chat.forget)
     guard.chat_fn_index = next((i for i, fn in demo.fns.items() if fn.api_name == "chat"), None)
     guard.turn_fn_indices = {i for i, fn in demo.fns.items() if fn.concurrency_id == "chat"}
@@ -201,7 +223,18 @@ def picker_update(status: SpaceStatus, fresh: bool = False):
     return gr.Dropdown(choices=choices, value=in_use(status, choices))
 
 
-def pick_space(status: SpaceStatus, space: str | None):
+def picker_for(status: SpaceStatus, settings: Settings, request: gr.Request):
+    """The picker as this visitor may use it: the host picks and switches; anyone else sees the list, locked,
+    and a line that says who may switch."""
+    host = is_host(settings, request)
+    note = "" if host else who_may_switch(settings)
+    return (gr.Dropdown(choices=status.choices(), value=in_use(status, status.choices()), interactive=host),
+            gr.Button(interactive=host), gr.Button(interactive=host), note)
+
+
+def pick_space(status: SpaceStatus, space: str | None, settings: Settings, request: gr.Request):
+    if not is_host(settings, request):  # the route is callable by anyone who can open the page: check here
+        raise gr.Error(who_may_switch(settings), print_exception=False)
     done, sentence = status.switch_to(str(space or ""))
     (gr.Info if done else gr.Warning)(sentence)
     return (*page_status(status), picker_update(status))

@@ -35,13 +35,18 @@ async def _answer(send: Send, status: int, detail: str, headers: list[tuple[byte
     await send({"type": "http.response.body", "body": body})
 
 
+class ClientGone(Exception):
+    """The client went away before its request body was complete (or was dropped for trickling it in:
+    ``mirror.slow_clients``)."""
+
+
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None when it is larger than ``limit`` (or the client went away)."""
+    """The whole request body, or None when it is larger than ``limit``; ``ClientGone`` when the client went away."""
     chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return None
+            raise ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -188,7 +193,11 @@ class Door:
         if length is not None and length > MAX_JOIN_BYTES:
             return await self._refuse(send, 413, f"The request is {length / 1e6:.0f} MB; the most this app reads "
                                       f"is {MAX_JOIN_BYTES / 1e6:.0f} MB.", scope, "join too large")
-        body = await _read_body(receive, MAX_JOIN_BYTES)
+        try:
+            body = await _read_body(receive, MAX_JOIN_BYTES)
+        except ClientGone:
+            log.info("a join from %s ended before its body was complete", client_of(scope))
+            return
         if body is None:
             return await self._refuse(send, 413, f"The request is larger than {MAX_JOIN_BYTES / 1e6:.0f} MB, the "
                                       "most this app reads.", scope, "join too large")

@@ -23,9 +23,11 @@ from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Que
 from phi4_bridge.errors import redact
 
 from . import chat_values as cv
+from .budget import Budget, OverBudget, visitor_of
 from .guard import Guard, release
 from .holder import BridgeHolder
 from .settings import Settings
+from .usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +101,9 @@ def _visitor_key(request: gr.Request | None) -> str | None:
 
 
 def client_key(request: gr.Request | None) -> str:
-    """Who is behind a request, over all their sessions: the login name, else the client's address."""
-    if request is None:
-        return "local"
-    user = getattr(request, "username", None)
-    if user:
-        return f"user:{user}"
-    client = getattr(request, "client", None)
-    host = getattr(client, "host", None) if client is not None else None
-    return f"addr:{host or 'unknown'}"
+    """Who is behind a request, over all their sessions: the login name, else the client's address (the turn
+    budget's key too: ``mirror.budget.visitor_of``)."""
+    return visitor_of(request)
 
 
 def _ip_token(request: gr.Request | None) -> str | None:
@@ -133,9 +129,39 @@ def log_failure(exc: Phi4Error) -> None:
     log.debug("the failed turn's traceback", exc_info=exc)
 
 
+class TurnRecord:
+    """What the Usage view keeps of one turn: who, from where, how it ended and how long the Space answered
+    (from its start to its last word); a turn that ends without ``Done`` and without an error was stopped."""
+
+    def __init__(self, visitor: str, source: str) -> None:
+        self.visitor, self.source = visitor, source
+        self.at, self._t0 = time.time(), time.monotonic()
+        self.started: float | None = None
+        self.done: float | None = None
+        self.outcome = "stopped"
+
+    def saw(self, event: Event) -> None:
+        now = time.monotonic()
+        if isinstance(event, (Started, TextDelta)) and self.started is None:
+            self.started = now
+        elif isinstance(event, Done):
+            self.started = self.started or now
+            self.done, self.outcome = now, "ok"
+
+    def save(self, usage: UsageStore | None) -> None:
+        if usage is None:
+            return
+        end = self.done or time.monotonic()
+        usage.record(self.visitor, self.source, self.outcome, self.at,
+                     answer_s=None if self.started is None else end - self.started, total_s=end - self._t0)
+
+
 class ChatService:
-    def __init__(self, holder: BridgeHolder, settings: Settings, guard: Guard | None = None) -> None:
+    def __init__(self, holder: BridgeHolder, settings: Settings, guard: Guard | None = None,
+                 budget: Budget | None = None, usage: UsageStore | None = None) -> None:
         self.holder = holder
+        self.budget = budget or Budget(None)  # turns per visitor (mirror/budget.py); no limit when not given
+        self.usage = usage  # one row per turn for the host's Usage view (mirror/usage.py)
         self.settings = settings
         self.guard = guard or Guard(settings)
         self.visitors = Visitors(settings.concurrency_per_visitor, settings.visitor_idle_s, settings.max_visitors)
@@ -143,11 +169,13 @@ class ChatService:
         self._jobs: set[Any] = set()  # running bridge jobs, cancelled on the Space at shutdown
 
     async def events(self, request: gr.Request | None, text: str, files: Sequence[str],
-                     history: list[dict[str, Any]] | None, options: dict[str, Any] | None = None
-                     ) -> AsyncIterator[Event]:
+                     history: list[dict[str, Any]] | None, options: dict[str, Any] | None = None,
+                     source: str = "chat") -> AsyncIterator[Event]:
         """One turn for the visitor behind ``request``; ``history=None`` uses the visitor's own conversation.
         ``options`` are the Generation settings; those the Space in use does not have (after a switch between
-        the stand-in and the real Space) are left out."""
+        the stand-in and the real Space) are left out. The turn counts against the visitor's budget once it is
+        about to be sent (given back when the bridge refuses it before sending), and is recorded for the Usage
+        view under ``source``."""
         joined = self.guard.joined_at(request)
         conversation, slots = self.visitors.get(_visitor_key(request))
         if slots.locked():
@@ -165,17 +193,35 @@ class ChatService:
                                 self.settings.stream_grace_s)
                     raise InputRejected("This turn was dropped: its reply stream was never opened.",
                                          reason="no_stream")
-                bridge = await self.holder.get()
-                offered = await bridge.options() if options else {}
-                async with bridge.submit(text, files=list(files), history=history, conversation=conversation,
-                                         ip_token=_ip_token(request),
-                                         options={k: v for k, v in (options or {}).items() if k in offered}) as job:
-                    self._jobs.add(job)
-                    try:
-                        async for event in job:
-                            yield event
-                    finally:
-                        self._jobs.discard(job)
+                verdict = self.budget.spend(client)
+                if isinstance(verdict, OverBudget):
+                    log.info("refused a turn of %s: over the budget of %d per %s", client, verdict.limit,
+                             verdict.words)
+                    raise InputRejected(verdict.sentence(), reason="budget", retry_after=verdict.retry_at - verdict.now)
+                turn = TurnRecord(client, source)
+                try:
+                    bridge = await self.holder.get()
+                    offered = await bridge.options() if options else {}
+                    async with bridge.submit(text, files=list(files), history=history, conversation=conversation,
+                                             ip_token=_ip_token(request),
+                                             options={k: v for k, v in (options or {}).items()
+                                                      if k in offered}) as job:
+                        self._jobs.add(job)
+                        try:
+                            async for event in job:
+                                turn.saw(event)
+                                yield event
+                        finally:
+                            self._jobs.discard(job)
+                except InputRejected:
+                    self.budget.refund(client)  # refused here, before anything reached the Space
+                    turn.outcome = "refused"
+                    raise
+                except Phi4Error:
+                    turn.outcome = "error"
+                    raise
+                finally:
+                    turn.save(self.usage)
         finally:
             release(self.clients, client)
 
@@ -309,7 +355,7 @@ class ChatService:
         whole = "/gradio_api/run/" in _route(request) or "/gradio_api/api/" in _route(request)
         reply = ""
         try:
-            async for event in self.events(request, text, files, earlier):
+            async for event in self.events(request, text, files, earlier, source="api"):
                 if isinstance(event, TextDelta):
                     reply += event.text
                     if not whole:

@@ -13,6 +13,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from . import slow_clients
 from .door import Door
 from .guard import Guard
 from .settings import Settings
@@ -48,6 +49,7 @@ def serve(demo: gr.Blocks, settings: Settings, on_shutdown: Callable[[], None], 
     if generated:
         announce_generated(logins[0])
     guard = guard or Guard(settings)
+    slow_clients.install(settings.slow_client_s)
     try:
         demo.queue(default_concurrency_limit=settings.concurrency_total, max_size=settings.queue_max_size)
         demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
@@ -57,6 +59,7 @@ def serve(demo: gr.Blocks, settings: Settings, on_shutdown: Callable[[], None], 
                     state_session_capacity=settings.max_visitors,
                     app_kwargs={"middleware": [Middleware(Door, guard=guard)], "routes": list(routes or [])})
         guard.blocks = demo
+        slow_clients.installed(getattr(demo, "server", None))
         if settings.share and not demo.share_url:
             print(f"* The share link could not be created (no tunnel: no internet, or gradio's frpc helper is "
                   f"missing). The app keeps serving locally at {demo.local_url}", flush=True)

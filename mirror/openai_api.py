@@ -76,7 +76,8 @@ class AppRunner:
                               {"x-ip-token": caller.ip_token} if caller.ip_token else {})
         await self._slot()
         try:
-            async for event in self.chat.events(request, prompt, files, history, options):  # type: ignore[arg-type]
+            async for event in self.chat.events(request, prompt, files, history, options,  # type: ignore[arg-type]
+                                                source="v1"):
                 yield event
         finally:
             self.running -= 1

@@ -32,6 +32,7 @@ from phi4_bridge.qa.review import counts, page, run_label, status_of
 from phi4_bridge.qa.runner import RunStopped, not_run_record, run_cases
 from phi4_bridge.qa.store import QAStore
 
+from . import budget
 from .cleanup import current
 from .qa_gallery import gallery_html
 
@@ -51,6 +52,13 @@ class Active:
 
     def request_stop(self) -> None:
         self.loop.call_soon_threadsafe(self.stop.set)
+
+
+def budget_refusal(request: Any) -> str | None:
+    """A QA case is a turn like any other: it counts against the visitor's budget (``mirror.budget``); the
+    sentence saying when they can run again once they are over it, else None."""
+    verdict = budget.shared().spend(budget.visitor_of(request))
+    return verdict.sentence() if isinstance(verdict, budget.OverBudget) else None
 
 
 def who(request: Any) -> str | None:
@@ -184,7 +192,8 @@ class QAService:
             yield outputs(run_id, f"**{label}**: running {total} case{'s' if total != 1 else ''}…")
             bridge = await self.holder.get()
             ip_token = request.headers.get("x-ip-token") if getattr(request, "headers", None) is not None else None
-            records = run_cases(bridge, todo, concurrency=limit, ip_token=ip_token, stopped=stopped)
+            records = run_cases(bridge, todo, concurrency=limit, ip_token=ip_token, stopped=stopped,
+                                admit=lambda: budget_refusal(request))
             while True:
                 step = asyncio.ensure_future(records.__anext__())
                 await asyncio.wait({step, stop_wait}, return_when=asyncio.FIRST_COMPLETED)

@@ -14,6 +14,8 @@ from pathlib import Path
 from phi4_bridge.config import BridgeConfig, add_arguments
 from phi4_bridge.openai_serve import api_keys
 
+from .budget import SHARE_DEFAULT, Rule, parse_rule
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -58,6 +60,15 @@ class Settings:
     fetch_image_urls: bool = False
     # The QA store (runs, results, marks): None means $PHI4_QA_DB, else qa.sqlite3 in the user's data folder.
     qa_db: str | None = None
+    # Sharing (mirror/budget.py, mirror/host.py, mirror/usage.py, mirror/slow_clients.py): turns per visitor over a
+    # period (None: no limit), the host's logins (exempt; the only ones who see Usage and may switch Spaces), the
+    # usage store's file (None: the user's data folder), and how long a client may take to send a request or leave
+    # a reply unread before its connection is dropped.
+    visitor_turns: Rule | None = None
+    admins: tuple[str, ...] = ()
+    usage_db: Path | None = None
+    slow_client_s: float = 20.0
+    on_space: bool = False  # running as a Hugging Face Space (SYSTEM=spaces and SPACE_ID set)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -68,8 +79,10 @@ class Settings:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python app.py", description="Chat with Phi-4-multimodal in your browser.")
-    p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+                   help="interface to serve on (default 127.0.0.1; env GRADIO_SERVER_NAME, as a Space sets it)")
+    p.add_argument("--port", type=int, default=int(_env("GRADIO_SERVER_PORT", 7860)),
+                   help="port to serve on (default 7860; env GRADIO_SERVER_PORT)")
     p.add_argument("--share", action="store_true", help="also make a gradio share link (always behind a login)")
     p.add_argument("--auth", action="append", default=[], metavar="USER:PASS", help="require this login (repeatable)")
     p.add_argument("--auth-file", type=Path, help="file of logins, one USER:PASS a line")
@@ -104,6 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the API fetch http(s) image URLs (public addresses only, size- and time-limited)")
     p.add_argument("--qa-db", metavar="PATH", help="the QA tab's store of runs, results and marks (env PHI4_QA_DB, "
                                                     "default qa.sqlite3 in the user's data folder)")
+    p.add_argument("--visitor-turns", metavar="N/PERIOD", default=os.environ.get("PHI4_VISITOR_TURNS"),
+                   help="turns one visitor (login, else address) may send per period, e.g. 20/hour, 5/minute, "
+                        f"100/day, 2/10s; 'none' for no limit (default {SHARE_DEFAULT} with --share, else none; env "
+                        "PHI4_VISITOR_TURNS)")
+    p.add_argument("--admin", action="append", metavar="USER",
+                   default=[a for a in os.environ.get("PHI4_ADMIN", "").split(",") if a.strip()],
+                   help="this login is the host: no turn limit, sees the Usage tab, may switch Spaces (repeatable; "
+                        "env PHI4_ADMIN, comma-separated)")
+    p.add_argument("--usage-db", type=Path, metavar="FILE", default=os.environ.get("PHI4_USAGE_DB") or None,
+                   help="the usage store's SQLite file (default: usage.sqlite3 in the user's data folder; env "
+                        "PHI4_USAGE_DB)")
+    p.add_argument("--slow-client-timeout", type=float, metavar="SECONDS", default=_env("PHI4_SLOW_CLIENT",
+                   Settings.slow_client_s),
+                   help="a client must send its request's headers within this long (its body too, plus a second per "
+                        "500 bytes), and a reply it leaves unread this long is dropped (default 20; env "
+                        "PHI4_SLOW_CLIENT)")
     add_arguments(p)
     return p
 
@@ -145,7 +174,17 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         parser.error("--turns-per-client must be at least 1")
     if not (args.cache_max_age > 0 and args.visitor_idle > 0):
         parser.error("--cache-max-age and --visitor-idle must be positive numbers of seconds")
+    on_space = os.environ.get("SYSTEM") == "spaces" and bool(os.environ.get("SPACE_ID"))
+    try:
+        given = parse_rule(args.visitor_turns) if args.visitor_turns is not None else None
+    except ValueError as exc:
+        parser.error(f"--visitor-turns: {exc}")
+    turns = given if args.visitor_turns is not None else (parse_rule(SHARE_DEFAULT) if args.share else None)
+    if not args.slow_client_timeout > 0:
+        parser.error("--slow-client-timeout must be a positive number of seconds")
     return Settings(
+        visitor_turns=turns, admins=tuple(dict.fromkeys(a.strip() for a in args.admin if a.strip())),
+        usage_db=args.usage_db, slow_client_s=args.slow_client_timeout, on_space=on_space,
         bridge=BridgeConfig.from_env(args), host=args.host, port=args.port, share=args.share,
         auth=tuple(logins), standin=args.standin, fallback=args.fallback,
         standin_pace_ms=args.standin_pace_ms, standin_chunks=args.standin_chunks,

@@ -86,11 +86,13 @@ class TokenExpired(TokenRejected):
 
 
 class InputRejected(Phi4Error):
-    """A turn the bridge will not send: an empty or too long message or history, an unknown setting."""
+    """A turn that will not be sent: an empty or too long message or history, an unknown setting; or, from the
+    app, a visitor who is busy or over their turn budget (``retry_after``: seconds until they may send again)."""
 
-    def __init__(self, message: str, reason: str = "rejected") -> None:
+    def __init__(self, message: str, reason: str = "rejected", retry_after: float | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.retry_after = retry_after
 
 
 class UploadRejected(InputRejected):

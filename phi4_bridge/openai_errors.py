@@ -7,8 +7,8 @@ from the status alone (retry, ask for a key, show the message), so each bridge e
     401 AuthenticationError    a missing or wrong API key
     404 NotFoundError          an unknown model
     413                        a request body larger than this server reads
-    429 RateLimitError         the ZeroGPU quota (``Retry-After``; ``x-should-retry: false`` past two minutes
-                               or when the Space names no wait), or this key's turns are all in use
+    429 RateLimitError         the ZeroGPU quota or the app's turns per visitor (``Retry-After``; ``x-should-retry:
+                               false`` past two minutes or when no wait is known), or this key's turns are all in use
     502 InternalServerError    the Space answered something the protocol does not allow
     503 InternalServerError    the Space is asleep, paused, unreachable, busy, or its GPU worker failed
     504 InternalServerError    the Space went silent past a timeout
@@ -63,6 +63,8 @@ def from_bridge(exc: Phi4Error, param: str | None = None) -> ApiError:
         if exc.reason == "busy":
             return ApiError(429, message, type="rate_limit_error", code="too_many_turns",
                             headers={"x-should-retry": "false"})
+        if exc.reason == "budget":  # the app's turns per visitor (a key is a visitor)
+            return rate_limited(message, exc.retry_after, code="visitor_budget_exceeded")
         return bad_request(message, param, code=exc.reason)
     if isinstance(exc, StreamTimeout):
         return ApiError(504, message, type="timeout_error", code="space_timeout")
@@ -83,14 +85,19 @@ def from_bridge(exc: Phi4Error, param: str | None = None) -> ApiError:
 
 
 def quota(message: str, retry_after: float | None) -> ApiError:
-    """429 for a spent ZeroGPU quota. The SDK retries a 429 by itself: when the Space names a wait of at most two
-    minutes it waits that out; a longer or unknown wait is not worth retrying, so ``x-should-retry: false``."""
+    """429 for a spent ZeroGPU quota."""
+    return rate_limited(message, retry_after, code="zerogpu_quota_exceeded")
+
+
+def rate_limited(message: str, retry_after: float | None, code: str) -> ApiError:
+    """429 with the wait. The SDK retries a 429 by itself: when the wait is at most two minutes it waits that out;
+    a longer or unknown wait is not worth retrying, so ``x-should-retry: false``."""
     headers: dict[str, str] = {}
     if retry_after is not None and math.isfinite(retry_after):
         headers["retry-after"] = str(max(1, math.ceil(retry_after)))
     if retry_after is None or retry_after > NO_RETRY_PAST_S:
         headers["x-should-retry"] = "false"
-    return ApiError(429, message, type="rate_limit_error", code="zerogpu_quota_exceeded", headers=headers)
+    return ApiError(429, message, type="rate_limit_error", code=code, headers=headers)
 
 
 def unauthorized(message: str) -> ApiError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,17 +24,20 @@ if os.environ.get("CI"):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def qa_store_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Every app and ``qa`` command a test starts (they inherit the environment) records its QA runs into a
-    store of the session's own (``PHI4_QA_DB``), never into the user's data folder."""
-    path = str(tmp_path_factory.mktemp("qa-store") / "qa.sqlite3")
-    before = os.environ.get("PHI4_QA_DB")
-    os.environ["PHI4_QA_DB"] = path
-    yield path
-    if before is None:
-        os.environ.pop("PHI4_QA_DB", None)
-    else:
-        os.environ["PHI4_QA_DB"] = before
+def stores_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every app and ``qa`` command a test starts (they inherit the environment) keeps its QA runs and its usage
+    in stores of the session's own (``PHI4_QA_DB``, ``PHI4_USAGE_DB``), never in the user's data folder; a test
+    that checks a store passes its own path."""
+    folder = tmp_path_factory.mktemp("stores")
+    paths = {"PHI4_QA_DB": str(folder / "qa.sqlite3"), "PHI4_USAGE_DB": str(folder / "usage.sqlite3")}
+    before = {name: os.environ.get(name) for name in paths}
+    os.environ.update(paths)
+    yield folder
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

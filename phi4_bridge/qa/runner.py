@@ -26,7 +26,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,11 +146,13 @@ def _missing(case: Case, reply: str) -> str:
 
 async def run_cases(bridge: Phi4Bridge, cases: Sequence[Case], *, concurrency: int = 2,
                     ip_token: str | None = None, stopped: list[RunStopped] | None = None,
-                    on_start: Any = None) -> AsyncIterator[dict[str, Any]]:
+                    on_start: Any = None, admit: Callable[[], str | None] | None = None,
+                    ) -> AsyncIterator[dict[str, Any]]:
     """Yield one record per case, in the order they finish, at most ``concurrency`` turns at a time.
 
     When a case meets an error that stops the run (quota, Space gone, credentials refused), no further case
-    is started; cases not started are yielded as "not_run" and the reason is appended to ``stopped``.
+    is started; cases not started are yielded as "not_run" and the reason is appended to ``stopped``. ``admit``
+    is asked before each case starts (the app's per-visitor budget): a sentence back stops the run the same way.
     Closing the generator early cancels the turns in flight (on the Space too).
     """
     stopped = stopped if stopped is not None else []
@@ -170,6 +172,8 @@ async def run_cases(bridge: Phi4Bridge, cases: Sequence[Case], *, concurrency: i
     async def launch() -> None:
         for index, case in enumerate(cases):
             await sem.acquire()
+            if not stopped and admit is not None and (refusal := admit()) is not None:
+                stopped.append(RunStopped("OverBudget", refusal))
             if stopped:
                 sem.release()
                 why = f"the run stopped early ({stopped[0].error_type})"
