@@ -76,7 +76,9 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
                 with gr.Row():
                     use = gr.Button("Use this Space", variant="primary", size="sm", elem_id="space-use-btn")
                     refresh = gr.Button("↻ Ask the Hub again", size="sm", elem_id="space-refresh-btn")
-        saved = gr.BrowserState([], storage_key="phi4-mirror-chat")
+        # Replicas behind nginx share one secret (mirror/cluster.py sets it): any of them can read the saved chat.
+        saved = gr.BrowserState([], storage_key="phi4-mirror-chat",
+                                secret=os.environ.get("PHI4_BROWSER_SECRET") or None)
 
         with gr.Tab("Chat"):
             # Each message in its own bubble: a turn's files and its text are then separate bubbles, and Edit (on
