@@ -123,10 +123,12 @@ class Cluster:
         deadline = time.monotonic() + READY_TIMEOUT_S
         for app in self.apps:
             while not answers(f"http://127.0.0.1:{app.port}/"):
-                if app.proc.poll() is not None or time.monotonic() > deadline or self.stopping.is_set():
+                if self.stopping.is_set():
+                    raise RuntimeError("stopped while the replicas were starting")
+                if app.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"replica {app.name} (port {app.port}) did not start: "
                                        + (f"it exited with code {app.proc.returncode}" if app.proc.poll() is not None
-                                          else "it did not answer in time"))
+                                          else f"it did not answer within {READY_TIMEOUT_S:.0f} s"))
                 self.stopping.wait(0.2)
         site = self.work / "mirror.conf"
         site.write_text(render(f"{self.host}:{self.port}", [f"127.0.0.1:{a.port}" for a in self.apps]))
@@ -140,8 +142,8 @@ class Cluster:
                 raise RuntimeError(f"nginx did not start (exit code {self.proxy.proc.poll()}); see its message above")
             self.stopping.wait(0.1)
         where = ", ".join(f"{a.name} 127.0.0.1:{a.port} (pid {a.proc.pid})" for a in self.apps)
-        print(f"* Phi-4 Mirror cluster ready at {public} : {self.replicas} app processes behind nginx: {where}",
-              flush=True)
+        print(f"* Phi-4 Mirror cluster ready at {public} : {self.replicas} app processes behind nginx: {where}; "
+              f"nginx {self.proxy.proc.pid} runs {site}", flush=True)
 
     def watch(self) -> int:
         """Until stopped: report each replica that dies (nginx sends its visitors to the others). Ends with 1 when
