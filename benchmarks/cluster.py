@@ -39,13 +39,33 @@ def start_cluster(replicas: int, space_url: str) -> ServerProcess:
             "--space-url", space_url, "--hub-url", space_url, *APP_FLAGS]
     server = ServerProcess(f"cluster{replicas}", args, port)
     server.wait_ready("/config", 300)
+    deadline = time.monotonic() + 30
+    while "cluster ready at" not in server.log_text():  # printed just after nginx first answers
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"the cluster never said it was ready:\n{server.log_tail()}")
+        time.sleep(0.1)
     return server
 
 
-def pids_of(server: ServerProcess) -> list[int]:
-    """The app processes that serve: the cluster's replicas (from its ready line), else the server itself."""
-    found = [int(p) for p in re.findall(r"\(pid (\d+)\)", server.log_text())]
-    return found or [server.pid]
+def pids_of(server: ServerProcess) -> tuple[list[int], list[int]]:
+    """The app processes that serve and nginx: from the cluster's ready line, else the server itself alone."""
+    text = server.log_text()
+    apps = [int(p) for p in re.findall(r"\(pid (\d+)\)", text)]
+    masters = [int(p) for p in re.findall(r"nginx (\d+) runs", text)]
+    return (apps, masters + [pid for m in masters for pid in children(m)]) if apps else ([server.pid], [])
+
+
+def children(parent: int) -> list[int]:
+    """nginx's workers: the processes whose parent is its master (their CPU is not in the master's)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 def cpu_s(pids: list[int]) -> float:
@@ -71,7 +91,7 @@ async def conversations(target: sweep.Target, n: int, turns: int, tag: str) -> t
     return [r for conv in per_conv for r in conv], time.monotonic() - started
 
 
-def figures(results: list[TurnResult], wall: float, cpu: float) -> dict[str, Any]:
+def figures(results: list[TurnResult], wall: float, cpu: tuple[float, float], load: float) -> dict[str, Any]:
     ok = [r for r in results if r.ok]
 
     def ms(values: list[float | None], q: float) -> float | None:
@@ -79,14 +99,16 @@ def figures(results: list[TurnResult], wall: float, cpu: float) -> dict[str, Any
         return None if value is None else round(value * 1000, 1)
 
     return {"turns": len(results), "errors": len(results) - len(ok), "wall_s": round(wall, 2),
+            "load_before": load,
             "turns_per_s": round(len(ok) / wall, 2) if wall else None,
             "first_p50_ms": ms([r.first_text_s for r in ok], 50), "first_p95_ms": ms([r.first_text_s for r in ok], 95),
             "total_p50_ms": ms([r.total_s for r in ok], 50), "total_p95_ms": ms([r.total_s for r in ok], 95),
-            "app_cpu_s": round(cpu, 2),
+            "app_cpu_s": round(cpu[0], 2), "nginx_cpu_s": round(cpu[1], 2),
             "first_errors": sorted({r.error for r in results if r.error})[:3]}
 
 
-async def run(targets: dict[str, tuple[str, list[int]]], levels: list[int], turns: int) -> list[dict[str, Any]]:
+async def run(targets: dict[str, tuple[str, tuple[list[int], list[int]]]], levels: list[int],
+              turns: int) -> list[dict[str, Any]]:
     found: dict[str, sweep.Target] = {}
     async with aiohttp.ClientSession() as session:
         for name, (url, _) in targets.items():
@@ -94,14 +116,18 @@ async def run(targets: dict[str, tuple[str, list[int]]], levels: list[int], turn
     for target in found.values():
         await conversations(target, 2, 1, f"warm-up {target.name}")
     rows = []
-    for n in levels:
-        row: dict[str, Any] = {"conversations": n, "turns_per_conversation": turns}
-        for name, target in found.items():
+    for i, n in enumerate(levels):
+        level_turns = max(turns, min(20, 30 // n))  # more samples where they are cheap (as benchmarks.phases does)
+        row: dict[str, Any] = {"conversations": n, "turns_per_conversation": level_turns}
+        names = list(found)
+        for name in names[i % len(names):] + names[:i % len(names)]:  # each target goes first at some level
+            target = found[name]
             await asyncio.sleep(1.0)  # let the previous target's connections settle
-            pids = targets[name][1]
-            cpu0 = cpu_s(pids)
-            results, wall = await conversations(target, n, turns, f"c{n} {name}")
-            row[name] = figures(results, wall, cpu_s(pids) - cpu0)
+            apps, nginx = targets[name][1]
+            load = os.getloadavg()[0]
+            cpu0 = (cpu_s(apps), cpu_s(nginx))
+            results, wall = await conversations(target, n, level_turns, f"c{n} {name}")
+            row[name] = figures(results, wall, (cpu_s(apps) - cpu0[0], cpu_s(nginx) - cpu0[1]), round(load, 1))
             print(f"  {n:>3} conversations, {name:<9} {row[name]['turns_per_s']} turns/s, first p50 "
                   f"{row[name]['first_p50_ms']} ms, errors {row[name]['errors']}", flush=True)
         rows.append(row)
@@ -118,8 +144,8 @@ def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
            "Ratios are against the app served directly at the same level (×1.00 = the same; turns/s above 1 is more "
            "throughput, latency above 1 is slower).", "",
            "| conversations | target | turns/s | ×direct | first text p50 / p95 ms | ×direct (p50) "
-           "| whole turn p50 / p95 ms | app CPU s | errors |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| whole turn p50 / p95 ms | app CPU s | nginx CPU s | load before | errors |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         ref = row["direct"]
         for name in names:
@@ -127,10 +153,11 @@ def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             out.append(f"| {row['conversations']} × {row['turns_per_conversation']} | {name} | {f['turns_per_s']} | "
                        f"{_x(ratio(f['turns_per_s'], ref['turns_per_s']))} | {f['first_p50_ms']} / "
                        f"{f['first_p95_ms']} | {_x(ratio(f['first_p50_ms'], ref['first_p50_ms']))} | "
-                       f"{f['total_p50_ms']} / {f['total_p95_ms']} | {f['app_cpu_s']} | {f['errors']} |")
-    out += ["", "`app CPU s`: CPU seconds of the app process(es) during the level (nginx's own is not counted; it "
-            "stays far below one app process's). The figures, and what they mean, are discussed in README.md "
-            "(\"More than one process\").", ""]
+                       f"{f['total_p50_ms']} / {f['total_p95_ms']} | {f['app_cpu_s']} | {f['nginx_cpu_s']} | "
+                       f"{f['load_before']} | {f['errors']} |")
+    out += ["", "`app CPU s` and `nginx CPU s`: CPU seconds of the app process(es) and of nginx during the level. "
+            "`load before`: the machine's 1-minute load average as the level started (2 cores: above 2, other work "
+            "was competing for them). What the figures mean: README.md, \"More than one process\".", ""]
     errors = {e for row in rows for n in names for e in row[n]["first_errors"]}
     if errors:
         out += ["Errors seen: " + "; ".join(sorted(errors)), ""]
