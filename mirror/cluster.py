@@ -95,6 +95,8 @@ def answers(url: str) -> bool:
 
 @dataclass
 class Child:
+    """A child process and what the reports name it by."""
+
     name: str
     proc: subprocess.Popen
     port: int = 0
@@ -102,7 +104,11 @@ class Child:
 
 
 class Cluster:
-    """The replicas and nginx; ``run()`` blocks until stopped, ``stop()`` ends all of them (idempotent)."""
+    """The replicas and nginx: ``start()``, then ``watch()`` until stopped; ``stop()`` ends all of them.
+
+    Each child runs in a session of its own, so a terminal's Ctrl+C reaches the cluster alone, which then stops
+    nginx before the replicas (a replica signalled twice would cut its own shutdown short). The price: a cluster
+    killed with SIGKILL leaves its children running."""
 
     def __init__(self, replicas: int, host: str, port: int, app_args: list[str], nginx: str) -> None:
         self.replicas, self.host, self.port, self.app_args, self.nginx = replicas, host, port, app_args, nginx

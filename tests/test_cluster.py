@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import SHOTS, wait_for, wait_saved
+from browser import CHAT_STORAGE_KEY, SHOTS, _cryptojs_decrypt, wait_for
 from PIL import Image
 
 from mirror.cluster import find_nginx, main_config, render
@@ -142,8 +142,8 @@ class Visitor:
         self.loads = 0  # page loads, the first and any the page does by itself
         self.page.on("response", lambda r: self.served.append((r.url, r.headers.get("x-mirror-replica"))))
         self.page.on("load", lambda _: setattr(self, "loads", self.loads + 1))
-        self.page.goto(url)
-        self.page.wait_for_selector("#prompt textarea")
+        self.page.goto(url, timeout=90_000)
+        self.page.wait_for_selector("#prompt textarea", timeout=90_000)  # a crowded 2-core machine can be slow
 
     @property
     def cookie(self) -> str:
@@ -163,12 +163,27 @@ class Visitor:
         self.context.close()
 
 
-def answered(turns: int):
-    """A check for ``wait_saved``: the browser saved ``turns`` finished turns (a question and its whole reply each)."""
-    def check(chat: Any) -> bool:
+def saved_chat(page: Any) -> Any:
+    """The chat this browser saved (gr.BrowserState), read with the secret of the replica that serves this browser:
+    the page fetches /config itself, with its cookie (tests/browser.py's reader asks without one, so any replica)."""
+    config = page.evaluate("() => fetch('/config').then(r => r.json())")
+    secret = next(c["props"]["secret"] for c in config["components"]
+                  if (c.get("props") or {}).get("storage_key") == CHAT_STORAGE_KEY)
+    stored = page.evaluate("key => window.localStorage.getItem(key)", CHAT_STORAGE_KEY)
+    return None if stored is None else json.loads(_cryptojs_decrypt(stored, secret))
+
+
+def wait_saved(page: Any, turns: int, what: str, timeout: float = 15.0) -> None:
+    """Until the browser saved ``turns`` finished turns (a question and its whole reply each)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        chat = saved_chat(page)
         replies = [m for m in chat or [] if m["role"] == "assistant"]
-        return len(replies) == turns and "Settings:" in json.dumps(replies[-1]["content"])
-    return check
+        if len(replies) == turns and "Settings:" in json.dumps(replies[-1]["content"]):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the browser did not save {what}; it holds {chat!r}")
+        page.wait_for_timeout(100)
 
 
 def two_visitors(browser: Any, url: str) -> tuple[Visitor, Visitor]:
@@ -198,8 +213,8 @@ def test_two_browsers_chat_through_nginx_and_each_stays_on_its_process(browser, 
         # through nginx's port
         a.page.wait_for_function("() => [...document.querySelectorAll('#chatbot .user-row img')]"
                                  ".some(i => i.complete && i.naturalWidth === 37)", timeout=15_000)
-        wait_saved(a.page, answered(1), "A's first turn")
-        wait_saved(b.page, answered(1), "B's first turn")
+        wait_saved(a.page, 1, "A's first turn")
+        wait_saved(b.page, 1, "B's first turn")
         a.send("And its colour?")
         b.send("Second from B")
         # the second turns go on from the first: the same process kept each visitor's conversation
@@ -304,8 +319,8 @@ def test_stopping_a_replica_mid_turn_tells_its_visitor_and_the_next_page_load_wo
         wait_for(a.page, re.escape(f'You said: "first from A". Earlier turns: 0. Seen: turn 1 text "first from A". '
                                    f"{SETTINGS}"))
         wait_for(b.page, re.escape('You said: "first from B". Earlier turns: 0.'))
-        wait_saved(a.page, answered(1), "A's first turn")
-        wait_saved(b.page, answered(1), "B's first turn")
+        wait_saved(a.page, 1, "A's first turn")
+        wait_saved(b.page, 1, "B's first turn")
 
         a.send("second from A, a long answer please")
         wait_for(a.page, re.escape('You said: "second from A'))  # streaming, not finished (24 chunks of 60 ms)
