@@ -80,7 +80,8 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
                     use = gr.Button("Use this Space", variant="primary", size="sm", elem_id="space-use-btn")
                     refresh = gr.Button("↻ Ask the Hub again", size="sm", elem_id="space-refresh-btn")
                 picker_note = gr.Markdown("", elem_id="space-picker-note")
-        saved = gr.BrowserState([], storage_key="phi4-mirror-chat")
+        # Replicas behind nginx share one secret (mirror/cluster.py sets it): any of them can read the saved chat.
+        saved = gr.BrowserState([], storage_key="phi4-mirror-chat", secret=settings.browser_secret)
 
         with gr.Tab("Chat"):
             # Each message in its own bubble: a turn's files and its text are then separate bubbles, and Edit (on

@@ -69,6 +69,9 @@ class Settings:
     usage_db: Path | None = None
     slow_client_s: float = 20.0
     on_space: bool = False  # running as a Hugging Face Space (SYSTEM=spaces and SPACE_ID set)
+    # The key the page's saved chat is encrypted with in the browser (gradio's BrowserState); None: one of gradio's
+    # own per process. Replicas behind one address share it (env PHI4_BROWSER_SECRET, set by mirror/cluster.py).
+    browser_secret: str | None = field(default=None, repr=False)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -197,5 +200,5 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         stream_grace_s=_env("PHI4_STREAM_GRACE", Settings.stream_grace_s),
         login_lockout_s=_env("PHI4_LOGIN_LOCKOUT", Settings.login_lockout_s),
         api_keys=api_keys(args.api_key), fetch_image_urls=args.fetch_image_urls,
-        qa_db=args.qa_db,
+        qa_db=args.qa_db, browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
     )

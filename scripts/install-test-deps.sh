@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a fresh Debian machine: the Python packages, and Debian's Chromium
-# for the browser tests (playwright cannot download its own browser here).
+# Installs what the test suite needs on a fresh Debian machine: the Python packages, Debian's Chromium for the
+# browser tests (playwright cannot download its own browser here) and Debian's nginx for the tests of
+# `python -m mirror.cluster` (tests/test_cluster.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --disable-pip-version-check -q -r requirements-dev.txt
-if [ ! -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi
