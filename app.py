@@ -34,7 +34,7 @@ from mirror.launch import serve  # noqa: E402
 from mirror.openai_api import openai_routes  # noqa: E402
 from mirror.qa_tab import render_qa_tab  # noqa: E402
 from mirror.settings import Settings, parse_settings  # noqa: E402
-from mirror.space_status import SpaceStatus, auth_headers  # noqa: E402
+from mirror.space_status import Mode, SpaceStatus, auth_headers  # noqa: E402
 from mirror.usage import open_store  # noqa: E402
 from mirror.usage_tab import render_usage_tab  # noqa: E402
 
@@ -103,7 +103,7 @@ def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = No
             controls = render_settings(read_options(now.space_url, headers=auth_headers(now, now.space_url)))
 
         with gr.Tab("QA"):
-            render_qa_tab(status.holder, settings.qa_db)
+            render_qa_tab(status.holder, settings)
         render_usage_tab(demo, settings, usage)  # hidden unless the host opens the page
 
         with gr.Row(visible=False):  # the /chat API's own components
@@ -202,7 +202,7 @@ def prepare_downloads(history):
 
 
 def page_status(status: SpaceStatus):
-    return status.banner(), gr.Button(visible=status.mode in ("fallback", "other") and status.real_back)
+    return status.banner(), gr.Button(visible=status.mode in (Mode.FALLBACK, Mode.OTHER) and status.real_back)
 
 
 def switch_space(status: SpaceStatus):
@@ -216,7 +216,7 @@ def switch_space(status: SpaceStatus):
 def in_use(status: SpaceStatus, choices: list[tuple[str, str]]) -> str | None:
     """The picker's value: the Space in use when the list holds it (not the stand-in's)."""
     space = status.holder.config.space
-    return space if status.mode not in ("standin", "fallback") and any(v == space for _, v in choices) else None
+    return space if status.mode not in (Mode.STANDIN, Mode.FALLBACK) and any(v == space for _, v in choices) else None
 
 
 def picker_update(status: SpaceStatus, fresh: bool = False):

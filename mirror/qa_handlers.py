@@ -36,7 +36,6 @@ from . import budget
 from .cleanup import current
 from .qa_gallery import gallery_html
 
-MAX_CONCURRENCY = 4
 STOP_WAIT_S = 20.0  # how long a Stop waits for the run's turns to be cancelled on the Space
 MAX_NOTE = 2000
 
@@ -106,8 +105,8 @@ def to_int(value: Any) -> int | None:
 
 
 class QAService:
-    def __init__(self, store: QAStore, holder: Any) -> None:
-        self.store, self.holder = store, holder
+    def __init__(self, store: QAStore, holder: Any, turns_at_once: int) -> None:
+        self.store, self.holder, self.turns_at_once = store, holder, turns_at_once
         self.active: dict[str, Active] = {}
         self.last: dict[str, int] = {}
 
@@ -184,7 +183,7 @@ class QAService:
         total, done, finished = len(todo), 0, False
         stopped: list[RunStopped] = []
         by_id = {c.id: c for c in todo}
-        limit = min(max(to_int(concurrency) or 1, 1), MAX_CONCURRENCY)
+        limit = min(max(to_int(concurrency) or 1, 1), self.turns_at_once)
         stop_wait = asyncio.ensure_future(active.stop.wait())
         records: AsyncGenerator[dict[str, Any], None] | None = None
         step: asyncio.Future[dict[str, Any]] | None = None

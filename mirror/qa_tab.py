@@ -1,7 +1,7 @@
 """The app's QA tab: run many image prompts at once, review them in a gallery, mark them, compare any two runs.
 
-``render_qa_tab(holder, db)`` is called by ``app.py`` inside ``with gr.Tab("QA"):``; ``holder.get()`` gives the
-app's one ``Phi4Bridge``, ``db`` is the QA store's file (``--qa-db``; None: the user's data folder). Everything
+``render_qa_tab(holder, settings)`` is called by ``app.py`` inside ``with gr.Tab("QA"):``; ``holder.get()`` gives the
+app's one ``Phi4Bridge``; ``settings`` gives the QA store's file (``--qa-db``) and the tab's limits. Everything
 lives in the store (``phi4_bridge.qa.store``), so marks survive a restart and runs of ``python -m phi4_bridge qa``
 show here too. This module is the layout and its wiring; ``mirror.qa_handlers`` does the work, ``mirror.qa_gallery``
 draws the HTML.
@@ -35,10 +35,10 @@ from phi4_bridge.qa.store import QAStore
 
 from .cleanup import current
 from .qa_gallery import GALLERY_JS, compare_html
-from .qa_handlers import MAX_CONCURRENCY, QAService, to_int
+from .qa_handlers import QAService, to_int
+from .settings import Settings
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm"})
-MAX_CASES = 200
 
 INTRO = """Run many image prompts at once. **Either** upload images and write prompts (one a line): every image
 is asked every prompt. **Or** upload a JSONL case file (one `{"id", "image", "prompt", "expect"}` a line, as for
@@ -61,7 +61,8 @@ def _paths(value: Any) -> list[str]:
     return out
 
 
-def cases_from_inputs(files: Any, prompts: str | None, expect: str | None, case_file: Any) -> list[Case]:
+def cases_from_inputs(files: Any, prompts: str | None, expect: str | None, case_file: Any,
+                      max_cases: int) -> list[Case]:
     """The cases to run; ValueError or CaseFileError with a message for the visitor."""
     uploads = _paths(files)
     case_paths = _paths(case_file)
@@ -96,8 +97,8 @@ def cases_from_inputs(files: Any, prompts: str | None, expect: str | None, case_
                                   images=[] if is_audio else written, audios=written if is_audio else [],
                                   expect=wanted, base_dir=str(Path(path).parent) if path else ".",
                                   located={name: path} if path else {}, confined=True))
-    if len(cases) > MAX_CASES:
-        raise ValueError(f"That makes {len(cases)} cases; the tab runs at most {MAX_CASES} at a time "
+    if len(cases) > max_cases:
+        raise ValueError(f"That makes {len(cases)} cases; the tab runs at most {max_cases} at a time "
                          "(use `python -m phi4_bridge qa` for more).")
     return cases
 
@@ -110,10 +111,10 @@ def run_choices(store: QAStore, space: str | None = None, date: str | None = Non
             for r in list_runs(store, space=space or None, date=date or None, source=source or None)]
 
 
-def render_qa_tab(bridge_holder: Any, db: str | os.PathLike[str] | None = None) -> QAService:
+def render_qa_tab(bridge_holder: Any, settings: Settings) -> QAService:
     """Lay out the QA tab in the current Blocks context and wire its handlers; the service (for tests/shutdown)."""
-    store = QAStore(db)
-    qa = QAService(store, bridge_holder)
+    store = QAStore(settings.qa_db)
+    qa = QAService(store, bridge_holder, settings.qa_turns_at_once)
 
     def view(run_id: int | None, message: str) -> tuple[Any, ...]:
         html, number = qa.gallery(run_id)
@@ -122,7 +123,7 @@ def render_qa_tab(bridge_holder: Any, db: str | os.PathLike[str] | None = None) 
     async def run_all(files: Any, prompts: str, expect: str, case_file: Any, concurrency: float,
                       request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
         try:
-            cases = cases_from_inputs(files, prompts, expect, case_file)
+            cases = cases_from_inputs(files, prompts, expect, case_file, settings.qa_max_cases)
         except (ValueError, CaseFileError) as exc:
             yield f"⚠️ {exc}", gr.skip(), gr.skip(), gr.skip()
             return
@@ -215,7 +216,7 @@ def render_qa_tab(bridge_holder: Any, db: str | os.PathLike[str] | None = None) 
             prompts = gr.Textbox(label="Prompts, one a line", lines=5, elem_id="qa-prompts",
                                  placeholder="What is in this picture?\nWhat colour is it?")
             expect = gr.Textbox(label="Every reply must contain (optional)", elem_id="qa-expect")
-            concurrency = gr.Slider(1, MAX_CONCURRENCY, value=2, step=1, label="Turns at once",
+            concurrency = gr.Slider(1, settings.qa_turns_at_once, value=2, step=1, label="Turns at once",
                                     elem_id="qa-concurrency")
     with gr.Row():
         run_btn = gr.Button("▶ Run all", variant="primary", elem_id="qa-run")

@@ -58,8 +58,11 @@ class Settings:
     # The OpenAI-compatible API (/v1): its keys (never shown: repr=False) and whether it fetches http(s) images.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     fetch_image_urls: bool = False
-    # The QA store (runs, results, marks): None means $PHI4_QA_DB, else qa.sqlite3 in the user's data folder.
+    # The QA store (runs, results, marks): None means $PHI4_QA_DB, else qa.sqlite3 in the user's data folder. A
+    # tab run has at most ``qa_max_cases`` cases (the CLI has no limit) and ``qa_turns_at_once`` turns in flight.
     qa_db: str | None = None
+    qa_max_cases: int = 200
+    qa_turns_at_once: int = 4
     # Sharing (mirror/budget.py, mirror/host.py, mirror/usage.py, mirror/slow_clients.py): turns per visitor over a
     # period (None: no limit), the host's logins (exempt; the only ones who see Usage and may switch Spaces), the
     # usage store's file (None: the user's data folder), and how long a client may take to send a request or leave
@@ -82,9 +85,9 @@ class Settings:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python app.py", description="Chat with Phi-4-multimodal in your browser.")
-    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or Settings.host,
                    help="interface to serve on (default 127.0.0.1; env GRADIO_SERVER_NAME, as a Space sets it)")
-    p.add_argument("--port", type=int, default=int(_env("GRADIO_SERVER_PORT", 7860)),
+    p.add_argument("--port", type=int, default=int(_env("GRADIO_SERVER_PORT", Settings.port)),
                    help="port to serve on (default 7860; env GRADIO_SERVER_PORT)")
     p.add_argument("--share", action="store_true", help="also make a gradio share link (always behind a login)")
     p.add_argument("--auth", action="append", default=[], metavar="USER:PASS", help="require this login (repeatable)")
@@ -92,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--standin", action="store_true", help="run the offline stand-in Space and use it (no network)")
     p.add_argument("--no-fallback", dest="fallback", action="store_false",
                    help="do not fall back to the stand-in when the Space cannot be reached")
-    p.add_argument("--standin-pace-ms", type=float, default=40.0, help="stand-in: delay between streamed chunks")
-    p.add_argument("--standin-chunks", type=int, default=24, help="stand-in: chunks per reply")
+    p.add_argument("--standin-pace-ms", type=float, default=Settings.standin_pace_ms,
+                   help="stand-in: delay between streamed chunks")
+    p.add_argument("--standin-chunks", type=int, default=Settings.standin_chunks, help="stand-in: chunks per reply")
     p.add_argument("--recheck-every", type=float, default=Settings.recheck_every_s, metavar="SECONDS",
                    help="how often to check whether the real Space answers (default 60 s)")
     p.add_argument("--allow-space-switch", action="store_true",

@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
+from enum import StrEnum
 
 from phi4_bridge import hub
 from phi4_bridge.config import AUTO, DEFAULT_SPACE, DEFAULT_SPACE_URL, BridgeConfig
@@ -68,6 +69,17 @@ def worth_trying(state: hub.SpaceState | None, url_given: bool) -> bool:
     return state.running or state.stage == "SLEEPING"
 
 
+class Mode(StrEnum):
+    """What the app is talking to (see ``SpaceStatus``)."""
+
+    SPACE = "space"
+    OTHER = "other"
+    UNREACHABLE = "unreachable"
+    DOWN = "down"
+    STANDIN = "standin"
+    FALLBACK = "fallback"
+
+
 class SpaceStatus:
     """What the app is talking to. ``mode``: ``space`` (the configured one, answering), ``other`` (another Phi-4
     Space, because the configured one is not running or with ``--space auto``), ``unreachable`` (the configured one,
@@ -83,7 +95,7 @@ class SpaceStatus:
             config = replace(config, space=DEFAULT_SPACE, space_url=config.space_url if config.space_url_given
                              else DEFAULT_SPACE_URL)
         self.real = config
-        self.mode = "space"
+        self.mode = Mode.SPACE
         self.reachable = True  # of the origin the bridge uses now
         self.real_back = False  # fallback/other only: the configured Space runs and answers again
         self.hub_state: hub.SpaceState | None = None  # the Hub's word on the configured Space
@@ -103,10 +115,10 @@ class SpaceStatus:
         status = cls(settings, holder)
         holder.switch(status.real, SPACE_LABEL)
         if settings.standin:
-            status._use_standin("standin")
+            status._use_standin(Mode.STANDIN)
         else:
             status._choose()
-        if status.mode != "standin":
+        if status.mode != Mode.STANDIN:
             status._thread = threading.Thread(target=status._watch, name="space-watch", daemon=True)
             status._thread.start()
         return status
@@ -129,7 +141,7 @@ class SpaceStatus:
             real = replace(real, private_origin=asyncio.run(hub.private_origin(real)))
             if real != self.real:
                 self.real = real
-                if self.mode in ("space", "unreachable", "down"):
+                if self.mode in (Mode.SPACE, Mode.UNREACHABLE, Mode.DOWN):
                     self.holder.switch(self.real, SPACE_LABEL)
         return state
 
@@ -149,7 +161,7 @@ class SpaceStatus:
     def _choose(self) -> None:
         settings = self.settings
         if self._real_answers():
-            self.mode, self.reachable = "space", True
+            self.mode, self.reachable = Mode.SPACE, True
             print(f"* {hub.describe_use(self.real)}", flush=True)
             return
         self.reason = self._why_not()
@@ -161,9 +173,9 @@ class SpaceStatus:
         if settings.fallback:
             print(f"* {self.reason} No other Phi-4-multimodal Space runs; starting the offline stand-in. Answers "
                   "will NOT come from Phi-4.", flush=True)
-            self._use_standin("fallback")
+            self._use_standin(Mode.FALLBACK)
         else:
-            self.mode, self.reachable = ("unreachable" if self._network_failure() else "down"), False
+            self.mode, self.reachable = (Mode.UNREACHABLE if self._network_failure() else Mode.DOWN), False
             print(f"* {self.reason.rstrip('.')} (--no-fallback): serving anyway; turns fail until it is back.",
                   flush=True)
 
@@ -188,10 +200,10 @@ class SpaceStatus:
                          private_origin=str(chosen.host) if chosen.private is True else None)
         label = SPACE_LABEL if chosen.official else f"{chosen.id} (not the official Phi-4 Space)"
         self.holder.switch(config, label)
-        self.mode, self.reachable = ("space" if chosen.official else "other"), True
+        self.mode, self.reachable = (Mode.SPACE if chosen.official else Mode.OTHER), True
         print(f"* {self.reason} {hub.describe_use(config)}", flush=True)
 
-    def _use_standin(self, mode: str) -> None:
+    def _use_standin(self, mode: Mode) -> None:
         from phi4_bridge.standin.launcher import start_standin
 
         self.standin = start_standin(pace_ms=self.settings.standin_pace_ms, chunks=self.settings.standin_chunks)
@@ -214,17 +226,17 @@ class SpaceStatus:
 
     def _check(self) -> None:
         real_ok = self._real_answers()
-        if self.mode in ("fallback", "other"):
+        if self.mode in (Mode.FALLBACK, Mode.OTHER):
             self.real_back = real_ok
             now = self.holder.config
             self.reachable = probe(now.space_url, 2.0, auth_headers(now, now.space_url))
         else:
             self.reachable = real_ok
             if real_ok:
-                self.mode, self.reason = "space", ""
+                self.mode, self.reason = Mode.SPACE, ""
             else:
                 self.reason = self._why_not()
-                self.mode = "unreachable" if self._network_failure() else "down"
+                self.mode = Mode.UNREACHABLE if self._network_failure() else Mode.DOWN
 
     def switch_to_real(self) -> bool:
         """The one-click switch: new turns go to the configured Space. False when it does not answer (again)."""
@@ -233,7 +245,7 @@ class SpaceStatus:
                 self.real_back = False
                 return False
             self.holder.switch(self.real, SPACE_LABEL)
-            self.mode, self.reachable, self.real_back, self.reason = "space", True, False, ""
+            self.mode, self.reachable, self.real_back, self.reason = Mode.SPACE, True, False, ""
             return True
 
     # --- the Space picker (--allow-space-switch) ---------------------------------------------------------------
@@ -253,7 +265,7 @@ class SpaceStatus:
 
     def choices(self, fresh: bool = False) -> list[tuple[str, str]]:
         """The picker's entries: ``(label, id)``, the label with the stage in words ("someone/x · is running")."""
-        in_use = self.holder.config.space if self.mode not in ("standin", "fallback") else None
+        in_use = self.holder.config.space if self.mode not in (Mode.STANDIN, Mode.FALLBACK) else None
         out = []
         for c in self.candidates(fresh):
             tags = [word for word, yes in (("official", c.official), ("private", c.private is True)) if yes]
@@ -285,7 +297,7 @@ class SpaceStatus:
         else:
             self.reason = f"The host switched the app to {space} in the page."
             self._use_other(chosen)
-            self.mode, self.real_back = "other", False
+            self.mode, self.real_back = Mode.OTHER, False
         return True, f"Switched: answers now come from {space}."
 
     def stop(self) -> None:
@@ -306,13 +318,13 @@ class SpaceStatus:
         """HTML for the can't-miss banner; empty when the configured Space is in use and answers."""
         url = html.escape(self.real.space_url)
         reason = html.escape(self.reason)
-        if self.mode == "fallback":
+        if self.mode == Mode.FALLBACK:
             back = (" <b>The real Space answers again: use the button below to switch.</b>" if self.real_back
                     else f" The app keeps checking {url} and offers a switch when it is back.")
             return ('<div class="mirror-banner mirror-banner-fallback" role="alert">⚠️ <b>Offline stand-in: answers '
                     f"do NOT come from Phi-4.</b> {reason} No other Phi-4-multimodal Space could be used either, so "
                     f"a local stand-in Space answers instead (it only describes what it received).{back}</div>")
-        if self.mode == "other":
+        if self.mode == Mode.OTHER:
             cfg = self.holder.config
             space, where = html.escape(cfg.space), html.escape(cfg.space_url)
             official = html.escape(self.real.space)
@@ -322,15 +334,15 @@ class SpaceStatus:
                     else "another Phi-4-multimodal Space, run by its own owner")
             return ('<div class="mirror-banner mirror-banner-fallback" role="alert">⚠️ <b>Answers come from '
                     f"{space}, not from {official}.</b> {reason} {space} (at {where}) is {what}.{back}</div>")
-        if self.mode == "standin":
+        if self.mode == Mode.STANDIN:
             return ('<div class="mirror-banner mirror-banner-standin" role="status">🧪 <b>Stand-in mode: answers '
                     "come from the offline stand-in Space, not from Phi-4</b> (started with <code>--standin</code>)."
                     "</div>")
-        if self.mode == "down":
+        if self.mode == Mode.DOWN:
             return ('<div class="mirror-banner mirror-banner-fallback" role="alert">⛔ <b>'
                     f"{reason}</b> Turns will fail until it runs again (--no-fallback keeps the app on it); the app "
                     "keeps checking.</div>")
-        if self.mode == "unreachable":
+        if self.mode == Mode.UNREACHABLE:
             return ('<div class="mirror-banner mirror-banner-fallback" role="alert">⛔ <b>The Phi-4 Space at '
                     f"{url} cannot be reached.</b> Turns will fail until it answers again; the app keeps checking."
                     "</div>")
@@ -346,19 +358,19 @@ class SpaceStatus:
     async def badge(self) -> str:
         """One line: which Space, reachable or not, anonymous or signed in. Never a token."""
         cfg = self.holder.config
-        if self.mode in ("standin", "fallback"):
+        if self.mode in (Mode.STANDIN, Mode.FALLBACK):
             who = f"🧪 Stand-in Space at `{cfg.space_url}`"
-        elif self.mode == "other":
+        elif self.mode == Mode.OTHER:
             who = f"🛰️ Space `{cfg.space}` (not the official `{self.real.space}`) at `{cfg.space_url}`"
         elif cfg.space != DEFAULT_SPACE:  # configured so: still said, so nobody takes it for the official one
             who = f"🛰️ Space `{cfg.space}` (not the official `{DEFAULT_SPACE}`) at `{cfg.space_url}`"
         else:
             who = f"🛰️ Space `{cfg.space}` at `{cfg.space_url}`"
         if cfg.private_origin and hub.same_origin(cfg.space_url, cfg.private_origin) and \
-                self.mode not in ("standin", "fallback"):
+                self.mode not in (Mode.STANDIN, Mode.FALLBACK):
             who += " · 🔒 private (the host's HF token is sent to it)"
         reach = "🟢 reachable" if self.reachable else "🔴 unreachable"
-        if self.mode != "standin" and self.stage_words():
+        if self.mode != Mode.STANDIN and self.stage_words():
             reach += f" · Hub: {self.stage_words()}"
         try:
             bridge = await self.holder.get()
