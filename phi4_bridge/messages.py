@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
 from .config import Limits
-from .errors import InputRejected, ProtocolError, UploadRejected
+from .errors import InputRejected, ProtocolError
 
 FILE_META = {"_type": "gradio.FileData"}
 # Characters that hide or reorder text (bidi overrides and isolates, zero-width space, BOM, line separators):
@@ -53,13 +53,13 @@ def has_hidden_characters(text: str) -> bool:
 def check_prompt(prompt: str, has_files: bool, limits: Limits) -> None:
     """Refuse a turn the Space should never see: empty, too long, or carrying control or hidden characters."""
     if not prompt.strip() and not has_files:
-        raise UploadRejected("Write a message or attach a file first.", reason="empty")
+        raise InputRejected("Write a message or attach a file first.", reason="empty")
     if len(prompt) > limits.max_prompt_chars:
-        raise UploadRejected(f"The message is {len(prompt):,} characters; the limit is "
-                             f"{limits.max_prompt_chars:,}.", reason="too_long")
+        raise InputRejected(f"The message is {len(prompt):,} characters; the limit is "
+                            f"{limits.max_prompt_chars:,}.", reason="too_long")
     if has_hidden_characters(prompt):
-        raise UploadRejected("The message contains control characters; remove them and send again.",
-                             reason="control_characters")
+        raise InputRejected("The message contains control characters; remove them and send again.",
+                            reason="control_characters")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pytest
 from media_factory import jpeg, png, wav
 from tcp_proxy import TcpProxy
 
-from phi4_bridge import BridgeConfig, Phi4Bridge, UploadRejected
+from phi4_bridge import BridgeConfig, InputRejected, Phi4Bridge, UploadRejected
 from phi4_bridge.process import ServerProcess
 from phi4_bridge.standin.launcher import stats
 
@@ -55,12 +55,14 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
 
 
 async def refused(cfg: BridgeConfig, standin: ServerProcess, proxy: TcpProxy, prompt: str,
-                  files: list[Path] = ()) -> UploadRejected:
-    """Run the turn on a fresh bridge; it must raise UploadRejected with nothing sent anywhere."""
+                  files: list[Path] = (), kind: type[InputRejected] = UploadRejected) -> InputRejected:
+    """Run the turn on a fresh bridge; it must raise ``kind`` (UploadRejected for a file, the plain InputRejected
+    for the message itself) with nothing sent anywhere."""
     before_stats, before_requests = stats(standin.url), len(proxy.requests)
     async with Phi4Bridge(cfg) as bridge:
-        with pytest.raises(UploadRejected) as info:
+        with pytest.raises(InputRejected) as info:
             await asyncio.wait_for(bridge.chat(prompt, list(files)), GUARD_S)
+    assert type(info.value) is kind, f"{type(info.value).__name__}: {info.value}"
     after = stats(standin.url)
     assert proxy.requests[before_requests:] == [], "the bridge sent requests for a turn it should refuse"
     assert after["uploads"] == before_stats["uploads"] and after["calls"] == before_stats["calls"]
@@ -131,12 +133,12 @@ async def test_missing_file(bridge_cfg, standin_clean, proxy, tmp_path):
 
 @pytest.mark.parametrize("prompt", ["", "   ", "\n\t \r\n"])
 async def test_empty_turn(bridge_cfg, standin_clean, proxy, prompt):
-    error = await refused(bridge_cfg, standin_clean, proxy, prompt)
+    error = await refused(bridge_cfg, standin_clean, proxy, prompt, kind=InputRejected)
     assert error.reason == "empty" and "message" in str(error).lower()
 
 
 async def test_very_long_prompt(bridge_cfg, standin_clean, proxy):
-    error = await refused(bridge_cfg, standin_clean, proxy, "x" * 20_001)
+    error = await refused(bridge_cfg, standin_clean, proxy, "x" * 20_001, kind=InputRejected)
     assert error.reason == "too_long" and "20,001" in str(error) and "20,000" in str(error)
 
 
@@ -150,7 +152,7 @@ async def test_prompt_at_the_limit_goes_through(bridge_cfg, standin_clean):
                                     "\x9bcsi", "zero\u200bwidth"],
                          ids=["nul", "ansi_escape", "bell", "del", "bidi_override", "c1_csi", "zero_width_space"])
 async def test_control_characters(bridge_cfg, standin_clean, proxy, prompt):
-    error = await refused(bridge_cfg, standin_clean, proxy, prompt)
+    error = await refused(bridge_cfg, standin_clean, proxy, prompt, kind=InputRejected)
     assert error.reason == "control_characters" and "control characters" in str(error)
 
 

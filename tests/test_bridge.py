@@ -16,6 +16,7 @@ from phi4_bridge import (
     BridgeConfig,
     Done,
     GpuBusy,
+    InputRejected,
     Phi4Bridge,
     ProtocolError,
     Queued,
@@ -285,9 +286,9 @@ async def test_bad_files_are_refused_before_upload(standin_clean, tmp_path, make
 
 async def test_empty_turn_is_refused(standin_clean):
     async with Phi4Bridge(config_for(standin_clean)) as bridge:
-        with pytest.raises(UploadRejected) as info:
+        with pytest.raises(InputRejected) as info:
             await bridge.chat("   ")
-    assert info.value.reason == "empty"
+    assert info.value.reason == "empty" and not isinstance(info.value, UploadRejected)  # no file is at fault
 
 
 async def test_token_never_in_repr(standin_clean):
