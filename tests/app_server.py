@@ -12,10 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from phi4_bridge.process import ServerProcess, free_port
+from phi4_bridge.process import STARTUP_TIMEOUT_S, ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout whose app.py the tests run
-STARTUP_TIMEOUT_S = 90.0
 
 
 def start_app(*args: str, timeout: float = STARTUP_TIMEOUT_S, env: dict[str, str] | None = None) -> ServerProcess:

@@ -94,6 +94,8 @@ def _split_content(content: Any) -> list[Any]:
     return contents
 
 
+MSG_EMPTY = "Message is empty"  # the real demos' gr.Error for a turn with neither text nor file
+
 # gradio writes a ``.pyi`` stub beside every new component class's source file; not wanted in the package.
 _write_stub = _component_meta.create_or_modify_pyi
 _component_meta.create_or_modify_pyi = lambda *args, **kwargs: None

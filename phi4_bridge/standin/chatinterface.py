@@ -56,7 +56,7 @@ import gradio as gr
 from gradio.context import Context
 
 from . import reply
-from .chat import Gradio5Chatbot, Gradio5Slider
+from .chat import MSG_EMPTY, Gradio5Chatbot, Gradio5Slider
 from .space import VIEW_ELEM_ID, Tunables, add_browser_view, admit, mark_zerogpu, seen_summary, stream_text
 from .zerogpu import ZeroGPU
 
@@ -65,7 +65,6 @@ SLIDERS: tuple[tuple[str, float, float, float, float], ...] = (
     ("temperature", 0.0, 2.0, 0.05, 0.8),
     ("max_new_tokens", 1, 4096, 1, 512),
 )
-MSG_EMPTY = "Message is empty"
 
 SUBMIT_FN = 0
 BOT_FN = 2

@@ -14,7 +14,7 @@ import sys
 
 os.environ.setdefault("MPLBACKEND", "agg")  # gradio toggles the backend every streamed step; keep it cheap
 
-from .server import DEFAULT_SPACE_ID, StandinSettings, build_app
+from .server import StandinSettings, build_app
 from .space import LAYOUTS
 from .zerogpu import FAULTS
 
@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> StandinSettings:
     p.add_argument("--quota-window", type=float, default=d.quota_window, help="quota refills after this")
     p.add_argument("--slow-start-s", type=float, default=d.slow_start_s, help="delay of fault slow_start")
     p.add_argument("--drop-after", type=int, default=d.drop_after, help="chunks before drop_stream cuts")
-    p.add_argument("--space-id", default=DEFAULT_SPACE_ID, help="Hub id used in the Hub-side routes")
+    p.add_argument("--space-id", default=d.space_id, help="Hub id used in the Hub-side routes")
     p.add_argument("--hub-space", action="append", default=[], metavar="ID=STAGE[@URL]",
                    help="a Space of the Hub catalogue: its stage (RUNNING, RUNTIME_ERROR, SLEEPING, PAUSED, BUILDING, "
                         "...) and origin (repeatable; POST /standin/hub changes it at run time)")

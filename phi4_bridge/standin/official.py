@@ -56,7 +56,7 @@ import gradio as gr
 from gradio.context import Context
 
 from . import reply
-from .chat import Gradio5Chatbot, Gradio5Slider
+from .chat import MSG_EMPTY, Gradio5Chatbot, Gradio5Slider
 from .space import VIEW_ELEM_ID, Tunables, add_browser_view, admit, mark_zerogpu, seen_summary, stream_history
 from .zerogpu import ZeroGPU
 
@@ -65,7 +65,6 @@ AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".m4a", ".wma")
 MAX_AUDIO_S = 60.0
 MIN_AUDIO_S = 0.1
 
-MSG_EMPTY = "Message is empty"
 MSG_ONE_IMAGE = "Please upload only one image file."
 MSG_ONE_AUDIO = "Please upload only one audio file."
 MSG_AUDIO_OR_RECORD = "Please upload only one audio file or record audio."
