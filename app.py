@@ -33,7 +33,7 @@ from mirror.host import is_host, who_may_switch  # noqa: E402
 from mirror.launch import serve  # noqa: E402
 from mirror.openai_api import openai_routes  # noqa: E402
 from mirror.qa_tab import render_qa_tab  # noqa: E402
-from mirror.settings import Settings, parse_settings  # noqa: E402
+from mirror.settings import AppSettings, parse_settings  # noqa: E402
 from mirror.space_status import Mode, SpaceStatus, auth_headers  # noqa: E402
 from mirror.usage import open_store  # noqa: E402
 from mirror.usage_tab import render_usage_tab  # noqa: E402
@@ -54,7 +54,7 @@ EXAMPLES = [
 ]
 
 
-def build_demo(settings: Settings, status: SpaceStatus, guard: Guard | None = None) -> gr.Blocks:
+def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None = None) -> gr.Blocks:
     guard = guard or Guard(settings)
     budget = turn_budget.install(turn_budget.Budget(settings.visitor_turns, settings.admins))
     usage = open_store(settings.usage_db)
@@ -224,7 +224,7 @@ def picker_update(status: SpaceStatus, fresh: bool = False):
     return gr.Dropdown(choices=choices, value=in_use(status, choices))
 
 
-def picker_for(status: SpaceStatus, settings: Settings, request: gr.Request):
+def picker_for(status: SpaceStatus, settings: AppSettings, request: gr.Request):
     """The picker as this visitor may use it: the host picks and switches; anyone else sees the list, locked,
     and a line that says who may switch."""
     host = is_host(settings, request)
@@ -233,7 +233,7 @@ def picker_for(status: SpaceStatus, settings: Settings, request: gr.Request):
             gr.Button(interactive=host), gr.Button(interactive=host), note)
 
 
-def pick_space(status: SpaceStatus, space: str | None, settings: Settings, request: gr.Request):
+def pick_space(status: SpaceStatus, space: str | None, settings: AppSettings, request: gr.Request):
     if not is_host(settings, request):  # the route is callable by anyone who can open the page: check here
         raise gr.Error(who_may_switch(settings), print_exception=False)
     done, sentence = status.switch_to(str(space or ""))

@@ -133,9 +133,9 @@ def meaning(r: dict[str, Any], get: Callable[..., Any]) -> list[str]:
                        "contention (real models stream far fewer chunks per second).")
     app_conc = (get(r, "meta", "app") or {}).get("concurrency")
     if app_conc == "app default":
-        from mirror.settings import Settings
+        from mirror.settings import AppSettings
 
-        slots, queue = Settings.concurrency_total, Settings.queue_max_size
+        slots, queue = AppSettings.concurrency_total, AppSettings.queue_max_size
         out.append(f"- The app ran with its default turn slots (`--concurrency {slots}`, queue of {queue}): beyond "
                    f"{slots} conversations, first text includes waiting for a slot, and beyond {slots + queue} the "
                    "app refuses turns ('Queue is full').")

@@ -26,7 +26,7 @@ from . import chat_values as cv
 from .budget import Budget, OverBudget, visitor_of
 from .guard import Guard, release
 from .holder import BridgeHolder
-from .settings import Settings
+from .settings import AppSettings
 from .usage import UsageStore
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class TurnRecord:
 
 
 class ChatService:
-    def __init__(self, holder: BridgeHolder, settings: Settings, guard: Guard | None = None,
+    def __init__(self, holder: BridgeHolder, settings: AppSettings, guard: Guard | None = None,
                  budget: Budget | None = None, usage: UsageStore | None = None) -> None:
         self.holder = holder
         self.budget = budget or Budget(None)  # turns per visitor (mirror/budget.py); no limit when not given

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .settings import Settings
+from .settings import AppSettings
 
 
-def host_rule(settings: Settings) -> str:
+def host_rule(settings: AppSettings) -> str:
     """``admins``, ``local`` or ``nobody`` (see the module's docstring)."""
     if settings.admins:
         return "admins"
@@ -25,7 +25,7 @@ def host_rule(settings: Settings) -> str:
     return "nobody"
 
 
-def is_host(settings: Settings, request: Any) -> bool:
+def is_host(settings: AppSettings, request: Any) -> bool:
     """Whether the visitor behind ``request`` (a ``gr.Request``) is the host."""
     rule = host_rule(settings)
     if rule == "local":
@@ -35,7 +35,7 @@ def is_host(settings: Settings, request: Any) -> bool:
     return bool(getattr(request, "username", None)) and request.username in settings.admins
 
 
-def who_may_switch(settings: Settings) -> str:
+def who_may_switch(settings: AppSettings) -> str:
     """The Space picker's line for a visitor who is not the host."""
     if host_rule(settings) == "admins":
         return "Only the host's login (--admin) can switch the Space."

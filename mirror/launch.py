@@ -16,13 +16,13 @@ from starlette.routing import BaseRoute
 from . import slow_clients
 from .door import Door
 from .guard import Guard
-from .settings import Settings
+from .settings import AppSettings
 
 log = logging.getLogger(__name__)
 EXIT_DEADLINE_S = 6.0  # after SIGTERM / Ctrl+C the process is gone within this, whatever still hangs
 
 
-def logins_for(settings: Settings) -> tuple[list[tuple[str, str]], bool]:
+def logins_for(settings: AppSettings) -> tuple[list[tuple[str, str]], bool]:
     """The logins to require, and whether they were made up here (``--share`` without ``--auth``)."""
     if settings.auth:
         return list(settings.auth), False
@@ -36,7 +36,7 @@ def announce_generated(login: tuple[str, str]) -> None:
           f"*     user: {login[0]}\n*     password: {login[1]}\n", flush=True)
 
 
-def serve(demo: gr.Blocks, settings: Settings, on_shutdown: Callable[[], None], css: str,
+def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None], css: str,
           guard: Guard | None = None, routes: list[BaseRoute] | None = None) -> None:
     """Launch, report the share link's fate in plain words, block until Ctrl+C or SIGTERM, then shut down:
     ``on_shutdown`` (cancel running turns, close the bridge), then the server, all within ``EXIT_DEADLINE_S``.

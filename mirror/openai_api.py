@@ -27,7 +27,7 @@ from phi4_bridge.openai_server import ApiSettings, Caller, build_api
 
 from .guard import Guard
 from .handlers import ChatService
-from .settings import Settings
+from .settings import AppSettings
 
 WAIT_STEP_S = 0.05  # how often a waiting API turn looks again at the UI's running turns
 
@@ -55,7 +55,7 @@ def ui_turns_running(guard: Guard) -> int:
 class AppRunner:
     """API turns through the app's ``ChatService`` (see the module docstring)."""
 
-    def __init__(self, chat: ChatService, settings: Settings, guard: Guard) -> None:
+    def __init__(self, chat: ChatService, settings: AppSettings, guard: Guard) -> None:
         self.chat, self.settings, self.guard = chat, settings, guard
         self.running = 0
 
@@ -83,7 +83,7 @@ class AppRunner:
             self.running -= 1
 
 
-def openai_routes(settings: Settings, chat: ChatService, guard: Guard) -> list[BaseRoute]:
+def openai_routes(settings: AppSettings, chat: ChatService, guard: Guard) -> list[BaseRoute]:
     """``/v1`` for gradio's app (``launch(app_kwargs={"routes": ...})``)."""
     api = ApiSettings(keys=settings.api_keys, require_key=bool(settings.auth or settings.share),
                       fetch_image_urls=settings.fetch_image_urls, limits=settings.bridge.limits,

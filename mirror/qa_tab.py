@@ -36,7 +36,7 @@ from phi4_bridge.qa.store import QAStore
 from .cleanup import current
 from .qa_gallery import GALLERY_JS, compare_html
 from .qa_handlers import QAService, to_int
-from .settings import Settings
+from .settings import AppSettings
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm"})
 
@@ -111,7 +111,7 @@ def run_choices(store: QAStore, space: str | None = None, date: str | None = Non
             for r in list_runs(store, space=space or None, date=date or None, source=source or None)]
 
 
-def render_qa_tab(bridge_holder: Any, settings: Settings) -> QAService:
+def render_qa_tab(bridge_holder: Any, settings: AppSettings) -> QAService:
     """Lay out the QA tab in the current Blocks context and wire its handlers; the service (for tests/shutdown)."""
     store = QAStore(settings.qa_db)
     qa = QAService(store, bridge_holder, settings.qa_turns_at_once)

@@ -1,4 +1,4 @@
-"""Every knob of the app in one place: command-line flags -> one frozen ``Settings``.
+"""Every knob of the app in one place: command-line flags -> one frozen ``AppSettings``.
 
 The bridge's own flags (``--space``, ``--space-url``, ``--hub-url``) come from ``phi4_bridge.config``, so they mean
 the same here as on the bridge's command line. Concurrency limits live here and nowhere else.
@@ -18,7 +18,7 @@ from .budget import SHARE_DEFAULT, Rule, parse_rule
 
 
 @dataclass(frozen=True)
-class Settings:
+class AppSettings:
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     host: str = "127.0.0.1"
     port: int = 7860
@@ -85,9 +85,9 @@ class Settings:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python app.py", description="Chat with Phi-4-multimodal in your browser.")
-    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or Settings.host,
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or AppSettings.host,
                    help="interface to serve on (default 127.0.0.1; env GRADIO_SERVER_NAME, as a Space sets it)")
-    p.add_argument("--port", type=int, default=int(_env("GRADIO_SERVER_PORT", Settings.port)),
+    p.add_argument("--port", type=int, default=int(_env("GRADIO_SERVER_PORT", AppSettings.port)),
                    help="port to serve on (default 7860; env GRADIO_SERVER_PORT)")
     p.add_argument("--share", action="store_true", help="also make a gradio share link (always behind a login)")
     p.add_argument("--auth", action="append", default=[], metavar="USER:PASS", help="require this login (repeatable)")
@@ -95,26 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--standin", action="store_true", help="run the offline stand-in Space and use it (no network)")
     p.add_argument("--no-fallback", dest="fallback", action="store_false",
                    help="do not fall back to the stand-in when the Space cannot be reached")
-    p.add_argument("--standin-pace-ms", type=float, default=Settings.standin_pace_ms,
+    p.add_argument("--standin-pace-ms", type=float, default=AppSettings.standin_pace_ms,
                    help="stand-in: delay between streamed chunks")
-    p.add_argument("--standin-chunks", type=int, default=Settings.standin_chunks, help="stand-in: chunks per reply")
-    p.add_argument("--recheck-every", type=float, default=Settings.recheck_every_s, metavar="SECONDS",
+    p.add_argument("--standin-chunks", type=int, default=AppSettings.standin_chunks, help="stand-in: chunks per reply")
+    p.add_argument("--recheck-every", type=float, default=AppSettings.recheck_every_s, metavar="SECONDS",
                    help="how often to check whether the real Space answers (default 60 s)")
     p.add_argument("--allow-space-switch", action="store_true",
                    help="show a Space picker in the page: the Phi-4-multimodal Spaces the Hub lists, with their stage, "
                         "and a button that switches the app to one of them (off by default: anyone who can open the "
                         "page could switch; only Spaces of that list, never an arbitrary id)")
-    p.add_argument("--concurrency", type=int, default=Settings.concurrency_total,
-                   help=f"turns running at once in the whole app (default {Settings.concurrency_total})")
-    p.add_argument("--turns-per-client", type=int, default=_env("PHI4_TURNS_PER_CLIENT", Settings.turns_per_client),
+    p.add_argument("--concurrency", type=int, default=AppSettings.concurrency_total,
+                   help=f"turns running at once in the whole app (default {AppSettings.concurrency_total})")
+    p.add_argument("--turns-per-client", type=int, default=_env("PHI4_TURNS_PER_CLIENT", AppSettings.turns_per_client),
                    help="turns one client (login, else address) may run at once, over all its sessions (default "
-                        f"{Settings.turns_per_client}; env PHI4_TURNS_PER_CLIENT)")
+                        f"{AppSettings.turns_per_client}; env PHI4_TURNS_PER_CLIENT)")
     p.add_argument("--cache-max-age", type=float, metavar="SECONDS",
-                   default=_env("PHI4_CACHE_MAX_AGE", Settings.cache_max_age_s),
+                   default=_env("PHI4_CACHE_MAX_AGE", AppSettings.cache_max_age_s),
                    help="delete uploads, exports and QA downloads older than this (default 6 h; env "
                         "PHI4_CACHE_MAX_AGE); everything is deleted at exit")
     p.add_argument("--visitor-idle", type=float, metavar="SECONDS",
-                   default=_env("PHI4_VISITOR_IDLE", Settings.visitor_idle_s),
+                   default=_env("PHI4_VISITOR_IDLE", AppSettings.visitor_idle_s),
                    help="forget a visitor's session after this long without a turn (default 1 h; env "
                         "PHI4_VISITOR_IDLE)")
     p.add_argument("--api-key", action="append", default=[], metavar="KEY",
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the usage store's SQLite file (default: usage.sqlite3 in the user's data folder; env "
                         "PHI4_USAGE_DB)")
     p.add_argument("--slow-client-timeout", type=float, metavar="SECONDS", default=_env("PHI4_SLOW_CLIENT",
-                   Settings.slow_client_s),
+                   AppSettings.slow_client_s),
                    help="a client must send its request's headers within this long (its body too, plus a second per "
                         "500 bytes), and a reply it leaves unread this long is dropped (default 20; env "
                         "PHI4_SLOW_CLIENT)")
@@ -164,7 +164,7 @@ def read_auth_file(path: Path) -> list[tuple[str, str]]:
     return [parse_login(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def parse_settings(argv: list[str] | None = None) -> Settings:
+def parse_settings(argv: list[str] | None = None) -> AppSettings:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -189,7 +189,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     turns = given if args.visitor_turns is not None else (parse_rule(SHARE_DEFAULT) if args.share else None)
     if not args.slow_client_timeout > 0:
         parser.error("--slow-client-timeout must be a positive number of seconds")
-    return Settings(
+    return AppSettings(
         visitor_turns=turns, admins=tuple(dict.fromkeys(a.strip() for a in args.admin if a.strip())),
         usage_db=args.usage_db, slow_client_s=args.slow_client_timeout, on_space=on_space,
         bridge=BridgeConfig.from_env(args), host=args.host, port=args.port, share=args.share,
@@ -198,11 +198,11 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         concurrency_total=args.concurrency, recheck_every_s=args.recheck_every,
         allow_space_switch=args.allow_space_switch,
         turns_per_client=args.turns_per_client, cache_max_age_s=args.cache_max_age,
-        cache_sweep_every_s=max(0.5, min(Settings.cache_sweep_every_s, args.cache_max_age / 2)),
-        partial_upload_s=min(Settings.partial_upload_s, args.cache_max_age),
+        cache_sweep_every_s=max(0.5, min(AppSettings.cache_sweep_every_s, args.cache_max_age / 2)),
+        partial_upload_s=min(AppSettings.partial_upload_s, args.cache_max_age),
         visitor_idle_s=args.visitor_idle,
-        stream_grace_s=_env("PHI4_STREAM_GRACE", Settings.stream_grace_s),
-        login_lockout_s=_env("PHI4_LOGIN_LOCKOUT", Settings.login_lockout_s),
+        stream_grace_s=_env("PHI4_STREAM_GRACE", AppSettings.stream_grace_s),
+        login_lockout_s=_env("PHI4_LOGIN_LOCKOUT", AppSettings.login_lockout_s),
         api_keys=api_keys(args.api_key), fetch_image_urls=args.fetch_image_urls,
         qa_db=args.qa_db, browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
     )

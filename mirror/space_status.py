@@ -31,7 +31,7 @@ from phi4_bridge.config import AUTO, DEFAULT_SPACE, DEFAULT_SPACE_URL, BridgeCon
 from phi4_bridge.errors import SpaceUnavailable
 
 from .holder import BridgeHolder
-from .settings import Settings
+from .settings import AppSettings
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class SpaceStatus:
     not answering), ``down`` (the configured one, which the Hub reports as not running, with ``--no-fallback``),
     ``standin`` (asked for with ``--standin``) or ``fallback`` (the stand-in, as the last resort)."""
 
-    def __init__(self, settings: Settings, holder: BridgeHolder) -> None:
+    def __init__(self, settings: AppSettings, holder: BridgeHolder) -> None:
         self.settings = settings
         self.holder = holder
         self.auto = settings.bridge.space == AUTO
@@ -110,7 +110,7 @@ class SpaceStatus:
         self._changing = threading.RLock()
 
     @classmethod
-    def start(cls, settings: Settings) -> SpaceStatus:
+    def start(cls, settings: AppSettings) -> SpaceStatus:
         holder = BridgeHolder(settings.bridge, SPACE_LABEL)
         status = cls(settings, holder)
         holder.switch(status.real, SPACE_LABEL)

@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 
 from .host import is_host
-from .settings import Settings
+from .settings import AppSettings
 from .usage import UsageStore, VisitorUsage
 
 SPANS = [("the last hour", 1), ("the last 6 hours", 6), ("the last 24 hours", 24), ("the last 7 days", 168)]
@@ -42,7 +42,7 @@ def table(rows: list[VisitorUsage], hours: float) -> str:
     return "\n".join(lines)
 
 
-def render_usage_tab(demo: gr.Blocks, settings: Settings, usage: UsageStore | None) -> None:
+def render_usage_tab(demo: gr.Blocks, settings: AppSettings, usage: UsageStore | None) -> None:
     """The tab, hidden until a page load shows it to the host; call inside the Blocks."""
 
     def view(hours: Any, request: gr.Request) -> str:
