@@ -56,7 +56,7 @@ EXAMPLES = [
 
 def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None = None) -> gr.Blocks:
     guard = guard or Guard(settings)
-    budget = turn_budget.install(turn_budget.Budget(settings.visitor_turns, settings.admins))
+    budget = turn_budget.Budget(settings.visitor_turns, settings.admins)
     usage = open_store(settings.usage_db)
     chat = ChatService(status.holder, settings, guard, budget=budget, usage=usage)
     limits = {"concurrency_limit": settings.concurrency_total, "concurrency_id": "chat"}
@@ -103,7 +103,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
             controls = render_settings(read_options(now.space_url, headers=auth_headers(now, now.space_url)))
 
         with gr.Tab("QA"):
-            render_qa_tab(status.holder, settings)
+            render_qa_tab(status.holder, settings, budget)
         render_usage_tab(demo, settings, usage)  # hidden unless the host opens the page
 
         with gr.Row(visible=False):  # the /chat API's own components

@@ -3,12 +3,11 @@
 Why: a shared link hands strangers the host's ZeroGPU quota (no visitor brings an ``x-ip-token`` on a plain
 machine). A budget per visitor keeps one visitor from spending it all, while the others chat on.
 
-One ``Budget`` serves the whole app; the chat, the ``/chat`` API, the QA tab and the OpenAI API all count against
-it, through the same two calls:
+One ``Budget`` serves the whole app (app.py makes it and hands it to the chat service and the QA tab); the chat,
+the ``/chat`` API, the QA tab and the OpenAI API all count against it, through the same two calls:
 
-    from mirror import budget
-    verdict = budget.shared().spend(budget.visitor_of(request))   # request: a gr.Request (or a starlette Request)
-    if isinstance(verdict, budget.OverBudget):
+    verdict = budget.spend(visitor_of(request))   # request: a gr.Request (or a starlette Request)
+    if isinstance(verdict, OverBudget):
         raise ...(verdict.sentence())                              # "You have used your 20 turns this hour; ..."
 
 ``check`` answers without spending; ``refund`` gives back a turn that was refused before anything reached the
@@ -183,7 +182,7 @@ class Budget:
 def visitor_of(request: Any) -> str:
     """The budget's key for a request: ``user:NAME`` when logged in, else ``addr:HOST``; ``local`` without one.
     Takes a ``gr.Request`` (``username``, ``client.host``) or a starlette ``Request``; the same key as the per-client
-    turn cap (``mirror.handlers.client_key``)."""
+    turn cap (``mirror.handlers.ChatService.events``)."""
     if request is None:
         return "local"
     user = getattr(request, "username", None)
@@ -193,17 +192,3 @@ def visitor_of(request: Any) -> str:
     host = getattr(client, "host", None) if client is not None else None
     return f"addr:{host or 'unknown'}"
 
-
-_shared: Budget | None = None
-
-
-def install(budget: Budget) -> Budget:
-    """Make ``budget`` the app's (``shared()``); app.py calls this once when it builds the page."""
-    global _shared
-    _shared = budget
-    return budget
-
-
-def shared() -> Budget:
-    """The app's budget; a budget without a limit when none was installed (a tab built on its own, in a test)."""
-    return _shared if _shared is not None else Budget(None)

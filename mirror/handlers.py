@@ -100,12 +100,6 @@ def _visitor_key(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) or None
 
 
-def client_key(request: gr.Request | None) -> str:
-    """Who is behind a request, over all their sessions: the login name, else the client's address (the turn
-    budget's key too: ``mirror.budget.visitor_of``)."""
-    return visitor_of(request)
-
-
 def _ip_token(request: gr.Request | None) -> str | None:
     headers = getattr(request, "headers", None)
     if headers is None:
@@ -180,7 +174,7 @@ class ChatService:
         conversation, slots = self.visitors.get(_visitor_key(request))
         if slots.locked():
             raise InputRejected("You already have a turn running; wait for it or press Stop.", reason="busy")
-        client = client_key(request)
+        client = visitor_of(request)  # over all their sessions: the turn cap's key and the budget's
         if self.clients.get(client, 0) >= self.settings.turns_per_client:
             log.warning("refused a turn: %s already has %d turns running", client, self.clients[client])
             raise InputRejected(f"You already have {self.settings.turns_per_client} turns running (from this "

@@ -32,7 +32,7 @@ from phi4_bridge.qa.review import counts, page, run_label, status_of
 from phi4_bridge.qa.runner import RunStopped, not_run_record, run_cases
 from phi4_bridge.qa.store import QAStore
 
-from . import budget
+from .budget import Budget, OverBudget, visitor_of
 from .cleanup import current
 from .qa_gallery import gallery_html
 
@@ -51,13 +51,6 @@ class Active:
 
     def request_stop(self) -> None:
         self.loop.call_soon_threadsafe(self.stop.set)
-
-
-def budget_refusal(request: Any) -> str | None:
-    """A QA case is a turn like any other: it counts against the visitor's budget (``mirror.budget``); the
-    sentence saying when they can run again once they are over it, else None."""
-    verdict = budget.shared().spend(budget.visitor_of(request))
-    return verdict.sentence() if isinstance(verdict, budget.OverBudget) else None
 
 
 def who(request: Any) -> str | None:
@@ -105,10 +98,16 @@ def to_int(value: Any) -> int | None:
 
 
 class QAService:
-    def __init__(self, store: QAStore, holder: Any, turns_at_once: int) -> None:
-        self.store, self.holder, self.turns_at_once = store, holder, turns_at_once
+    def __init__(self, store: QAStore, holder: Any, turns_at_once: int, budget: Budget) -> None:
+        self.store, self.holder, self.turns_at_once, self.budget = store, holder, turns_at_once, budget
         self.active: dict[str, Active] = {}
         self.last: dict[str, int] = {}
+
+    def budget_refusal(self, request: Any) -> str | None:
+        """A QA case is a turn like any other: it counts against the visitor's budget; the sentence saying when
+        they can run again once they are over it, else None."""
+        verdict = self.budget.spend(visitor_of(request))
+        return verdict.sentence() if isinstance(verdict, OverBudget) else None
 
     # ---- reading ------------------------------------------------------------------------------------------
 
@@ -192,7 +191,7 @@ class QAService:
             bridge = await self.holder.get()
             ip_token = request.headers.get("x-ip-token") if getattr(request, "headers", None) is not None else None
             records = run_cases(bridge, todo, concurrency=limit, ip_token=ip_token, stopped=stopped,
-                                admit=lambda: budget_refusal(request))
+                                admit=lambda: self.budget_refusal(request))
             while True:
                 step = asyncio.ensure_future(records.__anext__())
                 await asyncio.wait({step, stop_wait}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,7 +1,8 @@
 """The app's QA tab: run many image prompts at once, review them in a gallery, mark them, compare any two runs.
 
-``render_qa_tab(holder, settings)`` is called by ``app.py`` inside ``with gr.Tab("QA"):``; ``holder.get()`` gives the
-app's one ``Phi4Bridge``; ``settings`` gives the QA store's file (``--qa-db``) and the tab's limits. Everything
+``render_qa_tab(holder, settings, budget)`` is called by ``app.py`` inside ``with gr.Tab("QA"):``; ``holder.get()``
+gives the app's one ``Phi4Bridge``; ``settings`` gives the QA store's file (``--qa-db``) and the tab's limits;
+each case counts against the app's turn ``budget``. Everything
 lives in the store (``phi4_bridge.qa.store``), so marks survive a restart and runs of ``python -m phi4_bridge qa``
 show here too. This module is the layout and its wiring; ``mirror.qa_handlers`` does the work, ``mirror.qa_gallery``
 draws the HTML.
@@ -33,6 +34,7 @@ from phi4_bridge.qa.exports import export_run
 from phi4_bridge.qa.review import FILTERS, compare, list_runs, spaces
 from phi4_bridge.qa.store import QAStore
 
+from .budget import Budget
 from .cleanup import current
 from .qa_gallery import GALLERY_JS, compare_html
 from .qa_handlers import QAService, to_int
@@ -111,10 +113,10 @@ def run_choices(store: QAStore, space: str | None = None, date: str | None = Non
             for r in list_runs(store, space=space or None, date=date or None, source=source or None)]
 
 
-def render_qa_tab(bridge_holder: Any, settings: AppSettings) -> QAService:
+def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget) -> QAService:
     """Lay out the QA tab in the current Blocks context and wire its handlers; the service (for tests/shutdown)."""
     store = QAStore(settings.qa_db)
-    qa = QAService(store, bridge_holder, settings.qa_turns_at_once)
+    qa = QAService(store, bridge_holder, settings.qa_turns_at_once, budget)
 
     def view(run_id: int | None, message: str) -> tuple[Any, ...]:
         html, number = qa.gallery(run_id)
