@@ -1,8 +1,10 @@
-"""``pip install .`` gives both commands, as README says: ``phi4-mirror`` (the app) and ``phi4-bridge`` (the CLI),
-working from any folder, with the app's example images inside the package.
+"""``pip install .`` gives both commands, as README says: ``phi4-mirror`` (the app) and ``phi4-bridge`` (the CLI,
+``serve`` included), working from any folder, with the app's example images inside the package.
 
-A real install into a fresh virtual environment that sees the machine's packages (so nothing is downloaded but the
-build backend), run from a folder that holds no source, so nothing is imported from the checkout by accident.
+A real install as a newcomer makes it: a fresh virtual environment that sees none of the machine's packages, and
+``pip install .`` **with its dependencies** from the registry (pip's cache allowed), so a dependency that
+``pyproject.toml`` forgets shows up as a command that crashes. Run from a folder that holds no source, so nothing
+is imported from the checkout by accident.
 """
 
 from __future__ import annotations
@@ -28,17 +30,28 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = root / "source"
     shutil.copytree(ROOT, source, ignore=SKIP)
     venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
-    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
-                           "--disable-pip-version-check", str(source)],
-                          capture_output=True, text=True, timeout=600, cwd=root, env=clean_env())
+    # The base interpreter, not this (maybe virtual) one's site: a venv made from inside a venv would otherwise
+    # inherit nothing useful either way; without --system-site-packages it sees only what pip puts in it.
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    done = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(source)],
+                          capture_output=True, text=True, timeout=900, cwd=root, env=clean_env())
     assert done.returncode == 0, done.stdout + done.stderr
     shutil.rmtree(source)  # the installed copy must stand alone
+    check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True, timeout=120, cwd=root,
+                           env=clean_env())
+    assert check.returncode == 0, check.stdout + check.stderr
     return venv / "bin"
 
 
 def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HF_TOKEN", "PHI4_SPACE")}
+    """This environment less what would let the install lean on the checkout or on the test's own venv."""
+    drop = {"PYTHONPATH", "HF_TOKEN", "PHI4_SPACE", "VIRTUAL_ENV", "PYTHONHOME"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    here = str(Path(sys.prefix) / "bin")
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != here)
+    return env
 
 
 def run(cmd: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -72,3 +85,34 @@ def test_phi4_mirror_command_serves_the_app_from_the_install(installed: Path, tm
     example, exists, app_file = where.stdout.split()
     site = str(installed.parent / "lib")
     assert exists == "True" and example.startswith(site) and app_file.startswith(site), where.stdout
+
+
+def test_phi4_bridge_serve_answers_an_openai_request_from_the_install(installed: Path, standin: ServerProcess,
+                                                                       tmp_path: Path):
+    """``phi4-bridge serve`` (the OpenAI API without the UI) starts from the install and answers one request."""
+    import json
+    import urllib.request
+
+    from phi4_bridge.process import free_port
+
+    port = free_port()
+    server = ServerProcess("installed serve", [str(installed / "phi4-bridge"), "serve", "--port", str(port),
+                                               "--space-url", standin.url, "--hub-url", standin.url], port,
+                           env={"PYTHONPATH": ""}, cwd=tmp_path)
+    with server:
+        server.wait_ready("/v1/models", timeout=120)
+        body = {"model": "phi-4-multimodal", "messages": [{"role": "user", "content": "served?"}]}
+        request = urllib.request.Request(f"{server.url}/v1/chat/completions", data=json.dumps(body).encode(),
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            reply = json.load(answer)
+    text = reply["choices"][0]["message"]["content"]
+    assert text.startswith('You said: "served?". Earlier turns: 0.'), reply
+
+
+def test_every_command_starts_from_the_install(installed: Path, tmp_path: Path):
+    """``--help`` of each command exits 0: an import that the install lacks would crash it first."""
+    for cmd in (["phi4-bridge", "--help"], ["phi4-bridge", "serve", "--help"], ["phi4-bridge", "qa", "--help"],
+                ["phi4-mirror", "--help"]):
+        done = run([str(installed / cmd[0]), *cmd[1:]], tmp_path)
+        assert done.returncode == 0 and "usage" in done.stdout.lower(), (cmd, done.stderr[-2000:])

@@ -11,6 +11,7 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from phi4_bridge import BridgeConfig, Phi4Bridge
@@ -148,6 +149,15 @@ def test_exit_code_0_when_everything_passes_and_the_cli_runs_as_a_program(standi
     assert all(r["status"] == "pass" for r in results(tmp_path / "out").values())
 
 
+def wait_until(ready, what: str, timeout: float = 60) -> None:
+    """Wait for a state; a wait that times out fails the test instead of acting anyway."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            pytest.fail(f"never saw {what} within {timeout:g} s")
+        time.sleep(0.05)
+
+
 # ---- resume -----------------------------------------------------------------------------------------------
 
 def test_resume_skips_done_cases_reruns_changed_and_retryable_ones(standin_clean, tmp_path):
@@ -185,21 +195,25 @@ def test_an_interrupted_run_resumes_without_losing_or_resending_finished_cases(s
     make_images(tmp_path)
     out = tmp_path / "out"
     cases = write_cases(tmp_path / "cases.jsonl", good_cases(5))
-    configure(standin_clean.url, pace_ms=120)  # about 1 s a case
+    held_for = configure(standin_clean.url, pace_ms=120)["slow_start_s"]  # about 1 s a case
     proc = subprocess.Popen([sys.executable, "-m", "phi4_bridge", "qa", str(cases), "--out", str(out),
                              "--concurrency", "1", "--no-progress", "--space-url", standin_clean.url,
                              "--hub-url", standin_clean.hub_url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if (out / "results.jsonl").exists() and (out / "results.jsonl").read_text().count("\n") >= 2:
-                break
-            time.sleep(0.05)
+        wait_until(lambda: (out / "results.jsonl").exists()
+                   and (out / "results.jsonl").read_text().count("\n") >= 2, "two finished cases")
+        # Hold every later case on the Space, so the run cannot finish before the interrupt however loaded the
+        # machine is, then interrupt while one is in progress there.
+        configure(standin_clean.url, slow_start_s=120)
+        set_fault(standin_clean.url, "slow_start")
+        wait_until(lambda: stats(standin_clean.url)["active"] >= 1, "a case in progress on the Space")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
+        set_fault(standin_clean.url, None)
+        configure(standin_clean.url, slow_start_s=held_for)
     assert proc.returncode == 130, err
     finished = results(out)
     assert 2 <= len(finished) < 5 and all(r["status"] == "pass" for r in finished.values())
