@@ -23,12 +23,13 @@ from phi4_bridge.process import ServerProcess
 
 TRICKLE_S = 0.25  # a byte this often: the pace of a trickling client (the app allows 2 s plus 1 s per 500 bytes)
 BOUND_BYTES = 240  # 60 s of trickle: far past the deadline; reaching it means the server never cut the client off
+LIMIT_S = 2.0  # the app's --slow-client-timeout here; a deadline is asserted with room: twice what it promises
 
 
 @pytest.fixture(scope="module")
 def app(standin: ServerProcess) -> Iterator[ServerProcess]:
     with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback",
-                   "--slow-client-timeout", "2") as server:
+                   "--slow-client-timeout", f"{LIMIT_S:g}") as server:
         yield server
 
 
@@ -67,7 +68,11 @@ def trickle(sock: socket.socket, payload: bytes) -> int:
 
 def test_a_connection_that_sends_nothing_gets_408_and_is_closed(app: ServerProcess) -> None:
     with connect(app) as sock:
+        started = time.monotonic()
         assert read_to_end(sock) == TIMEOUT_408
+        waited = time.monotonic() - started
+    # the promise: a request must arrive within the limit; with room for a loaded machine, twice that
+    assert waited <= 2 * LIMIT_S, f"a silent connection was held {waited:.1f} s for a {LIMIT_S:g} s deadline"
     assert TIMEOUT_408.endswith(b"\r\n\r\nThe request took too long to arrive; retry.\n")
     assert int(re.search(rb"content-length: (\d+)", TIMEOUT_408).group(1)) == len(TIMEOUT_408.split(b"\r\n\r\n")[1])
 
@@ -78,6 +83,8 @@ def test_a_request_head_trickled_in_is_cut_off_with_408(app: ServerProcess) -> N
         sent = trickle(sock, b"a" * BOUND_BYTES)
         assert sent < BOUND_BYTES, "the server still waits for a head trickled in for a minute"
         assert read_to_end(sock) == TIMEOUT_408
+    # headers alone get at most twice the limit: with room, twice that again (a byte every TRICKLE_S)
+    assert sent * TRICKLE_S <= 2 * (2 * LIMIT_S), f"a trickled head was read for {sent * TRICKLE_S:.1f} s"
 
 
 def test_a_queue_join_body_trickled_in_is_dropped_and_holds_nothing(app: ServerProcess) -> None:
