@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import subprocess
 import sys
@@ -111,6 +112,15 @@ def wait_for_line(app: ServerProcess, text: str, within: float = 30.0) -> None:
 
 
 # --- what an agent sees, and what reaches the Space --------------------------------------------------------------
+
+async def test_the_start_up_lines_give_the_address_and_a_config_to_paste(app: ServerProcess) -> None:
+    url = f"{app.url}/gradio_api/mcp/"
+    wait_for_line(app, f"* MCP tools (ask_phi4, describe_image, transcribe_audio) at {url} (clients send "
+                       "Authorization: Bearer KEY)")
+    config = json.loads(app.log_text().split("* MCP client config: ", 1)[1].splitlines()[0])
+    assert config == {"mcpServers": {"phi4-mirror": {"url": url, "headers": {
+        "Authorization": "Bearer <your API key>"}}}}, "a placeholder, never a key"
+
 
 async def test_the_tools_are_listed_typed_and_described(app: ServerProcess) -> None:
     async with mcp_session(app, MAIN) as session:
@@ -251,9 +261,12 @@ def test_no_key_in_the_log(app: ServerProcess) -> None:
 
 # --- behind a login, with --fetch-image-urls ---------------------------------------------------------------------
 
-def test_behind_a_login_the_address_needs_a_key_and_the_login_does_not_block_it(tmp_path: Path) -> None:
+def test_behind_a_login_the_address_needs_a_key_and_the_login_does_not_block_it(standin: ServerProcess,
+                                                                               tmp_path: Path) -> None:
     image = data_url(png(tmp_path / "shot.png", 53, 29), "image/png")
-    with start_app("--standin", "--mcp", "--auth", "ann:a-long-pass", timeout=120) as app:
+    reset(standin.url)
+    space = ("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback")
+    with start_app(*space, "--mcp", "--auth", "ann:a-long-pass") as app:
         wait_for_line(app, "refuses every call: behind a login it needs --api-key KEY")
         with pytest.raises(BaseException) as caught:  # noqa: B017
             asyncio.run(call(app, "describe_image", {"image": image}, key=None))
@@ -262,8 +275,7 @@ def test_behind_a_login_the_address_needs_a_key_and_the_login_does_not_block_it(
         answer = httpx.get(f"{app.url}/gradio_api/mcp/schema", timeout=10)
         assert answer.status_code == 401
         assert answer.json()["error"].startswith("This server answers only with an API key")
-    with start_app("--standin", "--mcp", "--auth", "ann:a-long-pass", "--api-key", MAIN, "--fetch-image-urls",
-                   timeout=120) as app:
+    with start_app(*space, "--mcp", "--auth", "ann:a-long-pass", "--api-key", MAIN, "--fetch-image-urls") as app:
         result = asyncio.run(call(app, "describe_image", {"image": image}, MAIN))
         assert not result.isError and "Image 1: PNG, 53x29." in text_of(result), "a key replaces the login"
         for url in (f"{app.url}/favicon.ico", "http://169.254.169.254/latest/meta-data/", "http://[::1]:1/x.png"):
