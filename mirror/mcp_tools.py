@@ -34,7 +34,7 @@ import gradio as gr
 from phi4_bridge import Done, Phi4Error, TextDelta
 from phi4_bridge.openai_errors import ApiError
 from phi4_bridge.openai_messages import Attachment, Turn, url_attachment
-from phi4_bridge.openai_server import ApiSettings, caller_of, materialize
+from phi4_bridge.openai_server import ApiSettings, Caller, caller_of, materialize
 
 from .handlers import log_failure
 from .openai_api import AppRunner
@@ -71,6 +71,22 @@ class Phi4Tools:
             attachments = self.files(images, audio)
         except ApiError as exc:
             raise ToolFailure(exc.message) from None
+        try:
+            return await self._turn(caller, prompt, attachments)
+        except ApiError as exc:  # a URL that was not fetched
+            raise ToolFailure(exc.message) from None
+        except Phi4Error as exc:
+            log_failure(exc)
+            raise ToolFailure(str(exc)) from None
+        except (ToolFailure, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("unexpected failure in an MCP tool call")
+            raise ToolFailure(UNEXPECTED) from None
+
+    async def _turn(self, caller: Caller, prompt: str, attachments: list[Attachment]) -> str:
+        """The files written (or fetched) into a folder of the turn's own, the turn run, the folder removed.
+        Cancelling this (the client went away) closes the runner's events, which cancels the job on the Space."""
         folder = tempfile.mkdtemp(prefix="phi4-mcp-", dir=self.api.temp_dir)
         try:
             paths, _ = await materialize(Turn(prompt, attachments, [], attachments), folder, self.api.limits)
@@ -84,16 +100,6 @@ class Phi4Tools:
             if not reply.strip():
                 raise ToolFailure("The model sent an empty reply; try again.")
             return reply
-        except ApiError as exc:  # a URL that was not fetched
-            raise ToolFailure(exc.message) from None
-        except Phi4Error as exc:
-            log_failure(exc)
-            raise ToolFailure(str(exc)) from None
-        except (ToolFailure, asyncio.CancelledError):
-            raise
-        except Exception:
-            log.exception("unexpected failure in an MCP tool call")
-            raise ToolFailure(UNEXPECTED) from None
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)
 
