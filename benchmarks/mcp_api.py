@@ -152,7 +152,7 @@ def report(args: argparse.Namespace, times: dict[str, list[float]],
         med = statistics.median(values)
         lines.append(f"| {name} | {med * 1000:.0f} | {pct(values, 0.9) * 1000:.0f} | {min(values) * 1000:.0f} | "
                      f"{(med - base) * 1000:+.0f} |")
-    lines += ["", f"## {args.burst} calls at once (the tool: each on a new session)", "",
+    lines += ["", f"## {args.burst} calls at once", "",
               "| figure | " + " | ".join(bursts) + " |", "|---|" + "---|" * len(bursts)]
     rows: dict[str, list[str]] = {k: [] for k in ("wall time", "calls answered", "errors", "whole call p50 / p95",
                                                   "app CPU for the burst", "client CPU for the burst")}
