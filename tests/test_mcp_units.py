@@ -10,6 +10,7 @@ import pytest
 
 from mirror.mcp_gate import is_mcp_path
 from mirror.mcp_tools import client_config
+from mirror.settings import parse_settings
 from phi4_bridge.openai_errors import ApiError
 from phi4_bridge.openai_messages import url_attachment
 
@@ -49,3 +50,14 @@ def test_an_audio_url_is_refused_in_words_without_the_flag_and_kept_for_fetching
     assert (kept.url, kept.kind, kept.data) == ("https://example.com/a.wav", "audio", None)
     with pytest.raises(ApiError, match=r"^audio: audio must be a data: URL"):
         url_attachment("file:///etc/passwd", "audio", "audio", True, kind="audio")
+
+
+@pytest.mark.parametrize(("env", "on"), [(None, False), ("1", True), ("true", True), ("0", False), ("", False)])
+def test_phi4_mcp_in_the_environment_turns_the_flag_on(monkeypatch: pytest.MonkeyPatch, env: str | None,
+                                                      on: bool) -> None:
+    if env is None:
+        monkeypatch.delenv("PHI4_MCP", raising=False)
+    else:
+        monkeypatch.setenv("PHI4_MCP", env)
+    assert parse_settings([]).mcp is on
+    assert parse_settings(["--mcp"]).mcp is True
