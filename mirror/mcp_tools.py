@@ -26,16 +26,18 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
 import gradio as gr
 
-from phi4_bridge import Done, Phi4Error, TextDelta
+from phi4_bridge import Done, Phi4Error, Queued, Started, TextDelta
 from phi4_bridge.openai_errors import ApiError
 from phi4_bridge.openai_messages import Attachment, Turn, url_attachment
 from phi4_bridge.openai_server import ApiSettings, Caller, caller_of, materialize
 
+from .chat_values import queue_words
 from .handlers import log_failure
 from .openai_api import AppRunner
 
@@ -90,18 +92,44 @@ class Phi4Tools:
         folder = tempfile.mkdtemp(prefix="phi4-mcp-", dir=self.api.temp_dir)
         try:
             paths, _ = await materialize(Turn(prompt, attachments, [], attachments), folder, self.api.limits)
-            reply = ""
+            reply, progress = "", progress_reporter()
             async with aclosing(self.runner.events(caller, prompt, paths, [], {}, source="mcp")) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         reply += event.text
                     elif isinstance(event, Done):
                         reply = event.text
+                    elif isinstance(event, Queued) and progress is not None:
+                        await progress(f"In the Space's queue: {queue_words(event)}")
+                    elif isinstance(event, Started) and progress is not None:
+                        await progress("Phi-4 is answering")
             if not reply.strip():
                 raise ToolFailure("The model sent an empty reply; try again.")
             return reply
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)
+
+
+def progress_reporter() -> Callable[[str], Awaitable[None]] | None:
+    """Progress notifications for the MCP call being served, when its client asked for them (a progress token):
+    where the turn waits in the Space's queue, then that Phi-4 answers. A long queue on the real Space then shows
+    in the agent (and keeps alive a client whose timeout restarts on progress). None outside an MCP call."""
+    try:
+        from mcp.server.lowlevel.server import request_ctx  # the SDK's context of the request it serves
+        context = request_ctx.get()
+    except (ImportError, LookupError):
+        return None
+    token = context.meta.progressToken if context.meta is not None else None
+    if token is None:
+        return None
+    step = 0
+
+    async def report(message: str) -> None:
+        nonlocal step
+        step += 1
+        await context.session.send_progress_notification(token, step, message=message,
+                                                         related_request_id=str(context.request_id))
+    return report
 
 
 def register_tools(tools: Phi4Tools) -> None:

@@ -35,7 +35,7 @@ from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
 
 # A key is a visitor with its own budget (--visitor-turns 3/hour below): each test calls with keys of its own.
 NAMES = ("list", "image", "audio", "busy", "busy_v1", "quota", "quota_after", "budget", "budget_other", "urls",
-         "leaver")
+         "leaver", "progress", "hog1", "hog2")
 KEY = {name: f"mcp-key-{name}-{i:02d}7f3a9c" for i, name in enumerate(NAMES)}
 KEYS = tuple(KEY.values())
 MAIN = KEY["list"]
@@ -174,6 +174,25 @@ async def test_the_tools_answer_while_the_other_surfaces_are_busy(app: ServerPro
     assert "Image 1: PNG, 53x29." in text_of(tool) and not tool.isError
     assert answered.startswith('You said: "from the page".')
     assert (completion.choices[0].message.content or "").startswith('You said: "from v1".')
+
+
+async def test_a_call_that_waits_for_a_gpu_reports_its_progress(app: ServerProcess, space: str) -> None:
+    """The stand-in has two GPUs: two long calls take them, a third waits in the Space's queue and says so."""
+    configure(space, pace_ms=100, chunks=20)  # 2 s replies
+    hogs = [asyncio.create_task(call(app, "ask_phi4", {"prompt": f"hog {n}"}, KEY[f"hog{n}"])) for n in (1, 2)]
+    await eventually(lambda: stats(space)["active"] == 2, "both GPUs are busy")
+    notes: list[str] = []
+
+    async def progress(step: float, total: float | None, message: str | None) -> None:
+        notes.append(message or "")
+
+    async with mcp_session(app, KEY["progress"]) as session:
+        result = await session.call_tool("ask_phi4", {"prompt": "my turn"}, progress_callback=progress)
+    assert not result.isError and text_of(result).startswith('You said: "my turn".'), text_of(result)
+    assert any(re.fullmatch(r"In the Space's queue: position \d+.*", note) for note in notes), notes
+    assert notes[-1] == "Phi-4 is answering", notes
+    for hog in hogs:
+        assert not (await hog).isError
 
 
 # --- keys ---------------------------------------------------------------------------------------------------------
