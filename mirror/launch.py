@@ -17,7 +17,7 @@ from . import slow_clients
 from .door import Door
 from .guard import Guard
 from .mcp_gate import McpGate
-from .mcp_tools import announce, keep_only_our_tools
+from .mcp_tools import announce, fit_mcp_server
 from .openai_api import api_settings
 from .settings import AppSettings
 
@@ -67,7 +67,7 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
                     mcp_server=settings.mcp, app_kwargs={"middleware": middleware, "routes": list(routes or [])})
         guard.blocks = demo
         if settings.mcp:
-            keep_only_our_tools(demo)
+            fit_mcp_server(demo, api_settings(settings))
             announce(demo.local_url or "", demo.share_url, api_settings(settings))
         slow_clients.installed(getattr(demo, "server", None))
         if settings.share and not demo.share_url:

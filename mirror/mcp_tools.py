@@ -2,7 +2,7 @@
 
 Why gradio's own MCP layer: ``launch(mcp_server=True)`` already speaks the MCP streamable HTTP transport at
 ``/gradio_api/mcp/`` and turns a typed, documented function (``gr.api``) into a tool whose schema and description
-the agent reads. The tools here are such functions, and nothing else of the app is a tool (``keep_only_our_tools``:
+the agent reads. The tools here are such functions, and nothing else of the app is a tool (``fit_mcp_server``:
 the page's ``/chat``, the QA tab's and the Space picker's endpoints would otherwise be listed too).
 
 Why each call is a turn of ``AppRunner`` (the ``/v1`` runner): a tool call is one turn of the app like a ``/v1``
@@ -142,9 +142,8 @@ def register_tools(tools: Phi4Tools) -> None:
         recording, or about text alone, and get its answer as text. Each call is a fresh conversation: include
         everything the model needs in the prompt. Images (PNG, JPEG, WebP, GIF, BMP; at most 10 MB) and audio (WAV,
         MP3, FLAC, OGG, M4A, WebM; at most 25 MB) are each given as a base64 data: URL (data:image/png;base64,...)
-        or, when this server allows it, an http(s) URL; a whole call may be at most 4 MB. The model runs on a
-        shared free GPU: a call can wait in a queue, and fails with a sentence saying what to do (e.g. when the
-        GPU quota is used up).
+        or, when this server allows it, an http(s) URL. The model runs on a shared free GPU: a call can wait in a
+        queue, and fails with a sentence saying what to do (e.g. when the GPU quota is used up).
 
         Args:
             prompt: The question or instruction for the model, e.g. "What does this screenshot show?".
@@ -160,7 +159,7 @@ def register_tools(tools: Phi4Tools) -> None:
                              request: gr.Request = None) -> str:  # type: ignore[assignment]
         """Describe one image (a screenshot, photo, chart or scanned page) with Microsoft's Phi-4-multimodal, or
         answer a question about it. The image is a base64 data: URL (data:image/png;base64,...) or, when this
-        server allows it, an http(s) URL; PNG, JPEG, WebP, GIF or BMP, at most 4 MB as a data: URL.
+        server allows it, an http(s) URL; PNG, JPEG, WebP, GIF or BMP, at most 10 MB.
 
         Args:
             image: The image, as a data: URL (data:image/png;base64,...) or an http(s) URL.
@@ -175,7 +174,7 @@ def register_tools(tools: Phi4Tools) -> None:
                                request: gr.Request = None) -> str:  # type: ignore[assignment]
         """Transcribe a recording (speech to text) with Microsoft's Phi-4-multimodal, or follow another instruction
         about it (translate, summarise). The audio is a base64 data: URL (data:audio/wav;base64,...) or, when this
-        server allows it, an http(s) URL; WAV, MP3, FLAC, OGG, M4A or WebM, at most 4 MB as a data: URL.
+        server allows it, an http(s) URL; WAV, MP3, FLAC, OGG, M4A or WebM, at most 25 MB.
 
         Args:
             audio: The recording, as a data: URL (data:audio/wav;base64,...) or an http(s) URL.
@@ -190,13 +189,20 @@ def register_tools(tools: Phi4Tools) -> None:
         gr.api(fn, api_name=fn.__name__, queue=False)
 
 
-def keep_only_our_tools(demo: gr.Blocks) -> None:
-    """After launch: the MCP server lists and runs only ``TOOLS`` (gradio makes every public endpoint a tool)."""
+def fit_mcp_server(demo: gr.Blocks, api: ApiSettings) -> None:
+    """After launch, gradio's MCP server made to fit the app: it lists and runs only ``TOOLS`` (gradio makes
+    every public endpoint a tool), and reads a request of up to ``api.max_body_bytes`` as ``/v1`` does (the MCP
+    SDK's own limit, 4 MiB, would refuse a screenshot of a few MB as a data: URL)."""
+    from mcp.server.transport_security import RequestBodyLimitMiddleware
+
     server = getattr(demo, "mcp_server_obj", None)
     if server is None:
         raise RuntimeError("gradio did not start its MCP server")
     server.tool_to_endpoint = {name: endpoint for name, endpoint in server.tool_to_endpoint.items()
                                if endpoint.lstrip("/") in TOOLS}
+    manager = server.manager
+    manager.max_request_body_size = api.max_body_bytes
+    manager.asgi_app = RequestBodyLimitMiddleware(manager._handle_request, api.max_body_bytes)
 
 
 def client_config(url: str, with_key: bool) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -29,13 +30,14 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 from media_factory import png, wav
+from PIL import Image
 
 from phi4_bridge.process import ServerProcess
 from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
 
 # A key is a visitor with its own budget (--visitor-turns 3/hour below): each test calls with keys of its own.
 NAMES = ("list", "image", "audio", "busy", "busy_v1", "quota", "quota_after", "budget", "budget_other", "urls",
-         "leaver", "progress", "hog1", "hog2")
+         "leaver", "progress", "hog1", "hog2", "large")
 KEY = {name: f"mcp-key-{name}-{i:02d}7f3a9c" for i, name in enumerate(NAMES)}
 KEYS = tuple(KEY.values())
 MAIN = KEY["list"]
@@ -151,6 +153,18 @@ async def test_an_image_as_a_data_url_reaches_the_space(app: ServerProcess, spac
         png(tmp_path / "b.png", 20, 40), "image/png")]}, KEY["image"])
     assert result.isError, "the official Space takes one image a turn: its own refusal is the tool's error"
     assert text_of(result) == "The Space says: Please upload only one image file."
+
+
+async def test_a_large_screenshot_of_several_mb_reaches_the_space(app: ServerProcess, space: str,
+                                                               tmp_path: Path) -> None:
+    """Beyond the MCP SDK's own 4 MiB request limit: a 1400x1400 PNG of noise (about 6 MB, 8 MB as a data: URL)."""
+    shot = tmp_path / "big.png"
+    Image.frombytes("RGB", (1400, 1400), os.urandom(1400 * 1400 * 3)).save(shot)
+    image = data_url(shot, "image/png")
+    assert len(image) > 6 * 1024 * 1024
+    result = await call(app, "describe_image", {"image": image}, KEY["large"])
+    assert not result.isError, text_of(result)
+    assert "Image 1: PNG, 1400x1400." in text_of(result)
 
 
 async def test_a_recording_as_a_data_url_reaches_the_space(app: ServerProcess, space: str, tmp_path: Path) -> None:
