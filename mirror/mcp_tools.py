@@ -70,12 +70,12 @@ class Phi4Tools:
         """One turn for whoever sent ``request``; the reply text, or ``ToolFailure`` with the sentence."""
         try:
             caller = caller_of(request, self.api)  # the gate refused a bad key already; this covers /gradio_api/run
-            attachments = self.files(images, audio)
         except ApiError as exc:
             raise ToolFailure(exc.message) from None
         try:
-            return await self._turn(caller, prompt, attachments)
-        except ApiError as exc:  # a URL that was not fetched
+            return await self._turn(caller, prompt, self.files(images, audio))
+        except ApiError as exc:  # a malformed file, a URL not fetched
+            log.info("MCP call of %s refused: %s", caller.name, exc.message)
             raise ToolFailure(exc.message) from None
         except Phi4Error as exc:
             log_failure(exc)

@@ -287,6 +287,8 @@ def test_no_key_in_the_log(app: ServerProcess) -> None:
     log = app.log_text()
     assert "refused an MCP request from 127.0.0.1: Incorrect API key provided." in log
     assert "a turn failed: QuotaExceeded" in log, "the quota failure was logged"
+    urls = f"key:{NAMES.index('urls') + 1}"  # the keys were given in NAMES' order
+    assert f"MCP call of {urls} refused: images[0]: this server does not fetch image URLs" in log, "by key number"
     for secret in (*KEYS, "mcp-key-wrong-999"):
         assert secret not in log
     assert "Processing request of type" not in log, "the mcp SDK's two lines a call are quiet"
