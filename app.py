@@ -31,7 +31,8 @@ from mirror.guard import Guard  # noqa: E402
 from mirror.handlers import ChatService  # noqa: E402
 from mirror.host import is_host, who_may_switch  # noqa: E402
 from mirror.launch import serve  # noqa: E402
-from mirror.openai_api import openai_routes  # noqa: E402
+from mirror.mcp_tools import Phi4Tools, register_tools  # noqa: E402
+from mirror.openai_api import AppRunner, api_settings, openai_routes  # noqa: E402
 from mirror.qa_tab import render_qa_tab  # noqa: E402
 from mirror.settings import AppSettings, parse_settings  # noqa: E402
 from mirror.space_status import Mode, SpaceStatus, auth_headers  # noqa: E402
@@ -59,6 +60,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
     budget = turn_budget.Budget(settings.visitor_turns, settings.admins)
     usage = open_store(settings.usage_db)
     chat = ChatService(status.holder, settings, guard, budget=budget, usage=usage)
+    runner = AppRunner(chat, settings, guard)  # the turns of /v1 and of the MCP tools
     limits = {"concurrency_limit": settings.concurrency_total, "concurrency_id": "chat"}
     hidden = {"api_visibility": "undocumented"}
     # gradio deletes the files it cached for this app (uploads, outputs) older than the age, and all at shutdown
@@ -181,10 +183,13 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
                       api_name="switch_space", api_description="Switch the app to another Phi-4-multimodal Space "
                       "of the Hub's list (started with --allow-space-switch; the host only)").then(
                 badge_for, None, badge, **hidden)
+        if settings.mcp:  # Phi-4 as tools for agents (mirror/mcp_tools.py); served with launch(mcp_server=True)
+            register_tools(Phi4Tools(runner, api_settings(settings)))
         demo.unload(chat.forget)
     guard.chat_fn_index = next((i for i, fn in demo.fns.items() if fn.api_name == "chat"), None)
     guard.turn_fn_indices = {i for i, fn in demo.fns.items() if fn.concurrency_id == "chat"}
     demo.chat_service = chat  # for the shutdown: running turns are cancelled on the Space
+    demo.api_runner = runner
     return demo
 
 
@@ -244,6 +249,7 @@ def pick_space(status: SpaceStatus, space: str | None, settings: AppSettings, re
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("mcp").setLevel(logging.WARNING)  # else two lines a tool call ("Processing request of type")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the stand-in child and the bridge close too
     settings = parse_settings(argv)
     work = WorkDir.create()  # before the stand-in starts: it shares the upload folder, all removed at exit
@@ -259,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
             status.holder.close_from_other_thread(timeout=2.0)
 
         serve(demo, settings, on_shutdown=shutdown, css=CSS, guard=guard,
-              routes=openai_routes(settings, demo.chat_service, guard))
+              routes=openai_routes(settings, demo.api_runner))
     finally:
         janitor.stop()
         status.stop()

@@ -57,13 +57,17 @@ def is_note(msg: Mapping[str, Any]) -> bool:
 def queue_note(ev: Queued | None) -> Message:
     if ev is None:
         return note("⏳ Sending your message to the Space…", "Uploading and joining the queue.", pending=True)
+    return note(f"⏳ In the Space's queue: {queue_words(ev)}", "Waiting for a GPU on the Space.", pending=True)
+
+
+def queue_words(ev: Queued) -> str:
+    """Where a turn waits, in words: "position 2 of 5, about 30 s" (the chat's note, the MCP tools' progress)."""
     parts = []
     if ev.rank is not None:
         parts.append(f"position {ev.rank + 1}" + (f" of {ev.queue_size}" if ev.queue_size else ""))
     if ev.eta is not None:
         parts.append(f"about {max(1, round(ev.eta))} s")
-    where = ", ".join(parts) if parts else "waiting for a GPU"
-    return note(f"⏳ In the Space's queue: {where}", "Waiting for a GPU on the Space.", pending=True)
+    return ", ".join(parts) if parts else "waiting for a GPU"
 
 
 def last_user_index(history: Sequence[Mapping[str, Any]]) -> int | None:

@@ -16,6 +16,9 @@ from starlette.routing import BaseRoute
 from . import slow_clients
 from .door import Door
 from .guard import Guard
+from .mcp_gate import McpGate
+from .mcp_tools import announce, fit_mcp_server
+from .openai_api import api_settings
 from .settings import AppSettings
 
 log = logging.getLogger(__name__)
@@ -44,12 +47,16 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
     The door (``mirror.door.Door``) sits in front of every route; gradio's run-history feature is off (its routes
     would act with the host's HF token for anyone); one uploaded file may weigh at most what the bridge can send;
     gradio keeps per-session state for at most ``max_visitors`` sessions. ``routes`` go before gradio's own (the
-    OpenAI-compatible API's ``/v1``)."""
+    OpenAI-compatible API's ``/v1``). With ``--mcp``, gradio's MCP server is on, behind the key check
+    (``mirror.mcp_gate``), and lists only the app's tools (``mirror.mcp_tools``)."""
     logins, generated = logins_for(settings)
     if generated:
         announce_generated(logins[0])
     guard = guard or Guard(settings)
     slow_clients.install(settings.slow_client_s)
+    middleware = [Middleware(Door, guard=guard)]
+    if settings.mcp:
+        middleware.append(Middleware(McpGate, api=api_settings(settings)))
     try:
         demo.queue(default_concurrency_limit=settings.concurrency_total, max_size=settings.queue_max_size)
         demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
@@ -57,8 +64,11 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
                     prevent_thread_lock=True, show_error=False, footer_links=["api", "gradio"], css=css,
                     run_history=False, max_file_size=settings.max_upload_bytes,
                     state_session_capacity=settings.max_visitors,
-                    app_kwargs={"middleware": [Middleware(Door, guard=guard)], "routes": list(routes or [])})
+                    mcp_server=settings.mcp, app_kwargs={"middleware": middleware, "routes": list(routes or [])})
         guard.blocks = demo
+        if settings.mcp:
+            fit_mcp_server(demo, api_settings(settings))
+            announce(demo.local_url or "", demo.share_url, api_settings(settings))
         slow_clients.installed(getattr(demo, "server", None))
         if settings.share and not demo.share_url:
             print(f"* The share link could not be created (no tunnel: no internet, or gradio's frpc helper is "

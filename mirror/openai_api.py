@@ -70,22 +70,29 @@ class AppRunner:
         self.running += 1  # no await between the check and the count: concurrent turns cannot all slip through
 
     async def events(self, caller: Caller, prompt: str, files: list[str], history: list[dict[str, Any]],
-                     options: dict[str, Any]) -> AsyncIterator[Event]:
+                     options: dict[str, Any], source: str = "v1") -> AsyncIterator[Event]:
+        """One turn of ``caller``; ``source`` names the surface in the Usage view ("v1", "mcp")."""
         name = caller.name if caller.name.startswith("key:") else None
         request = _ApiRequest(name, SimpleNamespace(host=caller.host),
                               {"x-ip-token": caller.ip_token} if caller.ip_token else {})
         await self._slot()
         try:
             async for event in self.chat.events(request, prompt, files, history, options,  # type: ignore[arg-type]
-                                                source="v1"):
+                                                source=source):
                 yield event
         finally:
             self.running -= 1
 
 
-def openai_routes(settings: AppSettings, chat: ChatService, guard: Guard) -> list[BaseRoute]:
-    """``/v1`` for gradio's app (``launch(app_kwargs={"routes": ...})``)."""
-    api = ApiSettings(keys=settings.api_keys, require_key=bool(settings.auth or settings.share),
-                      fetch_image_urls=settings.fetch_image_urls, limits=settings.bridge.limits,
-                      temp_dir=os.environ.get("GRADIO_TEMP_DIR") or None)  # the app's own folder, removed at exit
-    return [Mount("/v1", app=build_api(AppRunner(chat, settings, guard), api))]
+def api_settings(settings: AppSettings) -> ApiSettings:
+    """The keys and URL rules of the app's API surfaces (``/v1`` and the MCP tools): with ``--auth`` or
+    ``--share`` and no ``--api-key`` they refuse everyone."""
+    return ApiSettings(keys=settings.api_keys, require_key=bool(settings.auth or settings.share),
+                       fetch_image_urls=settings.fetch_image_urls, limits=settings.bridge.limits,
+                       temp_dir=os.environ.get("GRADIO_TEMP_DIR") or None)  # the app's own folder, removed at exit
+
+
+def openai_routes(settings: AppSettings, runner: AppRunner) -> list[BaseRoute]:
+    """``/v1`` for gradio's app (``launch(app_kwargs={"routes": ...})``). ``runner`` is the app's one
+    ``AppRunner``, shared with the MCP tools so that ``--concurrency`` counts the turns of both."""
+    return [Mount("/v1", app=build_api(runner, api_settings(settings)))]

@@ -16,6 +16,8 @@ from phi4_bridge.openai_serve import api_keys
 
 from .budget import SHARE_DEFAULT, Rule, parse_rule
 
+MCP_INSTALL = "pip install 'phi4-mirror[mcp]' (or pip install -r requirements.txt)"
+
 
 @dataclass(frozen=True)
 class AppSettings:
@@ -58,6 +60,8 @@ class AppSettings:
     # The OpenAI-compatible API (/v1): its keys (never shown: repr=False) and whether it fetches http(s) images.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     fetch_image_urls: bool = False
+    # The MCP server (mirror/mcp_tools.py): Phi-4 as tools for agents at /gradio_api/mcp/, with /v1's keys and rules.
+    mcp: bool = False
     # The QA store (runs, results, marks): None means $PHI4_QA_DB, else qa.sqlite3 in the user's data folder. A
     # tab run has at most ``qa_max_cases`` cases (the CLI has no limit) and ``qa_turns_at_once`` turns in flight.
     qa_db: str | None = None
@@ -122,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "comma-separated). With --auth or --share the API answers only with a key")
     p.add_argument("--fetch-image-urls", action="store_true",
                    help="let the API fetch http(s) image URLs (public addresses only, size- and time-limited)")
+    p.add_argument("--mcp", action="store_true", default=_flag("PHI4_MCP"),
+                   help="also serve Phi-4 as MCP tools for agents at /gradio_api/mcp/ (the same keys as /v1; needs "
+                        f"the mcp package: {MCP_INSTALL}; env PHI4_MCP=1)")
     p.add_argument("--qa-db", metavar="PATH", help="the QA tab's store of runs, results and marks (env PHI4_QA_DB, "
                                                     "default qa.sqlite3 in the user's data folder)")
     p.add_argument("--visitor-turns", metavar="N/PERIOD", default=os.environ.get("PHI4_VISITOR_TURNS"),
@@ -150,6 +157,19 @@ def _env(name: str, default: float) -> float:
         return type(default)(os.environ[name])
     except (KeyError, ValueError):
         return default
+
+
+def _flag(name: str) -> bool:
+    """An on/off environment variable: 1, true, yes or on."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _mcp_installed() -> bool:
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def parse_login(text: str) -> tuple[str, str]:
@@ -181,6 +201,8 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         parser.error("--turns-per-client must be at least 1")
     if not (args.cache_max_age > 0 and args.visitor_idle > 0):
         parser.error("--cache-max-age and --visitor-idle must be positive numbers of seconds")
+    if args.mcp and not _mcp_installed():
+        parser.error(f"--mcp needs the mcp package, which is not installed: {MCP_INSTALL}")
     on_space = os.environ.get("SYSTEM") == "spaces" and bool(os.environ.get("SPACE_ID"))
     try:
         given = parse_rule(args.visitor_turns) if args.visitor_turns is not None else None
@@ -203,6 +225,6 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         visitor_idle_s=args.visitor_idle,
         stream_grace_s=_env("PHI4_STREAM_GRACE", AppSettings.stream_grace_s),
         login_lockout_s=_env("PHI4_LOGIN_LOCKOUT", AppSettings.login_lockout_s),
-        api_keys=api_keys(args.api_key), fetch_image_urls=args.fetch_image_urls,
+        api_keys=api_keys(args.api_key), fetch_image_urls=args.fetch_image_urls, mcp=args.mcp,
         qa_db=args.qa_db, browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
     )

@@ -42,6 +42,7 @@ OPTION_OF = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_
 _DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^;,]*)*?),(?P<data>.*)", re.S)
 _EXT = {"image/jpeg": "jpg", "image/jpg": "jpg", "audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/x-wav": "wav",
         "audio/wave": "wav", "audio/vnd.wave": "wav", "image/svg+xml": "svg"}
+_DEFAULT_MIME = {"image": "image/png", "audio": "audio/wav"}  # a data: URL that names no type
 ATTACHMENT = "attachment:"
 _FIELD_NAME = re.compile(r"messages\[\d+\]\.content\[\d+\]")
 
@@ -54,6 +55,7 @@ class Attachment:
     name: str  # its file name, the field's path plus an extension
     data: bytes | None = None
     url: str | None = None
+    kind: str = "image"  # or "audio": which size limit a fetched URL gets
 
 
 @dataclass
@@ -122,7 +124,8 @@ def _decode(b64: str, param: str, what: str) -> bytes:
         raise bad_request(f"{param}: the {what} is not valid base64.", param) from None
 
 
-def _extension(mime: str) -> str:
+def extension_of(mime: str) -> str:
+    """A file extension for a MIME type (``image/jpeg`` -> ``jpg``), at most 8 letters."""
     mime = mime.lower()
     return _EXT.get(mime) or re.sub(r"[^a-z0-9]+", "", mime.split("/", 1)[-1])[:8] or "bin"
 
@@ -132,21 +135,29 @@ def _attachment(part: ImagePart | AudioPart, i: int, j: int, fetch_urls: bool) -
     if isinstance(part, AudioPart):
         param = f"{where}.input_audio.data"
         return Attachment(param, f"{where}.{part.input_audio.format}",
-                          data=_decode(part.input_audio.data, param, "audio"))
-    url, param = part.image_url.url.strip(), f"{where}.image_url.url"
+                          data=_decode(part.input_audio.data, param, "audio"), kind="audio")
+    return url_attachment(part.image_url.url, f"{where}.image_url.url", where, fetch_urls)
+
+
+def url_attachment(url: str, param: str, where: str, fetch_urls: bool, kind: str = "image") -> Attachment:
+    """A file given as a URL (``kind`` "image" or "audio"): a base64 ``data:`` URL, decoded here, or an http(s)
+    URL for the server to fetch when ``fetch_urls`` (else refused). ``param`` names the field in sentences;
+    the file is called ``where`` plus an extension. Shared by ``/v1`` and the MCP tools."""
+    url = url.strip()
     found = _DATA_URL.fullmatch(url) if url[:5].lower() == "data:" else None
     if found is not None:
         if "base64" not in found["params"].lower().split(";"):
-            raise bad_request(f"{param}: a data: URL must be base64 (data:image/png;base64,...).", param)
-        return Attachment(param, f"{where}.{_extension(found['mime'] or 'image/png')}",
-                          data=_decode(found["data"], param, "image"))
+            raise bad_request(f"{param}: a data: URL must be base64 (data:{_DEFAULT_MIME[kind]};base64,...).",
+                              param)
+        return Attachment(param, f"{where}.{extension_of(found['mime'] or _DEFAULT_MIME[kind])}",
+                          data=_decode(found["data"], param, kind), kind=kind)
     if url.lower().startswith(("http://", "https://")):
         if not fetch_urls:
-            raise bad_request(f"{param}: this server does not fetch image URLs (its host can turn that on with "
-                              "--fetch-image-urls); send the image as a data: URL.", param, "image_url_not_allowed")
-        return Attachment(param, where, url=url)
-    raise bad_request(f"{param}: an image must be a data: URL (or an http(s) URL where the server fetches them).",
-                      param)
+            raise bad_request(f"{param}: this server does not fetch {kind} URLs (its host can turn that on with "
+                              f"--fetch-image-urls); send the {kind} as a data: URL.", param, "image_url_not_allowed")
+        return Attachment(param, where, url=url, kind=kind)
+    raise bad_request(f"{param}: {'an image' if kind == 'image' else 'audio'} must be a data: URL (or an http(s) "
+                      "URL where the server fetches them).", param)
 
 
 def _user_parts(message: Message, i: int, fetch_urls: bool) -> tuple[list[str], list[Attachment]]:

@@ -39,7 +39,7 @@ from .errors import InputRejected, Phi4Error
 from .events import Done, Event, Queued, TextDelta
 from .openai_errors import ApiError, bad_request, from_bridge, unauthorized, unknown_model
 from .openai_fetch import FetchRefused, fetch
-from .openai_messages import Turn, check_request, param_for, requested_options, to_turn, with_paths
+from .openai_messages import Turn, check_request, extension_of, param_for, requested_options, to_turn, with_paths
 from .openai_schema import (
     MODEL_ALIASES,
     MODEL_ID,
@@ -136,13 +136,13 @@ async def materialize(turn: Turn, folder: str, limits: Limits) -> tuple[list[str
     paths = []
     for attachment in turn.attachments:
         if attachment.url is not None:
+            most = limits.max_audio_bytes if attachment.kind == "audio" else limits.max_image_bytes
             try:
-                attachment.data, mime = await fetch(attachment.url, limits.max_image_bytes)
+                attachment.data, mime = await fetch(attachment.url, most)
             except FetchRefused as exc:
                 raise bad_request(f"{attachment.param}: not fetched: {exc}", attachment.param,
                                   "image_url_refused") from None
-            ext = mime.split("/", 1)[-1].replace("jpeg", "jpg") if mime.startswith("image/") else "img"
-            attachment.name = f"{attachment.name}.{ext[:8]}"
+            attachment.name = f"{attachment.name}.{extension_of(mime) if '/' in mime else 'img'}"
         path = os.path.join(folder, attachment.name)
         await asyncio.to_thread(_write, path, attachment.data or b"")
         paths.append(path)

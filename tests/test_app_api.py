@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,3 +142,13 @@ def test_unreachable_space_falls_back_to_the_standin_under_a_banner() -> None:
         assert "answers do NOT come from Phi-4" in config
         reply = Client(app.url, verbose=False).predict({"text": "are you real?", "files": []}, api_name="/chat")
         assert reply.startswith('You said: "are you real?"')
+
+
+def test_without_mcp_there_is_no_mcp_address_and_no_tool_endpoint(app: ServerProcess) -> None:
+    """``--mcp`` is off by default: gradio mounts no MCP server and the tools are no API endpoints either."""
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(app.url + "/gradio_api/mcp/schema", timeout=10)  # noqa: S310 - loopback
+    assert caught.value.code == 404
+    with urllib.request.urlopen(app.url + "/gradio_api/info", timeout=10) as resp:  # noqa: S310 - loopback
+        endpoints = json.loads(resp.read())["named_endpoints"]
+    assert "/chat" in endpoints and not {"/ask_phi4", "/describe_image", "/transcribe_audio"} & set(endpoints)
