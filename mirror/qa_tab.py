@@ -37,8 +37,9 @@ from phi4_bridge.qa.store import QAStore
 from .budget import Budget
 from .cleanup import current
 from .qa_gallery import GALLERY_JS, compare_html
-from .qa_handlers import QAService, to_int
+from .qa_handlers import QAService, RunRefused, StoreBounds, to_int
 from .settings import AppSettings
+from .usage import UsageStore
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm"})
 
@@ -113,10 +114,12 @@ def run_choices(store: QAStore, space: str | None = None, date: str | None = Non
             for r in list_runs(store, space=space or None, date=date or None, source=source or None)]
 
 
-def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget) -> QAService:
+def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
+                  usage: UsageStore | None = None) -> QAService:
     """Lay out the QA tab in the current Blocks context and wire its handlers; the service (for tests/shutdown)."""
     store = QAStore(settings.qa_db)
-    qa = QAService(store, bridge_holder, settings.qa_turns_at_once, budget)
+    bounds = StoreBounds(int(settings.qa_max_mb * 1024 * 1024), settings.qa_keep_days * 86400.0)
+    qa = QAService(store, bridge_holder, settings.qa_turns_at_once, budget, usage=usage, bounds=bounds)
 
     def view(run_id: int | None, message: str) -> tuple[Any, ...]:
         html, number = qa.gallery(run_id)
@@ -130,7 +133,11 @@ def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget) -> 
             yield f"⚠️ {exc}", gr.skip(), gr.skip(), gr.skip()
             return
         sources = _paths(case_file)
-        run_id = qa.new_run(cases, Path(sources[0]).name if sources else "", to_int(concurrency) or 1, request)
+        try:
+            run_id = qa.new_run(cases, Path(sources[0]).name if sources else "", to_int(concurrency) or 1, request)
+        except RunRefused as exc:
+            yield f"⚠️ {exc}", gr.skip(), gr.skip(), gr.skip()
+            return
         async for out in qa.execute(run_id, cases, concurrency, request, view):
             yield out
 
