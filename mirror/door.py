@@ -171,9 +171,10 @@ class Door:
                     f"(images at most {limits.max_image_bytes / mb:.0f} MB, audio at most "
                     f"{limits.max_audio_bytes / mb:.0f} MB).")
         if length is not None and length > largest:
-            return await self._refuse(send, 413, f"The upload is {length / mb:.0f} MB; one upload carries at most "
-                                      f"{largest / mb:.0f} MB (a turn's {limits.max_files} files of up to "
-                                      f"{limits.max_image_bytes / mb:.0f} MB).", scope, f"upload of {length:,} bytes")
+            return await self._refuse(send, 413, f"The upload is {length / mb:.0f} MB, larger than the "
+                                      f"{largest / mb:.0f} MB one upload may carry (a turn's {limits.max_files} "
+                                      f"files of up to {limits.max_image_bytes / mb:.0f} MB).", scope,
+                                      f"upload of {length:,} bytes")
         rewrite: list[bool] = []
 
         async def reword(message: dict[str, Any]) -> None:
