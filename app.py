@@ -190,6 +190,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
         demo.unload(chat.forget)
     guard.chat_fn_index = next((i for i, fn in demo.fns.items() if fn.api_name == "chat"), None)
     guard.turn_fn_indices = {i for i, fn in demo.fns.items() if fn.concurrency_id == "chat"}
+    guard.budget = budget  # the door refuses uploads of a visitor the budget says no to
     demo.chat_service = chat  # for the shutdown: running turns are cancelled on the Space
     return demo
 

@@ -170,6 +170,9 @@ class Door:
         sentence = (f"That file is larger than {limit / mb:.0f} MB, the most this app accepts for one file "
                     f"(images at most {limits.max_image_bytes / mb:.0f} MB, audio at most "
                     f"{limits.max_audio_bytes / mb:.0f} MB).")
+        over = self.guard.over_budget(scope)
+        if over is not None:
+            return await self._refuse(send, 429, over, scope, "upload over the turn budget")
         if length is not None and length > largest:
             return await self._refuse(send, 413, f"The upload is {length / mb:.0f} MB, larger than the "
                                       f"{largest / mb:.0f} MB one upload may carry (a turn's {limits.max_files} "

@@ -6,8 +6,9 @@ small bookkeeping the chat handlers consult.
 - a session hash (``/queue/join`` body, ``?session_hash=``, ``/heartbeat/<hash>``) must look like gradio's own:
   1-64 of ``[A-Za-z0-9_-]``; anything else is refused with 400 before gradio stores it;
 - open heartbeat streams are capped per client address (they are unauthenticated in gradio);
-- ``/gradio_api/upload``: a body larger than ``upload_request_limit`` (81 MB) is refused at once, and gradio's own
-  413 (one file over ``max_file_size``) is reworded as the bridge words its limits;
+- ``/gradio_api/upload``: a visitor the turn budget says no to uploads nothing (it could send no turn with it, and
+  nothing is stored before the budget says yes); a body larger than ``upload_request_limit`` (81 MB) is refused
+  at once, and gradio's own 413 (one file over ``max_file_size``) is reworded as the bridge words its limits;
 - a chat turn's queue join is refused when its client (login, else address) already has ``turns_per_client``
   turns waiting or running, so a flood of session hashes never fills the queue;
 - every event body (queue join, ``/run/...``, ``/call/...``; not ``/upload``) is at most ``event_body_limit``
@@ -35,6 +36,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from .budget import OverBudget
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +169,7 @@ class Guard:
         self.max_upload_bytes: int = settings.max_upload_bytes
         self.max_event_bytes: int = event_body_limit(settings.bridge.limits)
         self.blocks: Any = None
+        self.budget: Any = None  # the app's turn budget (mirror.budget.Budget), set by app.py
         self._sweeper: asyncio.Task[None] | None = None
         self.dropped = 0
 
@@ -188,6 +192,13 @@ class Guard:
         if text and len(text) > limits.max_prompt_chars:
             return f"The message is {len(text):,} characters; the limit is {limits.max_prompt_chars:,}."
         return None
+
+    def over_budget(self, scope: Scope) -> str | None:
+        """The budget's sentence when the request's visitor (login, else address) has no turn left, else None."""
+        if self.budget is None:
+            return None
+        verdict = self.budget.check(self.client_of_request(scope))
+        return verdict.sentence() if isinstance(verdict, OverBudget) else None
 
     def joined_at(self, request: Any) -> float | None:
         """When a queued turn joined (monotonic), or None for a call that has no event stream to wait for (a

@@ -280,9 +280,8 @@ def blob_bytes(db: Path) -> int:
         return int(conn.execute("SELECT COALESCE(SUM(size), 0) FROM blobs").fetchone()[0])
 
 
-def test_a_visitor_with_no_turns_left_stores_nothing_in_the_qa_store(shared, stores, tmp_path):
-    bob = login_client(shared, "bob")
-    bob.predict({"text": "my one turn", "files": []}, api_name="/chat")
+def test_nothing_a_visitor_sends_is_stored_before_the_budget_says_yes(shared, stores, tmp_path):
+    bob = login_client(shared, "bob")  # one turn an hour
     files = []
     for n in range(5):
         path = tmp_path / f"big{n}.png"
@@ -290,8 +289,24 @@ def test_a_visitor_with_no_turns_left_stores_nothing_in_the_qa_store(shared, sto
         files.append(handle_file(str(path)))
     before = blob_bytes(stores / "qa.sqlite3")
     status = bob.predict(files, "What is this?", "", None, 2, api_name="/qa_run")[0]
-    assert "You have used your 1 turn" in status, status
+    assert "That run has 5 cases and you have 1 turn left" in status, status
     assert blob_bytes(stores / "qa.sqlite3") == before, "the files were stored though the budget said no"
+    bob.predict({"text": "my one turn", "files": []}, api_name="/chat")
+
+    async def upload() -> tuple[int, str]:  # no turn left: no upload either (the page's own request)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            async with session.post(shared.url + "/login", data={"username": "bob", "password": USERS["bob"]}) as r:
+                assert r.status == 200
+            form = aiohttp.FormData()
+            form.add_field("files", (tmp_path / "big0.png").read_bytes(), filename="big0.png", content_type="image/png")
+            async with session.post(shared.url + "/gradio_api/upload", data=form) as resp:
+                return resp.status, await resp.text()
+
+    status_code, text = asyncio.run(upload())
+    assert status_code == 429 and "You have used your 1 turn" in text, (status_code, text)
+    status = bob.predict([], "text only", "", None, 2, api_name="/qa_run")[0]
+    assert "You have used your 1 turn" in status, status
+    assert blob_bytes(stores / "qa.sqlite3") == before
 
 
 def test_the_qa_store_has_a_size_bound(shared, stores, tmp_path):
