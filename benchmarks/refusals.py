@@ -10,9 +10,10 @@ Starts ``python app.py --standin`` (from ``--app-dir``, default this checkout) t
 1. ``histories``: one client sends ``--histories`` chat turns whose history is ``--history-mb`` MB (half through
    ``/gradio_api/run/chat``, half as queue joins of one session hash with their event stream read), each refused
    by the app. The app's RSS before, right after, and after 10 s idle; then where the memory is: the bytes Python
-   objects hold (tracemalloc) and the objects the collector tracks, and RSS after ``gc.collect()`` +
-   ``malloc_trim(0)``. RSS that the trim gives back was kept by glibc's allocator (arenas), not by live objects.
-   ``--arena-max N`` sets ``MALLOC_ARENA_MAX`` for the app (fewer arenas: less memory kept between requests).
+   objects hold (tracemalloc) and the objects the collector tracks, the same and RSS after ``gc.collect()``, and
+   RSS after ``malloc_trim(0)``. RSS that the trim gives back was kept by glibc's allocator (arenas), not by live
+   objects. ``--arena-max N`` sets ``MALLOC_ARENA_MAX`` for the app (fewer arenas: less memory kept between
+   requests).
 2. ``attachments``: a bystander (another address) makes /chat turns one after another while one request with
    ``--attachments`` tiny images (in the history) goes to ``/v1/chat/completions``; the request's time and
    answer, the bystander's turns (p50, worst) during it, and one turn with nothing else going on.
@@ -134,9 +135,13 @@ async def histories(app: ServerProcess, n: int, mb: int, trace: bool) -> dict[st
                               "rss_before_mb": before, "rss_after_mb": after, "rss_after_idle_mb": idle}
     if trace:
         now = trace_line(app, signal.SIGUSR1, "now")
+        before_trim = len(app.log_text())
         trimmed = trace_line(app, signal.SIGUSR2, "trimmed")
+        found = re.search(r"TRACE collected (.*)", app.log_text()[before_trim:])
+        collected = {k: float(v) for k, v in (p.split("=") for p in found.group(1).split())} if found else {}
         out.update({"python_objects_mb": now.get("traced_mb"), "gc_objects": now.get("objects"),
-                    "rss_after_trim_mb": trimmed.get("rss_mb")})
+                    "python_objects_after_gc_mb": collected.get("traced_mb"),
+                    "rss_after_gc_mb": collected.get("rss_mb"), "rss_after_trim_mb": trimmed.get("rss_mb")})
     return out
 
 

@@ -3,8 +3,9 @@ say where its memory is (for ``benchmarks.refusals``; any checkout's app.py, so 
 
 - ``SIGUSR1``: print one ``TRACE`` line to stderr: the process's RSS, the bytes Python objects hold now
   (``tracemalloc``), and the number of objects the garbage collector tracks;
-- ``SIGUSR2``: ``gc.collect()`` and glibc's ``malloc_trim(0)`` (hand freed heap pages back to the kernel), then the
-  same line. RSS that falls here was memory the allocator kept after Python had freed it, not kept objects.
+- ``SIGUSR2``: ``gc.collect()``, the same line (``collected``: objects that only reference cycles kept are gone),
+  then glibc's ``malloc_trim(0)`` (hand freed heap pages back to the kernel) and the line again (``trimmed``). RSS
+  that falls at the trim was memory the allocator kept after Python had freed it, not kept objects.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def on_usr1(*_: Any) -> None:
 
 def on_usr2(*_: Any) -> None:
     gc.collect()
+    report("collected")  # what only reference cycles kept is gone now
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except OSError:

@@ -112,7 +112,7 @@ class Door:
             return await self._upload(scope, receive, send)
         if method == "POST" and (api.rstrip("/") == "queue/join" or _chat_call(api)):
             return await self._join(scope, receive, send, api)
-        if method == "POST" and api.rstrip("/") not in UNCAPPED:
+        if method == "POST" and _event_route(api):
             return await self._event(scope, receive, send, api)
         if method == "GET" and api.rstrip("/") == "queue/data":
             hashes = parse_qs(query.decode("latin-1")).get("session_hash", [])
@@ -298,7 +298,13 @@ class Door:
             streams.closed(key)
 
 
-UNCAPPED = frozenset({"upload", "process_recording"})  # file bytes: capped by ``_upload`` and gradio's max_file_size
+EVENT_ROUTES = ("run/", "call/", "api/", "stream/", "reset", "cancel", "component_server")
+
+
+def _event_route(api: str) -> bool:
+    """gradio's routes that carry an event's data (capped at ``guard.max_event_bytes``); not ``/upload`` (file bytes,
+    capped by ``_upload``), nor routes others mount under ``/gradio_api`` (an MCP server's messages)."""
+    return api.startswith(EVENT_ROUTES)
 
 
 def _chat_call(api: str) -> bool:
