@@ -22,6 +22,7 @@ Endpoints (for gradio_client), with what they return:
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -134,7 +135,9 @@ def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
             return
         sources = _paths(case_file)
         try:
-            run_id = qa.new_run(cases, Path(sources[0]).name if sources else "", to_int(concurrency) or 1, request)
+            # reads and hashes the uploads (the store's bound) and writes them: off the event loop
+            run_id = await asyncio.to_thread(qa.new_run, cases, Path(sources[0]).name if sources else "",
+                                             to_int(concurrency) or 1, request)
         except RunRefused as exc:
             yield f"⚠️ {exc}", gr.skip(), gr.skip(), gr.skip()
             return
