@@ -73,11 +73,13 @@ def check_parsed(req: ChatRequest, limits: Limits) -> None:
         if message.role == "assistant":
             open_turn = False
             continue
-        if message.role != "user" or message.content is None or isinstance(message.content, str):
+        if message.role != "user":
             continue
-        if not open_turn:
+        if not open_turn:  # a user message opens a turn whatever it carries (text alone too)
             counts.append(0)
             open_turn = True
+        if message.content is None or isinstance(message.content, str):
+            continue
         for j, part in enumerate(message.content):
             if isinstance(part, ImagePart):
                 url = part.image_url.url
