@@ -25,7 +25,7 @@ import gradio as gr  # noqa: E402
 from mirror import budget as turn_budget  # noqa: E402
 from mirror import chat_values as cv  # noqa: E402
 from mirror.cleanup import Janitor, WorkDir  # noqa: E402
-from mirror.export import write_exports  # noqa: E402
+from mirror.export import export_refusal, write_exports  # noqa: E402
 from mirror.generation import chosen, read_options, render_settings  # noqa: E402
 from mirror.guard import Guard  # noqa: E402
 from mirror.handlers import ChatService  # noqa: E402
@@ -105,7 +105,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
             controls = render_settings(read_options(now.space_url, headers=auth_headers(now, now.space_url)))
 
         with gr.Tab("QA"):
-            render_qa_tab(status.holder, settings, budget)
+            render_qa_tab(status.holder, settings, budget, usage)
         render_usage_tab(demo, settings, usage)  # hidden unless the host opens the page
 
         with gr.Row(visible=False):  # the /chat API's own components
@@ -151,6 +151,9 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
         clear.click(lambda: ([], [], gr.MultimodalTextbox(interactive=True)), None, [chatbot, saved, box],
                     cancels=running, queue=False, **hidden)
         chatbot.clear(lambda: [], None, saved, cancels=running, queue=False, **hidden)
+        def prepare_downloads(history):  # the name is the event's api_name
+            return downloads_for(history, settings.bridge.limits)
+
         export.click(prepare_downloads, chatbot, [dl_json, dl_md], **hidden)
 
         api_trigger.click(chat.chat_api, [api_message, api_history], api_reply, api_name="chat",
@@ -165,7 +168,10 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
         timer = gr.Timer(min(PAGE_REFRESH_S, settings.recheck_every_s))
         timer.tick(lambda: page_status(status), None, [banner, switch], **hidden).then(
             badge_for, None, badge, **hidden)
-        switch.click(lambda: switch_space(status), None, [banner, switch], **hidden).then(
+        def switch_back(request: gr.Request):  # changes the app for everyone: the host's only, checked here
+            return switch_space(status, settings, request)
+
+        switch.click(switch_back, None, [banner, switch], **hidden).then(
             badge_for, None, badge, **hidden)
         if picker is not None:
             def load_picker(request: gr.Request):
@@ -188,6 +194,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
         demo.unload(chat.forget)
     guard.chat_fn_index = next((i for i, fn in demo.fns.items() if fn.api_name == "chat"), None)
     guard.turn_fn_indices = {i for i, fn in demo.fns.items() if fn.concurrency_id == "chat"}
+    guard.budget = budget  # the door refuses uploads of a visitor the budget says no to
     demo.chat_service = chat  # for the shutdown: running turns are cancelled on the Space
     demo.api_runner = runner
     return demo
@@ -201,7 +208,12 @@ def examples_in_cache(demo: gr.Blocks) -> set[str]:
     return keep
 
 
-def prepare_downloads(history):
+def downloads_for(history, limits):
+    """The chat as JSON and Markdown files, for a chat within the history limits only: an export is a file the
+    app keeps until the cache age, so it is bounded like everything else a visitor sends (issue 27)."""
+    why = export_refusal(history, limits)
+    if why is not None:
+        raise gr.Error(why, print_exception=False)
     json_path, md_path = write_exports(history)
     return gr.DownloadButton(value=json_path, visible=True), gr.DownloadButton(value=md_path, visible=True)
 
@@ -210,7 +222,9 @@ def page_status(status: SpaceStatus):
     return status.banner(), gr.Button(visible=status.mode in (Mode.FALLBACK, Mode.OTHER) and status.real_back)
 
 
-def switch_space(status: SpaceStatus):
+def switch_space(status: SpaceStatus, settings: AppSettings, request: gr.Request):
+    if not is_host(settings, request):  # the button shows to every visitor; the event is callable by anyone
+        raise gr.Error(who_may_switch(settings), print_exception=False)
     if status.switch_to_real():
         gr.Info(f"Switched: answers now come from {status.real.space}.")
     else:

@@ -14,13 +14,13 @@ from urllib.parse import parse_qs
 from .guard import (
     BAD_SESSION,
     HEARTBEATS_PER_CLIENT,
-    MAX_JOIN_BYTES,
     Guard,
     Receive,
     Scope,
     Send,
     client_of,
     release,
+    upload_request_limit,
     valid_session_hash,
 )
 
@@ -112,6 +112,8 @@ class Door:
             return await self._upload(scope, receive, send)
         if method == "POST" and (api.rstrip("/") == "queue/join" or _chat_call(api)):
             return await self._join(scope, receive, send, api)
+        if method == "POST" and _event_route(api):
+            return await self._event(scope, receive, send, api)
         if method == "GET" and api.rstrip("/") == "queue/data":
             hashes = parse_qs(query.decode("latin-1")).get("session_hash", [])
             return await self._stream(scope, receive, send, hashes[0] if hashes else None)
@@ -146,7 +148,8 @@ class Door:
         if wait > 0:
             seconds = max(1, round(wait))
             return await self._refuse(send, 429, f"Too many failed logins from your address; wait {seconds} s and "
-                                      "try again.", scope, "login lockout",
+                                      "try again. Until then every login from it is refused, even with the right "
+                                      "password.", scope, "login lockout",
                                       [(b"retry-after", str(seconds).encode())])
         status: list[int] = []
 
@@ -161,14 +164,20 @@ class Door:
 
     async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.guard.max_upload_bytes
-        largest = limit * self.guard.settings.bridge.limits.max_files + 1024 * 1024
-        length = _content_length(scope)
         limits, mb = self.guard.settings.bridge.limits, 1024 * 1024
+        largest = upload_request_limit(limits)
+        length = _content_length(scope)
         sentence = (f"That file is larger than {limit / mb:.0f} MB, the most this app accepts for one file "
                     f"(images at most {limits.max_image_bytes / mb:.0f} MB, audio at most "
                     f"{limits.max_audio_bytes / mb:.0f} MB).")
+        over = self.guard.over_budget(scope)
+        if over is not None:
+            return await self._refuse(send, 429, over, scope, "upload over the turn budget")
         if length is not None and length > largest:
-            return await self._refuse(send, 413, sentence, scope, f"upload of {length:,} bytes")
+            return await self._refuse(send, 413, f"The upload is {length / mb:.0f} MB, larger than the "
+                                      f"{largest / mb:.0f} MB one upload may carry (a turn's {limits.max_files} "
+                                      f"files of up to {limits.max_image_bytes / mb:.0f} MB).", scope,
+                                      f"upload of {length:,} bytes")
         rewrite: list[bool] = []
 
         async def reword(message: dict[str, Any]) -> None:
@@ -188,23 +197,63 @@ class Door:
 
         await self.app(scope, receive, reword)
 
-    async def _join(self, scope: Scope, receive: Receive, send: Send, api: str) -> None:
+    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The request's body, at most ``guard.max_event_bytes``; None when it was refused (413: by its
+        ``Content-Length`` unread, else as soon as more than that has arrived) or the client went away."""
+        limit, mb = self.guard.max_event_bytes, 1024 * 1024
+        why = (f"the most this app reads for one request is {limit / mb:.1f} MB, enough for a chat history "
+               f"within its limits ({self.guard.settings.bridge.limits.max_history_chars:,} characters); files go "
+               "through the upload.")
         length = _content_length(scope)
-        if length is not None and length > MAX_JOIN_BYTES:
-            return await self._refuse(send, 413, f"The request is {length / 1e6:.0f} MB; the most this app reads "
-                                      f"is {MAX_JOIN_BYTES / 1e6:.0f} MB.", scope, "join too large")
+        if length is not None and length > limit:
+            await self._refuse(send, 413, f"The request is {length / mb:.1f} MB; {why}", scope, "body too large")
+            return None
         try:
-            body = await _read_body(receive, MAX_JOIN_BYTES)
+            body = await _read_body(receive, limit)
         except ClientGone:
-            log.info("a join from %s ended before its body was complete", client_of(scope))
-            return
+            log.info("a request from %s ended before its body was complete", client_of(scope))
+            return None
         if body is None:
-            return await self._refuse(send, 413, f"The request is larger than {MAX_JOIN_BYTES / 1e6:.0f} MB, the "
-                                      "most this app reads.", scope, "join too large")
+            await self._refuse(send, 413, f"The request is larger than {limit / mb:.1f} MB; {why}", scope,
+                               "body too large")
+        return body
+
+    def _unknown_event(self, data: Any) -> str | None:
+        """A sentence when ``data`` names an ``fn_index`` this app does not have (gradio would log a traceback)."""
+        fns = getattr(self.guard.blocks, "fns", None)
+        if not isinstance(data, dict) or "fn_index" not in data or fns is None:
+            return None
+        index = data["fn_index"]
+        if isinstance(index, int) and not isinstance(index, bool) and index in fns:
+            return None
+        return f"fn_index {str(index)[:20]!r} is not an event of this app; read /config for the events it has."
+
+    async def _event(self, scope: Scope, receive: Receive, send: Send, api: str) -> None:
+        """Any other event call (``/run/predict``, ``/call/...``, ``/reset``...): its body capped, its event known."""
+        body = await self._body(scope, receive, send)
+        if body is None:
+            return
+        if api.rstrip("/") == "run/predict" and b"fn_index" in body:
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = None
+            why = self._unknown_event(data)
+            if why is not None:
+                return await self._refuse(send, 404, why, scope, "unknown fn_index")
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _join(self, scope: Scope, receive: Receive, send: Send, api: str) -> None:
+        body = await self._body(scope, receive, send)
+        if body is None:
+            return
         try:
             data = json.loads(body) if body else {}
         except ValueError:
             data = None  # gradio answers malformed JSON itself
+        why = self._unknown_event(data)
+        if why is not None:
+            return await self._refuse(send, 404, why, scope, "unknown fn_index")
         if isinstance(data, dict):
             if "session_hash" in data and data["session_hash"] is not None \
                     and not valid_session_hash(data["session_hash"]):
@@ -247,6 +296,15 @@ class Door:
             await self.app(scope, receive, send)
         finally:
             streams.closed(key)
+
+
+EVENT_ROUTES = ("run/", "call/", "api/", "stream/", "reset", "cancel", "component_server")
+
+
+def _event_route(api: str) -> bool:
+    """gradio's routes that carry an event's data (capped at ``guard.max_event_bytes``); not ``/upload`` (file bytes,
+    capped by ``_upload``), nor routes others mount under ``/gradio_api`` (an MCP server's messages)."""
+    return api.startswith(EVENT_ROUTES)
 
 
 def _chat_call(api: str) -> bool:

@@ -10,7 +10,23 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from phi4_bridge.errors import InputRejected
+from phi4_bridge.messages import check_history
+
 from .cleanup import current
+
+SIZE_REASONS = ("history_too_long", "too_many_files", "bad_history")
+
+
+def export_refusal(history: Any, limits: Any) -> str | None:
+    """Why this chat is not exported: past the history limits (messages, characters, files), the same bounds as
+    a turn's history; None otherwise. Characters a turn would refuse are no reason not to export."""
+    try:
+        check_history(list(history or []) if not isinstance(history, str) else history, limits)
+    except InputRejected as exc:
+        if exc.reason in SIZE_REASONS:
+            return f"Not exported: {exc}"
+    return None
 
 
 def _file_name(part: Mapping[str, Any]) -> str:

@@ -6,12 +6,19 @@ small bookkeeping the chat handlers consult.
 - a session hash (``/queue/join`` body, ``?session_hash=``, ``/heartbeat/<hash>``) must look like gradio's own:
   1-64 of ``[A-Za-z0-9_-]``; anything else is refused with 400 before gradio stores it;
 - open heartbeat streams are capped per client address (they are unauthenticated in gradio);
-- ``/gradio_api/upload``: a body larger than a turn's files could ever be is refused at once, and gradio's own
-  413 (one file over ``max_file_size``) is reworded as the bridge words its limits;
+- ``/gradio_api/upload``: a visitor the turn budget says no to uploads nothing (it could send no turn with it, and
+  nothing is stored before the budget says yes); a body larger than ``upload_request_limit`` (81 MB) is refused
+  at once, and gradio's own 413 (one file over ``max_file_size``) is reworded as the bridge words its limits;
 - a chat turn's queue join is refused when its client (login, else address) already has ``turns_per_client``
   turns waiting or running, so a flood of session hashes never fills the queue;
+- every event body (queue join, ``/run/...``, ``/call/...``; not ``/upload``) is at most ``event_body_limit``
+  (~4.5 MB, what a history within its limits can take): a larger one is refused with 413 from its
+  ``Content-Length`` unread, or as soon as that much has arrived, before gradio decodes it (issue 27: 60 refused
+  50 MB histories had grown the app from 0.56 to 3.31 GB);
 - ``/chat`` calls (queue join, ``/call/chat``, ``/run/chat``): the message's shape and size are checked on the
   raw JSON (cheap), before gradio preprocesses thousands of file entries; one log line per refusal;
+- an event whose ``fn_index`` is not one of the app's is refused with one line (gradio answered 500 and logged a
+  5 KB traceback per request);
 - ``POST /login``: failures are counted per client address; too many lock that address out for a while;
 - event-stream opens (``/queue/data``, ``/call/<api>/<event>``) are recorded in ``StreamOpens``, so a turn
   whose stream was never opened is dropped before it reaches the Space (``Guard.sweep`` for queued turns,
@@ -30,16 +37,34 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .budget import OverBudget
+
 log = logging.getLogger(__name__)
 
 SESSION_HASH = re.compile(r"[A-Za-z0-9_-]{1,64}")
 BAD_SESSION = "That session id is not one this app hands out (1 to 64 letters, digits, '_' or '-')."
-MAX_JOIN_BYTES = 64 * 1024 * 1024  # a join body larger than this is refused unread (histories are far smaller)
+MAX_JOIN_BYTES = 64 * 1024 * 1024  # the most the door ever reads of one request (uploads aside)
 HEARTBEATS_PER_CLIENT = 64
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def event_body_limit(limits: Any) -> int:
+    """The largest body an event of this app can need (a /chat turn with its history, the UI's turn, an export):
+    a history within its limits (``max_history_chars`` plus a prompt, each character at most 12 bytes of JSON: a
+    ``\\ud83d\\ude00`` pair) and 4 KB of structure per message and per file entry. About 4.5 MB with the default
+    limits; file bytes never come this way (they go to ``/upload``)."""
+    chars = limits.max_history_chars + limits.max_prompt_chars
+    entries = limits.max_history_messages + limits.max_history_files + limits.max_files
+    return 12 * chars + 4096 * entries + 64 * 1024
+
+
+def upload_request_limit(limits: Any) -> int:
+    """The most one ``/upload`` request may carry: a turn's files at the image limit (8 x 10 MB), plus 1 MB of
+    form. Eight 25 MB audio files in one request (199 MB) are refused; a turn of a few recordings fits."""
+    return limits.max_files * limits.max_image_bytes + 1024 * 1024
 
 
 def release(counts: MutableMapping[str, int], key: str) -> None:
@@ -142,7 +167,9 @@ class Guard:
         self.turn_fn_indices: set[int] = set()  # every queued event that is a chat turn (UI and /chat)
         self.joining: dict[str, int] = {}  # chat joins per client between the door's check and gradio's queue
         self.max_upload_bytes: int = settings.max_upload_bytes
+        self.max_event_bytes: int = event_body_limit(settings.bridge.limits)
         self.blocks: Any = None
+        self.budget: Any = None  # the app's turn budget (mirror.budget.Budget), set by app.py
         self._sweeper: asyncio.Task[None] | None = None
         self.dropped = 0
 
@@ -165,6 +192,13 @@ class Guard:
         if text and len(text) > limits.max_prompt_chars:
             return f"The message is {len(text):,} characters; the limit is {limits.max_prompt_chars:,}."
         return None
+
+    def over_budget(self, scope: Scope) -> str | None:
+        """The budget's sentence when the request's visitor (login, else address) has no turn left, else None."""
+        if self.budget is None:
+            return None
+        verdict = self.budget.check(self.client_of_request(scope))
+        return verdict.sentence() if isinstance(verdict, OverBudget) else None
 
     def joined_at(self, request: Any) -> float | None:
         """When a queued turn joined (monotonic), or None for a call that has no event stream to wait for (a

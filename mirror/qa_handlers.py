@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -35,9 +36,24 @@ from phi4_bridge.qa.store import QAStore
 from .budget import Budget, OverBudget, visitor_of
 from .cleanup import current
 from .qa_gallery import gallery_html
+from .usage import UsageStore
 
 STOP_WAIT_S = 20.0  # how long a Stop waits for the run's turns to be cancelled on the Space
 MAX_NOTE = 2000
+MB = 1024 * 1024
+USAGE_OUTCOME = {"pass": "ok", "fail": "ok", "error": "error"}  # a "not run" case was no turn: not in the usage log
+
+
+class RunRefused(Exception):
+    """A tab run refused before anything of it was stored: the budget or the store's size bound said no."""
+
+
+@dataclass(frozen=True)
+class StoreBounds:
+    """The QA store's bounds in the app (``--qa-max-mb``, ``--qa-keep-days``); README's "Security and resources"."""
+
+    max_bytes: int | None = None
+    keep_s: float | None = None
 
 
 @dataclass
@@ -98,10 +114,44 @@ def to_int(value: Any) -> int | None:
 
 
 class QAService:
-    def __init__(self, store: QAStore, holder: Any, turns_at_once: int, budget: Budget) -> None:
+    def __init__(self, store: QAStore, holder: Any, turns_at_once: int, budget: Budget,
+                 usage: UsageStore | None = None, bounds: StoreBounds | None = None) -> None:
         self.store, self.holder, self.turns_at_once, self.budget = store, holder, turns_at_once, budget
+        self.usage = usage  # each case's turn goes into the host's Usage log, as a chat turn does
+        self.bounds = bounds or StoreBounds()
         self.active: dict[str, Active] = {}
         self.last: dict[str, int] = {}
+
+    def admission(self, cases: list[Case], request: Any, read: Callable[[str], bytes | None]) -> str | None:
+        """Why a tab run cannot start, asked before anything of it is stored (issue 27: a login with no turns
+        left stored 334 MB in 1.6 s): every case that reaches the Space is a turn of the visitor's budget, and the
+        run's new files must fit the store's bound. None: it may start."""
+        turns = sum(1 for case in cases if not case.invalid)
+        verdict = self.budget.check(visitor_of(request))
+        if isinstance(verdict, OverBudget):
+            return verdict.sentence()
+        if verdict.left is not None and turns > verdict.left:
+            return (f"That run has {turns} cases and you have {verdict.left} turn{'s' * (verdict.left != 1)} left "
+                    "on this app for now; run fewer cases, or wait.")
+        if self.bounds.max_bytes is not None:
+            paths = [p for case in cases for name in case.images + case.audios if (p := case.locate(name))]
+            stored, new = self.store.stored_bytes(), self.store.new_bytes(paths, read)
+            if new and stored + new > self.bounds.max_bytes:
+                return (f"The QA store is full: it keeps {stored / MB:.1f} MB of files and this run's would add "
+                        f"{new / MB:.1f} MB, past its bound of {self.bounds.max_bytes / MB:.0f} MB (--qa-max-mb). "
+                        "Runs older than --qa-keep-days are deleted; ask the host to raise the bound.")
+        return None
+
+    def record_usage(self, request: Any, record: dict[str, Any]) -> None:
+        """One case's turn in the Usage log (``answer_s``: from its first word to its last, as near as a case's
+        timings say)."""
+        outcome = USAGE_OUTCOME.get(str(record.get("status")))
+        if self.usage is None or outcome is None:
+            return
+        total, first = record.get("total_s"), record.get("ttft_s")
+        answer = max(0.0, total - first) if total is not None and first is not None else None
+        self.usage.record(visitor_of(request), "qa", outcome, time.time() - (total or 0.0), answer_s=answer,
+                          total_s=total)
 
     def budget_refusal(self, request: Any) -> str | None:
         """A QA case is a turn like any other: it counts against the visitor's budget; the sentence saying when
@@ -135,12 +185,19 @@ class QAService:
 
     def new_run(self, cases: list[Case], source: str, concurrency: int, request: Any,
                 parent_id: int | None = None, read: Callable[[str], bytes | None] | None = None) -> int:
+        read = read or uploaded_reader([upload_root()])
+        if parent_id is None:
+            if self.bounds.keep_s is not None:
+                self.store.prune(time.time() - self.bounds.keep_s)
+            why = self.admission(cases, request, read)
+            if why is not None:
+                raise RunRefused(why)
         config = self.holder.config
         run_id = self.store.start_run(origin="tab", source=source, space=config.space, space_url=config.space_url,
                                       stage=getattr(self.holder, "label", ""), settings={"concurrency": concurrency},
                                       who=who(request), parent_id=parent_id)
         if parent_id is None:
-            self.store.put_cases(run_id, cases, read=read or uploaded_reader([upload_root()]))
+            self.store.put_cases(run_id, cases, read=read)
         return run_id
 
     def materialize(self, run_id: int, case_ids: set[str]) -> tuple[list[Case], Path]:
@@ -206,6 +263,7 @@ class QAService:
                     finished = True
                     break
                 self.store.record(run_id, record)
+                self.record_usage(request, record)
                 done += 1
                 yield outputs(run_id, f"**{label}**: {done} of {total} done · {self.summary(run_id)}")
         finally:

@@ -22,6 +22,7 @@ Endpoints (for gradio_client), with what they return:
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -37,8 +38,9 @@ from phi4_bridge.qa.store import QAStore
 from .budget import Budget
 from .cleanup import current
 from .qa_gallery import GALLERY_JS, compare_html
-from .qa_handlers import QAService, to_int
+from .qa_handlers import QAService, RunRefused, StoreBounds, to_int
 from .settings import AppSettings
+from .usage import UsageStore
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm"})
 
@@ -113,10 +115,12 @@ def run_choices(store: QAStore, space: str | None = None, date: str | None = Non
             for r in list_runs(store, space=space or None, date=date or None, source=source or None)]
 
 
-def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget) -> QAService:
+def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
+                  usage: UsageStore | None = None) -> QAService:
     """Lay out the QA tab in the current Blocks context and wire its handlers; the service (for tests/shutdown)."""
     store = QAStore(settings.qa_db)
-    qa = QAService(store, bridge_holder, settings.qa_turns_at_once, budget)
+    bounds = StoreBounds(int(settings.qa_max_mb * 1024 * 1024), settings.qa_keep_days * 86400.0)
+    qa = QAService(store, bridge_holder, settings.qa_turns_at_once, budget, usage=usage, bounds=bounds)
 
     def view(run_id: int | None, message: str) -> tuple[Any, ...]:
         html, number = qa.gallery(run_id)
@@ -130,7 +134,13 @@ def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget) -> 
             yield f"⚠️ {exc}", gr.skip(), gr.skip(), gr.skip()
             return
         sources = _paths(case_file)
-        run_id = qa.new_run(cases, Path(sources[0]).name if sources else "", to_int(concurrency) or 1, request)
+        try:
+            # reads and hashes the uploads (the store's bound) and writes them: off the event loop
+            run_id = await asyncio.to_thread(qa.new_run, cases, Path(sources[0]).name if sources else "",
+                                             to_int(concurrency) or 1, request)
+        except RunRefused as exc:
+            yield f"⚠️ {exc}", gr.skip(), gr.skip(), gr.skip()
+            return
         async for out in qa.execute(run_id, cases, concurrency, request, view):
             yield out
 

@@ -67,6 +67,10 @@ class AppSettings:
     qa_db: str | None = None
     qa_max_cases: int = 200
     qa_turns_at_once: int = 4
+    # The QA store's bounds (issue 27: nothing ever cleaned it): a tab run is refused when its new files would take
+    # the store's files past ``qa_max_mb``; runs older than ``qa_keep_days`` go (with files no other run uses).
+    qa_max_mb: float = 1024.0
+    qa_keep_days: float = 90.0
     # Sharing (mirror/budget.py, mirror/host.py, mirror/usage.py, mirror/slow_clients.py): turns per visitor over a
     # period (None: no limit), the host's logins (exempt; the only ones who see Usage and may switch Spaces), the
     # usage store's file (None: the user's data folder), and how long a client may take to send a request or leave
@@ -131,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
                         f"the mcp package: {MCP_INSTALL}; env PHI4_MCP=1)")
     p.add_argument("--qa-db", metavar="PATH", help="the QA tab's store of runs, results and marks (env PHI4_QA_DB, "
                                                     "default qa.sqlite3 in the user's data folder)")
+    p.add_argument("--qa-max-mb", type=float, metavar="MB", default=_env("PHI4_QA_MAX_MB", AppSettings.qa_max_mb),
+                   help="the QA store keeps at most this many MB of uploaded files; a tab run that would pass it is "
+                        f"refused (default {AppSettings.qa_max_mb:g}; env PHI4_QA_MAX_MB)")
+    p.add_argument("--qa-keep-days", type=float, metavar="DAYS",
+                   default=_env("PHI4_QA_KEEP_DAYS", AppSettings.qa_keep_days),
+                   help=f"QA runs older than this are deleted (default {AppSettings.qa_keep_days:g}; env "
+                        "PHI4_QA_KEEP_DAYS)")
     p.add_argument("--visitor-turns", metavar="N/PERIOD", default=os.environ.get("PHI4_VISITOR_TURNS"),
                    help="turns one visitor (login, else address) may send per period, e.g. 20/hour, 5/minute, "
                         f"100/day, 2/10s; 'none' for no limit (default {SHARE_DEFAULT} with --share, else none; env "
@@ -209,6 +220,8 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
     except ValueError as exc:
         parser.error(f"--visitor-turns: {exc}")
     turns = given if args.visitor_turns is not None else (parse_rule(SHARE_DEFAULT) if args.share else None)
+    if not (args.qa_max_mb > 0 and args.qa_keep_days > 0):
+        parser.error("--qa-max-mb and --qa-keep-days must be positive numbers")
     if not args.slow_client_timeout > 0:
         parser.error("--slow-client-timeout must be a positive number of seconds")
     return AppSettings(
@@ -226,5 +239,6 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         stream_grace_s=_env("PHI4_STREAM_GRACE", AppSettings.stream_grace_s),
         login_lockout_s=_env("PHI4_LOGIN_LOCKOUT", AppSettings.login_lockout_s),
         api_keys=api_keys(args.api_key), fetch_image_urls=args.fetch_image_urls, mcp=args.mcp,
-        qa_db=args.qa_db, browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
+        qa_db=args.qa_db, qa_max_mb=args.qa_max_mb, qa_keep_days=args.qa_keep_days,
+        browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
     )

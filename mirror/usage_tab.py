@@ -54,11 +54,12 @@ def render_usage_tab(demo: gr.Blocks, settings: AppSettings, usage: UsageStore |
             span = float(hours)
         except (TypeError, ValueError):
             span = 24.0
-        return table(usage.per_visitor(time.time() - span * 3600), span)
+        # the file's path only here, for the host: /config (every visitor's) never names it
+        return table(usage.per_visitor(time.time() - span * 3600), span) + f"\n\nFrom `{usage.path}`."
 
     with gr.Tab("Usage", visible=False, elem_id="usage-tab") as tab:
-        gr.Markdown(f"Turns per visitor (login, else address), from `{usage.path if usage else 'nowhere'}`. "
-                    + GPU_NOTE, elem_id="usage-note")
+        gr.Markdown("Turns per visitor (login, else address), from the usage store (`--usage-db`). " + GPU_NOTE,
+                    elem_id="usage-note")
         with gr.Row():
             span = gr.Dropdown(choices=SPANS, value=24, label="Over", elem_id="usage-span", scale=3)
             refresh = gr.Button("↻ Refresh", size="sm", elem_id="usage-refresh", scale=1)

@@ -50,6 +50,16 @@ def has_hidden_characters(text: str) -> bool:
     return any(ch in _HIDDEN or (unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t\r") for ch in text)
 
 
+def has_lone_surrogate(text: str) -> bool:
+    """Half of a UTF-16 pair (JSON allows ``"\\ud800"`` alone): not a character at all, so not "a control
+    character" either; it is named for what it is."""
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+LONE_SURROGATE = ("contains a lone surrogate (half of a UTF-16 pair, such as \\ud800, with no other half), which "
+                  "is not a character; remove it or send the whole character, and send again.")
+
+
 def check_prompt(prompt: str, has_files: bool, limits: Limits) -> None:
     """Refuse a turn the Space should never see: empty, too long, or carrying control or hidden characters."""
     if not prompt.strip() and not has_files:
@@ -57,6 +67,8 @@ def check_prompt(prompt: str, has_files: bool, limits: Limits) -> None:
     if len(prompt) > limits.max_prompt_chars:
         raise InputRejected(f"The message is {len(prompt):,} characters; the limit is "
                             f"{limits.max_prompt_chars:,}.", reason="too_long")
+    if has_lone_surrogate(prompt):
+        raise InputRejected(f"The message {LONE_SURROGATE}", reason="control_characters")
     if has_hidden_characters(prompt):
         raise InputRejected("The message contains control characters; remove them and send again.",
                             reason="control_characters")
@@ -177,6 +189,8 @@ def check_history(history: Sequence[Any], limits: Limits) -> list[Turn]:
     if len(files) > limits.max_history_files:
         raise InputRejected(f"The history carries {len(files):,} files; the limit is {limits.max_history_files}. "
                             "Start a new conversation.", reason="too_many_files")
+    if any(has_lone_surrogate(text) for text in texts):
+        raise InputRejected(f"The history {LONE_SURROGATE}", reason="control_characters")
     if any(has_hidden_characters(text) for text in texts):
         raise InputRejected("The history contains control characters; remove them and send again.",
                             reason="control_characters")

@@ -218,9 +218,12 @@ def to_turn(req: ChatRequest, fetch_urls: bool = False) -> Turn:
         turns[0] = ([joined, *first] if joined else first, turns[0][1], turns[0][2])
     attachments = [a for t in turns for a in t[1]]
     history: list[dict[str, Any]] = []
+    index = 0  # attachments are numbered in order: one pass, never a search (a search per file was quadratic)
     for texts, files, replies in turns[:-1]:
-        content: list[dict[str, Any]] = [{"type": "file", "file": {"path": f"{ATTACHMENT}{attachments.index(f)}"}}
-                                         for f in files]
+        content: list[dict[str, Any]] = []
+        for _ in files:
+            content.append({"type": "file", "file": {"path": f"{ATTACHMENT}{index}"}})
+            index += 1
         text = "\n".join(texts)
         if text:
             content.append({"type": "text", "text": text})

@@ -37,6 +37,7 @@ from .chain import Option
 from .config import Limits
 from .errors import InputRejected, Phi4Error
 from .events import Done, Event, Queued, TextDelta
+from .openai_bounds import check_parsed, check_raw
 from .openai_errors import ApiError, bad_request, from_bridge, unauthorized, unknown_model
 from .openai_fetch import FetchRefused, fetch
 from .openai_messages import Turn, check_request, extension_of, param_for, requested_options, to_turn, with_paths
@@ -103,22 +104,21 @@ def caller_of(request: Request, settings: ApiSettings) -> Caller:
     return Caller(f"addr:{host}", host, ip_token)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytearray:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
         raise ApiError(413, f"The request is {int(length) / 1e6:.0f} MB; the most this server reads is "
                        f"{limit / 1e6:.0f} MB.", code="request_too_large")
-    chunks, size = [], 0
+    body = bytearray()  # one buffer, not a list of pieces joined into a second copy
     async for piece in request.stream():
-        size += len(piece)
-        if size > limit:
+        if len(body) + len(piece) > limit:
             raise ApiError(413, f"The request is larger than {limit / 1e6:.0f} MB, the most this server reads.",
                            code="request_too_large")
-        chunks.append(piece)
-    return b"".join(chunks)
+        body += piece
+    return body  # not ``bytes(body)``: that would be a second copy of up to ``limit`` bytes
 
 
-def parse_request(body: bytes) -> ChatRequest:
+def parse_request(body: bytes | bytearray) -> ChatRequest:
     """The request, or a 400 naming the first field that is wrong (``messages[0].content``)."""
     try:
         return ChatRequest.model_validate_json(body)
@@ -146,7 +146,8 @@ async def materialize(turn: Turn, folder: str, limits: Limits) -> tuple[list[str
         path = os.path.join(folder, attachment.name)
         await asyncio.to_thread(_write, path, attachment.data or b"")
         paths.append(path)
-    return [paths[turn.attachments.index(a)] for a in turn.files], with_paths(turn.history, paths)
+    first_new = len(turn.attachments) - len(turn.files)  # the new turn's files come last (``to_turn``)
+    return paths[first_new:], with_paths(turn.history, paths)
 
 
 def _write(path: str, data: bytes) -> None:
@@ -212,13 +213,18 @@ def build_api(runner: Runner, settings: ApiSettings) -> FastAPI:
     @api.post("/chat/completions")
     async def chat_completions(request: Request) -> Response:
         caller = caller_of(request, settings)
-        req = parse_request(await read_body(request, settings.max_body_bytes))
+        body = await read_body(request, settings.max_body_bytes)
+        check_raw(body, settings.limits)  # counts and sizes before JSON decoding (issue 27)
+        req = parse_request(body)
+        del body
         if req.model.lower() not in MODEL_ALIASES:
             raise unknown_model(req.model, MODEL_ID)
         check_request(req)
+        check_parsed(req, settings.limits)  # ... and before any file is decoded
         folder = tempfile.mkdtemp(prefix="phi4-openai-", dir=settings.temp_dir)
         try:
-            turn = to_turn(req, settings.fetch_image_urls)
+            # decoding up to 40 files of base64 is real work: off the event loop that serves everyone
+            turn = await asyncio.to_thread(to_turn, req, settings.fetch_image_urls)
             files, history = await materialize(turn, folder, settings.limits)
             options = await _options(runner, req)
             params = {name: param for name, (param, _) in requested_options(req).items()}

@@ -1,6 +1,7 @@
 """The per-visitor budget (``--visitor-turns``) counts every kind of turn, as README says: the OpenAI-compatible API
-(a key is a visitor; over the budget is a 429 with the wait) and the QA tab (a case is a turn; the run stops early
-and says when to come back), besides the chat (tests/test_budget.py). Real app, real stand-in, the official clients.
+(a key is a visitor; over the budget is a 429 with the wait) and the QA tab (a case is a turn; a run of more cases
+than the turns left is refused before anything is stored, and says when to come back), besides the chat
+(tests/test_budget.py). Real app, real stand-in, the official clients.
 """
 
 from __future__ import annotations
@@ -53,13 +54,17 @@ def test_an_api_key_over_its_budget_gets_a_429_with_the_wait_and_other_keys_go_o
 def test_qa_cases_count_against_the_same_budget_and_the_run_says_when_to_come_back(app, standin):
     client = Client(app.url, verbose=False)
     calls = stats(standin.url)["calls"]
-    job = client.submit([], "first\n\nsecond\n\nthird", "", None, 1, api_name="/qa_run")
+    # a run of more cases than the turns left is refused before anything of it is stored or sent (issue 27)
+    status = client.predict([], "first\n\nsecond\n\nthird", "", None, 1, api_name="/qa_run")[0]
+    assert "That run has 3 cases and you have 2 turns left" in status, status
+    assert stats(standin.url)["calls"] == calls
+    job = client.submit([], "first\n\nsecond", "", None, 1, api_name="/qa_run")
     status, _, run, _ = job.result()
-    assert "stopped early" in status and OVER.search(status), status
+    assert "finished: 2 passed" in status, status
     assert stats(standin.url)["calls"] - calls == 2
     exports = {Path(p).name: p for p in client.predict(run["value"], api_name="/qa_export")}
     records = [json.loads(line) for line in Path(exports["results.jsonl"]).read_text().splitlines()]
-    assert sorted((r["prompt"], r["status"]) for r in records) == [
-        ("first", "pass"), ("second", "pass"), ("third", "not_run")]
+    assert sorted((r["prompt"], r["status"]) for r in records) == [("first", "pass"), ("second", "pass")]
+    assert OVER.search(client.predict([], "third", "", None, 1, api_name="/qa_run")[0])  # and it says when
     with pytest.raises(AppError, match=OVER.pattern):  # the chat of the same visitor (address) is over too
         client.predict({"text": "and chat?", "files": []}, api_name="/chat")

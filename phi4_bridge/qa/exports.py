@@ -60,7 +60,16 @@ def export_run(store: QAStore, run_id: int, fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r} (use one of {', '.join(FORMATS)})")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula (OWASP's list)
+
+
 def _cell(value: object) -> object:
+    """A CSV cell. Text that a spreadsheet would read as a formula (``=HYPERLINK(...)``: prompts and replies are
+    anyone's text) gets a leading ``'``, which spreadsheets show as text; numbers stay numbers."""
     if isinstance(value, list):
-        return "; ".join(map(str, value))
-    return "" if value is None else value
+        value = "; ".join(map(str, value))
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value

@@ -213,6 +213,41 @@ class QAStore:
         db.execute("INSERT OR IGNORE INTO blobs (hash, size, data) VALUES (?,?,?)", (digest, len(data), data))
         return digest
 
+    def stored_bytes(self) -> int:
+        """The size of every file the store keeps."""
+        return int(self.query("SELECT COALESCE(SUM(size), 0) FROM blobs")[0][0])
+
+    def new_bytes(self, paths: Iterable[str], read: Callable[[str], bytes | None]) -> int:
+        """How many bytes storing these files would add (files already kept, by content, add nothing). Reads each
+        file once and keeps none of it, so a run can be refused before anything of it is stored."""
+        seen: set[str] = set()
+        total = 0
+        for path in dict.fromkeys(paths):
+            data = read(path)
+            if data is None or len(data) > MAX_BLOB_BYTES:
+                continue
+            digest = file_hash(data)
+            if digest not in seen and not self.query("SELECT 1 FROM blobs WHERE hash=?", (digest,)):
+                seen.add(digest)
+                total += len(data)
+        return total
+
+    def prune(self, older_than: float) -> int:
+        """Delete the runs created before ``older_than`` (unix seconds) with their cases, results and marks, then
+        every file no run names any more; how many runs went. SQLite reuses the freed pages, so the file stops
+        growing rather than shrinking."""
+        with self.transaction() as db:
+            old = [r[0] for r in db.execute("SELECT id FROM runs WHERE created_at < ? AND status != 'running'",
+                                            (older_than,))]
+            for run_id in old:
+                for table in ("marks", "results", "case_files", "cases"):
+                    db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+                db.execute("UPDATE runs SET parent_id=NULL WHERE parent_id=?", (run_id,))
+                db.execute("DELETE FROM runs WHERE id=?", (run_id,))
+            if old:
+                db.execute("DELETE FROM blobs WHERE hash NOT IN (SELECT hash FROM case_files WHERE hash IS NOT NULL)")
+        return len(old)
+
     def blob(self, digest: str) -> bytes | None:
         rows = self.query("SELECT data FROM blobs WHERE hash=?", (digest,))
         return bytes(rows[0]["data"]) if rows else None
