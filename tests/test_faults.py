@@ -178,7 +178,9 @@ FAULTS = [
           state="sleeping"),
     Fault("not_found", standin_fault("not_found"), SpaceUnavailable,
           r"The Space was not found \(HTTP 404\): check the Space name and URL\.", state="not_found"),
-    Fault("token_expired", standin_fault("token_expired"), TokenExpired, r"The ZeroGPU token expired\." + DETAIL),
+    Fault("token_expired", standin_fault("token_expired"), TokenExpired,
+          r"The ZeroGPU token expired\. Try again in a minute \(a fresh token is fetched for each try\); if it keeps "
+          r"happening, check that this computer's clock is right and that HF_TOKEN is valid\." + DETAIL),
     Fault("slow_start", standin_fault("slow_start"), StreamTimeout,
           r"The Space took more than \d+ s to send more of its reply" + TIMED_OUT),
     Fault("drop_stream", standin_fault("drop_stream"), SpaceUnavailable,
