@@ -40,7 +40,10 @@ def redact(text: str) -> str:
 
 
 class Phi4Error(Exception):
-    """Base of every error the bridge raises; ``str()`` is a message a person can act on."""
+    """Base of every error the bridge raises; ``str()`` is a message a person can act on. ``said``: the Space's own
+    words (plain text, no token) when the error came from them."""
+
+    said: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
@@ -111,6 +114,18 @@ class WorkerError(RemoteError):
 
 class ProtocolError(Phi4Error):
     pass
+
+
+def exit_code(error: Phi4Error) -> int:
+    """README's exit codes for a failure: 2 bad input, 3 the Space unavailable (or unable to serve at all),
+    4 quota or busy GPUs, 1 anything else."""
+    if isinstance(error, InputRejected):
+        return 2
+    if isinstance(error, SpaceUnavailable):
+        return 3
+    if isinstance(error, QuotaExceeded | GpuBusy):
+        return 4
+    return 1
 
 
 _RETRY_IN = re.compile(r"(?:retry|try again) in (?:(\d+) days?, )?(\d+):(\d{2}):(\d{2})")
@@ -225,8 +240,14 @@ def classify_error_text(text: str | None, title: str | None = None) -> Phi4Error
     when the text says nothing known (a queue timeout titled "ZeroGPU quota exceeded" is a busy Space); anything
     else is the Space's own message, quoted."""
     text, title = plain_text(text or ""), plain_text(title or "") or None
-    low, title_low = text.lower(), (title or "").lower()
     detail = redact(text or title or "") or "no details were given"
+    error = _classified(text, title, detail)
+    error.said = redact(": ".join(part for part in (title, text) if part)) or None
+    return error
+
+
+def _classified(text: str, title: str | None, detail: str) -> Phi4Error:
+    low, title_low = text.lower(), (title or "").lower()
     if "requested gpu duration" in low or "illegal duration" in title_low:
         return _duration(low, text, detail)
     if "reached its gpu limit" in low:
