@@ -132,9 +132,9 @@ async def memory_turns(bridge: Phi4Bridge, folder: Path) -> CheckResult:
     if not second.ok:
         return second
     chat = json.dumps(conversation.history, ensure_ascii=False).lower()
-    if MEMORY_WORD not in chat:
+    if MEMORY_WORD not in chat or SECOND_PROMPT.lower() not in chat:
         second.ok = False
-        second.detail = "the Space's chat after the second turn does not hold the first"
+        second.detail = "the Space's chat after the second turn does not hold both turns"
         return second
     names = "names" if MEMORY_WORD in reply.lower() else "does not name"
     second.detail = f"the Space's chat holds the first turn; the reply {names} {MEMORY_WORD!r}: {_quote(reply)}"

@@ -1,0 +1,132 @@
+"""``python -m phi4_bridge doctor``: on each stand-in layout every check passes (and Stop really stops the Space's
+job); ``--json`` says the same as the lines; a real gradio ``Interface`` (no chat) is refused with a plain sentence
+and exit 3; a Space that refuses turns fails the checks with its own words and README's exit code; ``--no-turns``
+spends no GPU call. Real stand-in, real gradio server, the CLI as a user runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from phi4_bridge.doctor_report import NAME_WIDTH
+from phi4_bridge.process import ServerProcess, free_port
+from phi4_bridge.standin.launcher import reset, set_fault, start_standin, stats
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKS = ["text turn", "image turn", "audio turn", "second turn", "stop"]
+TURNS_TIMEOUT_S = 120
+
+
+def doctor(space: ServerProcess, *extra: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "phi4_bridge", "doctor", "--space-url", url or space.url, "--hub-url",
+            space.hub_url, *extra]
+    return subprocess.run(args, capture_output=True, text=True, timeout=TURNS_TIMEOUT_S, cwd=ROOT)
+
+
+def lines_of(out: str) -> dict[str, str]:
+    """Each printed line by its name (the first NAME_WIDTH columns)."""
+    return {line[:NAME_WIDTH].strip(): line[NAME_WIDTH:].strip() for line in out.splitlines() if line[:1] != " "}
+
+
+@pytest.fixture(scope="module", params=["classic", "official", "chatinterface"])
+def layout(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    # a paced reply (40 chunks, 20 ms apart), so that Stop lands while the Space is still answering
+    with start_standin(pace_ms=20, chunks=40, layout=request.param) as proc:
+        yield proc
+
+
+def test_every_check_passes_on_each_standin_layout_and_stop_stops_the_spaces_job(layout: ServerProcess) -> None:
+    reset(layout.url)
+    run = doctor(layout)
+    assert run.returncode == 0, run.stdout + run.stderr
+    got = lines_of(run.stdout)
+    assert got["hub"].startswith("ok    microsoft/phi-4-multimodal: RUNNING")
+    assert got["config"].startswith("ok    /config answered: gradio ")
+    assert "api_prefix '/gradio_api'" in got["config"] and "queue protocol sse_v3" in got["config"]
+    assert got["chat"].startswith("submit of multimodaltextbox")
+    assert any(name.startswith("step ") and "(queue, streams" in words for name, words in got.items())
+    assert got["text"].startswith("into multimodaltextbox") and got["images"] and got["audio"]
+    for name in CHECKS:
+        assert got[name].startswith("PASS"), f"{name}: {got[name]}"
+    assert "the Space's chat holds the first turn" in got["second turn"]
+    assert run.stdout.splitlines()[-1] == "verdict: the bridge can drive microsoft/phi-4-multimodal: every check passed"
+    counters = stats(layout.url)
+    assert counters["cancelled"] == 1, "Stop must stop the job on the Space itself"
+    assert counters["calls"] == 6, "five checks: six turns, one of them stopped"
+
+
+def test_json_says_the_same_as_the_lines(standin: ServerProcess) -> None:
+    reset(standin.url)
+    shown = lines_of(doctor(standin).stdout)
+    reset(standin.url)
+    run = doctor(standin, "--json")
+    assert run.returncode == 0
+    report = json.loads(run.stdout)
+    assert [c["name"] for c in report["checks"]] == CHECKS and all(c["ok"] is True for c in report["checks"])
+    assert all(c["first_text_s"] > 0 and c["total_s"] >= c["first_text_s"] for c in report["checks"])
+    assert [f["name"] for f in report["found"]] == ["hub", "config"]
+    assert report["verdict"] == "the bridge can drive microsoft/phi-4-multimodal: every check passed"
+    assert report["exit_code"] == 0 and report["space_url"] == standin.url
+    chain = report["chain"]
+    assert [o["name"] for o in chain["options"]] == ["top_p", "top_k", "temperature", "repetition_penalty",
+                                                      "max_new_tokens"]
+    assert shown["options"].startswith("top_p (0 to 1; default 0.95)")
+    assert any(s["streams"] and s["queue"] and s["zerogpu"] for s in chain["steps"])
+    assert f"into {chain['text_input']['kind']} {chain['text_input']['id']}" == shown["text"]
+
+
+def test_no_turns_spends_no_gpu_call(standin: ServerProcess) -> None:
+    reset(standin.url)
+    run = doctor(standin, "--no-turns")
+    assert run.returncode == 0, run.stderr
+    assert stats(standin.url)["calls"] == 0
+    assert "live checks not run: --no-turns" in run.stdout.splitlines()[-1]
+    assert not any(name in lines_of(run.stdout) for name in CHECKS)
+
+
+def test_a_gradio_interface_with_no_chat_is_refused_with_a_plain_sentence(standin: ServerProcess) -> None:
+    port = free_port()
+    app = ServerProcess("interface", [sys.executable, str(ROOT / "tests" / "doctor_spaces" / "interface_app.py"),
+                                      str(port)], port, cwd=ROOT)
+    with app:
+        app.wait_ready("/config", 90)
+        run = doctor(standin, url=app.url)
+        as_json = doctor(standin, "--json", url=app.url)
+    assert run.returncode == 3, run.stdout + run.stderr
+    sentence = ("microsoft/phi-4-multimodal has no chat this bridge can drive: found an Interface with an image and a "
+                "text input, no chatbot.")
+    assert lines_of(run.stdout)["chat"] == f"FAIL  {sentence}"
+    assert run.stdout.splitlines()[-1] == f"verdict: the bridge cannot drive this Space: {sentence}"
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 3 and report["exit_code"] == 3
+    assert report["found"][-1] == {"name": "chat", "ok": False, "detail": sentence}
+
+
+def test_an_unreachable_space_is_exit_3(standin: ServerProcess) -> None:
+    run = doctor(standin, url=f"http://127.0.0.1:{free_port()}")
+    assert run.returncode == 3
+    assert lines_of(run.stdout)["config"].startswith("FAIL  Cannot reach the Space at http://127.0.0.1:")
+
+
+def test_a_space_that_refuses_turns_fails_the_checks_with_its_words(standin: ServerProcess) -> None:
+    reset(standin.url)
+    title, text = "ZeroGPU quota exceeded", "No GPU was available after 60s. Try re-running outside of examples"
+    set_fault(standin.url, "says", title=title, text=text)
+    try:
+        run = doctor(standin, "--json")
+    finally:
+        reset(standin.url)
+    assert run.returncode == 4, "README: 4 for busy GPUs"
+    report = json.loads(run.stdout)
+    first = report["checks"][0]
+    assert first["ok"] is False and first["error_type"] == "GpuBusy"
+    assert first["detail"].startswith("All of the Space's GPUs are busy right now; try again in a minute.")
+    assert first["space_says"] == f"{title}: {text}"
+    assert report["verdict"] == ("5 of 5 checks failed (text turn, image turn, audio turn, second turn, stop). For a "
+                                 "bug report, paste the output of the same command with --json.")
