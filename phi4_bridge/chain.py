@@ -354,12 +354,12 @@ def chain_problem(config: Any) -> str:
     have = {k: [c.id for c in comps if c.type == k] for k in ("chatbot", *TEXT_KINDS, "button")}
     found = ", ".join(f"{len(v)} {k}" for k, v in have.items() if v) or "no chat components"
     if not have["chatbot"]:
-        missing = "a chatbot"
+        missing = "chatbot"
     elif not have["textbox"] and not have["multimodaltextbox"]:
-        missing = "a text input"
+        missing = "text input"
     else:
-        missing = "a text input's submit or a button's click whose chain takes the text and writes the chatbot"
-    return f"its /config ({version}) has {found} but no {missing}"
+        missing = "text input's submit or button's click whose chain takes the text and writes the chatbot"
+    return f"its /config ({version}) has {found}, but no {missing}"
 
 
 def fallback_chain() -> Chain:

@@ -219,7 +219,7 @@ def reply_text(value: Any, start: int = 0) -> str:
     if not isinstance(value, list):
         raise ProtocolError("The Space's reply holds no chat history.")
     messages = chat_messages(value)
-    new = messages[start:] if len(messages) > start else messages
+    new = messages[start:] if len(messages) >= start else messages
     for message in new:
         if not isinstance(message, Mapping):
             raise ProtocolError(f"The Space's reply has a message of an unknown shape: {str(message)[:80]!r}")
