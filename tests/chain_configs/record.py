@@ -1,10 +1,12 @@
 """How the /config files here were recorded: small chat Spaces of three shapes, run on real gradio 4.44.1, 5.20.0
 and 6.31.0 (each in its own venv, pins in /work/shared/test-environment.md). ``python record.py SHAPE PORT``
 launches one and prints its /config; ``python record.py SHAPE serve PORT`` keeps it serving. Not a test: the
-tests read the recorded files (``tests/test_chain_configs.py``)."""
+tests read the recorded files (``tests/test_chain_configs.py``); ``tests/test_chain_live.py`` serves two shapes
+on the test venv's gradio 6."""
 
 import json
 import sys
+import time
 import urllib.request
 
 import gradio as gr
@@ -27,6 +29,7 @@ def multimodal_demo(queue_user: bool = True) -> gr.Blocks:
         history.append({"role": "assistant", "content": ""})
         for word in text.split(" "):
             history[-1]["content"] += word + " "
+            time.sleep(0.05)  # a visible stream: each word its own event
             yield history
 
     with gr.Blocks() as demo:
@@ -80,7 +83,23 @@ def chatinterface() -> gr.ChatInterface:
     return gr.ChatInterface(fn, multimodal=True, additional_inputs=extra, **MESSAGES)
 
 
-SHAPES = {"multimodal": multimodal_demo, "tuples": textbox_button_tuples, "chatinterface": chatinterface}
+def silent() -> gr.Blocks:
+    """The demo's chain whose bot step streams the chat back without adding a reply (a broken Space)."""
+    def add_message(history, message):
+        return history + [{"role": "user", "content": message["text"]}], None
+
+    def bot(history):
+        yield history
+
+    with gr.Blocks() as demo:
+        chatbot = gr.Chatbot(**MESSAGES)
+        box = gr.MultimodalTextbox()
+        box.submit(add_message, [chatbot, box], [chatbot, box]).then(bot, chatbot, chatbot)
+    return demo
+
+
+SHAPES = {"multimodal": multimodal_demo, "silent": silent, "tuples": textbox_button_tuples,
+          "chatinterface": chatinterface}
 
 if __name__ == "__main__":
     app = SHAPES[sys.argv[1]]()
