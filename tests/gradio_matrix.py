@@ -11,8 +11,9 @@ their day, are what users meet. Each shape runs as a real server of its generati
 - ``space_server(shape, generation)`` starts one shape as ``python <file> --port N`` with
   ``phi4_bridge.process.ServerProcess``; its bot step appends a JSON line per run to ``server.runs_file``.
 - Fixtures: ``matrix_space`` is session-scoped and parametrized over every (shape, generation) that exists, ids
-  like ``demo-g5``; pytest then keeps one combination's servers up at a time. ``nochat_space`` is the Space with
-  no chat, per generation. Tests using them carry the ``matrix`` marker (``-m "not matrix"`` skips them).
+  like ``demo-g5``; pytest then keeps one combination's servers up at a time; ``matrix_app`` is the app in front
+  of it. ``nochat_space`` is the Space with no chat, per generation. Tests using them carry the ``matrix``
+  marker (``-m "not matrix"`` skips them).
 """
 
 from __future__ import annotations
@@ -116,6 +117,24 @@ def bot_runs(server: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+class RunsSince:
+    """The Space's bot-step runs from now on: ``replies()`` must equal the replies the user got, one per turn, in
+    order; a run whose reply was dropped (or a turn run twice) shows as a difference."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.start = len(bot_runs(server))
+
+    def replies(self) -> list[str]:
+        return [run.get("reply", "") for run in bot_runs(self.server)[self.start:]]
+
+
+def no_hub() -> str:
+    """A loopback origin nobody listens on, as ``--hub-url``: the Hub "cannot be reached", so the bridge and the
+    app try the ``--space-url`` given, as they do when the Hub is down; no stage of a Hub is faked."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
 @pytest.fixture(scope="session", params=MATRIX, ids=[f"{shape}-g{gen}" for shape, gen in MATRIX])
 def matrix_space(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A chat shape of the matrix on one gradio generation, started once for the session."""
@@ -123,6 +142,15 @@ def matrix_space(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     runs = tmp_path_factory.mktemp("runs") / f"{shape}-g{generation}.jsonl"
     with space_server(shape, generation, runs) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def matrix_app(matrix_space: Any) -> Iterator[ServerProcess]:
+    """The app (``python app.py``) in front of ``matrix_space``: ``--no-fallback``, so it never leaves it."""
+    from app_server import start_app
+
+    with start_app("--space-url", matrix_space.url, "--hub-url", no_hub(), "--no-fallback") as app:
+        yield app
 
 
 @pytest.fixture(scope="session", params=GENERATIONS, ids=[f"nochat-g{gen}" for gen in GENERATIONS])
