@@ -159,3 +159,8 @@ def nochat_space(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     runs = tmp_path_factory.mktemp("runs") / f"nochat-g{request.param}.jsonl"
     with space_server("nochat", request.param, runs) as server:
         yield server
+
+
+if __name__ == "__main__":  # build (or find) the cached venvs ahead of a test run: scripts/install-test-deps.sh
+    for gen in GENERATIONS:
+        print(f"gradio {gen}: {python_of(gen)}", flush=True)

@@ -4,8 +4,8 @@ it exists in, as the servers answer it, for the unit tests of the pure chain cod
     python tests/gradio_spaces/record_configs.py [SHAPE ...]
 
 Each Space is started as the matrix starts it (``tests/gradio_matrix.py``; the gradio 4 and 5 venvs are built
-first if missing). The server's own origin (a random port) is written as ``http://127.0.0.1:7860`` so a refresh
-changes a file only when gradio's answer does.
+first if missing). The server's own origin (a random port) is written as ``http://127.0.0.1:7860`` and
+``app_id`` (random at every start) as 0, so a refresh changes a file only when gradio's answer does.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def record(shape: str, generation: str) -> Path:
         with urllib.request.urlopen(server.url + "/config", timeout=30) as answer:  # noqa: S310 - loopback only
             text = answer.read().decode()
         config = json.loads(text.replace(server.url, ORIGIN))
+    if "app_id" in config:
+        config["app_id"] = 0  # random at every start
     out = CONFIGS / f"{shape}-g{generation}.json"
     out.write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     return out
