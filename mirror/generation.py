@@ -36,7 +36,10 @@ def read_options(space_url: str, timeout: float = 5.0, headers: dict[str, str] |
 def _control(option: Option) -> gr.components.Component:
     label, info = option.label, f"{option.name} (default {option.default})"
     if option.choices is not None:
-        return gr.Dropdown(list(option.choices), value=option.default, label=label, info=info)
+        return gr.Dropdown(list(option.choices), value=option.default, label=label, info=info,
+                           multiselect=option.multiselect)
+    if option.kind == "textbox":  # a system prompt and the like: the Space's own text, shown as is
+        return gr.Textbox(value=str(option.default or ""), label=label, info=info, lines=2)
     if option.kind == "checkbox":
         return gr.Checkbox(value=bool(option.default), label=label, info=info)
     if option.minimum is not None and option.maximum is not None:

@@ -13,6 +13,7 @@
     ├── RemoteError                the Space raised an error of its own (``title`` and text as it sent them)
     │   └── WorkerError            the ZeroGPU worker failed on the GPU side
     └── ProtocolError              the Space answered something the protocol does not allow
+        └── RouteMissing           a route answered 404 though ``/config`` answered: not a missing Space
 
 Messages are written for a person: each says what happened and what to do. They never carry a token:
 ``redact`` scrubs anything that looks like one from text that came from the network.
@@ -332,3 +333,8 @@ def classify_status(status: int, body: str, what: str) -> Phi4Error:
     if status >= 500:
         return SpaceUnavailable(f"{what} failed (HTTP {status}): {snippet or 'no details'}", state="error")
     return ProtocolError(f"{what} answered HTTP {status} unexpectedly: {snippet or 'no details'}")
+
+
+class RouteMissing(ProtocolError):
+    """A route of the Space answered 404 after its ``/config`` answered: the bridge asked the wrong route (the
+    job asks ``/config`` again: when that is gone too, the Space is, and ``SpaceUnavailable`` says so)."""

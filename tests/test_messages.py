@@ -14,7 +14,7 @@ FD = {"path": "/tmp/up/cat.png", "url": "http://space/gradio_api/file=/tmp/up/ca
 
 
 def test_file_data_is_what_gradio_sends():
-    assert file_data("http://space", "/tmp/up/cat.png", "cat.png", 123, "image/png") == FD
+    assert file_data("http://space/gradio_api", "/tmp/up/cat.png", "cat.png", 123, "image/png") == FD  # the routes
 
 
 def test_local_gradio6_history_is_read_as_turns():

@@ -365,7 +365,8 @@ def test_a_client_that_gives_up_on_a_whole_answer_cancels_the_space_job(app: Ser
                                                                          standin: ServerProcess) -> None:
     configure(standin.url, pace_ms=150, chunks=60)
     before = stats(standin.url)["cancelled"]
-    client = OpenAI(base_url=f"{app.url}/v1", api_key=KEY, max_retries=0, timeout=httpx.Timeout(2.0))
+    # openai 3.x uses httpx2: a number, not an httpx.Timeout
+    client = OpenAI(base_url=f"{app.url}/v1", api_key=KEY, max_retries=0, timeout=2.0)
     with pytest.raises(openai.APITimeoutError):
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "a long story"}])
     eventually(lambda: stats(standin.url)["cancelled"] == before + 1, "the Space job is cancelled")
