@@ -18,13 +18,14 @@ what they see must say exactly what works and what does not, in a form they can 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from . import protocol
 from .bridge import Phi4Bridge
-from .chain import find_chain
+from .chain import PROTOCOLS, chain_problem, find_chain
 from .config import BridgeConfig, add_arguments
 from .doctor_checks import RequestLog, run_checks
 from .doctor_report import (
@@ -65,26 +66,23 @@ def _stop(report: Report, finding: Finding, code: int, say: Printer) -> Report:
     return report
 
 
-async def examine(config: BridgeConfig, *, turns: bool = True, say: Printer | None = None) -> Report:
-    """The whole doctor run as a ``Report`` (also printed line by line through ``say``)."""
+async def examine(config: BridgeConfig, *, turns: bool = True, say: Printer | None = None,
+                  hub: bool = True) -> Report:
+    """The whole doctor run as a ``Report`` (also printed line by line through ``say``). ``hub``: a Space id is
+    known (``--space``, or no ``--space-url``), so the Hub is asked how it runs and where."""
     say = say or Printer(True)
-    report = Report(space=config.space, space_url=config.space_url)
-    try:
-        resolved = await resolve(config)
-    except SpaceUnavailable as exc:
-        return _stop(report, Finding("hub", False, str(exc)), 3, say)
-    config = resolved.config
-    report.space, report.space_url = config.space, config.space_url
-    state = resolved.state
-    if state is not None and state.stage is not None:
-        hardware = f" on {state.hardware}" if state.hardware else ""
-        found = Finding("hub", True, f"{config.space}: {state.stage}{hardware}, host {config.space_url}")
+    report = Report(space=config.space if hub else None, space_url=config.space_url)
+    if hub:
+        try:
+            config, found = await _hub(config)
+        except SpaceUnavailable as exc:
+            return _stop(report, Finding("hub", False, str(exc)), 3, say)
+        report.space, report.space_url = config.space, config.space_url
     else:
-        why = f" ({resolved.note})" if resolved.note else ""
-        found = Finding("hub", True, f"the Hub does not say how {config.space} runs{why}; asking "
-                                     f"{config.space_url} itself")
+        found = Finding("hub", True, f"not asked: no Space id was given, only its address {config.space_url}")
     report.found.append(found)
     say(finding_line(found))
+    name = report.space or report.space_url
     requests = RequestLog()
     async with Phi4Bridge(config, trace_configs=[requests.trace]) as bridge:
         try:
@@ -94,16 +92,19 @@ async def examine(config: BridgeConfig, *, turns: bool = True, say: Printer | No
                          say)
         chain = _chain(raw)
         if not isinstance(raw, Mapping) or chain is None:
-            return _stop(report, Finding("chat", False, no_chat_sentence(config.space, raw)), 3, say)
+            return _stop(report, Finding("chat", False, no_chat_sentence(name, raw)), 3, say)
+        if chain.protocol not in PROTOCOLS:
+            why = f"{name} cannot be driven: {chain_problem(raw)}."
+            return _stop(report, Finding("config", False, why), 3, say)
         found = Finding("config", True, f"/config answered: gradio {raw.get('version') or '?'}, api_prefix "
                                         f"{raw.get('api_prefix') or ''!r}, queue protocol {raw.get('protocol') or '?'}")
         report.found.append(found)
         say(finding_line(found))
-        report.chain = describe_chain(chain, raw)
+        report.chain = describe_chain(chain)
         for text in render(Report(space=None, space_url="", chain=report.chain))[:-1]:
             say(text)
         if not turns:
-            report.verdict = (f"the bridge found {config.space}'s chat (live checks not run: --no-turns); run "
+            report.verdict = (f"the bridge found {name}'s chat (live checks not run: --no-turns); run "
                               "without --no-turns to try a turn")
             return report
         say(line("note", QUOTA_NOTE))
@@ -112,6 +113,18 @@ async def examine(config: BridgeConfig, *, turns: bool = True, say: Printer | No
         report.checks = await run_checks(bridge, requests, takes, lambda c: say(check_line(c)))
     _verdict(report)
     return report
+
+
+async def _hub(config: BridgeConfig) -> tuple[BridgeConfig, Finding]:
+    """The Hub's word on the Space (``--space auto`` picks one), and the configuration turns then use."""
+    resolved = await resolve(config)
+    config, state = resolved.config, resolved.state
+    if state is not None and state.stage is not None:
+        hardware = f" on {state.hardware}" if state.hardware else ""
+        return config, Finding("hub", True, f"{config.space}: {state.stage}{hardware}, host {config.space_url}")
+    why = f" ({resolved.note})" if resolved.note else ""
+    return config, Finding("hub", True, f"the Hub does not say how {config.space} runs{why}; asking "
+                                        f"{config.space_url} itself")
 
 
 def _chain(raw: Any) -> Any:
@@ -129,7 +142,7 @@ def _verdict(report: Report) -> None:
     skipped = [c.name for c in report.checks if c.ok is None]
     skip = f" ({len(skipped)} skipped: {', '.join(skipped)})" if skipped else ""
     if not failed:
-        report.verdict = f"the bridge can drive {report.space}: every check passed{skip}"
+        report.verdict = f"the bridge can drive {report.space or report.space_url}: every check passed{skip}"
         report.exit_code = 0
         return
     names = ", ".join(c.name for c in failed)
@@ -144,7 +157,9 @@ def _code(check: CheckResult) -> int:
 
 async def doctor(args: argparse.Namespace) -> int:
     say = Printer(args.json)
-    report = await examine(BridgeConfig.from_env(args), turns=not args.no_turns, say=say)
+    config = BridgeConfig.from_env(args)
+    known_id = bool(args.space or os.environ.get("PHI4_SPACE")) or not config.space_url_given
+    report = await examine(config, turns=not args.no_turns, say=say, hub=known_id)
     if args.json:
         print(to_json(report))
     else:

@@ -3,7 +3,8 @@ the report rendered one line a finding or check (or as JSON for a bug report).
 
 Why a module of its own: the description of a chain is the one part that depends on how ``chain.py`` models a
 Space, and that model is being generalised; ``describe_chain`` is the single place to re-point (a ``Chain`` that
-describes itself is used as it is). Rendering reads only the plain dicts, so it does not change with it.
+describes itself, and this module only renders it). Rendering reads only the plain dicts, so it does not change with
+the model.
 """
 
 from __future__ import annotations
@@ -58,49 +59,11 @@ class Report:
         return asdict(self)
 
 
-def _dep(config: Mapping[str, Any], fn: int) -> Mapping[str, Any]:
-    deps = [d for d in config.get("dependencies") or [] if isinstance(d, Mapping)]
-    by_id = {d.get("id", i): d for i, d in enumerate(deps)}
-    found = by_id.get(fn)
-    return found if isinstance(found, Mapping) else {}
-
-
-def describe_chain(chain: Chain, config: Mapping[str, Any]) -> dict[str, Any]:
+def describe_chain(chain: Chain) -> dict[str, Any]:
     """The chain in plain terms, JSON-able: the trigger, each step (queue or not, streams or not, inputs and
-    outputs by kind), where text, images and audio go, the options with ranges and defaults."""
-    own = getattr(chain, "describe", None)
-    if callable(own):  # a Chain that describes itself (the generalised chain.py)
-        described: dict[str, Any] = own()
-        return described
-
-    def brief(cid: int) -> dict[str, Any]:
-        c = chain.components.get(cid)
-        return {"id": cid, "kind": c.type if c else "", "label": c.label if c else None}
-
-    bot = chain.bot_step
-    audio = ["textbox"] if chain.accepts_audio_in_textbox() else \
-        [brief(i) for i in [chain.audio_input(bot)] if i is not None]
-    steps = []
-    for step in chain.steps:
-        types = _dep(config, step.fn).get("types")
-        streams = isinstance(types, Mapping) and types.get("generator") is True
-        steps.append({"fn": step.fn, "name": step.name, "queue": step.queue, "streams": streams,
-                      "zerogpu": step.zerogpu, "writes_chatbot": chain.chatbot in step.outputs,
-                      "inputs": [brief(i) for i in step.inputs], "outputs": [brief(i) for i in step.outputs]})
-    return {
-        "source": chain.source, "gradio_version": chain.version or str(config.get("version") or ""),
-        "api_prefix": str(config.get("api_prefix") or ""), "protocol": str(config.get("protocol") or ""),
-        "choice": "the multimodal textbox's submit",
-        "trigger": {**brief(chain.trigger_id), "event": "submit"},
-        "text_input": brief(chain.textbox),
-        "chatbot": {**brief(chain.chatbot), "format": "messages"},
-        "steps": steps,
-        "files": {"image": ["textbox"], "audio": audio},
-        "options": [{"name": o.name, "kind": o.kind, "label": o.label, "default": o.default, "minimum": o.minimum,
-                     "maximum": o.maximum, "step": o.step,
-                     "choices": list(o.choices) if o.choices is not None else None}
-                    for o in chain.options.values()],
-    }
+    outputs by kind), where text, images and audio go, the options with ranges and defaults. The one place that
+    knows how ``chain.py`` models a Space: today the chain describes itself."""
+    return chain.describe()
 
 
 def no_chat_sentence(space: str, config: Any) -> str:
@@ -156,8 +119,9 @@ def _option(o: Mapping[str, Any]) -> str:
 def chain_lines(chain: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The description as (name, words) lines."""
     trigger = chain.get("trigger") or {}
-    lines = [("chat", f"{trigger.get('event', 'submit')} of {_component(trigger)}, chosen as "
-                      f"{chain.get('choice') or 'the chat'}; the reply in {_component(chain.get('chatbot') or {})}")]
+    choice = f" ({chain['choice']})" if chain.get("choice") else ""
+    lines = [("chat", f"{trigger.get('event', 'submit')} of {_component(trigger)}{choice}; the reply in "
+                      f"{_component(chain.get('chatbot') or {})}")]
     for n, step in enumerate(chain.get("steps") or [], 1):
         how = ["queue" if step.get("queue") else "/run/predict", "streams" if step.get("streams") else "at once"]
         if step.get("zerogpu"):

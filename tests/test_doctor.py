@@ -24,8 +24,9 @@ TURNS_TIMEOUT_S = 120
 
 
 def doctor(space: ServerProcess, *extra: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "phi4_bridge", "doctor", "--space-url", url or space.url, "--hub-url",
-            space.hub_url, *extra]
+    """``doctor --space ID`` (the Hub, here the stand-in's, gives the host), or ``--space-url URL`` alone."""
+    where = ["--space-url", url] if url else ["--space", "microsoft/phi-4-multimodal"]
+    args = [sys.executable, "-m", "phi4_bridge", "doctor", *where, "--hub-url", space.hub_url, *extra]
     return subprocess.run(args, capture_output=True, text=True, timeout=TURNS_TIMEOUT_S, cwd=ROOT)
 
 
@@ -90,28 +91,22 @@ def test_no_turns_spends_no_gpu_call(standin: ServerProcess) -> None:
     assert not any(name in lines_of(run.stdout) for name in CHECKS)
 
 
-def test_a_gradio_interface_with_no_chat_is_refused_with_a_plain_sentence(standin: ServerProcess) -> None:
-    port = free_port()
-    app = ServerProcess("interface", [sys.executable, str(ROOT / "tests" / "doctor_spaces" / "interface_app.py"),
-                                      str(port)], port, cwd=ROOT)
-    with app:
-        app.wait_ready("/config", 90)
-        run = doctor(standin, url=app.url)
-        as_json = doctor(standin, "--json", url=app.url)
-    assert run.returncode == 3, run.stdout + run.stderr
-    sentence = ("microsoft/phi-4-multimodal has no chat this bridge can drive: found an Interface with an image and a "
-                "text input, no chatbot.")
-    assert lines_of(run.stdout)["chat"] == f"FAIL  {sentence}"
-    assert run.stdout.splitlines()[-1] == f"verdict: the bridge cannot drive this Space: {sentence}"
-    report = json.loads(as_json.stdout)
-    assert as_json.returncode == 3 and report["exit_code"] == 3
-    assert report["found"][-1] == {"name": "chat", "ok": False, "detail": sentence}
-
-
 def test_an_unreachable_space_is_exit_3(standin: ServerProcess) -> None:
-    run = doctor(standin, url=f"http://127.0.0.1:{free_port()}")
+    url = f"http://127.0.0.1:{free_port()}"
+    run = doctor(standin, url=url)
     assert run.returncode == 3
-    assert lines_of(run.stdout)["config"].startswith("FAIL  Cannot reach the Space at http://127.0.0.1:")
+    got = lines_of(run.stdout)
+    assert got["hub"] == f"ok    not asked: no Space id was given, only its address {url}"
+    assert got["config"].startswith(f"FAIL  Cannot reach the Space at {url} (")
+
+
+def test_a_space_the_hub_does_not_know_is_exit_3(standin: ServerProcess) -> None:
+    run = subprocess.run([sys.executable, "-m", "phi4_bridge", "doctor", "--space", "nobody/nothing", "--hub-url",
+                          standin.hub_url, "--json"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert run.returncode == 3
+    report = json.loads(run.stdout)
+    assert report["found"][0]["name"] == "hub" and report["found"][0]["ok"] is False
+    assert "nobody/nothing" in report["found"][0]["detail"] and report["checks"] == []
 
 
 def test_a_space_that_refuses_turns_fails_the_checks_with_its_words(standin: ServerProcess) -> None:
