@@ -39,6 +39,7 @@ FIRST_PROMPT = f"{MEMORY_WORD.capitalize()} is the word to remember. Reply with 
 SECOND_PROMPT = "Which word did I ask you to remember? Answer with that word only."
 STOP_PROMPT = "Count from 1 to 300, one number a line."
 CANCEL_ANSWER_S = 10.0  # the bridge gives the Space's /cancel this long (protocol.cancel)
+FINISHED_FIRST = "the Space had sent the whole reply by its first text (it answers at once): nothing was left to stop"
 
 
 def picture() -> bytes:
@@ -154,7 +155,10 @@ async def stop_turn(bridge: Phi4Bridge, folder: Path, requests: RequestLog) -> C
                     first = time.perf_counter() - started
                     break
                 if isinstance(event, Done):
-                    return CheckResult("stop", None, "the reply was complete before Stop could be pressed")
+                    return CheckResult("stop", None, FINISHED_FIRST)
+            if not job.on_space:  # the Space sent the whole reply with its first text: nothing left to stop
+                await job.cancel()
+                return CheckResult("stop", None, FINISHED_FIRST, first, time.perf_counter() - started)
             await job.cancel()
             status = job.status
     except Phi4Error as exc:

@@ -88,6 +88,11 @@ class Job:
             self.status = JobStatus.CANCELLED
         await self.aclose()
 
+    @property
+    def on_space(self) -> bool:
+        """Whether a queued step of this turn is still running on the Space (what Stop would cancel there)."""
+        return self._remote is not None
+
     async def result(self) -> str:
         """Run the turn to the end and return the whole reply."""
         async for _ in self:
@@ -307,6 +312,8 @@ class Job:
                     except Phi4Error as exc:
                         failure = exc
                         break
+                if reply.completed:  # known before this batch's text is handed on (``on_space`` says so)
+                    self._remote = None
                 for event in coalesce(events) if chatbot is not None else ():
                     if isinstance(event, Started | TextDelta):
                         self.status = JobStatus.RUNNING
