@@ -40,7 +40,7 @@ from .doctor_report import (
     render,
     to_json,
 )
-from .errors import Phi4Error, SpaceUnavailable, exit_code
+from .errors import Phi4Error, exit_code
 from .hub import resolve
 
 QUOTA_NOTE = ("live checks: 5 turns (6 calls), each spends a little of your ZeroGPU quota; --no-turns skips them")
@@ -75,8 +75,9 @@ async def examine(config: BridgeConfig, *, turns: bool = True, say: Printer | No
     if hub:
         try:
             config, found = await _hub(config)
-        except SpaceUnavailable as exc:
-            return _stop(report, Finding("hub", False, str(exc)), 3, say)
+        except Phi4Error as exc:  # not running, not found, private and refused: the Space cannot be reached
+            code = exit_code(exc)
+            return _stop(report, Finding("hub", False, str(exc)), 3 if code == 1 else code, say)
         report.space, report.space_url = config.space, config.space_url
     else:
         found = Finding("hub", True, f"not asked: no Space id was given, only its address {config.space_url}")
