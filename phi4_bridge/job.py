@@ -151,8 +151,8 @@ class Job:
         uploaded_at = time.perf_counter()
         start = chat_length(values.get(chain.chatbot))
         first_text: float | None = None
+        values.update(settings)  # once, as a person sets the controls before pressing Enter
         for step in chain.steps:
-            values.update(settings)
             async with aclosing(self._run_step(chain, step, values, start)) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
