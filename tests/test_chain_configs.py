@@ -128,9 +128,20 @@ MATRIX = Path(__file__).parent / "gradio_spaces" / "configs"
 def test_a_textbox_a_step_streams_into_is_not_an_option(generation):
     """The matrix's ``textstream``: the bot step streams into a non-interactive "Reply" Textbox that the last step
     reads to write the chatbot. Offered as an option, its default (None) was written over the streamed text."""
-    chain = find_chain(json.loads((MATRIX / f"textstream-{generation}.json").read_text()))
+    cfg = json.loads((MATRIX / f"textstream-{generation}.json").read_text())
+    chain = find_chain(cfg)
     assert chain.options == {}
     assert [s.fn for s in chain.steps if chain.chatbot in s.outputs] == [0, 2]  # the reply comes from the last
+    reply_box = next(c for c in cfg["components"] if c["type"] == "textbox")
+    del reply_box["props"]["interactive"]  # written by a step: still the Space's, whatever the page shows
+    assert find_chain(cfg).options == {}
+    reply_box["props"]["interactive"] = False  # and a control the page shows as not interactive is no option either
+    cfg["components"].append({"id": 99, "type": "slider", "props": {"label": "Speed", "value": 1,
+                                                                    "interactive": False}})
+    cfg["dependencies"][1]["inputs"].append(99)
+    assert find_chain(cfg).options == {}
+    cfg["components"][-1]["props"]["interactive"] = True
+    assert sorted(find_chain(cfg).options) == ["speed"]
 
 
 @pytest.mark.parametrize("path", sorted(MATRIX.glob("*.json")), ids=lambda p: p.stem)
