@@ -1,5 +1,6 @@
-"""The "Generation settings" accordion: the Space's own controls (its bot step's sliders and the like), read from
-its ``/config`` when the app starts, so the page offers exactly what the Space takes and nothing it would ignore.
+"""The "Generation settings" accordion: the Space's own controls (sliders, dropdowns, a system prompt and the
+like among its chain's inputs), read from its ``/config`` when the app starts, so the page offers exactly what
+the Space takes and nothing it would ignore.
 """
 
 from __future__ import annotations

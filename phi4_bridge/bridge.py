@@ -219,7 +219,8 @@ class Phi4Bridge:
         return host if token and host and same_origin(cfg.space_url, host) else None
 
     async def options(self) -> dict[str, Option]:
-        """The Space's own generation controls (sliders and the like of its bot step), by name."""
+        """The Space's own controls (sliders, dropdowns, a system prompt and the like among its chain's inputs),
+        by name."""
         return (await self.chain()).options
 
     async def guard(self, coro: Awaitable[T]) -> T:

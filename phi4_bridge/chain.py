@@ -130,12 +130,17 @@ class Chain:
 
     @cached_property
     def options(self) -> dict[str, Option]:
-        """Every user-settable control among any step's inputs (not the chat's own text input), by label."""
+        """Every user-settable control among any step's inputs, by label: not the chat's own text input, not a
+        component the page shows as not interactive, and not a textbox a step of the chain writes (one a step
+        streams the reply into, for the next step to read, is the Space's, not the user's). A slider a step
+        only greys out while it runs stays an option."""
+        written = {o for s in self.steps for o in s.outputs if self.kind(o) == "textbox"}
         seen: list[int] = []
         for step in self.steps:
-            seen += [i for i in step.inputs if i not in seen and i != self.textbox]
+            seen += [i for i in step.inputs if i not in seen and i != self.textbox and i not in written]
         comps = [self.components[i] for i in seen if i in self.components]
-        return options_from((c.id, c.type, c.label, c.value, c.props) for c in comps)
+        return options_from((c.id, c.type, c.label, c.value, c.props) for c in comps
+                            if c.props.get("interactive") is not False)
 
     def initial_values(self) -> dict[int, Any]:
         """Every component's value as ``/config`` gives it, as the page starts with."""

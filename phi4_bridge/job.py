@@ -30,7 +30,16 @@ from typing import TYPE_CHECKING, Any
 
 from . import protocol
 from .chain import Chain, Step, apply_outputs, check_options, step_inputs
-from .errors import InputRejected, Phi4Error, ProtocolError, RemoteError, RouteMissing, SpaceUnavailable, TokenRejected
+from .errors import (
+    InputRejected,
+    Phi4Error,
+    ProtocolError,
+    RemoteError,
+    RouteMissing,
+    SpaceUnavailable,
+    TokenRejected,
+    UploadRejected,
+)
 from .events import Done, Event, JobStatus, Started, TextDelta
 from .media import MediaFile
 from .messages import FileData, TextboxValue, Turn, chat_length, check_history, check_prompt, with_reply
@@ -135,10 +144,12 @@ class Job:
         chain = await bridge.chain()
         try:  # every turn sets the Space's controls: the caller's options, else their defaults
             settings = {o.component: o.default for o in chain.options.values()} | check_options(chain, self.options)
+        except ValueError as exc:
+            raise InputRejected(str(exc), reason="bad_option") from exc
+        try:  # where the page would put each file; a Space with no place for a kind says so before any upload
             places = [chain.file_places([m.kind for m in files]) for files in (*earlier_media, media)]
         except ValueError as exc:
-            raise InputRejected(str(exc), reason="bad_option" if "setting" in str(exc) or " for " in str(exc)
-                                else "not_accepted") from exc
+            raise UploadRejected(str(exc), reason="no_place") from exc
 
         conv.belongs_to(cfg.space_url)
         values, done, moved = self._restore(chain, earlier, earlier_media)
@@ -156,8 +167,8 @@ class Job:
         uploaded_at = time.perf_counter()
         start = chat_length(values.get(chain.chatbot))
         first_text: float | None = None
+        values.update(settings)  # once, as a person sets the controls before pressing Enter
         for step in chain.steps:
-            values.update(settings)
             async with aclosing(self._run_step(chain, step, values, start)) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):

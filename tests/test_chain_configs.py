@@ -119,3 +119,39 @@ def test_sse_v1_streams_whole_values_not_diffs():
     events = stream.handle({"msg": "process_generating", "output": {"data": [[["q", "ab"]]]}})
     events += stream.handle({"msg": "process_generating", "output": {"data": [[["q", "abcd"]]]}})
     assert [e.text for e in events] == ["ab", "cd"] and stream.text == "abcd"
+
+
+MATRIX = Path(__file__).parent / "gradio_spaces" / "configs"
+
+
+@pytest.mark.parametrize("generation", ["g4", "g5", "g6"])
+def test_a_textbox_a_step_streams_into_is_not_an_option(generation):
+    """The matrix's ``textstream``: the bot step streams into a non-interactive "Reply" Textbox that the last step
+    reads to write the chatbot. Offered as an option, its default (None) was written over the streamed text."""
+    cfg = json.loads((MATRIX / f"textstream-{generation}.json").read_text())
+    chain = find_chain(cfg)
+    assert chain.options == {}
+    assert [s.fn for s in chain.steps if chain.chatbot in s.outputs] == [0, 2]  # the reply comes from the last
+    reply_box = next(c for c in cfg["components"] if c["type"] == "textbox")
+    del reply_box["props"]["interactive"]  # written by a step: still the Space's, whatever the page shows
+    assert find_chain(cfg).options == {}
+    reply_box["props"]["interactive"] = False  # and a control the page shows as not interactive is no option either
+    cfg["components"].append({"id": 99, "type": "slider", "props": {"label": "Speed", "value": 1,
+                                                                    "interactive": False}})
+    cfg["dependencies"][1]["inputs"].append(99)
+    assert find_chain(cfg).options == {}
+    cfg["components"][-1]["props"]["interactive"] = True
+    assert sorted(find_chain(cfg).options) == ["speed"]
+
+
+@pytest.mark.parametrize("path", sorted(MATRIX.glob("*.json")), ids=lambda p: p.stem)
+def test_every_recorded_matrix_space_is_found_or_named_for_what_it_lacks(path):
+    cfg = json.loads(path.read_text())
+    if path.stem.startswith("nochat"):
+        assert find_chain(cfg) is None and chain_problem(cfg).startswith(f"its /config (gradio {cfg['version']}) has")
+    else:
+        chain = find_chain(cfg)
+        assert chain is not None and chain_problem(cfg) == ""
+        described = chain.describe()
+        assert described["gradio_version"] == cfg["version"] and described["steps"]
+        assert described["api_prefix"] == ("" if cfg["version"].startswith("4.") else "/gradio_api")
