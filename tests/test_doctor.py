@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +126,19 @@ def test_a_space_that_refuses_turns_fails_the_checks_with_its_words(standin: Ser
     assert first["space_says"] == f"{title}: {text}"
     assert report["verdict"] == ("5 of 5 checks failed (text turn, image turn, audio turn, second turn, stop). For a "
                                  "bug report, paste the output of the same command with --json.")
+
+
+def test_space_auto_says_which_space_it_took(standin: ServerProcess) -> None:
+    reset(standin.url)
+    run = subprocess.run([sys.executable, "-m", "phi4_bridge", "doctor", "--space", "auto", "--hub-url",
+                          standin.hub_url, "--no-turns"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert lines_of(run.stdout)["hub"] == f"ok    microsoft/phi-4-multimodal: RUNNING on zero-a10g, host {standin.url}"
+    assert stats(standin.url)["calls"] == 0
+
+
+def test_the_says_fault_needs_a_text(standin: ServerProcess) -> None:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        set_fault(standin.url, "says", title="ZeroGPU quota exceeded")
+    assert refused.value.code == 400
+    assert json.loads(refused.value.read())["error"] == "the fault 'says' needs a text (and may have a title)"
