@@ -15,6 +15,7 @@ import sys
 import tempfile
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parents[1])]
@@ -29,12 +30,18 @@ def record(shape: str, generation: str) -> Path:
     with tempfile.TemporaryDirectory() as folder, space_server(shape, generation, Path(folder) / "runs") as server:
         with urllib.request.urlopen(server.url + "/config", timeout=30) as answer:  # noqa: S310 - loopback only
             text = answer.read().decode()
-        config = json.loads(text.replace(server.url, ORIGIN))
-    if "app_id" in config:
-        config["app_id"] = 0  # random at every start
+        config = normalized(text, server.url)
     out = CONFIGS / f"{shape}-g{generation}.json"
     out.write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     return out
+
+
+def normalized(text: str, origin: str) -> dict[str, Any]:
+    """A ``/config`` answer as recorded: the server's origin as ``ORIGIN``, ``app_id`` (random per start) 0."""
+    config: dict[str, Any] = json.loads(text.replace(origin, ORIGIN))
+    if "app_id" in config:
+        config["app_id"] = 0
+    return config
 
 
 def main(shapes: list[str]) -> None:
