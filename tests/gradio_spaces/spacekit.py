@@ -125,11 +125,13 @@ def count_run(step: str, **seen: Any) -> None:
 
 
 def chunks(reply: str, n: int = CHUNKS) -> Iterator[str]:
-    """The reply so far, in ``n`` growing pieces (as a model streams), a few ms apart."""
+    """The reply so far, in ``n`` growing pieces (as a model streams), 60 ms apart: gradio 5's event stream looks
+    for new messages every 50 ms (``check_rate`` in its routes), so pieces closer than that reach any client in
+    one read, and a test could not tell a streamed reply from one sent whole."""
     words = reply.split(" ")
     size = max(1, -(-len(words) // n))
     for end in range(size, len(words) + size, size):
-        time.sleep(0.005)
+        time.sleep(0.06)
         yield " ".join(words[:end])
 
 
