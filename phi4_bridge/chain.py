@@ -203,7 +203,7 @@ class Chain:
             c = self.components.get(cid)
             return c.brief() if c is not None else {"id": cid, "kind": "", "label": None}
 
-        files = {k: ["textbox"] if self.textbox_accepts(k) else
+        files = {k: [brief(self.textbox)] if self.textbox_accepts(k) else
                  [brief(i) for i in self.file_inputs() if self.kind(i) in (k, "file")] for k in FILE_KINDS}
         return {
             "source": self.source, "gradio_version": self.version, "api_prefix": self.api_prefix,
