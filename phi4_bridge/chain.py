@@ -110,11 +110,12 @@ class Chain:
     @cached_property
     def answering(self) -> int:
         """The index of the step a replayed earlier turn stops before (it would spend GPU to answer what is
-        already answered): the first ZeroGPU step, else the first generator writing the chatbot, else the last
-        step writing it. Only replays use this; a live turn runs every step and reads the reply from all."""
+        already answered): the first ZeroGPU step, else the first generator (a model streams; into the chatbot
+        or into a box a later step copies), else the last step writing the chatbot. Only replays use this; a
+        live turn runs every step and reads the reply from all."""
         writes = [i for i, s in enumerate(self.steps) if self.chatbot in s.outputs]
         gpu = [i for i, s in enumerate(self.steps) if s.zerogpu]
-        streams = [i for i in writes if self.steps[i].generator]
+        streams = [i for i, s in enumerate(self.steps) if s.generator]
         return (gpu or streams or writes[-1:] or [len(self.steps) - 1])[0]
 
     @property
@@ -123,10 +124,13 @@ class Chain:
 
     @cached_property
     def replay_after(self) -> tuple[Step, ...]:
-        """After the answering step, the steps a replay still runs: those writing what a turn reads (the chatbot,
-        or a State a later turn's steps take, as a ChatInterface copies the chat into its history State)."""
-        read = {self.chatbot} | {i for s in self.steps for i in s.inputs} - {self.textbox}
-        return tuple(s for s in self.steps[self.answering + 1:] if read & set(s.outputs))
+        """After the answering step, the steps a replay still runs: those writing what a turn reads (a State a
+        later turn's steps take, as a ChatInterface copies the chat into its history State), but not the chatbot:
+        the replay has put the earlier reply there itself, and a step that writes it from the answering step's
+        output (which did not run) would spoil it."""
+        read = {i for s in self.steps for i in s.inputs} - {self.textbox, self.chatbot}
+        return tuple(s for s in self.steps[self.answering + 1:]
+                     if read & set(s.outputs) and self.chatbot not in s.outputs)
 
     @cached_property
     def options(self) -> dict[str, Option]:
@@ -199,7 +203,7 @@ class Chain:
             c = self.components.get(cid)
             return c.brief() if c is not None else {"id": cid, "kind": "", "label": None}
 
-        files = {k: ["textbox"] if self.textbox_accepts(k) else
+        files = {k: [brief(self.textbox)] if self.textbox_accepts(k) else
                  [brief(i) for i in self.file_inputs() if self.kind(i) in (k, "file")] for k in FILE_KINDS}
         return {
             "source": self.source, "gradio_version": self.version, "api_prefix": self.api_prefix,

@@ -240,7 +240,8 @@ def with_reply(chat: list[Any], text: str, tuples: bool) -> list[Any]:
         if isinstance(last, list | tuple) and len(last) == 2 and last[1] is None:
             return [*chat[:-1], [last[0], text]]
         return [*chat, [None, text]]
-    return [*chat, assistant_message(text, last_assistant(chat), _parts_shape(chat))]
+    like = last_assistant(chat) or next((m for m in reversed(chat) if isinstance(m, Mapping)), None)
+    return [*chat, assistant_message(text, like, _parts_shape(chat))]
 
 
 def _parts_shape(chat: Any) -> bool:
@@ -253,17 +254,20 @@ def _parts_shape(chat: Any) -> bool:
 
 
 def assistant_message(text: str, like: Mapping[str, Any] | None, parts_shape: bool) -> dict[str, Any]:
-    """An earlier reply in the shape the Space's chatbot returned its own: a copy of one of its assistant
-    messages (``like``) with the text swapped in; without one, gradio's own shape for the chatbot's version."""
+    """An earlier reply in the shape the Space's chatbot returned its own: a copy of one of its messages (``like``,
+    its last assistant message, else its last user message) with the role and text swapped in; without one,
+    gradio 5's shape (gradio 6's with parts). A title (a status note, a titled file entry) is dropped, leaving
+    an empty ``metadata`` dict: gradio 4 refuses ``None`` there, gradio 5 takes either."""
     content: Any = [{"type": "text", "text": text}] if parts_shape else text
     if like is None:
         return {"role": "assistant", "metadata": None, "content": content, "options": None} if not parts_shape \
             else {"role": "assistant", "content": content}
     message = {key: value for key, value in like.items() if key not in ("content",)}
     old = like.get("content")
+    message["role"] = "assistant"
     message["content"] = [{"type": "text", "text": text}] if isinstance(old, list) else text
     if isinstance(message.get("metadata"), Mapping) and message["metadata"].get("title"):
-        message["metadata"] = None
+        message["metadata"] = {}
     return message
 
 

@@ -132,6 +132,9 @@ def test_a_textbox_a_step_streams_into_is_not_an_option(generation):
     chain = find_chain(cfg)
     assert chain.options == {}
     assert [s.fn for s in chain.steps if chain.chatbot in s.outputs] == [0, 2]  # the reply comes from the last
+    # a replayed earlier turn runs neither the streaming step (the model) nor the one that copies its output
+    # into the chatbot (it would write what did not run over the reply the replay put there)
+    assert [s.fn for s in chain.replay_before] == [0] and chain.replay_after == ()
     reply_box = next(c for c in cfg["components"] if c["type"] == "textbox")
     del reply_box["props"]["interactive"]  # written by a step: still the Space's, whatever the page shows
     assert find_chain(cfg).options == {}

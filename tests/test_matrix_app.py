@@ -12,6 +12,7 @@ import sys
 
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from gradio_matrix import RunsSince, no_hub
 from matrix_replies import expected
 from media_factory import png, wav
@@ -76,3 +77,15 @@ def test_qa_runs_an_image_case_and_an_audio_case(matrix_space, tmp_path):
         "voice": ("pass", expected(shape, "Transcribe this.", audio=True))}, done.stderr[-2000:]
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(runs.replies()) == sorted(r["reply"] for r in results)
+
+
+@pytest.mark.parametrize("nochat_space", ["4"], indirect=True, ids=["nochat-g4"])
+def test_the_app_says_what_a_space_without_a_chat_lacks(nochat_space):
+    """gradio 4 serves at the root: a bridge that guessed ``/gradio_api`` called this "not found" before."""
+    from app_server import start_app
+
+    with start_app("--space-url", nochat_space.url, "--hub-url", no_hub(), "--no-fallback") as app:
+        with pytest.raises(AppError) as refused:  # the app's gr.Error, one line
+            Client(app.url, verbose=False).predict({"text": "hello", "files": []}, api_name="/chat")
+    said = str(refused.value).lower()
+    assert "not found" not in said and "chatbot" in said, said

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 
 import pytest
 from gradio_matrix import SPACES, bot_runs, python_of
+from gradio_spaces.record_configs import CONFIGS, normalized
 from matrix_replies import expected
 from media_factory import png, wav
 
@@ -46,3 +48,12 @@ def test_each_space_answers_its_pages_sequence_exactly(matrix_space, tmp_path):
 
 def test_the_space_with_no_chat_answers_its_own_api(nochat_space, tmp_path):
     assert page_sequence(nochat_space, tmp_path) == [['Got: text "what?"; image 37x23; earlier turns 0.', 1]]
+
+
+def test_the_recorded_config_is_what_the_space_answers(matrix_space):
+    """``configs/`` feeds the chain code's unit tests: it must not drift from the Spaces (refresh:
+    ``python tests/gradio_spaces/record_configs.py``)."""
+    with urllib.request.urlopen(matrix_space.url + "/config", timeout=30) as answer:  # noqa: S310 - loopback
+        live = normalized(answer.read().decode(), matrix_space.url)
+    recorded = json.loads((CONFIGS / f"{matrix_space.shape}-g{matrix_space.generation}.json").read_text())
+    assert live == recorded

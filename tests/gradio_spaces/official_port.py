@@ -27,10 +27,11 @@ def bot(history, turns, top_p, top_k, temperature, repetition_penalty, max_new_t
     turn, earlier = kit.turn_of(history)
     titled = [m for m in turn if (m.get("metadata") or {}).get("title") in ("image", "audio")]
     texts = [v for m in turn if m not in titled for kind, v in kit.pieces(m.get("content")) if kind == "text"]
-    files = [v for m in titled for kind, v in kit.pieces(m.get("content")) if kind == "file"]
+    files = [(m["metadata"]["title"], v) for m in titled for kind, v in kit.pieces(m.get("content")) if kind == "file"]
     values = [top_p, top_k, temperature, repetition_penalty, max_new_tokens]
     options = {label: f"{value:g}" for (label, *_), value in zip(SLIDERS, values)}
-    reply = kit.describe(texts, files, options, earlier, [f"session turns {turns}"])
+    reply = kit.describe(texts, [], options, earlier, [f"session turns {turns}"],
+                         described=[kit.titled_part(title, path) for title, path in files])
     kit.count_run("bot", reply=reply)
     history.append({"role": "assistant", "content": ""})
     for so_far in kit.chunks(reply):

@@ -42,6 +42,13 @@ def file_part(path: str) -> str:
         return f"file {os.path.basename(path)}"
 
 
+def titled_part(title: str, path: str) -> str:
+    """``file_part`` of a history entry titled ``image`` or ``audio``, as a model that trusts the title reads it:
+    a file of another kind under that title is ``image unreadable (audio 2.5 s)``."""
+    part = file_part(path)
+    return part if part.startswith(title) else f"{title} unreadable ({part})"
+
+
 def pieces(content: Any) -> Iterator[tuple[str, str]]:
     """(``"text"``, words) and (``"file"``, path) found in a message content of any gradio generation: a string,
     a ``(path,)`` tuple, ``{"path": ...}``, ``{"file": {"path": ...}}``, gradio 6's list of typed parts, or a
@@ -94,10 +101,11 @@ def turn_of(history: list[Any]) -> tuple[list[Any], int]:
 
 
 def describe(texts: Iterable[str] = (), files: Iterable[str | None] = (), options: dict[str, Any] | None = None,
-             earlier: int = 0, extra: Iterable[str] = ()) -> str:
-    """The reply: what the steps received, in a fixed order (text, files, options, extras, earlier turns)."""
+             earlier: int = 0, extra: Iterable[str] = (), described: Iterable[str] = ()) -> str:
+    """The reply: what the steps received, in a fixed order (text, files, options, extras, earlier turns);
+    ``described``: files already described (``titled_part``), after ``files``."""
     parts = [f'text "{text}"' for text in texts if text]
-    parts += [file_part(path) for path in files if path]
+    parts += [file_part(path) for path in files if path] + list(described)
     parts += [f"{name}={value}" for name, value in (options or {}).items()]
     parts += list(extra)
     parts.append(f"earlier turns {earlier}")
