@@ -1,5 +1,6 @@
-"""The "Generation settings" accordion: the Space's own controls (its bot step's sliders and the like), read from
-its ``/config`` when the app starts, so the page offers exactly what the Space takes and nothing it would ignore.
+"""The "Generation settings" accordion: the Space's own controls (sliders, dropdowns, a system prompt and the
+like among its chain's inputs), read from its ``/config`` when the app starts, so the page offers exactly what
+the Space takes and nothing it would ignore.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ def read_options(space_url: str, timeout: float = 5.0, headers: dict[str, str] |
 def _control(option: Option) -> gr.components.Component:
     label, info = option.label, f"{option.name} (default {option.default})"
     if option.choices is not None:
-        return gr.Dropdown(list(option.choices), value=option.default, label=label, info=info)
+        return gr.Dropdown(list(option.choices), value=option.default, label=label, info=info,
+                           multiselect=option.multiselect)
+    if option.kind == "textbox":  # a system prompt and the like: the Space's own text, shown as is
+        return gr.Textbox(value=str(option.default or ""), label=label, info=info, lines=2)
     if option.kind == "checkbox":
         return gr.Checkbox(value=bool(option.default), label=label, info=info)
     if option.minimum is not None and option.maximum is not None:

@@ -1,6 +1,7 @@
 """Command line: ``python -m phi4_bridge chat "PROMPT" [--image PATH]... [--audio PATH] [--set NAME=VALUE]...``,
 ``python -m phi4_bridge spaces [--json]`` (Phi-4-multimodal Spaces on the Hub, their stages, whether they drive),
-``python -m phi4_bridge serve --port N`` (the OpenAI-compatible API alone: ``openai_serve``).
+``python -m phi4_bridge serve --port N`` (the OpenAI-compatible API alone: ``openai_serve``),
+``python -m phi4_bridge doctor [--json] [--no-turns]`` (can the bridge drive this Space, and why not: ``doctor``).
 
 Before a turn the Hub is asked whether the Space runs (``hub.resolve``): ``--space auto`` takes the first running
 Space the bridge can drive (the official one preferred) and says which on the first line of stderr; a Space the
@@ -21,20 +22,11 @@ import sys
 from .bridge import Phi4Bridge
 from .chain import parse_setting
 from .config import BridgeConfig, add_arguments
-from .errors import GpuBusy, InputRejected, Phi4Error, QuotaExceeded, SpaceUnavailable
+from .doctor import add_parser as add_doctor
+from .errors import InputRejected, Phi4Error, exit_code
 from .events import Log, Queued, TextDelta
 from .hub import list_candidates, resolve
 from .qa.cli import add_parser as add_qa
-
-
-def exit_code(error: Phi4Error) -> int:
-    if isinstance(error, InputRejected):
-        return 2
-    if isinstance(error, SpaceUnavailable):
-        return 3
-    if isinstance(error, QuotaExceeded | GpuBusy):
-        return 4
-    return 1
 
 
 async def resolved_config(args: argparse.Namespace) -> BridgeConfig:
@@ -111,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve(sub)
     add_qa(sub)
+    add_doctor(sub)
     return parser
 
 

@@ -75,9 +75,12 @@ class Conversation:
 class Phi4Bridge:
     """The async client of the Phi-4 Space: use as ``async with Phi4Bridge(config) as bridge``."""
 
-    def __init__(self, config: BridgeConfig | None = None, *, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(self, config: BridgeConfig | None = None, *, session: aiohttp.ClientSession | None = None,
+                 trace_configs: Sequence[aiohttp.TraceConfig] = ()) -> None:
+        """``trace_configs`` watch every request of the bridge's own session (``doctor`` records them)."""
         self.config = (config or BridgeConfig.from_env()).normalised()
         self._own_session = session is None
+        self._trace_configs = list(trace_configs)
         self._session = session
         self._tokens: TokenProvider | None = None
         self._chain: Chain | None = None
@@ -97,7 +100,7 @@ class Phi4Bridge:
                 # fail a POST that cannot be retried.
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=4.0),
                 headers={"referer": f"{self.config.space_url}?__theme=light"},
-                middlewares=(self._space_auth,))
+                middlewares=(self._space_auth,), trace_configs=self._trace_configs or None)
         self._tokens = TokenProvider(self.config, self._session)
         if self.config.private_origin:
             await self._authorize(self.config.private_origin)
@@ -216,7 +219,8 @@ class Phi4Bridge:
         return host if token and host and same_origin(cfg.space_url, host) else None
 
     async def options(self) -> dict[str, Option]:
-        """The Space's own generation controls (sliders and the like of its bot step), by name."""
+        """The Space's own controls (sliders, dropdowns, a system prompt and the like among its chain's inputs),
+        by name."""
         return (await self.chain()).options
 
     async def guard(self, coro: Awaitable[T]) -> T:

@@ -13,6 +13,7 @@
     ├── RemoteError                the Space raised an error of its own (``title`` and text as it sent them)
     │   └── WorkerError            the ZeroGPU worker failed on the GPU side
     └── ProtocolError              the Space answered something the protocol does not allow
+        └── RouteMissing           a route answered 404 though ``/config`` answered: not a missing Space
 
 Messages are written for a person: each says what happened and what to do. They never carry a token:
 ``redact`` scrubs anything that looks like one from text that came from the network.
@@ -40,7 +41,10 @@ def redact(text: str) -> str:
 
 
 class Phi4Error(Exception):
-    """Base of every error the bridge raises; ``str()`` is a message a person can act on."""
+    """Base of every error the bridge raises; ``str()`` is a message a person can act on. ``said``: the Space's own
+    words (plain text, no token) when the error came from them."""
+
+    said: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
@@ -113,9 +117,24 @@ class ProtocolError(Phi4Error):
     pass
 
 
-_RETRY_IN = re.compile(r"(?:retry|try again) in (\d+):(\d{2}):(\d{2})")
+def exit_code(error: Phi4Error) -> int:
+    """README's exit codes for a failure: 2 bad input, 3 the Space unavailable (or unable to serve at all),
+    4 quota or busy GPUs, 1 anything else."""
+    if isinstance(error, InputRejected):
+        return 2
+    if isinstance(error, SpaceUnavailable):
+        return 3
+    if isinstance(error, QuotaExceeded | GpuBusy):
+        return 4
+    return 1
+
+
+_RETRY_IN = re.compile(r"(?:retry|try again) in (?:(\d+) days?, )?(\d+):(\d{2}):(\d{2})")
 _LINK = re.compile(r"""<a\b[^>]*?href\s*=\s*["']([^"']*)["'][^>]*>(.*?)</a\s*>""", re.I | re.S)
 _TAG = re.compile(r"<[^>]+>")
+_URL = re.compile(r"https?://[^\s()<>\"']+[^\s()<>\"'.,;:]")
+PRO_URL = "https://huggingface.co/subscribe/pro"  # said when a signed-in caller's Space gave no address
+CREDITS_URL = "https://huggingface.co/settings/billing"
 
 
 def plain_text(text: str) -> str:
@@ -127,45 +146,142 @@ def plain_text(text: str) -> str:
 
 
 def _retry_after(text: str) -> float | None:
+    """The wait ZeroGPU names (``str(timedelta)``: "0:09:48", "1 day, 0:00:00"), in seconds."""
     match = _RETRY_IN.search(text)
     if not match:
         return None
-    hours, minutes, seconds = (int(g) for g in match.groups())
-    return float(hours * 3600 + minutes * 60 + seconds)
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return float(days * 86400 + hours * 3600 + minutes * 60 + seconds)
 
 
 def _wait_words(seconds: float) -> str:
     minutes = round(seconds / 60)
+    if minutes >= 90:
+        hours = round(minutes / 60)
+        return f"about {hours} hours"
     if minutes >= 1:
         return f"about {minutes} minute{'s' if minutes != 1 else ''}"
     return f"{int(seconds)} seconds"
 
 
+# Who the Space took the caller for, by its own words (spaces' _toast_action and quota texts, every era): the
+# action differs (an anonymous caller signs in; a signed-in one waits or upgrades; a PRO one waits or buys credits).
+_PRO_WORDS = ("pro gpu quota", "pro zerogpu quota", "add credits")
+_FREE_WORDS = ("free gpu quota", "free zerogpu quota", "subscribe to pro", "subscribe to hugging face pro",
+               "user is runnning out", "user is running out")
+_ANON_WORDS = ("create a free account", "sign-up on hugging face", "signup for free", "unlogged user",
+               "authenticate with a hugging face token", "huggingface.co/join")
+
+
+def _who(low: str) -> str | None:
+    """``anonymous``, ``free``, ``pro`` or None (the Space's words do not say)."""
+    if any(w in low for w in _ANON_WORDS):
+        return "anonymous"
+    if any(w in low for w in _PRO_WORDS):
+        return "pro"
+    if any(w in low for w in _FREE_WORDS):
+        return "free"
+    return None
+
+
+def _link(text: str) -> str | None:
+    """The first address in the Space's (plain) text: where its own action is."""
+    match = _URL.search(text)
+    return match.group(0) if match else None
+
+
+def _quota(low: str, text: str, detail: str) -> QuotaExceeded:
+    """A spent quota or runs limit: wait (as long as the Space says), and sign in, upgrade or buy credits,
+    whichever fits who the Space says the caller is."""
+    wait = _retry_after(low)
+    who, link = _who(low), _link(text)
+    if "runs limit" in low:
+        head, when = "Your ZeroGPU runs limit is reached.", "Wait a while"
+    else:
+        kind = {"free": "free ", "pro": "PRO "}.get(who or "", "")
+        head = f"Your {kind}ZeroGPU quota is used up."
+        when = f"Try again in {_wait_words(wait)}" if wait else ("Wait a while" if who in (None, "anonymous")
+                                                                 else "Wait until it refills")
+    if who == "free":
+        action = f", or upgrade to Hugging Face PRO for a larger quota ({link or PRO_URL})."
+    elif who == "pro":
+        action = f", or add credits to keep going ({link or CREDITS_URL})."
+    else:  # anonymous, or words that do not say: signing in is what helps most
+        action = " or sign in with a Hugging Face token (HF_TOKEN) for a larger quota."
+    return QuotaExceeded(f"{head} {when}{action} ({detail})", retry_after=wait)
+
+
+def _busy(low: str, text: str, detail: str) -> GpuBusy:
+    """No GPU came free in time: the Space is busy, whatever the title says; who the caller is only changes
+    what gets a better place in ZeroGPU's queue."""
+    who, link = _who(low), _link(text)
+    extra = ""
+    if who == "anonymous":
+        extra = " Signing in with a Hugging Face token (HF_TOKEN) gives a higher place in ZeroGPU's queue."
+    elif who == "free":
+        extra = f" A Hugging Face PRO account gets the highest place in ZeroGPU's queue ({link or PRO_URL})."
+    return GpuBusy(f"All of the Space's GPUs are busy right now; try again in a minute.{extra} ({detail})")
+
+
+def _duration(low: str, text: str, detail: str) -> SpaceUnavailable:
+    """The Space asks for a longer GPU task than ZeroGPU allows: its own setting, the same on every try."""
+    asked = re.search(r"duration \((\d+)s\)", low)
+    pro = _link(text) if "pro" in low else None
+    upgrade = f" A Hugging Face PRO account allows longer GPU tasks ({pro})." if pro else ""
+    return SpaceUnavailable(
+        f"The Space asks ZeroGPU for a longer GPU task ({asked.group(1) + 's' if asked else 'its duration'}) than "
+        f"the maximum allowed; retrying cannot help: it is the Space's own setting, which its owner must lower."
+        f"{upgrade} ({detail})", state="gpu_duration")
+
+
 def classify_error_text(text: str | None, title: str | None = None) -> Phi4Error:
     """Map the Space's own error text (``process_completed`` with ``success: false``, a ``/run/predict`` 500, an
-    ``unexpected_error``) to an error type. The texts of every era of ZeroGPU's ``spaces`` package are known
-    (the 2024, 2025 and later wordings); anything else is the Space's own message, quoted."""
+    ``unexpected_error``) to an error type and a sentence that says what to do. The texts of every era of
+    ZeroGPU's ``spaces`` package are known (tests/data/zerogpu_messages.json): the text decides, the title only
+    when the text says nothing known (a queue timeout titled "ZeroGPU quota exceeded" is a busy Space); anything
+    else is the Space's own message, quoted."""
     text, title = plain_text(text or ""), plain_text(title or "") or None
-    low = " ".join(part for part in (title, text) if part).lower()
     detail = redact(text or title or "") or "no details were given"
+    error = _classified(text, title, detail)
+    error.said = redact(": ".join(part for part in (title, text) if part)) or None
+    return error
+
+
+def _classified(text: str, title: str | None, detail: str) -> Phi4Error:
+    low, title_low = text.lower(), (title or "").lower()
+    if "requested gpu duration" in low or "illegal duration" in title_low:
+        return _duration(low, text, detail)
     if "reached its gpu limit" in low:
-        return GpuBusy(f"The Space has used up its own GPU allowance for now; try again later. ({detail})")
+        return GpuBusy("The Space has used up its own GPU allowance for now (calls that carry no ZeroGPU token "
+                       f"share it); try again later. ({detail})")
+    if "no gpu was available" in low or "no gpu is currently available" in low or "gpu is busy" in low:
+        return _busy(low, text, detail)
+    if "credits allocated to running tasks" in low:
+        return QuotaExceeded("Too many of your ZeroGPU tasks are running at once; wait for them to finish, then "
+                             f"try again. ({detail})")
     if "quota" in low or "runs limit" in low:
-        wait = _retry_after(low)
-        hint = f" Try again in {_wait_words(wait)}" if wait else " Wait a while"
-        signin = " or sign in with a Hugging Face token (HF_TOKEN) for a larger quota."
-        return QuotaExceeded(f"Your ZeroGPU quota is used up.{hint}{signin} ({detail})", retry_after=wait)
-    if "no gpu was available" in low or "gpu is busy" in low or "zerogpu queue timeout" in low:
-        return GpuBusy(f"All of the Space's GPUs are busy right now; try again in a minute. ({detail})")
+        return _quota(low, text, detail)
     if "token expired" in low or "expired zerogpu" in low or "expired token" in low:
-        return TokenExpired(f"The ZeroGPU token expired. ({detail})")
+        return TokenExpired("The ZeroGPU token expired. Try again in a minute (a fresh token is "
+                            "fetched for each try); if it keeps happening, check that this computer's clock is "
+                            f"right and that HF_TOKEN is valid. ({detail})")
     if "invalid zerogpu token" in low or "invalid token" in low:
         return TokenRejected(f"The Space refused the ZeroGPU token; check HF_TOKEN. ({detail})")
-    if "worker error" in low or "gpu task aborted" in low:
+    if "gpu task aborted" in low:
+        return WorkerError("The Space's GPU task was aborted before it finished; try again, with a shorter "
+                           f"message or fewer files if it happens again. ({detail})", title=title)
+    if "worker error" in low or "worker error" in title_low:
         return WorkerError(f"The Space's GPU worker failed; try again. ({detail})", title=title)
+    if "internal gradio error" in low or "internal infra error" in low:
+        return RemoteError(f"The Space's ZeroGPU failed inside; try again in a minute, and tell the Space's owner "
+                           f"if it keeps happening. ({detail})", title=title)
     if "sleeping" in low or "paused" in low:
         return SpaceUnavailable(f"The Space is {'paused' if 'paused' in low else 'sleeping'}. ({detail})",
                                 state="paused" if "paused" in low else "sleeping")
+    if "queue timeout" in title_low:
+        return _busy(low, text, detail)
+    if "quota" in title_low:
+        return _quota(low, text, detail)
     if text and (not title or title.lower() == "error"):
         return RemoteError(f"The Space says: {detail}", title=title)
     return RemoteError(f"The Space reported an error: {detail}", title=title)
@@ -217,3 +333,8 @@ def classify_status(status: int, body: str, what: str) -> Phi4Error:
     if status >= 500:
         return SpaceUnavailable(f"{what} failed (HTTP {status}): {snippet or 'no details'}", state="error")
     return ProtocolError(f"{what} answered HTTP {status} unexpectedly: {snippet or 'no details'}")
+
+
+class RouteMissing(ProtocolError):
+    """A route of the Space answered 404 after its ``/config`` answered: the bridge asked the wrong route (the
+    job asks ``/config`` again: when that is gone too, the Space is, and ``SpaceUnavailable`` says so)."""

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from .chain import find_chain
+from .chain import chain_problem
 from .config import AUTO, CANDIDATE_SEARCH, DEFAULT_SPACE, BridgeConfig
 from .errors import SpaceUnavailable
 
@@ -275,8 +275,9 @@ async def drivable(url: str, headers: dict[str, str] | None = None) -> tuple[boo
                 config = json.loads(await resp.text())
     except (TimeoutError, aiohttp.ClientError, ValueError, OSError) as exc:
         return False, f"/config could not be read ({type(exc).__name__})"
-    if not isinstance(config, dict) or find_chain(config) is None:
-        return False, "its /config has no chat the bridge can drive"
+    problem = chain_problem(config)
+    if problem:
+        return False, f"the bridge cannot drive it: {problem}"
     return True, f"gradio {config.get('version') or '?'}"
 
 

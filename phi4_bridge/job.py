@@ -5,11 +5,14 @@ A turn does what the Space's own page does when a person presses Enter (see ``ch
 1. check the message, the caller's history and the options here, before anything is sent;
 2. bring the conversation to where the caller's history says it is: restore it from what this conversation
    already did (its chatbot value as the Space returned it, cut back to that turn), and replay any earlier
-   turn it has not seen through the Space's own user step (no GPU), adding each earlier reply in the shape the
-   Space's chatbot gives its own;
-3. upload the new files and put them into the textbox value as FileData, as the page does;
-4. run the chain: the steps before the bot step (``/run/predict``, or the queue when a step is queued), then the
-   bot step through the queue, streamed; the Space's own words come back when a step refuses the turn.
+   turn it has not seen through the Space's own steps before its answering one (no GPU), adding each earlier
+   reply in the shape the Space's chatbot gives its own;
+3. upload the new files and put them where the page would: the multimodal textbox, else the chain's Image/Audio/
+   File inputs; the text into the chat's text input;
+4. run every step of the chain in order, each by its own queue flag, each writing its outputs into the page's
+   values. The reply is what the turn adds to the chatbot, streamed from whichever steps write it; a chain that
+   ends without reply text is a failure, never an empty success. The Space's own words come back when a step
+   refuses the turn, and the steps after it do not run.
 
 The conversation takes the new state only when the turn succeeds, so a failed turn can simply be sent again.
 """
@@ -21,16 +24,25 @@ import copy
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from . import protocol
 from .chain import Chain, Step, apply_outputs, check_options, step_inputs
-from .errors import InputRejected, Phi4Error, ProtocolError, TokenRejected
+from .errors import (
+    InputRejected,
+    Phi4Error,
+    ProtocolError,
+    RemoteError,
+    RouteMissing,
+    SpaceUnavailable,
+    TokenRejected,
+    UploadRejected,
+)
 from .events import Done, Event, JobStatus, Started, TextDelta
 from .media import MediaFile
-from .messages import FileData, TextboxValue, Turn, assistant_message, check_history, check_prompt, last_assistant
+from .messages import FileData, TextboxValue, Turn, chat_length, check_history, check_prompt, with_reply
 from .stream import ReplyStream, coalesce
 from .upload import inspect_all, upload
 
@@ -85,6 +97,11 @@ class Job:
             self.status = JobStatus.CANCELLED
         await self.aclose()
 
+    @property
+    def on_space(self) -> bool:
+        """Whether a queued step of this turn is still running on the Space (what Stop would cancel there)."""
+        return self._remote is not None
+
     async def result(self) -> str:
         """Run the turn to the end and return the whole reply."""
         async for _ in self:
@@ -96,6 +113,12 @@ class Job:
             async with aclosing(self._turn()) as turn:
                 async for event in turn:
                     yield event
+        except RouteMissing as exc:
+            gone = await self._space_gone()
+            self.status, self.error = JobStatus.FAILED, gone or exc
+            if gone is not None:
+                raise gone from exc
+            raise
         except Phi4Error as exc:
             self.status, self.error = JobStatus.FAILED, exc
             raise
@@ -123,33 +146,40 @@ class Job:
             settings = {o.component: o.default for o in chain.options.values()} | check_options(chain, self.options)
         except ValueError as exc:
             raise InputRejected(str(exc), reason="bad_option") from exc
+        try:  # where the page would put each file; a Space with no place for a kind says so before any upload
+            places = [chain.file_places([m.kind for m in files]) for files in (*earlier_media, media)]
+        except ValueError as exc:
+            raise UploadRejected(str(exc), reason="no_place") from exc
 
         conv.belongs_to(cfg.space_url)
         values, done, moved = self._restore(chain, earlier, earlier_media)
         if moved:  # the chat was cut back: let the steps that copy it into the Space's State see it
-            await self._steps(chain, chain.post_bot, values)
-        for turn, files in zip((earlier or [])[len(done):], earlier_media[len(done):]):
-            await self._run_user_steps(chain, values, turn.text, files, {})
-            if turn.reply:
-                chat = values.get(chain.chatbot) or []
-                like = last_assistant(chat)
-                values[chain.chatbot] = [*chat, assistant_message(turn.reply, like, _parts_shape(chat))]
-            await self._steps(chain, chain.post_bot, values)
-            done.append((turn_key(turn.text, files, turn.reply), len(values.get(chain.chatbot) or [])))
-        uploaded_at = await self._run_user_steps(chain, values, self.prompt, media, settings)
-        first_text: float | None = None
-        for step in chain.steps[chain.bot:]:
+            await self._steps(chain, chain.replay_after, values)
+        for turn, files, where in zip((earlier or [])[len(done):], earlier_media[len(done):], places[len(done):]):
+            await self._fill(chain, values, turn.text, files, where)
             values.update(settings)
-            if step is not chain.bot_step:
-                await self._step(chain, step, values)
-                continue
-            async with aclosing(self._queued(chain, step, values, step.outputs.index(chain.chatbot))) as events:
+            await self._steps(chain, chain.replay_before, values)
+            if turn.reply:
+                values[chain.chatbot] = with_reply(list(values.get(chain.chatbot) or []), turn.reply, chain.tuples)
+            await self._steps(chain, chain.replay_after, values)
+            done.append((turn_key(turn.text, files, turn.reply), chat_length(values.get(chain.chatbot))))
+        await self._fill(chain, values, self.prompt, media, places[-1])
+        uploaded_at = time.perf_counter()
+        start = chat_length(values.get(chain.chatbot))
+        first_text: float | None = None
+        values.update(settings)  # once, as a person sets the controls before pressing Enter
+        for step in chain.steps:
+            async with aclosing(self._run_step(chain, step, values, start)) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         first_text = first_text or time.perf_counter()
                     yield event
+        if not self.reply.strip():
+            raise RemoteError(f"The Space ran its whole chat ({len(chain.steps)} steps: fn "
+                              f"{', '.join(str(s.fn) for s in chain.steps)}) but added no reply text to its chatbot. "
+                              "Retry; if it keeps happening, the Space may not answer this kind of message.")
         # The conversation takes the turn before Done, so a caller that stops reading at Done loses nothing.
-        done.append((turn_key(self.prompt, media, self.reply), len(values.get(chain.chatbot) or [])))
+        done.append((turn_key(self.prompt, media, self.reply), chat_length(values.get(chain.chatbot))))
         conv.values, conv.done, conv.chatbot = values, done, chain.chatbot
         timings = {"upload_s": uploaded_at - started, "total_s": time.perf_counter() - started}
         if first_text is not None:
@@ -185,62 +215,79 @@ class Job:
             return values, list(conv.done[:shared]), True
         return {**values, chain.chatbot: chain.initial_values().get(chain.chatbot)}, [], True
 
-    async def _run_user_steps(self, chain: Chain, values: dict[int, Any], text: str, media: Sequence[MediaFile],
-                              settings: Mapping[int, Any]) -> float:
-        """Put the message into the textbox (files uploaded, as FileData) and run the steps before the bot step.
-        Returns when the uploads were done."""
+    async def _fill(self, chain: Chain, values: dict[int, Any], text: str, media: Sequence[MediaFile],
+                    places: Sequence[int]) -> None:
+        """Type the message as a person would: the text into the chat's text input, each file (uploaded, as
+        FileData) where ``chain.file_places`` put it; the chain's other file inputs are left empty."""
         remote = await self._upload(media)
         files = [remote[m.path] for m in media]
-        audio_slot = None if chain.accepts_audio_in_textbox() else chain.audio_input(chain.steps[0])
-        in_box = files
-        if audio_slot is not None:
-            audio = [f for f, m in zip(files, media) if m.kind == "audio"]
-            in_box = [f for f, m in zip(files, media) if m.kind != "audio"]
-            values[audio_slot] = audio[0] if audio else None
-            in_box += audio[1:]  # more than one recording: the Space says what it makes of them
-        box: TextboxValue = {"text": text, "files": in_box}
-        values[chain.textbox] = box
-        uploaded_at = time.perf_counter()
-        values.update(settings)
-        await self._steps(chain, chain.pre_bot, values)
-        return uploaded_at
+        for slot in chain.file_inputs():
+            values[slot] = None
+        in_box: list[FileData] = []
+        for place, data in zip(places, files):
+            if place == chain.textbox:
+                in_box.append(data)
+            elif chain.kind(place) == "file" and chain.components[place].props.get("file_count") in ("multiple",
+                                                                                                      "directory"):
+                values[place] = [*(values.get(place) or []), data]
+            else:
+                values[place] = {"video": data, "subtitles": None} if chain.kind(place) == "video" else data
+        if chain.multimodal:
+            box: TextboxValue = {"text": text, "files": in_box}
+            values[chain.textbox] = box
+        else:
+            values[chain.textbox] = text
 
     async def _steps(self, chain: Chain, steps: Sequence[Step], values: dict[int, Any]) -> None:
+        """Steps of a replay: run for their outputs only (a replay shows nothing)."""
         for step in steps:
-            await self._step(chain, step, values)
+            async with aclosing(self._run_step(chain, step, values, None)) as events:
+                async for _ in events:
+                    pass
 
     async def _upload(self, media: Sequence[MediaFile]) -> dict[str, FileData]:
         if not media:
             return {}
         bridge, conv = self._bridge, self.conversation
-        return await bridge.guard(upload(bridge.session, bridge.config, media, conv.session_hash,
-                                         self._plain_headers(), conv.uploaded))
+        return await bridge.guard(upload(bridge.session, protocol.routes(bridge.config, await bridge.chain()), media,
+                                         conv.session_hash, self._plain_headers(), conv.uploaded))
 
-    async def _step(self, chain: Chain, step: Step, values: dict[int, Any]) -> None:
-        """A step whose outputs the page only stores: ``/run/predict``, or the queue when the Space wants that."""
+    async def _run_step(self, chain: Chain, step: Step, values: dict[int, Any], start: int | None
+                        ) -> AsyncGenerator[Event, None]:
+        """One step, as the page runs it: ``/run/predict`` when it is not queued (the queue when the Space says
+        so), else joined and streamed; its outputs written into ``values``. With ``start`` (a live turn, the
+        chatbot's length when it began), a step writing the chatbot hands on the reply text it adds."""
         bridge, conv = self._bridge, self.conversation
-        data = step_inputs(chain, step, values)
+        chatbot = step.outputs.index(chain.chatbot) if start is not None and chain.chatbot in step.outputs else None
         if not step.queue:
+            data = step_inputs(chain, step, values)
             try:
-                out = await bridge.guard(protocol.predict(bridge.session, bridge.config, step, chain.trigger_id, data,
-                                                         conv.session_hash, self._plain_headers()))
+                out = await bridge.guard(protocol.predict(bridge.session, bridge.config, chain, step, data,
+                                                          conv.session_hash, self._plain_headers()))
             except protocol.QueueOnly:
                 log.info("The Space's step fn %d must go through the queue", step.fn)
             else:
                 apply_outputs(chain, step, values, out)
+                if chatbot is not None:
+                    reply = ReplyStream(chatbot, start=start or 0, text=self.reply)
+                    reply.outputs = list(out)
+                    for event in reply.new_text():
+                        self.reply += event.text if isinstance(event, TextDelta) else ""
+                        yield event
+                    self.reply = reply.text
                 return
-        async with aclosing(self._queued(chain, step, values, None)) as events:
-            async for _ in events:
-                pass
+        async with aclosing(self._queued(chain, step, values, chatbot, start or 0)) as events:
+            async for event in events:
+                yield event
 
     async def _queued(self, chain: Chain, step: Step, values: dict[int, Any],
-                      chatbot: int | None) -> AsyncGenerator[Event, None]:
+                      chatbot: int | None, start: int) -> AsyncGenerator[Event, None]:
         """Join the queue for ``step`` and stream it; on success its outputs are stored into ``values``. A refused
         ZeroGPU token is fetched again and the step joined once more, when nothing has been shown yet."""
         for attempt in (1, 2):
             headers, token = await self._queue_headers()
             try:
-                async with aclosing(self._stream(chain, step, values, headers, chatbot)) as events:
+                async with aclosing(self._stream(chain, step, values, headers, chatbot, start)) as events:
                     async for event in events:
                         yield event
                 return
@@ -251,16 +298,16 @@ class Job:
                 log.info("The Space refused the ZeroGPU token; fetching a new one and retrying the step once")
 
     async def _stream(self, chain: Chain, step: Step, values: dict[int, Any], headers: dict[str, str],
-                      chatbot: int | None) -> AsyncGenerator[Event, None]:
+                      chatbot: int | None, start: int) -> AsyncGenerator[Event, None]:
         bridge, conv = self._bridge, self.conversation
         data = step_inputs(chain, step, values)
-        event_id = await bridge.guard(protocol.join(bridge.session, bridge.config, step, chain.trigger_id, data,
+        event_id = await bridge.guard(protocol.join(bridge.session, bridge.config, chain, step, data,
                                                     conv.session_hash, headers))
         self._remote = (event_id, step.fn, self._plain_headers())  # ZeroGPU headers go with the join alone
-        if chatbot is not None:
+        if self.status in (JobStatus.PENDING, JobStatus.RUNNING) and not self.reply:
             self.status = JobStatus.QUEUED
-        reply = ReplyStream(chatbot)
-        batches = protocol.message_batches(bridge.session, bridge.config, conv.session_hash, event_id,
+        reply = ReplyStream(chatbot, start=start, text=self.reply, diffs=chain.diffs)
+        batches = protocol.message_batches(bridge.session, bridge.config, chain, conv.session_hash, event_id,
                                            self._plain_headers())
         try:
             while True:
@@ -276,6 +323,8 @@ class Job:
                     except Phi4Error as exc:
                         failure = exc
                         break
+                if reply.completed:  # known before this batch's text is handed on (``on_space`` says so)
+                    self._remote = None
                 for event in coalesce(events) if chatbot is not None else ():
                     if isinstance(event, Started | TextDelta):
                         self.status = JobStatus.RUNNING
@@ -312,14 +361,17 @@ class Job:
     async def _cancel(self, fn: int, event_id: str, headers: dict[str, str]) -> None:
         bridge = self._bridge
         if bridge._session is not None and not bridge._session.closed:
-            await protocol.cancel(bridge.session, bridge.config, fn, self.conversation.session_hash, event_id,
-                                  headers)
+            await protocol.cancel(bridge.session, bridge.config, await bridge.chain(), fn,
+                                  self.conversation.session_hash, event_id, headers)
 
-
-def _parts_shape(chat: Any) -> bool:
-    """Whether the Space's chatbot holds content as a list of parts (gradio 6) rather than a string (gradio 5):
-    as its own latest message does."""
-    for message in reversed(chat if isinstance(chat, list) else []):
-        if isinstance(message, Mapping) and message.get("content") is not None:
-            return isinstance(message["content"], list)
-    return False
+    async def _space_gone(self) -> SpaceUnavailable | None:
+        """After a route answered 404: the Space's own error when its ``/config`` is gone too (then the Space
+        is, not the route), else None (the route was wrong: a protocol problem, as ``RouteMissing`` says)."""
+        bridge = self._bridge
+        try:
+            await bridge.guard(protocol.fetch_config(bridge.session, bridge.config))
+        except SpaceUnavailable as exc:
+            return exc
+        except Phi4Error:
+            return None
+        return None

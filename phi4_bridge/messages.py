@@ -118,7 +118,7 @@ def parts(history: Iterable[Any]) -> list[Part]:
     A message with a ``metadata.title`` is a status note (queue position, an error) unless it holds a file:
     the Space's own user step may title the file entries it writes ("image", "audio")."""
     out: list[Part] = []
-    for message in history:
+    for message in chat_messages(history):
         if not isinstance(message, Mapping):
             raise ProtocolError(f"A chat message is not a message: {str(message)[:80]!r}")
         role = str(message.get("role", "user"))
@@ -130,6 +130,20 @@ def parts(history: Iterable[Any]) -> list[Part]:
             part = _part(role, item)
             if part is not None and not (titled and part.file is None):
                 out.append(part)
+    return out
+
+
+def chat_messages(value: Iterable[Any]) -> list[Any]:
+    """A chatbot value as messages: a ``tuples`` chatbot's ``[user, bot]`` pairs (gradio 4 and 5) become a user
+    and an assistant message each (a ``None`` side is no message); messages pass unchanged."""
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, list | tuple) and len(item) == 2 and not isinstance(item, str):
+            user, bot = item
+            out += [{"role": "user", "content": user}] if user is not None else []
+            out += [{"role": "assistant", "content": bot}] if bot is not None else []
+        else:
+            out.append(item)
     return out
 
 
@@ -197,11 +211,12 @@ def check_history(history: Sequence[Any], limits: Limits) -> list[Turn]:
     return _turns_of(found)
 
 
-def file_data(space_url: str, server_path: str, orig_name: str, size: int, mime_type: str) -> FileData:
-    """The FileData the Space expects for a file it stored at ``server_path``, as the page's upload makes it."""
+def file_data(routes: str, server_path: str, orig_name: str, size: int, mime_type: str) -> FileData:
+    """The FileData the Space expects for a file it stored at ``server_path``, as the page's upload makes it
+    (``routes``: the Space's URL and its ``api_prefix``, where ``file=`` is served)."""
     return {
         "path": server_path,
-        "url": f"{space_url}/gradio_api/file={server_path}",
+        "url": f"{routes}/file={server_path}",
         "orig_name": orig_name,
         "size": size,
         "mime_type": mime_type,
@@ -209,32 +224,64 @@ def file_data(space_url: str, server_path: str, orig_name: str, size: int, mime_
     }
 
 
-def reply_text(value: Any) -> str:
-    """The assistant's text in a chatbot value: the content of its last message, when that is the assistant's."""
+def reply_text(value: Any, start: int = 0) -> str:
+    """What a turn added to the chatbot: the text of the assistant messages after the last user message, among
+    the messages past ``start`` (how many the chatbot held when the turn began; all of them when the Space
+    rewrote its chat shorter). Titled messages (status notes, thoughts) are not the reply."""
+    if value is None:
+        return ""
     if not isinstance(value, list):
         raise ProtocolError("The Space's reply holds no chat history.")
-    if not value:
-        return ""
-    last = value[-1]
-    if not isinstance(last, Mapping):
-        raise ProtocolError(f"The Space's reply has a message of an unknown shape: {str(last)[:80]!r}")
-    if last.get("role", "assistant") != "assistant":
-        return ""
-    return "".join(p.text or "" for p in parts([last]) if p.text is not None)
+    messages = chat_messages(value)
+    new = messages[start:] if len(messages) >= start else messages
+    for message in new:
+        if not isinstance(message, Mapping):
+            raise ProtocolError(f"The Space's reply has a message of an unknown shape: {str(message)[:80]!r}")
+    users = [i for i, m in enumerate(new) if m.get("role", "assistant") == "user"]
+    tail = new[users[-1] + 1:] if users else new
+    return "".join(p.text or "" for p in parts(tail) if p.role == "assistant" and p.text is not None)
+
+
+def chat_length(value: Any) -> int:
+    """How many messages a chatbot value holds (a tuples pair counts as its messages)."""
+    return len(chat_messages(value)) if isinstance(value, list) else 0
+
+
+def with_reply(chat: list[Any], text: str, tuples: bool) -> list[Any]:
+    """``chat`` with an earlier reply added in the Space's own shape (a replayed turn, see ``job``)."""
+    if tuples:
+        last = chat[-1] if chat else None
+        if isinstance(last, list | tuple) and len(last) == 2 and last[1] is None:
+            return [*chat[:-1], [last[0], text]]
+        return [*chat, [None, text]]
+    like = last_assistant(chat) or next((m for m in reversed(chat) if isinstance(m, Mapping)), None)
+    return [*chat, assistant_message(text, like, _parts_shape(chat))]
+
+
+def _parts_shape(chat: Any) -> bool:
+    """Whether the Space's chatbot holds content as a list of parts (gradio 6) rather than a string (gradio 5):
+    as its own latest message does."""
+    for message in reversed(chat if isinstance(chat, list) else []):
+        if isinstance(message, Mapping) and message.get("content") is not None:
+            return isinstance(message["content"], list)
+    return False
 
 
 def assistant_message(text: str, like: Mapping[str, Any] | None, parts_shape: bool) -> dict[str, Any]:
-    """An earlier reply in the shape the Space's chatbot returned its own: a copy of one of its assistant
-    messages (``like``) with the text swapped in; without one, gradio's own shape for the chatbot's version."""
+    """An earlier reply in the shape the Space's chatbot returned its own: a copy of one of its messages (``like``,
+    its last assistant message, else its last user message) with the role and text swapped in; without one,
+    gradio 5's shape (gradio 6's with parts). A title (a status note, a titled file entry) is dropped, leaving
+    an empty ``metadata`` dict: gradio 4 refuses ``None`` there, gradio 5 takes either."""
     content: Any = [{"type": "text", "text": text}] if parts_shape else text
     if like is None:
         return {"role": "assistant", "metadata": None, "content": content, "options": None} if not parts_shape \
             else {"role": "assistant", "content": content}
     message = {key: value for key, value in like.items() if key not in ("content",)}
     old = like.get("content")
+    message["role"] = "assistant"
     message["content"] = [{"type": "text", "text": text}] if isinstance(old, list) else text
     if isinstance(message.get("metadata"), Mapping) and message["metadata"].get("title"):
-        message["metadata"] = None
+        message["metadata"] = {}
     return message
 
 

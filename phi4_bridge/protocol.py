@@ -1,6 +1,10 @@
 """The Space's wire protocol: read ``/config``, run a step directly (``/run/predict``) or through the queue
 (``queue/join``, then the event stream), cancel. Each function is one request; ``Job`` strings them together in
 the order of the Space's own chain (``chain``).
+
+Every route but ``/config`` lives under the ``api_prefix`` that ``/config`` names ("" on gradio 4, ``/gradio_api``
+on 5 and 6): ``routes(cfg, chain)`` is that root. ``/config`` answering and a route then answering 404 is not a
+missing Space but a protocol problem (``RouteMissing``); the job asks ``/config`` again to tell the two apart.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from typing import Any
 import aiohttp
 from gradio_client.utils import ServerMessage
 
-from .chain import Chain, Step, fallback_chain, find_chain
+from .chain import PROTOCOLS, Chain, Step, chain_problem, fallback_chain, find_chain
 from .config import BridgeConfig
-from .errors import ProtocolError, SpaceUnavailable, StreamTimeout, classify_status
+from .errors import ProtocolError, RouteMissing, SpaceUnavailable, StreamTimeout, classify_status
 from .sse import SSEDecoder
 
 log = logging.getLogger(__name__)
@@ -28,12 +32,25 @@ class QueueOnly(Exception):
     """``/run/predict`` refused a step that must go through the queue: the caller joins the queue instead."""
 
 
-async def check(resp: aiohttp.ClientResponse, what: str) -> str:
-    """The answer's text, or the error its status (and text) means."""
+def routes(cfg: BridgeConfig, chain: Chain) -> str:
+    """Where the Space serves its routes: its URL and ``/config``'s ``api_prefix``."""
+    return f"{cfg.space_url}{chain.api_prefix}"
+
+
+async def check(resp: aiohttp.ClientResponse, what: str, chain: Chain | None = None) -> str:
+    """The answer's text, or the error its status (and text) means; with ``chain``, a route after ``/config``."""
     body = await resp.text()
+    if resp.status == 404 and chain is not None:
+        raise route_missing(what, resp.url.path, chain)
     if resp.status != 200:
         raise classify_status(resp.status, body, what)
     return body
+
+
+def route_missing(what: str, path: str, chain: Chain) -> RouteMissing:
+    return RouteMissing(f"{what} answered HTTP 404 at {path}, though its /config answered: a protocol problem "
+                        f"(gradio {chain.version or '?'}, api_prefix {chain.api_prefix!r}, {chain.protocol}); the "
+                        "Space may have changed its interface.")
 
 
 async def fetch_config(session: aiohttp.ClientSession, cfg: BridgeConfig) -> Any:
@@ -49,16 +66,17 @@ async def fetch_config(session: aiohttp.ClientSession, cfg: BridgeConfig) -> Any
 async def discover(session: aiohttp.ClientSession, cfg: BridgeConfig) -> Chain:
     """The Space's chat chain from its ``/config``; the known client's fixed indices when it cannot be read."""
     config = await fetch_config(session, cfg)
-    try:
-        found = find_chain(config) if isinstance(config, Mapping) else None
-    except (ValueError, TypeError, AttributeError, KeyError):
-        log.warning("The Space's /config could not be read as a chat", exc_info=True)
-        found = None
-    if found is None:
-        log.warning("Could not find the chat in the Space's /config; using the known client's fn 10 and 11")
+    if not isinstance(config, Mapping) or not isinstance(config.get("dependencies"), list):
+        log.warning("The Space's /config is not a gradio app's; using the known client's fn 10 and 11")
         return fallback_chain()
-    log.info("Chat read from the Space's /config (gradio %s): steps %s, bot step fn %d, options %s",
-             found.version or "?", [s.fn for s in found.steps], found.bot_step.fn, sorted(found.options))
+    problem = chain_problem(config)
+    found = None if problem else find_chain(config)
+    if found is None or found.protocol not in PROTOCOLS:
+        raise ProtocolError(f"The bridge cannot drive this Space: {problem or 'no chat'}.")
+    log.info("Chat read from the Space's /config (gradio %s, api_prefix %r, %s): %s; steps %s (streaming: %s), "
+             "text into %s %d, options %s", found.version or "?", found.api_prefix, found.protocol, found.choice,
+             [s.fn for s in found.steps], [s.fn for s in found.steps if s.generator] or "none",
+             found.kind(found.textbox), found.textbox, sorted(found.options))
     return found
 
 
@@ -67,14 +85,16 @@ def _body(step: Step, trigger_id: int, data: list[Any], session_hash: str) -> di
             "session_hash": session_hash}
 
 
-async def predict(session: aiohttp.ClientSession, cfg: BridgeConfig, step: Step, trigger_id: int, data: list[Any],
+async def predict(session: aiohttp.ClientSession, cfg: BridgeConfig, chain: Chain, step: Step, data: list[Any],
                   session_hash: str, headers: Mapping[str, str]) -> list[Any]:
     """A ``queue: false`` step, as the page sends it: ``POST /run/predict``; its output data."""
-    async with session.post(f"{cfg.space_url}/gradio_api/run/predict", json=_body(step, trigger_id, data, session_hash),
+    async with session.post(f"{routes(cfg, chain)}/run/predict", json=_body(step, chain.trigger_id, data, session_hash),
                             headers=dict(headers)) as resp:
         body = await resp.text()
         if resp.status == 404 and "join the queue" in body.lower():
             raise QueueOnly(body[:200])
+        if resp.status == 404:
+            raise route_missing("The Space", resp.url.path, chain)
         if resp.status != 200:
             raise classify_status(resp.status, body, "The Space")
     try:
@@ -86,24 +106,24 @@ async def predict(session: aiohttp.ClientSession, cfg: BridgeConfig, step: Step,
     return out
 
 
-async def join(session: aiohttp.ClientSession, cfg: BridgeConfig, step: Step, trigger_id: int, data: list[Any],
+async def join(session: aiohttp.ClientSession, cfg: BridgeConfig, chain: Chain, step: Step, data: list[Any],
                session_hash: str, headers: Mapping[str, str]) -> str:
     """Queue a step; returns the event id."""
-    async with session.post(f"{cfg.space_url}/gradio_api/queue/join?__theme=light",
-                            json=_body(step, trigger_id, data, session_hash), headers=dict(headers)) as resp:
-        body = await check(resp, "The Space's queue")
+    async with session.post(f"{routes(cfg, chain)}/queue/join?__theme=light",
+                            json=_body(step, chain.trigger_id, data, session_hash), headers=dict(headers)) as resp:
+        body = await check(resp, "The Space's queue", chain)
     try:
         return str(json.loads(body)["event_id"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError(f"The Space's queue answered without an event id: {body[:80]!r}") from exc
 
 
-async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, session_hash: str, event_id: str,
-                          headers: Mapping[str, str]) -> AsyncGenerator[list[dict[str, Any]], None]:
+async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, chain: Chain, session_hash: str,
+                          event_id: str, headers: Mapping[str, str]) -> AsyncGenerator[list[dict[str, Any]], None]:
     """The stream's messages for ``event_id``, a batch per network read, with the first-event and idle
     timeouts applied. A batch holds more than one message only when the reader fell behind, so the caller can
     catch up in one step instead of one per message."""
-    url = f"{cfg.space_url}/gradio_api/queue/data?session_hash={session_hash}"
+    url = f"{routes(cfg, chain)}/queue/data?session_hash={session_hash}"
     hdrs = {**headers, "accept": "text/event-stream"}
     decoder = SSEDecoder()
     # The stream may legitimately last long: no total limit, only the first-event and idle timeouts below.
@@ -115,7 +135,7 @@ async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, ses
                             "out); it may be overloaded. Retry later.") from exc
     async with resp:
         if resp.status != 200:
-            await check(resp, "The Space's event stream")
+            await check(resp, "The Space's event stream", chain)
         timeout, first = cfg.timeouts.first_event, True
         while True:
             try:
@@ -145,12 +165,12 @@ async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, ses
                                        state="dropped")
 
 
-async def cancel(session: aiohttp.ClientSession, cfg: BridgeConfig, fn: int, session_hash: str,
+async def cancel(session: aiohttp.ClientSession, cfg: BridgeConfig, chain: Chain, fn: int, session_hash: str,
                  event_id: str, headers: Mapping[str, str]) -> None:
     """Ask the Space to stop a job, as gradio's own client does; best effort, it may already be done."""
     body = {"event_id": event_id, "session_hash": session_hash, "fn_index": fn}
     try:
-        async with session.post(f"{cfg.space_url}/gradio_api/cancel", json=body, headers=dict(headers),
+        async with session.post(f"{routes(cfg, chain)}/cancel", json=body, headers=dict(headers),
                                 timeout=aiohttp.ClientTimeout(total=10)) as resp:
             await resp.read()
     except (TimeoutError, aiohttp.ClientError) as exc:

@@ -4,8 +4,10 @@
 ``gradio_client.utils.apply_diff`` applies (any op: replace, append, add, delete). ``apply_diff`` deep-copies
 the value it is given, and here the value is the whole chat history, once per chunk: so each operation is handed
 only the message it edits (``apply_scoped``), and the copy stays one message long however long the conversation.
-The reply is the text of the last message of the chatbot output (its position among the step's outputs is
-given); each event yields only the text that is new since the last one.
+The reply is what the turn added to the chatbot output (its position among the step's outputs is given, and
+how many messages the chatbot held when the turn began, see ``messages.reply_text``); each event yields only the
+text that is new since the last one, which may have come from an earlier step of the same turn. Under gradio's
+``sse_v1`` protocol every ``process_generating`` carries whole values, not diffs (``diffs=False``).
 """
 
 from __future__ import annotations
@@ -46,12 +48,15 @@ def _number(value: Any) -> float | None:
 
 class ReplyStream:
     """State of one queued step's stream: the outputs so far and the reply text already handed on.
-    ``chatbot`` is the position of the chatbot among the step's outputs (None: a step with no reply)."""
+    ``chatbot`` is the position of the chatbot among the step's outputs (None: a step that writes no chatbot),
+    ``start`` how many messages the chatbot held when the turn began, ``text`` the reply already handed on by
+    earlier steps of the turn."""
 
-    def __init__(self, chatbot: int | None = 0) -> None:
+    def __init__(self, chatbot: int | None = 0, *, start: int = 0, text: str = "", diffs: bool = True) -> None:
         self.chatbot = chatbot
+        self.start, self.diffs = start, diffs
         self.outputs: list[Any] | None = None
-        self.text = ""
+        self.text = text
         self.completed = False
 
     def handle(self, message: Mapping[str, Any]) -> list[Event]:
@@ -84,7 +89,7 @@ class ReplyStream:
 
     def _generating(self, message: Mapping[str, Any]) -> list[Event]:
         data = self._output_data(message)
-        if self.outputs is None:
+        if self.outputs is None or not self.diffs:
             self.outputs = list(data)
         else:
             if len(data) != len(self.outputs):
@@ -94,7 +99,7 @@ class ReplyStream:
             except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
                 raise ProtocolError(f"The Space sent a change the bridge cannot apply ({type(exc).__name__}).") \
                     from exc
-        return self._new_text()
+        return self.new_text()
 
     def _completed(self, message: Mapping[str, Any]) -> list[Event]:
         self.completed = True
@@ -102,9 +107,9 @@ class ReplyStream:
         if not message.get("success", True) or (isinstance(output, Mapping) and output.get("error")):
             raise self.failure(message)
         self.outputs = list(self._output_data(message))
-        return self._new_text()
+        return self.new_text()
 
-    def _new_text(self) -> list[Event]:
+    def new_text(self) -> list[Event]:
         if self.chatbot is None:
             return []
         if not self.outputs or len(self.outputs) <= self.chatbot:
@@ -112,7 +117,9 @@ class ReplyStream:
         value = self.outputs[self.chatbot]
         if is_update(value):
             value = value.get("value")
-        text = reply_text(value)
+        text = reply_text(value, self.start)
+        if not text and self.text:
+            return []  # a step that shows the chat without the reply (yet): what was shown stays the reply
         if not text.startswith(self.text):
             self.text = text  # the Space rewrote earlier text; Done carries the whole reply
             return []

@@ -15,7 +15,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 import aiohttp
 
 from .config import BridgeConfig
-from .errors import ProtocolError, UploadRejected, classify_status
+from .errors import ProtocolError, RouteMissing, UploadRejected, classify_status
 from .media import MediaFile, inspect_file
 from .messages import FileData, file_data
 
@@ -49,11 +49,12 @@ def _read(path: str) -> bytes:
         return fh.read()
 
 
-async def upload(session: aiohttp.ClientSession, config: BridgeConfig, files: Sequence[MediaFile],
+async def upload(session: aiohttp.ClientSession, routes: str, files: Sequence[MediaFile],
                  session_hash: str, headers: Mapping[str, str],
                  sent: MutableMapping[str, FileData]) -> dict[str, FileData]:
     """FileData for each file, keyed by local path; ``sent`` (sha256 -> FileData) is the conversation's memory
-    of what the Space already holds, and gains the files uploaded now."""
+    of what the Space already holds, and gains the files uploaded now. ``routes``: the Space's URL and its
+    ``api_prefix`` (``protocol.routes``)."""
     new: dict[str, MediaFile] = {}
     for media in files:
         if media.sha256 not in sent:
@@ -64,9 +65,12 @@ async def upload(session: aiohttp.ClientSession, config: BridgeConfig, files: Se
         form = aiohttp.FormData()
         for media, data in zip(batch, contents):
             form.add_field("files", data, filename=media.name, content_type=media.mime_type)
-        url = f"{config.space_url}/gradio_api/upload?upload_id={session_hash}"
+        url = f"{routes}/upload?upload_id={session_hash}"
         async with session.post(url, data=form, headers=dict(headers)) as resp:
             body = await resp.text()
+            if resp.status == 404:
+                raise RouteMissing(f"The Space's upload answered HTTP 404 at {resp.url.path}, though its /config "
+                                    "answered: a protocol problem; the Space may have changed its interface.")
             if resp.status != 200:
                 error = classify_status(resp.status, body, "The Space's upload")
                 if isinstance(error, ProtocolError):
@@ -79,7 +83,7 @@ async def upload(session: aiohttp.ClientSession, config: BridgeConfig, files: Se
         if not isinstance(server_paths, list) or len(server_paths) != len(batch):
             raise ProtocolError(f"The Space's upload answered {str(server_paths)[:80]!r} for {len(batch)} file(s).")
         for media, server_path in zip(batch, server_paths):
-            sent[media.sha256] = file_data(config.space_url, str(server_path), media.name, media.size,
+            sent[media.sha256] = file_data(routes, str(server_path), media.name, media.size,
                                            media.mime_type)
         log.debug("uploaded %d file(s), %d bytes", len(batch), sum(m.size for m in batch))
     return {media.path: sent[media.sha256] for media in files}

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: the Python packages, Debian's Chromium for the
 # browser tests (playwright cannot download its own browser here) and Debian's nginx for the tests of
-# `python -m mirror.cluster` (tests/test_cluster.py).
+# `python -m mirror.cluster` (tests/test_cluster.py), and the venvs of older gradio for the test matrix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+# the test matrix's gradio 4.44 and 5.20 venvs (tests/gradio_spaces/requirements-gradio*.txt), built once, cached
+PYTHONPATH=. python3 tests/gradio_matrix.py
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)

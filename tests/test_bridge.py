@@ -163,7 +163,7 @@ async def test_refused_hf_token_is_an_auth_error_without_the_token(standin_clean
     ("quota", QuotaExceeded, None, "Your ZeroGPU quota is used up. "),
     ("no_gpu", GpuBusy, None, "All of the Space's GPUs are busy right now; try again in a minute. ("),
     ("worker_error", WorkerError, None, "The Space's GPU worker failed; try again. ("),
-    ("token_expired", TokenExpired, None, "The ZeroGPU token expired. ("),
+    ("token_expired", TokenExpired, None, "The ZeroGPU token expired. Try again in a minute"),
     ("sleeping", SpaceUnavailable, "sleeping",
      "The Space is sleeping. Open its page on huggingface.co to wake it, then retry in a minute or two."),
     ("not_found", SpaceUnavailable, "not_found", "The Space was not found (HTTP 404): check the Space name and URL."),

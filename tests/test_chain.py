@@ -51,9 +51,11 @@ CONFIG = {
 def test_the_chain_that_the_textbox_submit_starts():
     chain = find_chain(CONFIG)
     assert chain is not None and chain.source == "config"
-    assert [s.fn for s in chain.steps] == [1, 2]  # fn 3 only re-enables the textbox; fn 4 runs in the browser
-    assert (chain.textbox, chain.chatbot, chain.trigger_id, chain.bot_step.fn) == (13, 12, 13, 2)
-    assert chain.steps[0].queue is False and chain.bot_step.queue is True and chain.bot_step.zerogpu is True
+    assert [s.fn for s in chain.steps] == [1, 2, 3]  # every server step, as the page runs them; fn 4 is browser-only
+    assert (chain.textbox, chain.chatbot, chain.trigger_id) == (13, 12, 13)
+    assert [(s.queue, s.zerogpu) for s in chain.steps] == [(False, False), (True, True), (False, False)]
+    # a replayed earlier turn stops before the ZeroGPU step, and skips fn 3 (it only re-enables the textbox)
+    assert [s.fn for s in chain.replay_before] == [1] and chain.replay_after == ()
 
 
 def test_inputs_are_the_pages_values_with_null_for_state():
@@ -63,7 +65,7 @@ def test_inputs_are_the_pages_values_with_null_for_state():
     values[13] = {"text": "hi", "files": []}
     assert step_inputs(chain, chain.steps[0], values) == [[], {"text": "hi", "files": []}, None]
     values[15] = "what the server keeps"  # never sent: gradio fills State in on its side
-    assert step_inputs(chain, chain.bot_step, values) == [[], None, 0.95, 50, 0.8, 512]
+    assert step_inputs(chain, chain.steps[1], values) == [[], None, 0.95, 50, 0.8, 512]
 
 
 def test_outputs_are_written_back_as_the_page_does():
@@ -77,7 +79,7 @@ def test_outputs_are_written_back_as_the_page_does():
     assert values[12] == history and values[13] == "x"  # an update without a value keeps the value
 
 
-def test_options_are_the_bot_steps_controls_by_label():
+def test_options_are_the_chains_controls_by_label():
     chain = find_chain(CONFIG)
     assert sorted(chain.options) == ["max_new_tokens", "temperature", "top_k", "top_p"]
     assert check_options(chain, {"temperature": 0.2, "max_new_tokens": 64.0}) == {5: 0.2, 6: 64}
@@ -100,8 +102,9 @@ def test_option_names_and_command_line_settings():
 def test_a_chatinterface_chain_keeps_the_step_that_saves_its_history_state():
     """gradio 5.18's gr.ChatInterface(multimodal=True) as its /config shows it (ids of a minimal app): the submit
     saves the message into a State, shows it, streams into the chatbot; then copies the chatbot into the history
-    State the next turn's bot step reads (kept), re-enables the textbox and saves the chat in the browser (both
-    skipped)."""
+    State the next turn's bot step reads, re-enables the textbox and saves the chat in the browser. A live turn runs
+    them all; a replayed earlier turn stops before the answering step and keeps, after it, only the steps writing
+    what a step reads (fn 3, fn 5), not the one re-enabling the textbox."""
     config = {
         "components": [{"id": 1, "type": "browserstate", "props": {"value": []}},
                        {"id": 2, "type": "state", "props": {}}, {"id": 3, "type": "state", "props": {}},
@@ -118,7 +121,8 @@ def test_a_chatinterface_chain_keeps_the_step_that_saves_its_history_state():
         ],
     }
     chain = find_chain(config)
-    assert [s.fn for s in chain.steps] == [0, 1, 2, 3] and chain.bot_step.fn == 2 and chain.chatbot == 6
+    assert [s.fn for s in chain.steps] == [0, 1, 2, 3, 4, 5] and chain.chatbot == 6
+    assert chain.steps[chain.answering].fn == 2 and [s.fn for s in chain.replay_after] == [3, 5]
 
 
 def test_a_config_without_a_chat_falls_back_to_the_known_indices():

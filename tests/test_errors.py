@@ -18,7 +18,9 @@ QUOTA_RETRY = ("You have exceeded your GPU quota (60s requested vs. 5s left). Si
     ("No GPU was available after 60s", e.GpuBusy,
      "All of the Space's GPUs are busy right now; try again in a minute. (No GPU was available after 60s)"),
     ("ZeroGPU worker error", e.WorkerError, "The Space's GPU worker failed; try again. (ZeroGPU worker error)"),
-    ("ZeroGPU token expired", e.TokenExpired, "The ZeroGPU token expired. (ZeroGPU token expired)"),
+    ("ZeroGPU token expired", e.TokenExpired, "The ZeroGPU token expired. Try again in a minute (a fresh token is "
+     "fetched for each try); if it keeps happening, check that this computer's clock is right and that HF_TOKEN is "
+     "valid. (ZeroGPU token expired)"),
     ("Invalid ZeroGPU token", e.TokenRejected,
      "The Space refused the ZeroGPU token; check HF_TOKEN. (Invalid ZeroGPU token)"),
     ("CUDA out of memory", e.RemoteError, "The Space says: CUDA out of memory"),

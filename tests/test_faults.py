@@ -148,9 +148,11 @@ class Fault:
     message: str  # a regex the whole message must match: README's sentence; ``{url}`` is the proxy's address
     state: str | None = None
     silence: bool = False  # bounded by the bridge's timeouts, which the app does not let a test shorten
+    signed_in: str | None = None  # README's sentence when the caller is signed in (an HF token), if it differs
 
-    def expected(self, url: str) -> re.Pattern[str]:
-        return re.compile(self.message.replace("{url}", re.escape(url)))
+    def expected(self, url: str, signed_in: bool = False) -> re.Pattern[str]:
+        message = self.signed_in if signed_in and self.signed_in else self.message
+        return re.compile(message.replace("{url}", re.escape(url)))
 
 
 def standin_fault(name: str) -> Callable[[ServerProcess, TcpProxy], object]:
@@ -168,7 +170,9 @@ TIMED_OUT = r"; it may be overloaded\. (Try again|Retry) later\."
 FAULTS = [
     Fault("quota", standin_fault("quota"), QuotaExceeded,
           r"Your ZeroGPU quota is used up\. (Try again in about \d+ minutes?|Wait a while) or sign in with a "
-          r"Hugging Face token \(HF_TOKEN\) for a larger quota\." + DETAIL),
+          r"Hugging Face token \(HF_TOKEN\) for a larger quota\." + DETAIL,
+          signed_in=r"Your free ZeroGPU quota is used up\. Try again in about \d+ minutes?, or upgrade to Hugging Face "
+                    r"PRO for a larger quota \(https://huggingface\.co/subscribe/pro\?from=ZeroGPU\)\." + DETAIL),
     Fault("no_gpu", standin_fault("no_gpu"), GpuBusy,
           r"All of the Space's GPUs are busy right now; try again in a minute\." + DETAIL),
     Fault("worker_error", standin_fault("worker_error"), WorkerError,
@@ -178,7 +182,9 @@ FAULTS = [
           state="sleeping"),
     Fault("not_found", standin_fault("not_found"), SpaceUnavailable,
           r"The Space was not found \(HTTP 404\): check the Space name and URL\.", state="not_found"),
-    Fault("token_expired", standin_fault("token_expired"), TokenExpired, r"The ZeroGPU token expired\." + DETAIL),
+    Fault("token_expired", standin_fault("token_expired"), TokenExpired,
+          r"The ZeroGPU token expired\. Try again in a minute \(a fresh token is fetched for each try\); if it keeps "
+          r"happening, check that this computer's clock is right and that HF_TOKEN is valid\." + DETAIL),
     Fault("slow_start", standin_fault("slow_start"), StreamTimeout,
           r"The Space took more than \d+ s to send more of its reply" + TIMED_OUT),
     Fault("drop_stream", standin_fault("drop_stream"), SpaceUnavailable,
@@ -274,7 +280,8 @@ async def test_fault(fault: Fault, clean: ServerProcess, proxy: TcpProxy, privat
 
         assert type(error) is fault.kind, f"{type(error).__name__}: {error}"
         assert_clear_message(error, [hf_token, jwt])
-        assert fault.expected(proxy.url).fullmatch(str(error)), f"not README's sentence: {str(error)!r}"
+        # this bridge is signed in (an HF token): a signed-in caller is never told to sign in
+        assert fault.expected(proxy.url, signed_in=True).fullmatch(str(error)), f"not README's sentence: {str(error)!r}"
         if fault.state:
             assert error.state == fault.state
         assert job.status == "failed" and job.error is error

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from phi4_bridge.config import Limits
 from phi4_bridge.errors import InputRejected, ProtocolError
-from phi4_bridge.messages import Turn, assistant_message, check_history, file_data, parts, reply_text, turns
+from phi4_bridge.messages import Turn, assistant_message, check_history, file_data, parts, reply_text, turns, with_reply
 
 # A FileData as the Space's gradio sends it, written out (not built by the code under test)
 FD = {"path": "/tmp/up/cat.png", "url": "http://space/gradio_api/file=/tmp/up/cat.png", "orig_name": "cat.png",
@@ -14,7 +14,7 @@ FD = {"path": "/tmp/up/cat.png", "url": "http://space/gradio_api/file=/tmp/up/ca
 
 
 def test_file_data_is_what_gradio_sends():
-    assert file_data("http://space", "/tmp/up/cat.png", "cat.png", 123, "image/png") == FD
+    assert file_data("http://space/gradio_api", "/tmp/up/cat.png", "cat.png", 123, "image/png") == FD  # the routes
 
 
 def test_local_gradio6_history_is_read_as_turns():
@@ -66,6 +66,14 @@ def test_an_earlier_reply_takes_the_shape_of_the_spaces_own():
                                                                   "content": "new", "options": None}
     assert assistant_message("new", None, parts_shape=True) == {"role": "assistant",
                                                                  "content": [{"type": "text", "text": "new"}]}
+    # gradio 4 gives every message a metadata dict and refuses None: a user message is the model when no reply
+    # came yet, and a title is dropped, keeping the dict
+    chat = [{"role": "user", "metadata": {"title": "image"}, "content": {"file": FD, "alt_text": None}},
+            {"role": "user", "metadata": {"title": None}, "content": "hi"}]
+    assert with_reply(chat, "new", tuples=False)[-1] == {"role": "assistant", "metadata": {"title": None},
+                                                         "content": "new"}
+    assert assistant_message("new", chat[0], parts_shape=False) == {"role": "assistant", "metadata": {},
+                                                                    "content": "new"}
 
 
 def test_gradio5_history_is_read_too():

@@ -252,7 +252,11 @@ def test_quota_is_a_rate_limit_error_with_its_wait(app: ServerProcess, standin: 
     assert caught.value.response.headers["retry-after"] == "600"  # the stand-in's quota window: "retry in 0:10:00"
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert caught.value.body["code"] == "zerogpu_quota_exceeded"
-    assert caught.value.body["message"].startswith("Your ZeroGPU quota is used up. Try again in about 10 minutes")
+    # a signed-in caller is told to wait or upgrade, with the Space's link; never to sign in
+    assert caught.value.body["message"].startswith(
+        "Your free ZeroGPU quota is used up. Try again in about 10 minutes, or upgrade to Hugging Face PRO for a "
+        "larger quota (https://huggingface.co/subscribe/pro?from=ZeroGPU). (You have exceeded")
+    assert "HF_TOKEN" not in caught.value.body["message"]
 
     configure(standin.url, quota_window=90)
     set_fault(standin.url, "quota", times=1)
@@ -361,6 +365,7 @@ def test_a_client_that_gives_up_on_a_whole_answer_cancels_the_space_job(app: Ser
                                                                          standin: ServerProcess) -> None:
     configure(standin.url, pace_ms=150, chunks=60)
     before = stats(standin.url)["cancelled"]
+    # openai 3.x uses httpx2: a number, not an httpx.Timeout
     client = OpenAI(base_url=f"{app.url}/v1", api_key=KEY, max_retries=0, timeout=2.0)
     with pytest.raises(openai.APITimeoutError):
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "a long story"}])

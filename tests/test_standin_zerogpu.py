@@ -152,8 +152,9 @@ async def test_quota_exhaustion(standin_clean: ServerProcess) -> None:
         for _ in range(3):
             assert last_content(completed(await client.bot_step([[{"role": "user", "content": "x"}], []])))
         error, _ = failed(await client.bot_step([[{"role": "user", "content": "x"}], []]))
-    assert error.startswith("You have exceeded your GPU quota (1s requested vs. 0s left). Sign-up on Hugging Face")
-    assert re.search(r"retry in \d:\d\d:\d\d\.$", error)
+    assert re.fullmatch(r"You have exceeded your free ZeroGPU quota \(1s requested vs\. 0s left\)\. Try again in "
+                        r"\d:\d\d:\d\d\. Subscribe to Hugging Face PRO to get 40 min of ZeroGPU quota a day - "
+                        r"https://huggingface\.co/subscribe/pro\?from=ZeroGPU", error), error
 
 
 # ---- (g) queue: more callers than GPUs ---------------------------------------------------------------------------

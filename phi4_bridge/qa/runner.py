@@ -40,7 +40,7 @@ RESULTS_NAME = "results.jsonl"
 REPORT_NAME = "report.html"
 
 # Errors after which every further case would fail the same way: stop launching.
-_SPACE_GONE = frozenset({"sleeping", "paused", "not_found", "private", "unreachable"})
+_SPACE_GONE = frozenset({"sleeping", "paused", "not_found", "private", "unreachable", "gpu_duration"})
 
 
 def stops_run(error: BaseException) -> bool:

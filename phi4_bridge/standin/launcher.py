@@ -25,9 +25,12 @@ def control(url: str, method: str = "GET", body: Any = None, timeout: float = 10
         return json.loads(resp.read().decode() or "null")
 
 
-def set_fault(url: str, name: str | None, times: int | None = None) -> dict[str, Any]:
-    """Switch a fault on (optionally for the next ``times`` uses only) or off (``None``)."""
-    answer: dict[str, Any] = control(f"{url}/standin/fault", "POST", {"fault": name, "times": times})
+def set_fault(url: str, name: str | None, times: int | None = None, *, title: str | None = None,
+              text: str | None = None) -> dict[str, Any]:
+    """Switch a fault on (optionally for the next ``times`` uses only) or off (``None``); ``says`` raises the
+    ZeroGPU error ``text`` (HTML and all) under ``title``."""
+    body = {"fault": name, "times": times, "title": title, "text": text}
+    answer: dict[str, Any] = control(f"{url}/standin/fault", "POST", body)
     return answer
 
 

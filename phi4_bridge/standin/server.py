@@ -25,7 +25,8 @@ Control (never affected by faults):
                                               "seen": [{"turn", "kind", "value", "described"}], "settings":
                                               {name: value}, "inputs": {...}}``; without ``session_hash``:
                                               ``{session_hash: record}`` for every session
-  ``GET|POST /standin/fault``                 ``{"fault": name|null, "times": int|null}``
+  ``GET|POST /standin/fault``                 ``{"fault": name|null, "times": int|null}`` (``says`` also takes
+                                              ``"title"`` and ``"text"``: a ZeroGPU error worded as given)
   ``GET|POST /standin/config``                ``{"pace_ms", "chunks", "slow_start_s", "drop_after",
                                               "quota_seconds", "anon_quota_seconds", "gpu_seconds_per_call",
                                               "quota_window", "token_ttl", "layout"}`` (POST: any subset
@@ -182,7 +183,7 @@ def _add_control_routes(app: FastAPI, zgpu: ZeroGPU, tunables: Tunables, layout:
     async def set_fault(request: Request) -> JSONResponse:
         body = await request.json()
         try:
-            zgpu.set_fault(body.get("fault"), body.get("times"))
+            zgpu.set_fault(body.get("fault"), body.get("times"), body.get("title"), body.get("text"))
         except ValueError as err:
             return JSONResponse({"error": str(err)}, status_code=400)
         return JSONResponse(zgpu.fault_state())

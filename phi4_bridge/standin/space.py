@@ -93,6 +93,8 @@ def admit(zgpu: ZeroGPU, request: gr.Request | None) -> Admission:
             raise ZeroGPUError(TITLE_QUOTA, message)
         if fault == "no_gpu":
             raise ZeroGPUError(TITLE_NO_GPU, MSG_NO_GPU)
+        if fault == "says":
+            raise ZeroGPUError(*zgpu.said)
         left = zgpu.charge(caller)
         if fault == "worker_error":
             raise ZeroGPUError(TITLE_WORKER, MSG_WORKER)

@@ -24,11 +24,18 @@ bad signature  ZeroGPU token error        Invalid ZeroGPU token
 expired        ZeroGPU token error        ZeroGPU token expired. Reload the page to get a new one.
 quota (anon)   ZeroGPU quota exceeded     You have exceeded your GPU quota (1s requested vs. 0s left).
                                           Create a free account to get more usage quota.
-quota (user)   ZeroGPU quota exceeded     You have exceeded your GPU quota (1s requested vs. 0s left).
-                                          Sign-up on Hugging Face to get more quotas or retry in 0:09:48.
+quota (user)   ZeroGPU quota exceeded     You have exceeded your free ZeroGPU quota (1s requested vs. 0s
+                                          left). Try again in 0:09:48. Subscribe to Hugging Face PRO to get 40
+                                          min of ZeroGPU quota a day - https://huggingface.co/subscribe/pro?from=ZeroGPU
 no_gpu         ZeroGPU queue timeout      No GPU was available after 60s
 worker_error   ZeroGPU worker error       ZeroGPU worker error
+says           (as given)                 (as given): any title and text, HTML included, e.g. each of
+                                          tests/data/zerogpu_messages.json (``POST /standin/fault`` with
+                                          ``{"fault": "says", "title": ..., "text": ...}``)
 ============== ========================== ====================================================================
+
+The quota wordings are the real ones of two eras of the ``spaces`` package: an anonymous caller gets 0.30's
+(gradio < 4.39, no link), a signed-in one 0.51's for API callers (the action and its address in the text).
 """
 
 from __future__ import annotations
@@ -55,8 +62,9 @@ FAULTS = (
     "slow_start",
     "drop_stream",
     "bad_event",
+    "says",
 )
-CALL_FAULTS = frozenset({"quota", "no_gpu", "worker_error", "token_expired", "slow_start"})
+CALL_FAULTS = frozenset({"quota", "no_gpu", "worker_error", "token_expired", "slow_start", "says"})
 SPACE_FAULTS = frozenset({"sleeping", "not_found"})
 STREAM_FAULTS = frozenset({"drop_stream", "bad_event"})
 
@@ -69,6 +77,7 @@ MSG_EXPIRED_TOKEN = "ZeroGPU token expired. Reload the page to get a new one."
 MSG_NO_GPU = "No GPU was available after 60s"
 MSG_WORKER = "ZeroGPU worker error"
 MISSING_TOKEN = "[object Object]"
+PRO_URL = "https://huggingface.co/subscribe/pro?from=ZeroGPU"
 
 
 class ZeroGPUError(Exception):
@@ -184,16 +193,22 @@ class ZeroGPU:
         self.seen: dict[str, dict[str, Any]] = {}  # session hash -> what its last bot step received
         self.fault: str | None = None
         self.fault_times: int | None = None
+        self.said: tuple[str, str] = ("Error", "")  # the ``says`` fault's title and text
         self.set_fault(fault)
 
     # ---- faults -------------------------------------------------------------------------------------------
-    def set_fault(self, name: str | None, times: int | None = None) -> None:
-        """Switch a fault on (for every use, or only the next ``times`` uses) or off (None)."""
+    def set_fault(self, name: str | None, times: int | None = None, title: str | None = None,
+                  text: str | None = None) -> None:
+        """Switch a fault on (for every use, or only the next ``times`` uses) or off (None); ``says`` raises
+        ``text`` under ``title`` (gradio's own "Error" when none), as a ZeroGPU Space of some version words it."""
         if name is not None and name not in FAULTS:
             raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+        if name == "says" and not text:
+            raise ValueError("the fault 'says' needs a text (and may have a title)")
         with self._lock:
             self.fault = name
             self.fault_times = times if name is not None else None
+            self.said = (title or "Error", text or "")
 
     def fault_state(self) -> dict[str, Any]:
         return {"fault": self.fault, "times": self.fault_times, "known": list(FAULTS)}
@@ -246,12 +261,13 @@ class ZeroGPU:
 
     @staticmethod
     def quota_message(kind: str, requested: float, left: float, retry_in: float) -> str:
-        """The real ZeroGPU quota wording (anonymous: sign up; signed in: retry in H:MM:SS)."""
+        """The real ZeroGPU quota wording (anonymous: create an account; signed in: try again in H:MM:SS, or PRO)."""
         head = f"You have exceeded your GPU quota ({requested:g}s requested vs. {int(left)}s left)."
         if kind == "anonymous":
             return f"{head} Create a free account to get more usage quota."
         wait = str(timedelta(seconds=max(int(retry_in), 0)))
-        return f"{head} Sign-up on Hugging Face to get more quotas or retry in {wait}."
+        return (f"You have exceeded your free ZeroGPU quota ({requested:g}s requested vs. {int(left)}s left). Try "
+                f"again in {wait}. Subscribe to Hugging Face PRO to get 40 min of ZeroGPU quota a day - {PRO_URL}")
 
     # ---- bookkeeping ---------------------------------------------------------------------------------------
     def new_session_uuid(self) -> str:
