@@ -15,17 +15,19 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import gradio as gr
 
-from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Queued, Started, TextDelta
+from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Started, TextDelta
 from phi4_bridge.errors import redact
 
 from . import chat_values as cv
 from .budget import Budget, OverBudget, visitor_of
 from .guard import Guard, release
 from .holder import BridgeHolder
+from .pacing import batches
 from .settings import AppSettings
 from .usage import UsageStore
 
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 GENERIC_FAILURE = "Something went wrong in this app while answering; it has been logged. Press Retry to try again."
 MAX_VISITORS = 2_000
 STOP_SETTLE_S = 0.4
-RETRY_HINT = "Your message is kept: press Retry (↻) once the cause is gone."
+UI_UPDATES_PER_S = 20  # the chat's frame rate while a reply streams (mirror/pacing.py says why)
 
 
 class Visitors:
@@ -161,6 +163,7 @@ class ChatService:
         self.visitors = Visitors(settings.concurrency_per_visitor, settings.visitor_idle_s, settings.max_visitors)
         self.clients: dict[str, int] = {}  # turns running per client (login, else address)
         self._jobs: set[Any] = set()  # running bridge jobs, cancelled on the Space at shutdown
+        self.ui_interval_s = 1 / UI_UPDATES_PER_S  # at most one chat update per interval while a reply streams
 
     async def events(self, request: gr.Request | None, text: str, files: Sequence[str],
                      history: list[dict[str, Any]] | None, options: dict[str, Any] | None = None,
@@ -260,26 +263,23 @@ class ChatService:
         text, files = cv.split_user(history[i])
         yield base + [cv.queue_note(None)]
         reply = ""
+        events = self.events(request, text, [f["path"] for f in files], earlier, options)
         try:
-            async for event in self.events(request, text, [f["path"] for f in files], earlier, options):
-                if isinstance(event, Queued) and not reply:
-                    yield base + [cv.queue_note(event)]
-                elif isinstance(event, Started) and not reply:
-                    yield base + [cv.note("✍️ Phi-4 is answering…", "The first words are on their way.", pending=True)]
-                elif isinstance(event, TextDelta):
-                    reply += event.text
-                    yield base + [cv.bot_message(reply)]
-                elif isinstance(event, Done) and (event.text != reply or not reply):
-                    reply = event.text  # the Space rewrote earlier text, or sent no text at all
-                    yield base + [cv.bot_message(reply) if reply else cv.note("The model sent an empty reply.",
-                                                                              RETRY_HINT)]
+            async with aclosing(batches(events, self.ui_interval_s, urgent=lambda e: not isinstance(e, TextDelta))) \
+                    as paced:
+                async for batch in paced:
+                    shown: list[cv.Message] | None = None
+                    for event in batch:
+                        reply, shown = cv.after_event(event, reply, shown)
+                    if shown is not None:
+                        yield base + shown
         except Phi4Error as exc:
             log_failure(exc)
             partial = [cv.bot_message(reply)] if reply else []
-            yield base + partial + [cv.note(f"⚠️ {exc}", RETRY_HINT)]
+            yield base + partial + [cv.note(f"⚠️ {exc}", cv.RETRY_HINT)]
         except Exception:
             log.exception("unexpected failure while answering")
-            yield base + [cv.note(f"⚠️ {GENERIC_FAILURE}", RETRY_HINT)]
+            yield base + [cv.note(f"⚠️ {GENERIC_FAILURE}", cv.RETRY_HINT)]
 
     @staticmethod
     def unlock():
