@@ -24,6 +24,7 @@ import gradio as gr  # noqa: E402
 
 from mirror import budget as turn_budget  # noqa: E402
 from mirror import chat_values as cv  # noqa: E402
+from mirror.chatbot import remember_forms  # noqa: E402
 from mirror.cleanup import Janitor, WorkDir  # noqa: E402
 from mirror.export import write_exports  # noqa: E402
 from mirror.generation import chosen, read_options, render_settings  # noqa: E402
@@ -85,10 +86,12 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
 
         with gr.Tab("Chat"):
             # Each message in its own bubble: a turn's files and its text are then separate bubbles, and Edit (on
-            # the text) works; grouped, gradio's Edit > Submit throws on the file part and nothing is sent.
+            # the text) works; grouped, gradio's Edit > Submit throws on the file part and nothing is sent. Each
+            # message is postprocessed once, not once per streamed update (mirror/chatbot.py).
             chatbot = gr.Chatbot(label="Phi-4-multimodal", elem_id="chatbot", editable="user", height=520,
                                  group_consecutive_messages=False,
                                  placeholder="Ask anything, or attach an image or a recording.")
+            remember_forms(chatbot)
             box = gr.MultimodalTextbox(file_types=["image", "audio"], file_count="multiple",
                                        sources=["upload", "microphone"], elem_id="prompt", show_label=False,
                                        placeholder="Message Phi-4… (attach images or audio, or record)")
