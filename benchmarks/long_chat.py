@@ -37,6 +37,7 @@ class LongTurn:
     error: str | None = None
     text: str = ""
     join_s: float | None = None  # queue/join answered (the app has read and checked the whole chat)
+    last_update_text: str = ""  # the reply in the last update before the end
     chat: list[dict[str, Any]] = field(default_factory=list)  # the chat after the turn, as the page holds it
 
 
@@ -75,13 +76,14 @@ def _reply(value: Any) -> str:
 
 
 async def turn(session: aiohttp.ClientSession, url: str, fn_index: int, inputs: list[dict[str, Any]],
-               earlier: list[dict[str, Any]], session_hash: str, pid: int | None) -> LongTurn:
+               earlier: list[dict[str, Any]], session_hash: str, pid: int | None, prompt: str | None = None
+               ) -> LongTurn:
     """One turn after ``earlier`` (the chat on screen), as the page sends it: the whole chat plus a new message."""
     from gradio_client.utils import apply_diff
 
     result = LongTurn(len(earlier))
-    history = earlier + [
-        {"role": "user", "content": [{"type": "text", "text": f"long chat {len(earlier)} {uuid.uuid4().hex[:8]}"}]}]
+    prompt = prompt or f"long chat {len(earlier)} {uuid.uuid4().hex[:8]}"
+    history = earlier + [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
     data = [history if c["type"] == "chatbot" else c["props"].get("value") for c in inputs]
     body = {"data": data, "event_data": None, "fn_index": fn_index, "trigger_id": None,
             "session_hash": session_hash}
@@ -111,6 +113,7 @@ async def turn(session: aiohttp.ClientSession, url: str, fn_index: int, inputs: 
                         value = out if value is None else apply_diff(value, out)
                         result.updates += 1
                         text = _reply(value)
+                        result.last_update_text = text
                         if len(text) > len(result.text):
                             now = time.monotonic()
                             if result.first_text_s is None:
