@@ -135,51 +135,59 @@ async def turn(session: aiohttp.ClientSession, url: str, fn_index: int, inputs: 
     return result
 
 
-async def measure(url: str, pid: int | None, turns: int, levels: tuple[int, ...] = LEVELS,
+async def measure(apps: dict[str, tuple[str, int | None]], turns: int, levels: tuple[int, ...] = LEVELS,
                   limit: int = LEVELS[-1]) -> dict[str, Any]:
-    """``turns`` turns per level, interleaved; app CPU per turn and per UI update, relative to no history.
+    """``turns`` turns per level and app (``apps``: name -> (url, pid)), interleaved round by round; app CPU per
+    turn and per UI update, and each relative to the same app with no history.
 
     Each level is one visitor who keeps chatting, as in a long chat: its first turn brings ``n`` earlier messages
-    the Space never saw (the bridge restores them: that turn is timed apart, as ``restore``); each next turn sends
-    the chat as the page then holds it, two messages longer (so a level near the limit starts below it)."""
+    the Space never saw (the bridge restores them: that turn is kept apart, as ``restore_turn``); each next turn
+    sends the chat as the page then holds it, two messages longer (so a level at the limit starts below it)."""
     connector = aiohttp.TCPConnector(limit=0)
+    pairs = [(name, n) for name in apps for n in levels]
     async with aiohttp.ClientSession(connector=connector) as session:
-        fn_index, inputs = await find_respond(session, url)
-        visitors = {n: uuid.uuid4().hex[:11] for n in levels}
-        chats: dict[int, list[dict[str, Any]]] = {}
-        restore: dict[int, LongTurn] = {}
-        for n in levels:
-            first = await turn(session, url, fn_index, inputs, earlier_messages(min(n, limit - 2 * (turns + 1))),
-                               visitors[n], pid)
-            restore[n], chats[n] = first, first.chat
-        by_level: dict[int, list[LongTurn]] = {n: [] for n in levels}
+        found = {name: await find_respond(session, url) for name, (url, _) in apps.items()}
+
+        async def one(name: str, chat: list[dict[str, Any]], visitor: str) -> LongTurn:
+            url, pid = apps[name]
+            return await turn(session, url, found[name][0], found[name][1], chat, visitor, pid)
+
+        visitors = {pair: uuid.uuid4().hex[:11] for pair in pairs}
+        restore = {pair: await one(pair[0], earlier_messages(min(pair[1], limit - 2 * (turns + 1))), visitors[pair])
+                   for pair in pairs}
+        chats = {pair: restore[pair].chat for pair in pairs}
+        by_pair: dict[tuple[str, int], list[LongTurn]] = {pair: [] for pair in pairs}
         for i in range(turns):
-            for n in levels[i % len(levels):] + levels[:i % len(levels)]:
-                result = await turn(session, url, fn_index, inputs, chats[n], visitors[n], pid)
-                by_level[n].append(result)
-                chats[n] = result.chat or chats[n]
-    rows: dict[str, Any] = {}
-    for n, results in by_level.items():
-        good = [r for r in results if r.error is None]
-        updates = sum(r.updates for r in good)
-        cpu = sum(r.cpu_s for r in good)
-        rows[str(n)] = {"level": n, "earlier_messages": [r.earlier for r in results],
-                        "turns": len(results), "errors": len(results) - len(good),
-                        "error_samples": sorted({r.error for r in results if r.error})[:3],
-                        "updates_per_turn": round(updates / len(good), 1) if good else None,
-                        "app_cpu_ms_per_turn": round(cpu / len(good) * 1000, 2) if good else None,
-                        "app_cpu_ms_per_update": round(cpu / updates * 1000, 3) if updates else None,
-                        "join_ms": summary(r.join_s for r in good),
-                        "first_text_ms": summary(r.first_text_s for r in good),
-                        "total_ms": summary(r.total_s for r in good),
-                        "reply_chars": len(good[0].text) if good else None,
-                        "restore_turn": {"earlier_messages": restore[n].earlier, "error": restore[n].error,
-                                         "app_cpu_ms": round(restore[n].cpu_s * 1000, 2),
-                                         "first_text_ms": None if restore[n].first_text_s is None
-                                         else round(restore[n].first_text_s * 1000, 2)}}
-    base = rows.get(str(levels[0])) or {}
-    for row in rows.values():
-        for key in ("app_cpu_ms_per_turn", "app_cpu_ms_per_update"):
-            b, v = base.get(key), row.get(key)
-            row[f"{key}_vs_none"] = round(v / b, 2) if b and v is not None else None
-    return {"levels": rows}
+            for pair in pairs[i % len(pairs):] + pairs[:i % len(pairs)]:
+                result = await one(pair[0], chats[pair], visitors[pair])
+                by_pair[pair].append(result)
+                chats[pair] = result.chat or chats[pair]
+    out: dict[str, Any] = {}
+    for name in apps:
+        rows = {str(n): _row(by_pair[(name, n)], restore[(name, n)]) for n in levels}
+        base = rows[str(levels[0])]
+        for row in rows.values():
+            for key in ("app_cpu_ms_per_turn", "app_cpu_ms_per_update"):
+                b, v = base.get(key), row.get(key)
+                row[f"{key}_vs_none"] = round(v / b, 2) if b and v is not None else None
+        out[name] = rows
+    return out
+
+
+def _row(results: list[LongTurn], restore: LongTurn) -> dict[str, Any]:
+    good = [r for r in results if r.error is None]
+    updates = sum(r.updates for r in good)
+    cpu = sum(r.cpu_s for r in good)
+    return {"earlier_messages": [r.earlier for r in results], "turns": len(results), "errors": len(results) - len(good),
+            "error_samples": sorted({r.error for r in results if r.error})[:3],
+            "updates_per_turn": round(updates / len(good), 1) if good else None,
+            "app_cpu_ms_per_turn": round(cpu / len(good) * 1000, 2) if good else None,
+            "app_cpu_ms_per_update": round(cpu / updates * 1000, 3) if updates else None,
+            "join_ms": summary(r.join_s for r in good),
+            "first_text_ms": summary(r.first_text_s for r in good),
+            "total_ms": summary(r.total_s for r in good),
+            "reply_chars": len(good[0].text) if good else None,
+            "restore_turn": {"earlier_messages": restore.earlier, "error": restore.error,
+                             "app_cpu_ms": round(restore.cpu_s * 1000, 2),
+                             "first_text_ms": None if restore.first_text_s is None
+                             else round(restore.first_text_s * 1000, 2)}}

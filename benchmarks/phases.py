@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from phi4_bridge import BridgeConfig, Phi4Bridge
+from phi4_bridge.process import ServerProcess
 
-from . import servers, sweep
+from . import long_chat, servers, sweep
 from .known_client import KnownClient
 from .paths import AppPath, ReferencePath, bridge_turn
 from .stats import RssPeak, TurnResult, chunk_latencies, cpu_seconds, ratio, rss_bytes, summary
@@ -285,6 +286,26 @@ async def concurrency(ctx: Context) -> dict[str, Any]:
     return {"levels": levels, "client": "aiohttp, gradio's queue protocol (as a browser's JS client)"}
 
 
+async def long_chats(ctx: Context) -> dict[str, Any]:
+    """The app's chat step in long chats: this code, the same code with an update for every chunk (the frame rate
+    off), and ``--compare-app``'s app when given; each a process of its own, measured turn by turn."""
+    assert ctx.app is not None
+    extra: dict[str, ServerProcess] = {}
+    try:
+        extra["every_chunk"] = await asyncio.to_thread(servers.start_app, ctx.space_url, ctx.hub_url,
+                                                      ctx.args.app_concurrency, ["--ui-updates-per-s", "0"])
+        if ctx.args.compare_app:
+            extra["compared"] = await asyncio.to_thread(servers.start_app, ctx.space_url, ctx.hub_url,
+                                                       ctx.args.app_concurrency, [], ctx.args.compare_app.resolve())
+        apps = {"app": (ctx.app.url, ctx.app.pid)} | {name: (s.url, s.pid) for name, s in extra.items()}
+        out = await long_chat.measure(apps, ctx.args.longchat_turns)
+    finally:
+        for server in extra.values():
+            server.stop()
+    return {"apps": out, "compared_app": str(ctx.args.compare_app) if ctx.args.compare_app else None,
+            "levels": list(long_chat.LEVELS), "turns_per_level": ctx.args.longchat_turns}
+
+
 def machine() -> dict[str, Any]:
     import aiohttp
     import gradio
@@ -331,4 +352,7 @@ async def run_all(ctx: Context) -> dict[str, Any]:
     if "sweep" in a.phases:
         print("phase: concurrency sweep", flush=True)
         results["concurrency"] = await concurrency(ctx)
+    if "longchat" in a.phases and ctx.app is not None:
+        print("phase: long chats", flush=True)
+        results["long_chat"] = await long_chats(ctx)
     return results

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 GENERIC_FAILURE = "Something went wrong in this app while answering; it has been logged. Press Retry to try again."
 MAX_VISITORS = 2_000
 STOP_SETTLE_S = 0.4
-UI_UPDATES_PER_S = 20  # the chat's frame rate while a reply streams (mirror/pacing.py says why)
 
 
 class Visitors:
@@ -163,7 +162,8 @@ class ChatService:
         self.visitors = Visitors(settings.concurrency_per_visitor, settings.visitor_idle_s, settings.max_visitors)
         self.clients: dict[str, int] = {}  # turns running per client (login, else address)
         self._jobs: set[Any] = set()  # running bridge jobs, cancelled on the Space at shutdown
-        self.ui_interval_s = 1 / UI_UPDATES_PER_S  # at most one chat update per interval while a reply streams
+        # at most one chat update per interval while a reply streams (mirror/pacing.py says why); 0: every chunk
+        self.ui_interval_s = 1 / settings.ui_updates_per_s if settings.ui_updates_per_s > 0 else 0.0
 
     async def events(self, request: gr.Request | None, text: str, files: Sequence[str],
                      history: list[dict[str, Any]] | None, options: dict[str, Any] | None = None,

@@ -3,10 +3,10 @@
 Why: each update the chat step yields makes gradio postprocess, diff and send the whole chat on screen, so a
 Space that streams 100 small chunks a second would make the app redo that 100 times a second, and the longer the
 chat the more each time. No eye tells 20 updates a second from 100. Nothing waits for a batch to fill: an event
-after a quiet interval goes out at once (so the first words are not held back), an urgent one (queue news, the
-end, anything but text) goes out at once with what came before it, and held text goes out when its interval is
-up even if the Space then pauses. The source is read in a task of its own, so a closed stream (Stop) cancels
-that task at once, and whatever the source holds (the Space's job) is cancelled with it.
+after a quiet interval goes out at once (so the first words are not held back); an urgent one (queue news, the
+end, anything but text) goes out at once with what came before it, and the text after it is not held either;
+held text goes out when its interval is up even if the Space then pauses. The source is read in a task of its
+own, so a closed stream (Stop) cancels that task at once, and what the source holds (the Space's job) with it.
 """
 
 from __future__ import annotations
@@ -67,7 +67,11 @@ async def batches(source: AsyncIterator[T], interval: float,
                 return
             held.append(item)  # type: ignore[arg-type]
             now = loop.time()
-            if urgent(item) or now - last >= interval:  # type: ignore[arg-type]
+            if urgent(item):  # type: ignore[arg-type]
+                last = -float("inf")  # and the text after it (the first words after "answering") goes at once
+                out, held = held, []
+                yield out
+            elif now - last >= interval:
                 last = now
                 out, held = held, []
                 yield out

@@ -60,6 +60,25 @@ def test_an_urgent_item_goes_out_at_once_with_what_came_before_it() -> None:
     assert at - started < 2 * 10.0 / 10  # not held for the 10 s interval
 
 
+def test_the_first_words_after_a_note_are_not_held() -> None:
+    """"Answering…" (urgent) and the first words a moment later: both go out at once, not a frame apart."""
+    async def main() -> float:
+        async def source() -> AsyncIterator[str]:
+            yield "urgent"
+            await asyncio.sleep(0.005)
+            yield "first words"
+            await asyncio.Event().wait()
+
+        paced = batches(source(), 10.0, urgent=lambda x: x == "urgent")
+        assert await anext(paced) == ["urgent"]
+        started = time.monotonic()
+        assert await asyncio.wait_for(anext(paced), 1.0) == ["first words"]
+        await paced.aclose()
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 1.0
+
+
 def test_held_text_goes_out_when_its_frame_is_due_even_if_the_source_then_pauses() -> None:
     async def main() -> float:
         resume = asyncio.Event()
