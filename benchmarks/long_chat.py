@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,3 +192,32 @@ def _row(results: list[LongTurn], restore: LongTurn) -> dict[str, Any]:
                              "app_cpu_ms": round(restore.cpu_s * 1000, 2),
                              "first_text_ms": None if restore.first_text_s is None
                              else round(restore.first_text_s * 1000, 2)}}
+
+
+APP_NAMES = {"app": "this code (20 updates/s)", "every_chunk": "this code, an update per chunk",
+             "compared": "--compare-app"}
+
+
+def report_lines(r: dict[str, Any], table: Callable[..., str]) -> list[str]:
+    """REPORT.md's long-chat section: per app and level, CPU per turn and per update and their ratio to none."""
+    lc = r.get("long_chat") or {}
+    apps: dict[str, Any] = lc.get("apps") or {}
+    if not apps:
+        return []
+    rows = []
+    for name, levels in apps.items():
+        label = APP_NAMES.get(name, name) + (f" ({lc.get('compared_app')})" if name == "compared" else "")
+        for n, row in levels.items():
+            rows.append([label, f"{n} ({', '.join(str(x) for x in row['earlier_messages'])})", row["errors"],
+                         row["updates_per_turn"], row["app_cpu_ms_per_turn"], row["app_cpu_ms_per_turn_vs_none"],
+                         row["app_cpu_ms_per_update"], row["app_cpu_ms_per_update_vs_none"],
+                         row["first_text_ms"]["p50"], row["restore_turn"]["first_text_ms"]])
+    return ["## Long chats: the app's chat step with earlier messages on screen", "",
+            f"The page's own chat step over gradio's queue protocol, one turn at a time, "
+            f"{lc.get('turns_per_level')} turns per level and app, levels and apps interleaved. Each level is one "
+            "visitor who keeps chatting (each turn two messages longer; the messages at each turn in brackets); "
+            "its first turn, which brings a history the Space never saw, is timed apart (last column). App CPU "
+            "is /proc's, in 10 ms ticks: read the ratios of several turns, not one figure.", "",
+            table(["app", "earlier messages", "errors", "updates / turn", "app CPU ms / turn", "× none",
+                   "app CPU ms / update", "× none", "first text p50 ms", "restoring turn: first text ms"], rows),
+            ""]

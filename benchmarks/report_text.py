@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import long_chat
+
 
 def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None, table: Callable[..., str],
            names: dict[str, str], get: Callable[..., Any]) -> str:
@@ -92,6 +94,7 @@ def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None,
               table(["at once", "added p50", "added p99"], added), ""]
     if chart:
         s += [f"![latency against concurrency]({chart})", ""]
+    s += long_chat.report_lines(r, table)
     s += ["## What the figures mean", ""] + meaning(r, get) + [""]
     s += history(r, table, get, Path(__file__).with_name("history"))
     return "\n".join(s)
