@@ -247,6 +247,8 @@ def pick_space(status: SpaceStatus, space: str | None, settings: AppSettings, re
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if os.environ.get("PHI4_TURN_PARTS"):  # the benchmark's breakdown of each turn (mirror/handlers.py TurnRecord)
+        logging.getLogger("mirror.handlers.parts").setLevel(logging.DEBUG)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the stand-in child and the bridge close too
     settings = parse_settings(argv)
     work = WorkDir.create()  # before the stand-in starts: it shares the upload folder, all removed at exit

@@ -259,6 +259,7 @@ async def concurrency(ctx: Context) -> dict[str, Any]:
             await asyncio.sleep(1.0)  # let the previous level's connections settle
             server = ctx.app if target.name == "app" else ctx.standin
             cpu0, rss0 = ctx.pid_cpu(server), rss_bytes(server.pid) if server else None
+            _, parts_before = servers.turn_parts(ctx.app.log_text()) if target.name == "app" and ctx.app else ([], 0)
             peak = RssPeak(server.pid) if server else None
             if peak:
                 peak.__enter__()
@@ -277,6 +278,8 @@ async def concurrency(ctx: Context) -> dict[str, Any]:
                         "server_rss_mb_peak": round(peak.peak / 2**20, 1) if peak else None,
                         "server_rss_kb_per_conversation": round((peak.peak - rss0) / 1024 / n, 1)
                         if peak and rss0 else None})
+            if target.name == "app" and ctx.app is not None:
+                fig["parts_ms_p50"] = parts_p50(servers.turn_parts(ctx.app.log_text(), parts_before)[0])
             level[target.name] = fig
         if "app" in level:
             for q in ("p50", "p99"):
@@ -304,6 +307,12 @@ async def long_chats(ctx: Context) -> dict[str, Any]:
             server.stop()
     return {"apps": out, "compared_app": str(ctx.args.compare_app) if ctx.args.compare_app else None,
             "levels": list(long_chat.LEVELS), "turns_per_level": ctx.args.longchat_turns}
+
+
+def parts_p50(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """The median of each part of the app's turns (ms; see ``TurnRecord`` in mirror/handlers.py)."""
+    keys = dict.fromkeys(k for row in rows for k in row)
+    return {"turns": len(rows)} | {k: summary([row[k] / 1000 for row in rows if k in row])["p50"] for k in keys}
 
 
 def machine() -> dict[str, Any]:

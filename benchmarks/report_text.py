@@ -92,12 +92,27 @@ def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None,
     if added:
         s += ["Per-chunk latency the app adds (app minus Space direct at the same concurrency, ms):", "",
               table(["at once", "added p50", "added p99"], added), ""]
+    parts = [[lv["conversations"], *(get(lv, "app", "parts_ms_p50", k) for k in PARTS)]
+             for lv in levels if get(lv, "app", "parts_ms_p50", "turns")]
+    if parts:
+        s += ["Where the app's first text goes (medians over the level's turns, ms, from the app's own clock: "
+              "`TurnRecord` in mirror/handlers.py). Queue hop: gradio's, from the join to the chat handler (a new "
+              "session builds gradio's per-session config of every block of the page first; the turn slots "
+              "`--concurrency` wait here too). Stream and budget: the wait for the turn's event stream, the turn "
+              "cap and the budget. Bridge: from the turn's start to its uploads done, and to its first text "
+              "(user step, bot step, the Space's queue). Usage write: after the last words, off the way to the "
+              "first.", "",
+              table(["at once", "turns", "queue hop", "stream and budget", "bridge: uploads done",
+                     "bridge: first text", "handler: first text", "usage write"], parts), ""]
     if chart:
         s += [f"![latency against concurrency]({chart})", ""]
     s += long_chat.report_lines(r, table)
     s += ["## What the figures mean", ""] + meaning(r, get) + [""]
     s += history(r, table, get, Path(__file__).with_name("history"))
     return "\n".join(s)
+
+
+PARTS = ("turns", "queue_hop", "stream_and_budget", "bridge_upload", "bridge_first_text", "first_text", "usage_write")
 
 
 def meaning(r: dict[str, Any], get: Callable[..., Any]) -> list[str]:

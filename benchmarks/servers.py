@@ -62,6 +62,13 @@ def start_app(space_url: str, hub_url: str, concurrency: int | None, extra: Sequ
         args += ["--concurrency", str(concurrency)]
     # every simulated visitor comes from loopback: one client address, which the app otherwise caps at 4 turns
     args += ["--turns-per-client", "100000"]
-    server = ServerProcess("app", args, port)
+    # each turn's parts (queue hop, stream wait and budget, bridge, usage write) in its log: see turn_parts()
+    server = ServerProcess("app", args, port, env={"PHI4_TURN_PARTS": "1"})
     server.wait_ready("/config")
     return server
+
+
+def turn_parts(log_text: str, skip: int = 0) -> tuple[list[dict[str, float]], int]:
+    """The app's "turn parts" log lines after the first ``skip`` of them, and how many there are in all."""
+    rows = [json.loads(line.split("turn parts ", 1)[1]) for line in log_text.splitlines() if "turn parts {" in line]
+    return rows[skip:], len(rows)

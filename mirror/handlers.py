@@ -11,6 +11,7 @@ generator, which leaves ``bridge.submit(...)``'s ``async with`` block, and the b
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -32,6 +33,7 @@ from .settings import AppSettings
 from .usage import UsageStore
 
 log = logging.getLogger(__name__)
+parts_log = log.getChild("parts")  # one line per turn at DEBUG: the parts of the way to the first words
 
 GENERIC_FAILURE = "Something went wrong in this app while answering; it has been logged. Press Retry to try again."
 MAX_VISITORS = 2_000
@@ -126,29 +128,45 @@ def log_failure(exc: Phi4Error) -> None:
 
 class TurnRecord:
     """What the Usage view keeps of one turn: who, from where, how it ended and how long the Space answered
-    (from its start to its last word); a turn that ends without ``Done`` and without an error was stopped."""
+    (from its start to its last word); a turn that ends without ``Done`` and without an error was stopped.
 
-    def __init__(self, visitor: str, source: str) -> None:
+    It also times the parts of the way to the first words (``parts``, ms), logged at DEBUG on the
+    ``mirror.handlers.parts`` logger (the benchmark turns it on with PHI4_TURN_PARTS=1): gradio's queue hop
+    (joined to this handler), the wait for the event stream, the budget, the bridge's uploads and its first text
+    (user step, bot step, the Space's queue), and the usage write."""
+
+    def __init__(self, visitor: str, source: str, entered: float, joined: float | None) -> None:
         self.visitor, self.source = visitor, source
         self.at, self._t0 = time.time(), time.monotonic()
         self.started: float | None = None
         self.done: float | None = None
         self.outcome = "stopped"
+        self.parts: dict[str, float] = {"stream_and_budget": (self._t0 - entered) * 1000}
+        if joined is not None:
+            self.parts["queue_hop"] = (entered - joined) * 1000
 
     def saw(self, event: Event) -> None:
         now = time.monotonic()
         if isinstance(event, (Started, TextDelta)) and self.started is None:
             self.started = now
+        if isinstance(event, TextDelta) and "first_text" not in self.parts:
+            self.parts["first_text"] = (now - self._t0) * 1000
         elif isinstance(event, Done):
             self.started = self.started or now
             self.done, self.outcome = now, "ok"
+            for key in ("upload_s", "first_text_s"):
+                if key in event.timings:
+                    self.parts["bridge_" + key[:-2]] = event.timings[key] * 1000
 
     def save(self, usage: UsageStore | None) -> None:
-        if usage is None:
-            return
-        end = self.done or time.monotonic()
-        usage.record(self.visitor, self.source, self.outcome, self.at,
-                     answer_s=None if self.started is None else end - self.started, total_s=end - self._t0)
+        began = time.monotonic()
+        if usage is not None:
+            end = self.done or time.monotonic()
+            usage.record(self.visitor, self.source, self.outcome, self.at,
+                         answer_s=None if self.started is None else end - self.started, total_s=end - self._t0)
+        if parts_log.isEnabledFor(logging.DEBUG):
+            self.parts["usage_write"] = (time.monotonic() - began) * 1000
+            parts_log.debug("turn parts %s", json.dumps({k: round(v, 2) for k, v in self.parts.items()}))
 
 
 class ChatService:
@@ -173,6 +191,7 @@ class ChatService:
         the stand-in and the real Space) are left out. The turn counts against the visitor's budget once it is
         about to be sent (given back when the bridge refuses it before sending), and is recorded for the Usage
         view under ``source``."""
+        entered = time.monotonic()
         joined = self.guard.joined_at(request)
         conversation, slots = self.visitors.get(_visitor_key(request))
         if slots.locked():
@@ -195,7 +214,7 @@ class ChatService:
                     log.info("refused a turn of %s: over the budget of %d per %s", client, verdict.limit,
                              verdict.words)
                     raise InputRejected(verdict.sentence(), reason="budget", retry_after=verdict.retry_at - verdict.now)
-                turn = TurnRecord(client, source)
+                turn = TurnRecord(client, source, entered, joined)
                 try:
                     bridge = await self.holder.get()
                     offered = await bridge.options() if options else {}
