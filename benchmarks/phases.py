@@ -301,12 +301,12 @@ async def long_chats(ctx: Context) -> dict[str, Any]:
             extra["compared"] = await asyncio.to_thread(servers.start_app, ctx.space_url, ctx.hub_url,
                                                        ctx.args.app_concurrency, [], ctx.args.compare_app.resolve())
         apps = {"app": (ctx.app.url, ctx.app.pid)} | {name: (s.url, s.pid) for name, s in extra.items()}
-        out = await long_chat.measure(apps, ctx.args.longchat_turns)
+        out = await long_chat.measure(apps, ctx.args.longchat_turns, ctx.args.longchat_levels)
     finally:
         for server in extra.values():
             server.stop()
     return {"apps": out, "compared_app": str(ctx.args.compare_app) if ctx.args.compare_app else None,
-            "levels": list(long_chat.LEVELS), "turns_per_level": ctx.args.longchat_turns}
+            "levels": list(ctx.args.longchat_levels), "turns_per_level": ctx.args.longchat_turns}
 
 
 def parts_p50(rows: list[dict[str, float]]) -> dict[str, Any]:

@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma-separated subset of turns,uploads,tokens,sweep,longchat (default: all)")
     p.add_argument("--longchat-turns", type=int, help="turns per level and app in the long-chat phase (default 4, "
                    "quick 2)")
+    p.add_argument("--longchat-levels", help="earlier messages, comma-separated (default 0,100,200,400; quick 0,200)")
     p.add_argument("--compare-app", type=Path, metavar="APP_PY",
                    help="long chats: also measure this app.py (another checkout, e.g. the code before a change)")
     a = p.parse_args(argv)
@@ -56,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.sweep_turns = a.sweep_turns or (2 if a.quick else 3)
     a.token_conversations = a.token_conversations or (5 if a.quick else 25)
     a.longchat_turns = a.longchat_turns or (2 if a.quick else 4)
+    a.longchat_levels = tuple(int(x) for x in (a.longchat_levels or ("0,200" if a.quick else "0,100,200,400"))
+                              .split(",") if x.strip())
     if a.space_url:
         a.space_url = a.space_url.rstrip("/")
         a.hub_url = (a.hub_url or a.space_url).rstrip("/")
