@@ -35,6 +35,7 @@ from mirror.launch import serve  # noqa: E402
 from mirror.openai_api import openai_routes  # noqa: E402
 from mirror.qa_tab import render_qa_tab  # noqa: E402
 from mirror.settings import AppSettings, parse_settings  # noqa: E402
+from mirror.shared_budget import SharedBudget  # noqa: E402
 from mirror.space_status import Mode, SpaceStatus, auth_headers  # noqa: E402
 from mirror.usage import open_store  # noqa: E402
 from mirror.usage_tab import render_usage_tab  # noqa: E402
@@ -57,7 +58,9 @@ EXAMPLES = [
 
 def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None = None) -> gr.Blocks:
     guard = guard or Guard(settings)
-    budget = turn_budget.Budget(settings.visitor_turns, settings.admins)
+    shared = os.environ.get("PHI4_BUDGET_DB")  # replicas of a cluster count in one file (mirror/cluster.py sets it)
+    budget = (SharedBudget(settings.visitor_turns, shared, settings.admins) if shared
+              else turn_budget.Budget(settings.visitor_turns, settings.admins))
     usage = open_store(settings.usage_db)
     chat = ChatService(status.holder, settings, guard, budget=budget, usage=usage)
     limits = {"concurrency_limit": settings.concurrency_total, "concurrency_id": "chat"}

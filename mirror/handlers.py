@@ -209,7 +209,8 @@ class ChatService:
                                 self.settings.stream_grace_s)
                     raise InputRejected("This turn was dropped: its reply stream was never opened.",
                                          reason="no_stream")
-                verdict = self.budget.spend(client)
+                verdict = (await asyncio.to_thread(self.budget.spend, client) if self.budget.blocking
+                           else self.budget.spend(client))
                 if isinstance(verdict, OverBudget):
                     log.info("refused a turn of %s: over the budget of %d per %s", client, verdict.limit,
                              verdict.words)
@@ -230,7 +231,10 @@ class ChatService:
                         finally:
                             self._jobs.discard(job)
                 except InputRejected:
-                    self.budget.refund(client)  # refused here, before anything reached the Space
+                    if self.budget.blocking:  # refused here, before anything reached the Space
+                        await asyncio.to_thread(self.budget.refund, client)
+                    else:
+                        self.budget.refund(client)
                     turn.outcome = "refused"
                     raise
                 except Phi4Error:
