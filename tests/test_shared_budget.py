@@ -8,7 +8,9 @@ real thing: ``python -m mirror.cluster`` behind Debian's nginx, whose ``/v1`` go
 from __future__ import annotations
 
 import json
-import threading
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from mirror.budget import Ok, OverBudget, Rule
 from mirror.shared_budget import SharedBudget
 from phi4_bridge.standin.launcher import start_standin
 
+ROOT = Path(__file__).resolve().parents[1]
 RULE = Rule(2, 3600.0, "hour")
 KEY = "sk-shared-budget-test-key"
 
@@ -41,22 +44,27 @@ def test_two_replicas_on_one_file_give_a_visitor_the_host_s_turns(tmp_path: Path
     assert two.left("addr:1.2.3.4") == 2
 
 
-def test_racing_replicas_let_exactly_the_budget_through(tmp_path: Path) -> None:
-    budgets = [SharedBudget(Rule(5, 3600.0, "hour"), tmp_path / "b.sqlite3") for _ in range(2)]
-    verdicts: list[object] = []
-    start = threading.Barrier(8)
+RACER = """
+import sys, time
+from mirror.budget import Ok, Rule
+from mirror.shared_budget import SharedBudget
+budget = SharedBudget(Rule(5, 3600.0, "hour"), sys.argv[1])
+while time.time() < float(sys.argv[2]):  # all start together
+    pass
+print(sum(isinstance(budget.spend("user:eager"), Ok) for _ in range(6)))
+"""
 
-    def replica_thread(i: int) -> None:
-        start.wait()
-        for _ in range(3):
-            verdicts.append(budgets[i % 2].spend("user:eager"))
 
-    threads = [threading.Thread(target=replica_thread, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert sum(isinstance(v, Ok) for v in verdicts) == 5 and len(verdicts) == 24
+def test_racing_replica_processes_let_exactly_the_budget_through(tmp_path: Path) -> None:
+    """Four processes (as four replicas) spend 6 turns each for one visitor at the same moment: 5 get through."""
+    path = tmp_path / "race.sqlite3"
+    SharedBudget(RULE, path)  # the file and its table, before the race
+    at = time.time() + 3.0
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(path), str(at)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in outs]
+    assert sum(int(out) for out, _ in outs) == 5, outs
 
 
 @pytest.fixture(scope="module")
