@@ -48,15 +48,15 @@ RACER = """
 import sys, time
 from mirror.budget import Ok, Rule
 from mirror.shared_budget import SharedBudget
-budget = SharedBudget(Rule(5, 3600.0, "hour"), sys.argv[1])
+budget = SharedBudget(Rule(40, 3600.0, "hour"), sys.argv[1])
 while time.time() < float(sys.argv[2]):  # all start together
     pass
-print(sum(isinstance(budget.spend("user:eager"), Ok) for _ in range(6)))
+print(sum(isinstance(budget.spend("user:eager"), Ok) for _ in range(30)))
 """
 
 
 def test_racing_replica_processes_let_exactly_the_budget_through(tmp_path: Path) -> None:
-    """Four processes (as four replicas) spend 6 turns each for one visitor at the same moment: 5 get through."""
+    """Four processes (as four replicas) spend 30 turns each for one visitor at the same moment: 40 get through."""
     path = tmp_path / "race.sqlite3"
     SharedBudget(RULE, path)  # the file and its table, before the race
     at = time.time() + 3.0
@@ -64,7 +64,7 @@ def test_racing_replica_processes_let_exactly_the_budget_through(tmp_path: Path)
                               stderr=subprocess.PIPE, text=True) for _ in range(4)]
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in outs]
-    assert sum(int(out) for out, _ in outs) == 5, outs
+    assert sum(int(out) for out, _ in outs) == 40, outs
 
 
 @pytest.fixture(scope="module")
