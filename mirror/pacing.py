@@ -18,6 +18,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 _END = object()
+_CANCELLED = object()
 
 
 async def _pump(source: AsyncIterator[T], queue: asyncio.Queue[object]) -> None:
@@ -26,13 +27,16 @@ async def _pump(source: AsyncIterator[T], queue: asyncio.Queue[object]) -> None:
         async for item in source:
             await queue.put(item)
     except Exception as exc:  # noqa: BLE001 - handed to the reader, which raises it where the loop is
-        await queue.put(exc)
+        queue.put_nowait(exc)
         return
+    except BaseException:  # cancelled: by the reader (nobody reads on) or within the source (the reader must know)
+        queue.put_nowait(_CANCELLED)
+        raise
     finally:
         aclose = getattr(source, "aclose", None)
         if aclose is not None:
             await aclose()
-    await queue.put(_END)
+    queue.put_nowait(_END)
 
 
 async def batches(source: AsyncIterator[T], interval: float,
@@ -58,6 +62,8 @@ async def batches(source: AsyncIterator[T], interval: float,
                     continue
             else:
                 item = await queue.get()
+            if item is _CANCELLED:
+                raise asyncio.CancelledError("the source was cancelled")
             if item is _END or isinstance(item, Exception):
                 if held:
                     out, held = held, []

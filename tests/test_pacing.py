@@ -137,6 +137,21 @@ def test_a_failure_of_the_source_comes_after_what_it_sent() -> None:
     assert [x for b in asyncio.run(main()) for x in b] == ["a", "b"]
 
 
+def test_a_source_cancelled_on_its_own_ends_the_stream_instead_of_hanging_it() -> None:
+    async def main() -> None:
+        async def source() -> AsyncIterator[str]:
+            yield "a"
+            raise asyncio.CancelledError  # as a library's own cancellation would surface
+
+        seen = []
+        with pytest.raises(asyncio.CancelledError):
+            async for batch in batches(source(), 10.0):
+                seen.append(batch)
+        assert seen == [["a"]]
+
+    asyncio.run(asyncio.wait_for(main(), 5.0))
+
+
 def test_each_message_is_made_once_and_looks_as_gradio_makes_it() -> None:
     history = earlier_messages(6) + [cv.note("⏳ a note", "text"), cv.user_message("hi", [])]
     chatbot = remember_forms(gr.Chatbot())
