@@ -144,7 +144,7 @@ def test_a_source_cancelled_on_its_own_ends_the_stream_instead_of_hanging_it() -
             raise asyncio.CancelledError  # as a library's own cancellation would surface
 
         seen = []
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(asyncio.CancelledError, match="the source was cancelled"):  # not wait_for's below
             async for batch in batches(source(), 10.0):
                 seen.append(batch)
         assert seen == [["a"]]
