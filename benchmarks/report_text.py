@@ -137,6 +137,13 @@ ISSUE_24_NOTES = [
     "of the page, about a fifth of the app's CPU at 50 conversations in this sweep, whose client takes a new "
     "session for every turn where a browser keeps one per page) and the bridge's two round trips to the Space "
     "(user step, then bot step), each through the Space's queue.",
+    "- At 40 chunks a second (`python -m benchmarks --pace-ms 25 --chunks 40 --sweep 1,10,50 --sweep-turns 2 "
+    "--phases sweep`, 2026-12-06 03:34 UTC): first text p50 at 50 conversations 1,008 ms through the app against "
+    "374 ms straight to the Space (2.7x; the issue measured 4.3x on a busier day); its parts: queue hop 589 ms, "
+    "the bridge's first text 306 ms, stream wait and budget 0.04 ms, usage write 0.12 ms. The same with "
+    "`--app-concurrency 64`: 1,001 ms, the queue hop down to 378 ms and the bridge's first text up to 438 ms: "
+    "the two cores (stand-in, app and client share them), not the turn slots, set the pace, so the default "
+    "stays 32.",
 ]
 
 
