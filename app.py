@@ -24,6 +24,7 @@ import gradio as gr  # noqa: E402
 
 from mirror import budget as turn_budget  # noqa: E402
 from mirror import chat_values as cv  # noqa: E402
+from mirror.chatbot import remember_forms  # noqa: E402
 from mirror.cleanup import Janitor, WorkDir  # noqa: E402
 from mirror.export import export_refusal, write_exports  # noqa: E402
 from mirror.generation import chosen, read_options, render_settings  # noqa: E402
@@ -35,6 +36,7 @@ from mirror.mcp_tools import Phi4Tools, register_tools  # noqa: E402
 from mirror.openai_api import AppRunner, api_settings, openai_routes  # noqa: E402
 from mirror.qa_tab import render_qa_tab  # noqa: E402
 from mirror.settings import AppSettings, parse_settings  # noqa: E402
+from mirror.shared_budget import SharedBudget  # noqa: E402
 from mirror.space_status import Mode, SpaceStatus, auth_headers  # noqa: E402
 from mirror.usage import open_store  # noqa: E402
 from mirror.usage_tab import render_usage_tab  # noqa: E402
@@ -57,7 +59,9 @@ EXAMPLES = [
 
 def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None = None) -> gr.Blocks:
     guard = guard or Guard(settings)
-    budget = turn_budget.Budget(settings.visitor_turns, settings.admins)
+    shared = os.environ.get("PHI4_BUDGET_DB")  # replicas of a cluster count in one file (mirror/cluster.py sets it)
+    budget = (SharedBudget(settings.visitor_turns, shared, settings.admins) if shared
+              else turn_budget.Budget(settings.visitor_turns, settings.admins))
     usage = open_store(settings.usage_db)
     chat = ChatService(status.holder, settings, guard, budget=budget, usage=usage)
     runner = AppRunner(chat, settings, guard)  # the turns of /v1 and of the MCP tools
@@ -87,10 +91,12 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
 
         with gr.Tab("Chat"):
             # Each message in its own bubble: a turn's files and its text are then separate bubbles, and Edit (on
-            # the text) works; grouped, gradio's Edit > Submit throws on the file part and nothing is sent.
+            # the text) works; grouped, gradio's Edit > Submit throws on the file part and nothing is sent. Each
+            # message is postprocessed once, not once per streamed update (mirror/chatbot.py).
             chatbot = gr.Chatbot(label="Phi-4-multimodal", elem_id="chatbot", editable="user", height=520,
                                  group_consecutive_messages=False,
                                  placeholder="Ask anything, or attach an image or a recording.")
+            remember_forms(chatbot)
             box = gr.MultimodalTextbox(file_types=["image", "audio"], file_count="multiple",
                                        sources=["upload", "microphone"], elem_id="prompt", show_label=False,
                                        placeholder="Message Phi-4… (attach images or audio, or record)")
@@ -264,6 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("mcp").setLevel(logging.WARNING)  # else two lines a tool call ("Processing request of type")
+    if os.environ.get("PHI4_TURN_PARTS"):  # the benchmark's breakdown of each turn (mirror/handlers.py TurnRecord)
+        logging.getLogger("mirror.handlers.parts").setLevel(logging.DEBUG)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the stand-in child and the bridge close too
     settings = parse_settings(argv)
     work = WorkDir.create()  # before the stand-in starts: it shares the upload folder, all removed at exit

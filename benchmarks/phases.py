@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from phi4_bridge import BridgeConfig, Phi4Bridge
+from phi4_bridge.process import ServerProcess
 
-from . import servers, sweep
+from . import long_chat, servers, sweep
 from .known_client import KnownClient
 from .paths import AppPath, ReferencePath, bridge_turn
 from .stats import RssPeak, TurnResult, chunk_latencies, cpu_seconds, ratio, rss_bytes, summary
@@ -258,6 +259,7 @@ async def concurrency(ctx: Context) -> dict[str, Any]:
             await asyncio.sleep(1.0)  # let the previous level's connections settle
             server = ctx.app if target.name == "app" else ctx.standin
             cpu0, rss0 = ctx.pid_cpu(server), rss_bytes(server.pid) if server else None
+            _, parts_before = servers.turn_parts(ctx.app.log_text()) if target.name == "app" and ctx.app else ([], 0)
             peak = RssPeak(server.pid) if server else None
             if peak:
                 peak.__enter__()
@@ -276,6 +278,8 @@ async def concurrency(ctx: Context) -> dict[str, Any]:
                         "server_rss_mb_peak": round(peak.peak / 2**20, 1) if peak else None,
                         "server_rss_kb_per_conversation": round((peak.peak - rss0) / 1024 / n, 1)
                         if peak and rss0 else None})
+            if target.name == "app" and ctx.app is not None:
+                fig["parts_ms_p50"] = parts_p50(servers.turn_parts(ctx.app.log_text(), parts_before)[0])
             level[target.name] = fig
         if "app" in level:
             for q in ("p50", "p99"):
@@ -283,6 +287,32 @@ async def concurrency(ctx: Context) -> dict[str, Any]:
                 level[f"app_added_chunk_latency_{q}_ms"] = round(a - s, 2) if a is not None and s is not None else None
         levels.append(level)
     return {"levels": levels, "client": "aiohttp, gradio's queue protocol (as a browser's JS client)"}
+
+
+async def long_chats(ctx: Context) -> dict[str, Any]:
+    """The app's chat step in long chats: this code, the same code with an update for every chunk (the frame rate
+    off), and ``--compare-app``'s app when given; each a process of its own, measured turn by turn."""
+    assert ctx.app is not None
+    extra: dict[str, ServerProcess] = {}
+    try:
+        extra["every_chunk"] = await asyncio.to_thread(servers.start_app, ctx.space_url, ctx.hub_url,
+                                                      ctx.args.app_concurrency, ["--ui-updates-per-s", "0"])
+        if ctx.args.compare_app:
+            extra["compared"] = await asyncio.to_thread(servers.start_app, ctx.space_url, ctx.hub_url,
+                                                       ctx.args.app_concurrency, [], ctx.args.compare_app.resolve())
+        apps = {"app": (ctx.app.url, ctx.app.pid)} | {name: (s.url, s.pid) for name, s in extra.items()}
+        out = await long_chat.measure(apps, ctx.args.longchat_turns, ctx.args.longchat_levels)
+    finally:
+        for server in extra.values():
+            server.stop()
+    return {"apps": out, "compared_app": str(ctx.args.compare_app) if ctx.args.compare_app else None,
+            "levels": list(ctx.args.longchat_levels), "turns_per_level": ctx.args.longchat_turns}
+
+
+def parts_p50(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """The median of each part of the app's turns (ms; see ``TurnRecord`` in mirror/handlers.py)."""
+    keys = dict.fromkeys(k for row in rows for k in row)
+    return {"turns": len(rows)} | {k: summary([row[k] / 1000 for row in rows if k in row])["p50"] for k in keys}
 
 
 def machine() -> dict[str, Any]:
@@ -331,4 +361,7 @@ async def run_all(ctx: Context) -> dict[str, Any]:
     if "sweep" in a.phases:
         print("phase: concurrency sweep", flush=True)
         results["concurrency"] = await concurrency(ctx)
+    if "longchat" in a.phases and ctx.app is not None:
+        print("phase: long chats", flush=True)
+        results["long_chat"] = await long_chats(ctx)
     return results

@@ -53,6 +53,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     lv100 = _level(results, 100)
     errs = _get(lv100, "app", "errors")
     add("no errors at 100 conversations (app)", errs, None if errs is None else errs == 0, "failed turns at 100")
+    lc = _get(results, "long_chat", "apps", "app", "200", "app_cpu_ms_per_turn_vs_none")
+    add("app CPU per turn at 200 earlier messages within 2x of a first turn", lc, None if lc is None else lc <= 2,
+        "long chats: app CPU per turn at ~200 earlier messages / at none (the same visitor chatting on)")
     rows = [_get(results, "token_fetches", p) for p in ("bridge", "app")]
     rows = [r for r in rows if r and r.get("fetches") is not None]
     worst = max((r["fetches"] for r in rows), default=None)

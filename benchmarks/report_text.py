@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import long_chat
+
 
 def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None, table: Callable[..., str],
            names: dict[str, str], get: Callable[..., Any]) -> str:
@@ -90,11 +92,62 @@ def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None,
     if added:
         s += ["Per-chunk latency the app adds (app minus Space direct at the same concurrency, ms):", "",
               table(["at once", "added p50", "added p99"], added), ""]
+    parts = [[lv["conversations"], *(get(lv, "app", "parts_ms_p50", k) for k in PARTS)]
+             for lv in levels if get(lv, "app", "parts_ms_p50", "turns")]
+    if parts:
+        s += ["Where the app's first text goes (medians over the level's turns, ms, from the app's own clock: "
+              "`TurnRecord` in mirror/handlers.py). Queue hop: gradio's, from the join to the chat handler (a new "
+              "session builds gradio's per-session config of every block of the page first; the turn slots "
+              "`--concurrency` wait here too). Stream and budget: the wait for the turn's event stream, the turn "
+              "cap and the budget. Bridge: from the turn's start to its uploads done, and to its first text "
+              "(user step, bot step, the Space's queue). Usage write: after the last words, off the way to the "
+              "first.", "",
+              table(["at once", "turns", "queue hop", "stream and budget", "bridge: uploads done",
+                     "bridge: first text", "handler: first text", "usage write"], parts), ""]
     if chart:
         s += [f"![latency against concurrency]({chart})", ""]
+    s += long_chat.report_lines(r, table)
+    if get(r, "long_chat", "apps") or parts:
+        s += ISSUE_24_NOTES + [""]
     s += ["## What the figures mean", ""] + meaning(r, get) + [""]
     s += history(r, table, get, Path(__file__).with_name("history"))
     return "\n".join(s)
+
+
+ISSUE_24_NOTES = [
+    "What profiling found in long chats and with many visitors (issue 24; py-spy on the app, 2026-12-06):",
+    "",
+    "- Long chats: with 200 earlier messages, a third of the app's CPU per streamed update was gradio's Chatbot "
+    "postprocess rebuilding every message as pydantic models (and dumping them again), another fifth its walks "
+    "of the whole value (files to cache twice, root URL once) and the diff with the previous update. The "
+    "earlier messages are now made once per turn (`mirror/chatbot.py`: the same message objects in every "
+    "update), and a reply updates the chat at most 20 times a second (`mirror/pacing.py`), so a fast Space no "
+    "longer multiplies the whole-chat work by its chunk rate. Left: gradio's walks and diff of the whole value "
+    "per update (its code, not ours), and per turn the bridge's checks and copies of the history (`turn_key`, "
+    "`check_history`, a deep copy of the conversation's values): about 8 ms per update at 200 messages against "
+    "4.6 with none. A turn that brings a history its conversation never saw (a reload on another replica, an "
+    "edited chat) is restored by the bridge: seconds at 200 messages (last column), which is the chain's work.",
+    "- `--compare-app` in the run above was this repository at commit 6bc0977 (the code before issue 24), "
+    "extracted with `git archive` and started beside this code against the same stand-in.",
+    "- Many visitors: the table of parts shows where the app's first text goes. The budget, the turn cap, the wait "
+    "for the event stream and the usage write cost well under a millisecond each (the usage row is written "
+    "after the last words, the badge is refreshed after the turn: neither is on the way to the first words). "
+    "The app's extra time is gradio's queue hop (at 50 and 100 conversations: the 32 turn slots of "
+    "`--concurrency` are full, and each new session makes gradio build its per-session config of every block "
+    "of the page, about a fifth of the app's CPU at 50 conversations in this sweep, whose client takes a new "
+    "session for every turn where a browser keeps one per page) and the bridge's two round trips to the Space "
+    "(user step, then bot step), each through the Space's queue.",
+    "- At 40 chunks a second (`python -m benchmarks --pace-ms 25 --chunks 40 --sweep 1,10,50 --sweep-turns 2 "
+    "--phases sweep`, 2026-12-06 03:34 UTC): first text p50 at 50 conversations 1,008 ms through the app against "
+    "374 ms straight to the Space (2.7x; the issue measured 4.3x on a busier day); its parts: queue hop 589 ms, "
+    "the bridge's first text 306 ms, stream wait and budget 0.04 ms, usage write 0.12 ms. The same with "
+    "`--app-concurrency 64`: 1,001 ms, the queue hop down to 378 ms and the bridge's first text up to 438 ms: "
+    "the two cores (stand-in, app and client share them), not the turn slots, set the pace, so the default "
+    "stays 32.",
+]
+
+
+PARTS = ("turns", "queue_hop", "stream_and_budget", "bridge_upload", "bridge_first_text", "first_text", "usage_write")
 
 
 def meaning(r: dict[str, Any], get: Callable[..., Any]) -> list[str]:

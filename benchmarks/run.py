@@ -5,7 +5,9 @@ Phases (each bounded by turn counts and per-turn timeouts; loopback only unless 
   2. per-turn figures: paths 1-4 interleaved round by round, so machine noise hits them alike;
   3. uploads: a 5 MB image, then a turn that re-uses it (bridge, known client, app);
   4. token fetches over conversations of 4 turns (bridge, known client, app);
-  5. concurrency sweep: N conversations at once, straight to the Space and through the app.
+  5. concurrency sweep: N conversations at once, straight to the Space and through the app;
+  6. long chats: the app's chat step with 0, 100, 200 and 400 earlier messages (app CPU per turn and per update),
+     beside the same code updating the chat for every chunk (and another checkout's app, ``--compare-app``).
 """
 
 from __future__ import annotations
@@ -41,14 +43,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--token-conversations", type=int, help="conversations of 4 turns (default 25, quick 5)")
     p.add_argument("--app-concurrency", type=int, help="app.py --concurrency (default: the app's own default)")
     p.add_argument("--no-app", action="store_true", help="skip path 4 and the sweep through the app")
-    p.add_argument("--phases", default="turns,uploads,tokens,sweep",
-                   help="comma-separated subset of turns,uploads,tokens,sweep (default: all)")
+    p.add_argument("--phases", default="turns,uploads,tokens,sweep,longchat",
+                   help="comma-separated subset of turns,uploads,tokens,sweep,longchat (default: all)")
+    p.add_argument("--longchat-turns", type=int, help="turns per level and app in the long-chat phase (default 4, "
+                   "quick 2)")
+    p.add_argument("--longchat-levels", help="earlier messages, comma-separated (default 0,100,200,400; quick 0,200)")
+    p.add_argument("--compare-app", type=Path, metavar="APP_PY",
+                   help="long chats: also measure this app.py (another checkout, e.g. the code before a change)")
     a = p.parse_args(argv)
     a.phases = {x.strip() for x in a.phases.split(",") if x.strip()}
     a.turns = a.turns or (8 if a.quick else 40)
     a.sweep_levels = [int(x) for x in (a.sweep or ("1,10" if a.quick else "1,10,50,100")).split(",") if x.strip()]
     a.sweep_turns = a.sweep_turns or (2 if a.quick else 3)
     a.token_conversations = a.token_conversations or (5 if a.quick else 25)
+    a.longchat_turns = a.longchat_turns or (2 if a.quick else 4)
+    a.longchat_levels = tuple(int(x) for x in (a.longchat_levels or ("0,200" if a.quick else "0,100,200,400"))
+                              .split(",") if x.strip())
     if a.space_url:
         a.space_url = a.space_url.rstrip("/")
         a.hub_url = (a.hub_url or a.space_url).rstrip("/")

@@ -10,6 +10,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +51,24 @@ def app_available() -> bool:
     return (ROOT / "app.py").exists()
 
 
-def start_app(space_url: str, hub_url: str, concurrency: int | None) -> ServerProcess:
-    """``python app.py --space-url URL --hub-url URL --port P`` (and ``--concurrency N`` when asked)."""
+def start_app(space_url: str, hub_url: str, concurrency: int | None, extra: Sequence[str] = (),
+              app_py: Path = ROOT / "app.py") -> ServerProcess:
+    """``python app.py --space-url URL --hub-url URL --port P`` (and ``--concurrency N`` when asked, then
+    ``extra``); ``app_py`` may be another checkout's, which then runs its own packages (its folder comes first)."""
     port = free_port()
-    args = [sys.executable, str(ROOT / "app.py"), "--space-url", space_url, "--hub-url", hub_url,
-            "--port", str(port), "--host", "127.0.0.1"]
+    args = [sys.executable, str(app_py), "--space-url", space_url, "--hub-url", hub_url,
+            "--port", str(port), "--host", "127.0.0.1", *extra]
     if concurrency:
         args += ["--concurrency", str(concurrency)]
     # every simulated visitor comes from loopback: one client address, which the app otherwise caps at 4 turns
     args += ["--turns-per-client", "100000"]
-    server = ServerProcess("app", args, port)
+    # each turn's parts (queue hop, stream wait and budget, bridge, usage write) in its log: see turn_parts()
+    server = ServerProcess("app", args, port, env={"PHI4_TURN_PARTS": "1"})
     server.wait_ready("/config")
     return server
+
+
+def turn_parts(log_text: str, skip: int = 0) -> tuple[list[dict[str, float]], int]:
+    """The app's "turn parts" log lines after the first ``skip`` of them, and how many there are in all."""
+    rows = [json.loads(line.split("turn parts ", 1)[1]) for line in log_text.splitlines() if "turn parts {" in line]
+    return rows[skip:], len(rows)

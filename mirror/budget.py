@@ -96,7 +96,10 @@ Verdict = Ok | OverBudget
 
 class Budget:
     """Turns per visitor over a sliding window (see the module's docstring). Thread-safe: gradio runs sync
-    handlers in worker threads and async ones in its loop."""
+    handlers in worker threads and async ones in its loop. ``mirror.shared_budget.SharedBudget`` is the same
+    budget counted in a file that every replica on the host shares."""
+
+    blocking = False  # True: a call may wait on a file (the chat service then makes it in a thread)
 
     def __init__(self, rule: Rule | None, admins: Iterable[str] = (), clock: Callable[[], float] = time.time,
                  max_visitors: int = 50_000) -> None:

@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from phi4_bridge import Queued
+from phi4_bridge import Done, Event, Queued, Started, TextDelta
 
 Message = dict[str, Any]
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+RETRY_HINT = "Your message is kept: press Retry (↻) once the cause is gone."
 
 
 def file_part(path: str, name: str | None = None) -> dict[str, Any]:
@@ -68,6 +69,22 @@ def queue_words(ev: Queued) -> str:
     if ev.eta is not None:
         parts.append(f"about {max(1, round(ev.eta))} s")
     return ", ".join(parts) if parts else "waiting for a GPU"
+
+
+def after_event(event: Event, reply: str, shown: list[Message] | None) -> tuple[str, list[Message] | None]:
+    """The reply so far and what the chat shows below the user's turn after ``event`` (``shown`` unchanged when
+    the event changes nothing on screen): queue news and "answering" until the first words, then the text."""
+    if isinstance(event, Queued) and not reply:
+        return reply, [queue_note(event)]
+    if isinstance(event, Started) and not reply:
+        return reply, [note("✍️ Phi-4 is answering…", "The first words are on their way.", pending=True)]
+    if isinstance(event, TextDelta):
+        reply += event.text
+        return reply, [bot_message(reply)]
+    if isinstance(event, Done) and (event.text != reply or not reply):
+        reply = event.text  # the Space rewrote earlier text, or sent no text at all
+        return reply, [bot_message(reply) if reply else note("The model sent an empty reply.", RETRY_HINT)]
+    return reply, shown
 
 
 def last_user_index(history: Sequence[Mapping[str, Any]]) -> int | None:

@@ -122,6 +122,8 @@ class Cluster:
         # One secret for the chat every browser keeps (gr.BrowserState): a page served by another replica after a
         # failover can still read it. It is not confidential (each page's /config carries it).
         env = {**os.environ, "PHI4_BROWSER_SECRET": os.environ.get("PHI4_BROWSER_SECRET") or secrets.token_hex(16)}
+        # One turn budget for all of them (mirror/shared_budget.py): a visitor gets the host's turns, not N times.
+        env.setdefault("PHI4_BUDGET_DB", str(self.work / "budget.sqlite3"))
         for i in range(self.replicas):
             port = free_port()
             cmd = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port), *self.app_args]

@@ -11,30 +11,33 @@ generator, which leaves ``bridge.submit(...)``'s ``async with`` block, and the b
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import gradio as gr
 
-from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Queued, Started, TextDelta
+from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Started, TextDelta
 from phi4_bridge.errors import redact
 
 from . import chat_values as cv
 from .budget import Budget, OverBudget, visitor_of
 from .guard import Guard, release
 from .holder import BridgeHolder
+from .pacing import batches
 from .settings import AppSettings
 from .usage import UsageStore
 
 log = logging.getLogger(__name__)
+parts_log = log.getChild("parts")  # one line per turn at DEBUG: the parts of the way to the first words
 
 GENERIC_FAILURE = "Something went wrong in this app while answering; it has been logged. Press Retry to try again."
 MAX_VISITORS = 2_000
 STOP_SETTLE_S = 0.4
-RETRY_HINT = "Your message is kept: press Retry (↻) once the cause is gone."
 
 
 class Visitors:
@@ -125,29 +128,45 @@ def log_failure(exc: Phi4Error) -> None:
 
 class TurnRecord:
     """What the Usage view keeps of one turn: who, from where, how it ended and how long the Space answered
-    (from its start to its last word); a turn that ends without ``Done`` and without an error was stopped."""
+    (from its start to its last word); a turn that ends without ``Done`` and without an error was stopped.
 
-    def __init__(self, visitor: str, source: str) -> None:
+    It also times the parts of the way to the first words (``parts``, ms), logged at DEBUG on the
+    ``mirror.handlers.parts`` logger (the benchmark turns it on with PHI4_TURN_PARTS=1): gradio's queue hop
+    (joined to this handler), the wait for the event stream, the budget, the bridge's uploads and its first text
+    (user step, bot step, the Space's queue), and the usage write."""
+
+    def __init__(self, visitor: str, source: str, entered: float, joined: float | None) -> None:
         self.visitor, self.source = visitor, source
         self.at, self._t0 = time.time(), time.monotonic()
         self.started: float | None = None
         self.done: float | None = None
         self.outcome = "stopped"
+        self.parts: dict[str, float] = {"stream_and_budget": (self._t0 - entered) * 1000}
+        if joined is not None:
+            self.parts["queue_hop"] = (entered - joined) * 1000
 
     def saw(self, event: Event) -> None:
         now = time.monotonic()
         if isinstance(event, (Started, TextDelta)) and self.started is None:
             self.started = now
+        if isinstance(event, TextDelta) and "first_text" not in self.parts:
+            self.parts["first_text"] = (now - self._t0) * 1000
         elif isinstance(event, Done):
             self.started = self.started or now
             self.done, self.outcome = now, "ok"
+            for key in ("upload_s", "first_text_s"):
+                if key in event.timings:
+                    self.parts["bridge_" + key[:-2]] = event.timings[key] * 1000
 
     def save(self, usage: UsageStore | None) -> None:
-        if usage is None:
-            return
-        end = self.done or time.monotonic()
-        usage.record(self.visitor, self.source, self.outcome, self.at,
-                     answer_s=None if self.started is None else end - self.started, total_s=end - self._t0)
+        began = time.monotonic()
+        if usage is not None:
+            end = self.done or time.monotonic()
+            usage.record(self.visitor, self.source, self.outcome, self.at,
+                         answer_s=None if self.started is None else end - self.started, total_s=end - self._t0)
+        if parts_log.isEnabledFor(logging.DEBUG):
+            self.parts["usage_write"] = (time.monotonic() - began) * 1000
+            parts_log.debug("turn parts %s", json.dumps({k: round(v, 2) for k, v in self.parts.items()}))
 
 
 class ChatService:
@@ -161,6 +180,8 @@ class ChatService:
         self.visitors = Visitors(settings.concurrency_per_visitor, settings.visitor_idle_s, settings.max_visitors)
         self.clients: dict[str, int] = {}  # turns running per client (login, else address)
         self._jobs: set[Any] = set()  # running bridge jobs, cancelled on the Space at shutdown
+        # at most one chat update per interval while a reply streams (mirror/pacing.py says why); 0: every chunk
+        self.ui_interval_s = 1 / settings.ui_updates_per_s if settings.ui_updates_per_s > 0 else 0.0
 
     async def events(self, request: gr.Request | None, text: str, files: Sequence[str],
                      history: list[dict[str, Any]] | None, options: dict[str, Any] | None = None,
@@ -170,6 +191,7 @@ class ChatService:
         the stand-in and the real Space) are left out. The turn counts against the visitor's budget once it is
         about to be sent (given back when the bridge refuses it before sending), and is recorded for the Usage
         view under ``source``."""
+        entered = time.monotonic()
         joined = self.guard.joined_at(request)
         conversation, slots = self.visitors.get(_visitor_key(request))
         if slots.locked():
@@ -187,12 +209,13 @@ class ChatService:
                                 self.settings.stream_grace_s)
                     raise InputRejected("This turn was dropped: its reply stream was never opened.",
                                          reason="no_stream")
-                verdict = self.budget.spend(client)
+                verdict = (await asyncio.to_thread(self.budget.spend, client) if self.budget.blocking
+                           else self.budget.spend(client))
                 if isinstance(verdict, OverBudget):
                     log.info("refused a turn of %s: over the budget of %d per %s", client, verdict.limit,
                              verdict.words)
                     raise InputRejected(verdict.sentence(), reason="budget", retry_after=verdict.retry_at - verdict.now)
-                turn = TurnRecord(client, source)
+                turn = TurnRecord(client, source, entered, joined)
                 try:
                     bridge = await self.holder.get()
                     offered = await bridge.options() if options else {}
@@ -208,7 +231,10 @@ class ChatService:
                         finally:
                             self._jobs.discard(job)
                 except InputRejected:
-                    self.budget.refund(client)  # refused here, before anything reached the Space
+                    if self.budget.blocking:  # refused here, before anything reached the Space
+                        await asyncio.to_thread(self.budget.refund, client)
+                    else:
+                        self.budget.refund(client)
                     turn.outcome = "refused"
                     raise
                 except Phi4Error:
@@ -260,26 +286,23 @@ class ChatService:
         text, files = cv.split_user(history[i])
         yield base + [cv.queue_note(None)]
         reply = ""
+        events = self.events(request, text, [f["path"] for f in files], earlier, options)
         try:
-            async for event in self.events(request, text, [f["path"] for f in files], earlier, options):
-                if isinstance(event, Queued) and not reply:
-                    yield base + [cv.queue_note(event)]
-                elif isinstance(event, Started) and not reply:
-                    yield base + [cv.note("✍️ Phi-4 is answering…", "The first words are on their way.", pending=True)]
-                elif isinstance(event, TextDelta):
-                    reply += event.text
-                    yield base + [cv.bot_message(reply)]
-                elif isinstance(event, Done) and (event.text != reply or not reply):
-                    reply = event.text  # the Space rewrote earlier text, or sent no text at all
-                    yield base + [cv.bot_message(reply) if reply else cv.note("The model sent an empty reply.",
-                                                                              RETRY_HINT)]
+            async with aclosing(batches(events, self.ui_interval_s, urgent=lambda e: not isinstance(e, TextDelta))) \
+                    as paced:
+                async for batch in paced:
+                    shown: list[cv.Message] | None = None
+                    for event in batch:
+                        reply, shown = cv.after_event(event, reply, shown)
+                    if shown is not None:
+                        yield base + shown
         except Phi4Error as exc:
             log_failure(exc)
             partial = [cv.bot_message(reply)] if reply else []
-            yield base + partial + [cv.note(f"⚠️ {exc}", RETRY_HINT)]
+            yield base + partial + [cv.note(f"⚠️ {exc}", cv.RETRY_HINT)]
         except Exception:
             log.exception("unexpected failure while answering")
-            yield base + [cv.note(f"⚠️ {GENERIC_FAILURE}", RETRY_HINT)]
+            yield base + [cv.note(f"⚠️ {GENERIC_FAILURE}", cv.RETRY_HINT)]
 
     @staticmethod
     def unlock():

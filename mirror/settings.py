@@ -83,6 +83,8 @@ class AppSettings:
     # The key the page's saved chat is encrypted with in the browser (gradio's BrowserState); None: one of gradio's
     # own per process. Replicas behind one address share it (env PHI4_BROWSER_SECRET, set by mirror/cluster.py).
     browser_secret: str | None = field(default=None, repr=False)
+    # The chat's frame rate while a reply streams (mirror/pacing.py); 0: an update for every chunk of the Space.
+    ui_updates_per_s: float = 20.0
 
     @property
     def max_upload_bytes(self) -> int:
@@ -158,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a client must send its request's headers within this long (its body too, plus a second per "
                         "500 bytes), and a reply it leaves unread this long is dropped (default 20; env "
                         "PHI4_SLOW_CLIENT)")
+    p.add_argument("--ui-updates-per-s", type=float, metavar="N", default=AppSettings.ui_updates_per_s,
+                   help="at most this many chat updates a second while a reply streams (default 20; 0: one for "
+                        "every chunk of the Space)")
     add_arguments(p)
     return p
 
@@ -224,6 +229,8 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         parser.error("--qa-max-mb and --qa-keep-days must be positive numbers")
     if not args.slow_client_timeout > 0:
         parser.error("--slow-client-timeout must be a positive number of seconds")
+    if not args.ui_updates_per_s >= 0:
+        parser.error("--ui-updates-per-s must be 0 or more")
     return AppSettings(
         visitor_turns=turns, admins=tuple(dict.fromkeys(a.strip() for a in args.admin if a.strip())),
         usage_db=args.usage_db, slow_client_s=args.slow_client_timeout, on_space=on_space,
@@ -241,4 +248,5 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         api_keys=api_keys(args.api_key), fetch_image_urls=args.fetch_image_urls, mcp=args.mcp,
         qa_db=args.qa_db, qa_max_mb=args.qa_max_mb, qa_keep_days=args.qa_keep_days,
         browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
+        ui_updates_per_s=args.ui_updates_per_s,
     )

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ("first_text", "total", "chunk_latency", "errors", "cpu_per_1000_chunks", "uploads", "token_fetches",
-           "concurrency", "targets", "meta")
+           "concurrency", "long_chat", "targets", "meta")
 
 
 @pytest.mark.timeout(300)
@@ -53,4 +53,21 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     for level in results["concurrency"]["levels"]:
         assert level["space"]["errors"] == 0
         assert level["space"]["turns"] == level["conversations"] * level["turns_per_conversation"]
+    for level in results["concurrency"]["levels"]:  # the app's own clock on the parts of each turn
+        parts = level["app"]["parts_ms_p50"]
+        assert parts["turns"] == level["app"]["turns"], parts
+        assert 0 <= parts["stream_and_budget"] and 0 <= parts["queue_hop"] and 0 <= parts["usage_write"], parts
+        assert 0 < parts["bridge_first_text"] <= parts["first_text"] + 1, parts
+
+    long_chat = results["long_chat"]["apps"]  # this code, and the same code with an update per chunk
+    assert set(long_chat) == {"app", "every_chunk"}
+    for app in long_chat.values():
+        assert set(app) == {"0", "200"}
+        for row in app.values():
+            assert row["errors"] == 0 and row["turns"] == 2 and row["updates_per_turn"] > 0, row
+            assert row["earlier_messages"] == [row["earlier_messages"][0], row["earlier_messages"][0] + 2], row
+        assert app["0"]["app_cpu_ms_per_turn_vs_none"] == 1.0
+    # at 60 chunks a reply, one update per chunk is more updates than 20 a second
+    assert long_chat["app"]["0"]["updates_per_turn"] < long_chat["every_chunk"]["0"]["updates_per_turn"]
+    assert "## Long chats" in (tmp_path / "REPORT.md").read_text()
     assert {t["verdict"] for t in results["targets"]} <= {"met", "missed", "not measured"}

@@ -1,0 +1,198 @@
+"""The chat's frame rate (mirror/pacing.py, mirror/chatbot.py): a fast Space does not make the app re-send the
+whole chat a hundred times a second, the last words are never held back, and Stop still ends the source at once.
+
+The first tests drive ``batches`` with real async generators (pure logic); the last drives the app's own chat
+step over gradio's queue protocol, with a stand-in that streams 1,000 chunks a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import gradio as gr
+import pytest
+from app_server import start_app
+
+from benchmarks.long_chat import earlier_messages, find_respond, turn
+from mirror import chat_values as cv
+from mirror.chatbot import remember_forms
+from mirror.pacing import batches
+from phi4_bridge import BridgeConfig, Phi4Bridge
+from phi4_bridge.standin.launcher import start_standin
+
+INTERVAL = 0.05
+
+
+async def ticks(n: int, every: float, urgent_at: int = -1) -> AsyncIterator[str]:
+    for i in range(n):
+        await asyncio.sleep(every)
+        yield "urgent" if i == urgent_at else f"t{i}"
+
+
+async def collect(source: AsyncIterator[str], interval: float = INTERVAL) -> list[list[str]]:
+    return [b async for b in batches(source, interval, urgent=lambda x: x == "urgent")]
+
+
+def test_a_fast_source_comes_out_at_the_frame_rate_with_nothing_lost() -> None:
+    started = time.monotonic()
+    out = asyncio.run(collect(ticks(200, 0.001)))
+    took = time.monotonic() - started
+    assert [x for b in out for x in b] == [f"t{i}" for i in range(200)]
+    assert len(out) <= took / INTERVAL + 2, (len(out), took)  # one list per interval, plus the first and the end
+
+
+def test_an_urgent_item_goes_out_at_once_with_what_came_before_it() -> None:
+    async def main() -> tuple[list[list[str]], float]:
+        seen: list[list[str]] = []
+        at = 0.0
+        async for batch in batches(ticks(5, 0.002, urgent_at=3), 10.0, urgent=lambda x: x == "urgent"):
+            seen.append(batch)
+            if "urgent" in batch:
+                at = time.monotonic()
+        return seen, at
+
+    started = time.monotonic()
+    seen, at = asyncio.run(main())
+    assert seen == [["t0"], ["t1", "t2", "urgent"], ["t4"]]
+    assert at - started < 2 * 10.0 / 10  # not held for the 10 s interval
+
+
+def test_the_first_words_after_a_note_are_not_held() -> None:
+    """"Answering…" (urgent) and the first words a moment later: both go out at once, not a frame apart."""
+    async def main() -> float:
+        async def source() -> AsyncIterator[str]:
+            yield "urgent"
+            await asyncio.sleep(0.005)
+            yield "first words"
+            await asyncio.Event().wait()
+
+        paced = batches(source(), 10.0, urgent=lambda x: x == "urgent")
+        assert await anext(paced) == ["urgent"]
+        started = time.monotonic()
+        assert await asyncio.wait_for(anext(paced), 1.0) == ["first words"]
+        await paced.aclose()
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 1.0
+
+
+def test_held_text_goes_out_when_its_frame_is_due_even_if_the_source_then_pauses() -> None:
+    async def main() -> float:
+        resume = asyncio.Event()
+
+        async def source() -> AsyncIterator[str]:
+            yield "first"  # after a quiet spell: out at once
+            yield "second"  # within the frame: held...
+            await resume.wait()  # ...and the Space pauses
+            yield "third"
+
+        paced = batches(source(), INTERVAL)
+        assert await anext(paced) == ["first"]
+        started = time.monotonic()
+        second = await asyncio.wait_for(anext(paced), 2 * INTERVAL)  # the promise: within one frame
+        took = time.monotonic() - started
+        assert second == ["second"]
+        resume.set()
+        assert [b async for b in paced] == [["third"]]
+        return took
+
+    assert asyncio.run(main()) < 2 * INTERVAL
+
+
+def test_closing_the_stream_ends_the_source_at_once() -> None:
+    async def main() -> None:
+        ended = asyncio.Event()
+
+        async def source() -> AsyncIterator[str]:
+            try:
+                yield "a"
+                await asyncio.Event().wait()  # a Space that never answers again
+            finally:
+                ended.set()  # where the bridge cancels the job on the Space
+
+        paced = batches(source(), INTERVAL)
+        assert await anext(paced) == ["a"]
+        await paced.aclose()  # what gradio does on Stop
+        assert ended.is_set()
+
+    asyncio.run(main())
+
+
+def test_a_failure_of_the_source_comes_after_what_it_sent() -> None:
+    async def main() -> list[list[str]]:
+        async def source() -> AsyncIterator[str]:
+            yield "a"
+            yield "b"
+            raise RuntimeError("the Space went away")
+
+        seen = []
+        with pytest.raises(RuntimeError, match="went away"):
+            async for batch in batches(source(), 10.0):
+                seen.append(batch)
+        return seen
+
+    assert [x for b in asyncio.run(main()) for x in b] == ["a", "b"]
+
+
+def test_a_source_cancelled_on_its_own_ends_the_stream_instead_of_hanging_it() -> None:
+    async def main() -> None:
+        async def source() -> AsyncIterator[str]:
+            yield "a"
+            raise asyncio.CancelledError  # as a library's own cancellation would surface
+
+        seen = []
+        with pytest.raises(asyncio.CancelledError, match="the source was cancelled"):  # not wait_for's below
+            async for batch in batches(source(), 10.0):
+                seen.append(batch)
+        assert seen == [["a"]]
+
+    asyncio.run(asyncio.wait_for(main(), 5.0))
+
+
+def test_each_message_is_made_once_and_looks_as_gradio_makes_it() -> None:
+    history = earlier_messages(6) + [cv.note("⏳ a note", "text"), cv.user_message("hi", [])]
+    chatbot = remember_forms(gr.Chatbot())
+    first = chatbot.postprocess(history)
+    again = chatbot.postprocess(history[:-1] + [cv.bot_message("a new reply")])
+    assert first == gr.Chatbot().postprocess(history).model_dump()
+    assert all(a is b for a, b in zip(first[:-1], again[:-1]))  # the earlier messages were not made again
+    assert again[-1]["content"][0]["text"] == "a new reply"
+    changed = dict(history[0], content=[{"type": "text", "text": "edited"}])  # a new dict: made afresh
+    assert chatbot.postprocess([changed])[0]["content"][0]["text"] == "edited"
+
+
+def test_a_fast_space_gets_at_most_twenty_updates_a_second_and_every_word() -> None:
+    """1,000 chunks a second for 400 chunks: the chat gets about 20 updates a second (asserted with 2x room),
+    the last update before the end holds the whole reply, and a long chat is answered as a short one is."""
+    standin = start_standin(pace_ms=1, chunks=400)
+    try:
+        app = start_app("--space-url", standin.url, "--hub-url", standin.hub_url)
+        try:
+            async def main() -> tuple[list, dict[int, str]]:
+                async with aiohttp.ClientSession() as session:
+                    fn, inputs = await find_respond(session, app.url)
+                    results = [await turn(session, app.url, fn, inputs, earlier_messages(n), f"pace{n}x", None,
+                                          prompt="tell me a long story") for n in (0, 200)]
+                config = BridgeConfig(space="microsoft/phi-4-multimodal", space_url=standin.url,
+                                      hub_url=standin.hub_url)
+                async with Phi4Bridge(config) as bridge:  # the whole reply, straight from the Space
+                    whole = {n: await bridge.submit("tell me a long story", history=earlier_messages(n)).result()
+                             for n in (0, 200)}
+                return results, whole
+
+            results, whole = asyncio.run(main())
+            for result in results:
+                assert result.error is None, result.error
+                assert result.total_s is not None
+                assert result.text_updates >= 2
+                allowed = 2 * (result.total_s * 20 + 4)  # 20 a second, plus the notes and the end
+                assert result.updates <= allowed, (result.updates, result.total_s)
+                expected = whole[result.earlier]
+                assert result.last_update_text == expected, (result.last_update_text[-80:], expected[-80:])
+        finally:
+            app.stop()
+    finally:
+        standin.stop()
