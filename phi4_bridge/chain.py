@@ -28,6 +28,7 @@ from functools import cached_property
 from typing import Any
 
 from .options import Option, check_given, option_name, options_from, parse_setting
+from .values import apply_outputs, is_update, step_inputs
 
 __all__ = ["Chain", "Component", "Option", "Step", "apply_outputs", "chain_problem", "check_options",
            "fallback_chain", "find_chain", "is_update", "option_name", "parse_setting", "step_inputs"]
@@ -382,35 +383,6 @@ def fallback_chain() -> Chain:
     return Chain(steps=steps, trigger_id=FALLBACK_TRIGGER, textbox=FALLBACK_TRIGGER, chatbot=chatbot,
                  components=components, source="fallback", api_prefix="/gradio_api",
                  choice="the known client's fn 10 and 11")
-
-
-# --- the page's values ----------------------------------------------------------------------------------------
-
-def step_inputs(chain: Chain, step: Step, values: Mapping[int, Any]) -> list[Any]:
-    """A step's data as the page sends it: each input component's value, ``None`` for State."""
-    out: list[Any] = []
-    for cid in step.inputs:
-        component = chain.components.get(cid)
-        out.append(None if component is None or component.stateful else values.get(cid))
-    return out
-
-
-def is_update(value: Any) -> bool:
-    return isinstance(value, Mapping) and value.get("__type__") == "update"
-
-
-def apply_outputs(chain: Chain, step: Step, values: dict[int, Any], data: Sequence[Any]) -> None:
-    """Write a step's outputs into ``values``: a plain value replaces; an update dict changes the value only when
-    it names one; State outputs stay on the server (gradio sends ``None`` for them)."""
-    for cid, value in zip(step.outputs, data):
-        component = chain.components.get(cid)
-        if component is not None and component.stateful:
-            continue
-        if is_update(value):
-            if "value" in value:
-                values[cid] = value["value"]
-        else:
-            values[cid] = value
 
 
 def check_options(chain: Chain, given: Mapping[str, Any] | None) -> dict[int, Any]:

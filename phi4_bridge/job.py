@@ -29,7 +29,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from . import protocol
-from .chain import Chain, Step, apply_outputs, check_options, step_inputs
+from .chain import Chain, Step, check_options
 from .errors import (
     InputRejected,
     Phi4Error,
@@ -45,6 +45,7 @@ from .media import MediaFile
 from .messages import FileData, TextboxValue, Turn, chat_length, check_history, check_prompt, with_reply
 from .stream import ReplyStream, coalesce
 from .upload import inspect_all, upload
+from .values import apply_outputs, step_inputs
 
 if TYPE_CHECKING:
     from .bridge import Conversation, Phi4Bridge

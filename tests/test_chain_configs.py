@@ -78,12 +78,13 @@ def test_the_choice_among_several_chats_follows_the_rules_and_says_so():
     cfg = config("tuples-5.20.0")
     (dep,) = [d for d in cfg["dependencies"] if d["id"] == 0]
     cfg["components"].append({"id": 98, "type": "textbox", "props": {"value": ""}})
-    clicked = {**dep, "id": 90, "targets": [[4, "click"]], "inputs": [1, 98, 6, 7]}
+    # the button's chain comes first in /config (id -5), so only the submit-before-button rule picks the submit
+    clicked = {**dep, "id": -5, "targets": [[4, "click"]], "inputs": [1, 98, 6, 7]}
     dep["targets"] = [[3, "submit"]]
-    then = [{**d, "id": d["id"] + 90, "trigger_after": 90} for d in cfg["dependencies"] if d.get("trigger_after") == 0]
-    cfg["dependencies"] += [clicked, *then]
+    then = [{**d, "id": d["id"] + 90, "trigger_after": -5} for d in cfg["dependencies"] if d.get("trigger_after") == 0]
+    cfg["dependencies"] = [clicked, *then, *cfg["dependencies"]]
     chain = find_chain(cfg)
-    assert (chain.trigger_id, chain.trigger_event) == (3, "submit") and "chosen over fn 90" in chain.choice
+    assert (chain.trigger_id, chain.trigger_event) == (3, "submit") and "chosen over fn -5" in chain.choice
     textbox = next(c for c in cfg["components"] if c["id"] == 3)
     textbox["props"]["visible"] = False
     chain = find_chain(cfg)
@@ -158,3 +159,22 @@ def test_every_recorded_matrix_space_is_found_or_named_for_what_it_lacks(path):
         described = chain.describe()
         assert described["gradio_version"] == cfg["version"] and described["steps"]
         assert described["api_prefix"] == ("" if cfg["version"].startswith("4.") else "/gradio_api")
+
+
+def test_a_chat_that_streams_into_its_chatbot_is_chosen_over_one_that_does_not():
+    """Two visible chats: the text box's submit, first in /config, whose bot step returns once; and a button's
+    click whose bot step streams. The streaming one is the page's chat by the rules' second (before submit and
+    order)."""
+    cfg = config("tuples-5.20.0")
+    (dep,) = [d for d in cfg["dependencies"] if d["id"] == 0]
+    cfg["components"].append({"id": 98, "type": "textbox", "props": {"value": ""}})
+    clicked = {**dep, "id": 90, "targets": [[4, "click"]], "inputs": [1, 98, 6, 7]}
+    dep["targets"] = [[3, "submit"]]
+    then = [{**d, "id": d["id"] + 90, "trigger_after": 90} for d in cfg["dependencies"] if d.get("trigger_after") == 0]
+    for d in cfg["dependencies"]:
+        if d.get("trigger_after") == 0:
+            d["types"] = {**d["types"], "generator": False}
+    cfg["dependencies"] += [clicked, *then]
+    chain = find_chain(cfg)
+    assert (chain.trigger_id, chain.trigger_event, chain.textbox) == (4, "click", 98)
+    assert [s.fn for s in chain.steps if s.generator] == [91]
