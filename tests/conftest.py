@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from browser import chromium
-from gradio_matrix import _next_spaces, matrix_app, matrix_space, nochat_space  # noqa: F401 - the matrix's fixtures, for every module
+from gradio_matrix import matrix_app, matrix_space, nochat_space  # noqa: F401 - the matrix's fixtures, for every module
 from hypothesis import HealthCheck, settings
 
 from phi4_bridge.process import ServerProcess

@@ -11,9 +11,9 @@ their day, are what users meet. Each shape runs as a real server of its generati
 - ``space_server(shape, generation)`` starts one shape as ``python <file> --port N`` with
   ``phi4_bridge.process.ServerProcess``; its bot step appends a JSON line per run to ``server.runs_file``.
 - Fixtures: ``matrix_space`` is session-scoped and parametrized over every (shape, generation) that exists, ids
-  like ``demo-g5``; pytest then keeps one combination's servers up at a time (and the next one's Space
-  starting); ``matrix_app`` is the app in front of it. ``nochat_space`` is the Space with no chat, per
-  generation. Tests using them carry the ``matrix`` marker (``-m "not matrix"`` skips them).
+  like ``demo-g5``; pytest then keeps one combination's servers up at a time; ``matrix_app`` is the app in front
+  of it. ``nochat_space`` is the Space with no chat, per generation. Tests using them carry the ``matrix``
+  marker (``-m "not matrix"`` skips them).
 """
 
 from __future__ import annotations
@@ -96,13 +96,6 @@ def build_venv(folder: Path, requirements: Path) -> None:
 
 def space_server(shape: str, generation: str, runs_file: Path) -> ServerProcess:
     """One test Space as a real gradio server of its generation on a free loopback port, ready."""
-    server = spawn_space(shape, generation, runs_file)
-    server.wait_ready("/config", SPACE_STARTUP_TIMEOUT_S)
-    return server
-
-
-def spawn_space(shape: str, generation: str, runs_file: Path) -> ServerProcess:
-    """``space_server`` without waiting for it to serve (``wait_ready`` does)."""
     file, generations = SHAPES[shape]
     if generation not in generations:
         raise ValueError(f"shape {shape} does not exist on gradio {generation}")
@@ -110,6 +103,7 @@ def spawn_space(shape: str, generation: str, runs_file: Path) -> ServerProcess:
     env = {"MATRIX_RUNS_FILE": str(runs_file), "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1"}
     server = ServerProcess(f"space-{shape}-g{generation}", [python_of(generation), file, "--port", str(port)], port,
                            env=env, cwd=SPACES)
+    server.wait_ready("/config", SPACE_STARTUP_TIMEOUT_S)
     server.shape, server.generation, server.runs_file = shape, generation, runs_file  # type: ignore[attr-defined]
     return server
 
@@ -141,33 +135,13 @@ def no_hub() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-@pytest.fixture(scope="session")
-def _next_spaces(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], ServerProcess]]:
-    """Spaces started ahead of their turn (see ``matrix_space``); whatever is left is stopped at the end."""
-    started: dict[tuple[str, str], ServerProcess] = {}
-    yield started
-    for server in started.values():
-        server.stop()
-
-
 @pytest.fixture(scope="session", params=MATRIX, ids=[f"{shape}-g{gen}" for shape, gen in MATRIX])
-def matrix_space(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                 _next_spaces: dict[tuple[str, str], ServerProcess]) -> Iterator[Any]:
-    """A chat shape of the matrix on one gradio generation, started once for the session.
-
-    Why the next one is started too: a Space takes 10-20 s to import gradio and serve; started while this one's
-    tests run, the next combination (pytest runs them in ``MATRIX`` order) is usually ready when its turn comes.
-    """
-    key = request.param
-    server = _next_spaces.pop(key, None) or spawn_space(*key, tmp_path_factory.mktemp("runs") / "runs.jsonl")
-    try:
-        server.wait_ready("/config", SPACE_STARTUP_TIMEOUT_S)
-        later = MATRIX[MATRIX.index(key) + 1:]
-        if later and later[0] not in _next_spaces:
-            _next_spaces[later[0]] = spawn_space(*later[0], tmp_path_factory.mktemp("runs") / "runs.jsonl")
+def matrix_space(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A chat shape of the matrix on one gradio generation, started once for the session."""
+    shape, generation = request.param
+    runs = tmp_path_factory.mktemp("runs") / f"{shape}-g{generation}.jsonl"
+    with space_server(shape, generation, runs) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
