@@ -1,5 +1,5 @@
 """How the /config files here were recorded: small chat Spaces of three shapes, run on real gradio 4.44.1, 5.20.0
-and 6.31.0 (each in its own venv, pins in /work/shared/test-environment.md). ``python record.py SHAPE PORT``
+and 6.31.0 (each in its own venv, pins in tests/gradio_spaces/requirements-gradio*.txt). ``python record.py SHAPE PORT``
 launches one and prints its /config; ``python record.py SHAPE serve PORT`` keeps it serving. Not a test: the
 tests read the recorded files (``tests/test_chain_configs.py``); ``tests/test_chain_live.py`` serves two shapes
 on the test venv's gradio 6."""

@@ -1,4 +1,4 @@
-"""(b) The Phi-4-multimodal demo as its OpenVINO port writes it (/work/shared/space-protocol.md section 8): the
+"""(b) The Phi-4-multimodal demo as its public OpenVINO port writes it: the
 user step ``check_messages(history, message, audio)`` runs unqueued, writes each file into the history as a
 titled entry and counts the session's turns in a ``gr.State``; the bot step takes the chatbot, that State and
 the sampling sliders, and finds the files only through the titled entries. The textbox takes images only: audio
