@@ -40,11 +40,14 @@ def record(shape: str, generation: str) -> Path:
 
 def normalized(text: str, origin: str) -> dict[str, Any]:
     """A ``/config`` answer as recorded: the server's origin as ``ORIGIN``, ``app_id`` (random per start) 0, a
-    function's address (a State's ``delete_callback``) 0x0, a BrowserState's ``secret`` "0"."""
+    function's address (a State's ``delete_callback``) 0x0, a BrowserState's ``secret`` "0", a component's
+    ``component_class_id`` "0" (gradio 4 hashes the class's file path into it: it changes with the venv's folder)."""
     config: dict[str, Any] = json.loads(re.sub(r" at 0x[0-9a-f]+>", " at 0x0>", text.replace(origin, ORIGIN)))
     if "app_id" in config:
         config["app_id"] = 0
     for component in config.get("components", []):
+        if "component_class_id" in component:
+            component["component_class_id"] = "0"
         if "secret" in component.get("props", {}):  # a BrowserState's key, random per start (ChatInterface 5+)
             component["props"]["secret"] = "0"
     return config
