@@ -72,6 +72,21 @@ class Conversation:
             self.space_url, self.values, self.done, self.uploaded = space_url, {}, [], {}
 
 
+async def _resend_on_stale_connection(request: aiohttp.ClientRequest,
+                                     handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+    """A POST sent on a pooled keep-alive connection that the Space closed meanwhile (it restarted, or dropped the
+    idle socket first) fails before any answer came back. A browser sends such a request again on a new connection;
+    so does the bridge, once. aiohttp does it by itself only for idempotent methods, and the chain's first request of
+    a turn may be a POST (a user step run by ``/run/predict``). Only a body held in memory is sent again."""
+    try:
+        return await handler(request)
+    except aiohttp.ServerDisconnectedError:
+        if request.method != "POST" or not isinstance(request.body, aiohttp.payload.BytesPayload):
+            raise
+        log.info("the Space closed a pooled connection before answering %s; sending it again", request.url.path)
+        return await handler(request)
+
+
 class Phi4Bridge:
     """The async client of the Phi-4 Space: use as ``async with Phi4Bridge(config) as bridge``."""
 
@@ -100,7 +115,8 @@ class Phi4Bridge:
                 # fail a POST that cannot be retried.
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=4.0),
                 headers={"referer": f"{self.config.space_url}?__theme=light"},
-                middlewares=(self._space_auth,), trace_configs=self._trace_configs or None)
+                middlewares=(self._space_auth, _resend_on_stale_connection),
+                trace_configs=self._trace_configs or None)
         self._tokens = TokenProvider(self.config, self._session)
         if self.config.private_origin:
             await self._authorize(self.config.private_origin)

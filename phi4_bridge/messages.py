@@ -135,15 +135,17 @@ def parts(history: Iterable[Any]) -> list[Part]:
 
 def chat_messages(value: Iterable[Any]) -> list[Any]:
     """A chatbot value as messages: a ``tuples`` chatbot's ``[user, bot]`` pairs (gradio 4 and 5) become a user
-    and an assistant message each (a ``None`` side is no message); messages pass unchanged."""
+    and an assistant message each (a ``None`` side is no message); messages pass unchanged.
+
+    A value is in one format or the other, as a chatbot holds it: only a value made of pairs alone is read as pairs,
+    so a stray list among messages is reported as what it is, not taken for a turn."""
+    items = list(value)
+    if not items or not all(isinstance(item, list | tuple) and len(item) == 2 for item in items):
+        return items
     out: list[Any] = []
-    for item in value:
-        if isinstance(item, list | tuple) and len(item) == 2 and not isinstance(item, str):
-            user, bot = item
-            out += [{"role": "user", "content": user}] if user is not None else []
-            out += [{"role": "assistant", "content": bot}] if bot is not None else []
-        else:
-            out.append(item)
+    for user, bot in items:
+        out += [{"role": "user", "content": user}] if user is not None else []
+        out += [{"role": "assistant", "content": bot}] if bot is not None else []
     return out
 
 
