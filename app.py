@@ -59,8 +59,7 @@ EXAMPLES = [
 
 def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None = None) -> gr.Blocks:
     guard = guard or Guard(settings)
-    shared = os.environ.get("PHI4_BUDGET_DB")  # replicas of a cluster count in one file (mirror/cluster.py sets it)
-    budget = (SharedBudget(settings.visitor_turns, shared, settings.admins) if shared
+    budget = (SharedBudget(settings.visitor_turns, settings.budget_db, settings.admins) if settings.budget_db
               else turn_budget.Budget(settings.visitor_turns, settings.admins))
     usage = open_store(settings.usage_db)
     chat = ChatService(status.holder, settings, guard, budget=budget, usage=usage)

@@ -85,6 +85,9 @@ class AppSettings:
     browser_secret: str | None = field(default=None, repr=False)
     # The chat's frame rate while a reply streams (mirror/pacing.py); 0: an update for every chunk of the Space.
     ui_updates_per_s: float = 20.0
+    # One SQLite file where every replica of a cluster counts the turn budget (mirror/cluster.py sets
+    # PHI4_BUDGET_DB); None: this process counts alone, in memory.
+    budget_db: str | None = None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -248,5 +251,5 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         api_keys=api_keys(args.api_key), fetch_image_urls=args.fetch_image_urls, mcp=args.mcp,
         qa_db=args.qa_db, qa_max_mb=args.qa_max_mb, qa_keep_days=args.qa_keep_days,
         browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
-        ui_updates_per_s=args.ui_updates_per_s,
+        ui_updates_per_s=args.ui_updates_per_s, budget_db=os.environ.get("PHI4_BUDGET_DB") or None,
     )
