@@ -116,3 +116,16 @@ def test_every_command_starts_from_the_install(installed: Path, tmp_path: Path):
                 ["phi4-mirror", "--help"]):
         done = run([str(installed / cmd[0]), *cmd[1:]], tmp_path)
         assert done.returncode == 0 and "usage" in done.stdout.lower(), (cmd, done.stderr[-2000:])
+
+
+def test_a_type_checker_reads_the_installed_packages_hints(installed: Path, tmp_path: Path):
+    """Both packages ship ``py.typed`` (PEP 561): a user's mypy run against the install sees their real types, where
+    without the marker it would report them as untyped (``import-untyped``) and treat every name as ``Any``."""
+    user_code = tmp_path / "use.py"
+    user_code.write_text("import mirror.budget\nimport phi4_bridge\n\n"
+                         "reveal_type(phi4_bridge.BridgeConfig.from_env())\nreveal_type(mirror.budget.parse_rule)\n")
+    done = run([sys.executable, "-m", "mypy", "--python-executable", str(installed / "python"),
+                "--cache-dir", str(tmp_path / "cache"), "--strict", str(user_code)], tmp_path, timeout=300)
+    assert 'Revealed type is "phi4_bridge.config.BridgeConfig"' in done.stdout, done.stdout + done.stderr
+    assert 'Revealed type is "def (text: str) -> mirror.budget.Rule | None"' in done.stdout, done.stdout
+    assert done.returncode == 0, done.stdout + done.stderr
