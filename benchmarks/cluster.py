@@ -158,7 +158,7 @@ def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                        f"{f['load_before']} | {f['errors']} |")
     out += ["", "`app CPU s` and `nginx CPU s`: CPU seconds of the app process(es) and of nginx during the level. "
             "`load before`: the machine's 1-minute load average as the level started (2 cores: above 2, other work "
-            "was competing for them). What the figures mean: README.md, \"More than one process\".", ""]
+            "was competing for them). What the figures mean: docs/cluster.md.", ""]
     errors = {e for row in rows for n in names for e in row[n]["first_errors"]}
     if errors:
         out += ["Errors seen: " + "; ".join(sorted(errors)), ""]

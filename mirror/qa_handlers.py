@@ -50,7 +50,7 @@ class RunRefused(Exception):
 
 @dataclass(frozen=True)
 class StoreBounds:
-    """The QA store's bounds in the app (``--qa-max-mb``, ``--qa-keep-days``); README's "Security and resources"."""
+    """The QA store's bounds in the app (``--qa-max-mb``, ``--qa-keep-days``); docs/security.md."""
 
     max_bytes: int | None = None
     keep_s: float | None = None

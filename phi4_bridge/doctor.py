@@ -10,7 +10,7 @@ what they see must say exactly what works and what does not, in a form they can 
 2. Live checks, which spend a little of the caller's ZeroGPU quota (``--no-turns`` skips them): a text turn, an
    image turn, an audio turn, a second turn that must see the first, Stop (``doctor_checks``).
 3. One line a finding or check, printed as it comes, the verdict last; ``--json`` prints the same as one JSON
-   document at the end. Exit 0 only when everything checked passed; otherwise README's codes: 3 when the Space is
+   document at the end. Exit 0 only when everything checked passed; otherwise docs/cli.md's codes: 3 when the Space is
    unreachable, not running or has no chat the bridge can drive, 4 when a check met a spent quota or busy GPUs,
    2 for a file the Space refused as input, 1 for anything else.
 """

@@ -118,7 +118,7 @@ class ProtocolError(Phi4Error):
 
 
 def exit_code(error: Phi4Error) -> int:
-    """README's exit codes for a failure: 2 bad input, 3 the Space unavailable (or unable to serve at all),
+    """docs/cli.md's exit codes for a failure: 2 bad input, 3 the Space unavailable (or unable to serve at all),
     4 quota or busy GPUs, 1 anything else."""
     if isinstance(error, InputRejected):
         return 2
@@ -309,7 +309,7 @@ def classify_status(status: int, body: str, what: str) -> Phi4Error:
         return classify_error_text(body) if "quota" in low else QuotaExceeded(
             f"{what} says too many requests (HTTP 429); wait a minute and try again.")
     # Sleeping, paused and not found are states of the Space itself, whichever of its routes met them first (an
-    # upload, the queue, the Hub page): the sentence names the Space, as README's fault table promises.
+    # upload, the queue, the Hub page): the sentence names the Space, as docs/failures.md's table promises.
     if status == 503 or "sleeping" in low or "paused" in low:
         if "paused" in low:
             return SpaceUnavailable("The Space is paused by its owner; it answers again only when they restart it.",

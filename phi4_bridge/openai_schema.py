@@ -142,7 +142,7 @@ def new_id() -> str:
 
 
 def estimate_tokens(text: str) -> int:
-    """An estimate (about four characters a token) of what the Space never reports: README says so."""
+    """An estimate (about four characters a token) of what the Space never reports: docs/openai-api.md says so."""
     return math.ceil(len(text) / 4)
 
 

@@ -121,7 +121,7 @@ def test_fault_is_a_clear_message_and_retry_works(client: Client, standin: Serve
     with pytest.raises(AppError) as info:
         chat(client, "second")
     message = str(info.value)
-    # README's fault table: "Your ZeroGPU quota is used up. Try again in about N minutes (or: Wait a while) or sign
+    # docs/failures.md's table: "Your ZeroGPU quota is used up. Try again in about N minutes (or: Wait a while) or sign
     # in with a Hugging Face token (HF_TOKEN) for a larger quota. (…)", in one line, without a token
     assert re.fullmatch(r"Your ZeroGPU quota is used up\. (Try again in about \d+ minutes?|Wait a while) or sign in "
                         r"with a Hugging Face token \(HF_TOKEN\) for a larger quota\. \(.+\)", message), message

@@ -77,7 +77,7 @@ def test_image_prompt_streams_into_the_chat(page, tmp_path: Path) -> None:
     assert len(grown) >= 3, f"expected the reply to grow over several updates, saw {samples!r}"
     assert all(full.startswith(part) for part in grown), "each update is the reply so far"
     assert page.locator(f"{USER} img").count() >= 1, "the image shows in the chat as an image"
-    # README: the badge says which Space answers, whether it is reachable, and anonymous (no HF_TOKEN here)
+    # docs/app.md: the badge says which Space answers, whether it is reachable, and anonymous (no HF_TOKEN here)
     badge = wait_for(page, "anonymous", where="#space-badge")
     assert "microsoft/phi-4-multimodal" in badge and "🟢 reachable" in badge and "signed in" not in badge, badge
 

@@ -196,7 +196,7 @@ def test_no_fallback_starts_anyway_and_says_the_space_is_unreachable() -> None:
         assert "cannot be reached" in config and "NOT come from Phi-4" not in config
         with pytest.raises(AppError) as info:
             Client(app.url, verbose=False).predict({"text": "anyone there?", "files": []}, api_name="/chat")
-        message = str(info.value)  # README's "connection refused" row
+        message = str(info.value)  # docs/failures.md's "connection refused" row
         assert re.fullmatch(rf"Cannot reach the Space at {re.escape(dead)} \(\w+\); check the network or the URL\.",
                             message), message
         assert f"a turn failed: SpaceUnavailable: {message}" in app.log_text()  # logged for whoever runs the app

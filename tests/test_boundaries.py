@@ -1,4 +1,4 @@
-"""The limits README promises, at their edges: the last value allowed passes and the first one past it is refused.
+"""The limits docs/ promises, at their edges: the last value allowed passes and the first one past it is refused.
 
 Each test here was checked by breaking the code it guards (``>`` made ``>=``, a cap raised, a check removed, a
 timeout made seven times longer) and seeing it fail. Through the real app where the limit is the app's; the pure
@@ -173,7 +173,7 @@ class SilentServer:
 
 
 def test_the_start_up_probe_of_a_silent_space_gives_up_within_twice_its_5_s(tmp_path: Path) -> None:
-    """README: the Space's ``/config`` is probed for 5 s at start. A Space that accepts and never answers is left
+    """docs/app.md: the Space's ``/config`` is probed for 5 s at start. A Space that accepts and never answers is left
     within twice that, and the app comes up on the stand-in."""
     silent = SilentServer()
     closed_port = free_port()  # nothing listens: the Hub cannot say, so the app probes the Space itself

@@ -134,7 +134,7 @@ async def test_token_refetched_after_its_expiry(standin_clean, monkeypatch):
         token = await bridge.tokens.get()
         await bridge.chat("two")
         assert bridge.tokens.fetches == 1, "a fresh token is reused"
-        # README: cached until shortly before it expires (60 s before, for the stand-in's 600 s tokens)
+        # docs/configuration.md: cached until shortly before it expires (60 s before, for the stand-in's 600 s tokens)
         stale_at = token.expires_at - min(60.0, (token.expires_at - token.issued_at) / 10)
         clock.now = stale_at - 1
         await bridge.chat("three")
@@ -159,7 +159,7 @@ async def test_refused_hf_token_is_an_auth_error_without_the_token(standin_clean
 
 
 @pytest.mark.parametrize("fault,kind,state,start", [
-    # README's fault table: the exact type, and the start of the sentence the user sees
+    # docs/failures.md's table: the exact type, and the start of the sentence the user sees
     ("quota", QuotaExceeded, None, "Your ZeroGPU quota is used up. "),
     ("no_gpu", GpuBusy, None, "All of the Space's GPUs are busy right now; try again in a minute. ("),
     ("worker_error", WorkerError, None, "The Space's GPU worker failed; try again. ("),

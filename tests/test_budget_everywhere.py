@@ -1,4 +1,4 @@
-"""The per-visitor budget (``--visitor-turns``) counts every kind of turn, as README says: the OpenAI-compatible API
+"""The per-visitor budget (``--visitor-turns``) counts every kind of turn (docs/sharing.md): the OpenAI-compatible API
 (a key is a visitor; over the budget is a 429 with the wait) and the QA tab (a case is a turn; a run of more cases
 than the turns left is refused before anything is stored, and says when to come back), besides the chat
 (tests/test_budget.py). Real app, real stand-in, the official clients.

@@ -1,6 +1,6 @@
 """``python -m phi4_bridge doctor``: on each stand-in layout every check passes (and Stop really stops the Space's
 job); ``--json`` says the same as the lines; a real gradio ``Interface`` (no chat) is refused with a plain sentence
-and exit 3; a Space that refuses turns fails the checks with its own words and README's exit code; ``--no-turns``
+and exit 3; a Space that refuses turns fails the checks with its own words and docs/cli.md's exit code; ``--no-turns``
 spends no GPU call. Real stand-in, real gradio server, the CLI as a user runs it.
 """
 
@@ -118,7 +118,7 @@ def test_a_space_that_refuses_turns_fails_the_checks_with_its_words(standin: Ser
         run = doctor(standin, "--json")
     finally:
         reset(standin.url)
-    assert run.returncode == 4, "README: 4 for busy GPUs"
+    assert run.returncode == 4, "docs/cli.md: 4 for busy GPUs"
     report = json.loads(run.stdout)
     first = report["checks"][0]
     assert first["ok"] is False and first["error_type"] == "GpuBusy"

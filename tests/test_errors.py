@@ -26,7 +26,7 @@ QUOTA_RETRY = ("You have exceeded your GPU quota (60s requested vs. 5s left). Si
     ("CUDA out of memory", e.RemoteError, "The Space says: CUDA out of memory"),
 ])
 def test_space_error_texts(text, kind, message):
-    """README's fault table: the type and the sentence, the Space's own words quoted after it."""
+    """docs/failures.md's table: the type and the sentence, the Space's own words quoted after it."""
     err = e.classify_error_text(text, "Error")
     assert type(err) is kind
     assert str(err) == message
@@ -45,7 +45,7 @@ QUEUE_FULL = "The Space is busy: its queue is full. Try again in a minute."
 
 @pytest.mark.parametrize("status,body,what,kind,state,message", [
     (503, "This Space is sleeping", "The Space", e.SpaceUnavailable, "sleeping", SLEEPING),
-    # the Space's state, whichever of its routes met it first: still "The Space is ..." (README's table)
+    # the Space's state, whichever of its routes met it first: still "The Space is ..." (docs/failures.md's table)
     (503, "This Space is sleeping", "The Space's upload", e.SpaceUnavailable, "sleeping", SLEEPING),
     (503, "paused", "The Space's queue", e.SpaceUnavailable, "paused",
      "The Space is paused by its owner; it answers again only when they restart it."),

@@ -144,11 +144,11 @@ def clean(standin_clean: ServerProcess, proxy: TcpProxy):
 class Fault:
     name: str
     on: Callable[[ServerProcess, TcpProxy], object]
-    kind: type[Phi4Error]  # the exact type README's fault table gives (not a subclass of it)
-    message: str  # a regex the whole message must match: README's sentence; ``{url}`` is the proxy's address
+    kind: type[Phi4Error]  # the exact type docs/failures.md's table gives (not a subclass of it)
+    message: str  # a regex the whole message must match: docs/failures.md's sentence; ``{url}`` is the proxy's address
     state: str | None = None
     silence: bool = False  # bounded by the bridge's timeouts, which the app does not let a test shorten
-    signed_in: str | None = None  # README's sentence when the caller is signed in (an HF token), if it differs
+    signed_in: str | None = None  # the page's sentence when the caller is signed in (an HF token), if it differs
 
     def expected(self, url: str, signed_in: bool = False) -> re.Pattern[str]:
         message = self.signed_in if signed_in and self.signed_in else self.message
@@ -163,10 +163,10 @@ def proxy_fault(mode: str, **kw: Any) -> Callable[[ServerProcess, TcpProxy], obj
     return lambda s, p: p.set(mode, **kw)
 
 
-DETAIL = r" \(.+\)"  # README's "(…)": the Space's own words, quoted
+DETAIL = r" \(.+\)"  # docs/failures.md's "(…)": the Space's own words, quoted
 TIMED_OUT = r"; it may be overloaded\. (Try again|Retry) later\."
-# README's fault table, row by row: the type and the sentence the user sees (README: "What the app promises when
-# things go wrong"). The last three rows are the garbled answers README lists as fixed regressions.
+# docs/failures.md's table ("What the app promises when things go wrong"), row by row: the type and the sentence
+# the user sees. The last three rows are the garbled answers the page lists as fixed regressions.
 FAULTS = [
     Fault("quota", standin_fault("quota"), QuotaExceeded,
           r"Your ZeroGPU quota is used up\. (Try again in about \d+ minutes?|Wait a while) or sign in with a "
@@ -281,7 +281,8 @@ async def test_fault(fault: Fault, clean: ServerProcess, proxy: TcpProxy, privat
         assert type(error) is fault.kind, f"{type(error).__name__}: {error}"
         assert_clear_message(error, [hf_token, jwt])
         # this bridge is signed in (an HF token): a signed-in caller is never told to sign in
-        assert fault.expected(proxy.url, signed_in=True).fullmatch(str(error)), f"not README's sentence: {str(error)!r}"
+        assert fault.expected(proxy.url, signed_in=True).fullmatch(str(error)), \
+            f"not the documented sentence: {str(error)!r}"
         if fault.state:
             assert error.state == fault.state
         assert job.status == "failed" and job.error is error
@@ -333,13 +334,13 @@ async def test_refused_hub_token_is_an_auth_error(clean: ServerProcess, proxy: T
     async with Phi4Bridge(bridge_config(proxy, bad)) as bridge:
         with pytest.raises(AuthError) as info:
             await asyncio.wait_for(bridge.chat("x"), GUARD_S)
-        assert type(info.value) is AuthError  # README's row: AuthError itself, not a token the Space refused
+        assert type(info.value) is AuthError  # docs/failures.md's row: AuthError itself, not a token the Space refused
         assert str(info.value) == HUB_REFUSED
         assert_clear_message(info.value, [bad])
     await base.check(clean, proxy)
 
 
-# README's row "the Space's user step fails (connection)": "Cannot reach the Space …" (the proxy resets the
+# docs/failures.md's row "the Space's user step fails (connection)": "Cannot reach the Space …" (the proxy resets the
 # connection before any byte of the answer, which aiohttp reports as the server disconnecting)
 USER_STEP_CUT = r"Cannot reach the Space at {url} \(ServerDisconnectedError\); check the network or the URL\."
 
@@ -408,7 +409,7 @@ def test_fault_through_the_app(fault: Fault, app, clean: ServerProcess, proxy: T
         set_fault(clean.url, None)
         proxy.reset()
     message = str(info.value)
-    assert fault.expected(proxy.url).fullmatch(message), f"not README's sentence: {message!r}"
+    assert fault.expected(proxy.url).fullmatch(message), f"not the documented sentence: {message!r}"
     assert "Traceback" not in message and "eyJ" not in message and "hf_" not in message
     reply = theirs.result(timeout=GUARD_S)
     assert 'You said: "the other visitor"' in reply and "Earlier turns: 0" in reply
@@ -420,7 +421,7 @@ def test_fault_through_the_app(fault: Fault, app, clean: ServerProcess, proxy: T
     assert "eyJ" not in log and "hf_" not in log
 
 
-# README: every row is tested at bridge level and through the app. These are the rows above that are not in
+# docs/failures.md: every row is tested at bridge level and through the app. These are the rows above that are not in
 # FAULTS: the HF token refused by the Hub, the user step failing, slow bytes.
 
 def test_failed_user_step_through_the_app(app, clean: ServerProcess, proxy: TcpProxy):
@@ -459,7 +460,7 @@ def test_slow_bytes_through_the_app(app, clean: ServerProcess, proxy: TcpProxy, 
 
 
 def test_refused_hub_token_through_the_app(standin: ServerProcess, proxy: TcpProxy):
-    """The app runs signed in with a token the Hub refuses: each turn says so in README's words, in one line,
+    """The app runs signed in with a token the Hub refuses: each turn says so in docs/failures.md's words, in one line,
     without the token, and the app keeps serving."""
     from app_server import start_app
     from gradio_client import Client

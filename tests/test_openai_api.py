@@ -134,7 +134,7 @@ def test_usage_is_answered_when_asked_and_is_an_estimate(client: OpenAI) -> None
 
 
 def test_gradio_load_chat_streams_through_the_api(app: ServerProcess, standin: ServerProcess, tmp_path: Path) -> None:
-    """README's ``gr.load_chat`` line: gradio's own OpenAI client code, an image and a history in its shape."""
+    """docs/openai-api.md's ``gr.load_chat``: gradio's own OpenAI client code, an image and a history in its shape."""
     import gradio as gr
 
     reset(standin.url)

@@ -1,4 +1,4 @@
-"""README promises that had no test of their own, one test each, each failing on the bug it names.
+"""Promises of the manual (docs/) that had no test of their own, one test each, each failing on the bug it names.
 
 Real processes as everywhere else: the shared stand-in Space, the bridge over loopback, the CLIs as programs.
 """
@@ -64,7 +64,7 @@ def test_40_megapixels_is_allowed_and_one_row_more_is_not(tmp_path):
 
 
 def test_10_mb_image_and_25_mb_audio_at_their_limits(tmp_path):
-    """At the limit is allowed, one byte more is refused, and the message says README's number."""
+    """At the limit is allowed, one byte more is refused, and the message says docs/configuration.md's number."""
     image = padded(png(tmp_path / "at.png"), 10 * MB)
     assert inspect_file(image, LIMITS).size == 10 * MB
     error = refused(padded(png(tmp_path / "over.png"), 10 * MB + 1))
@@ -93,11 +93,12 @@ AUDIO_HEADS = {
 
 
 # The official Space's user step tells files apart by their name's ending and refuses the others (the stand-in's
-# port of it: standin/official.py IMAGE_EXTENSIONS, AUDIO_EXTENSIONS): README's GIF, OGG and WebM pass the bridge's
-# own check and are then refused by the Space ("Unsupported file type: ..."). Reported to the lead; pinned here.
+# port of it: standin/official.py IMAGE_EXTENSIONS, AUDIO_EXTENSIONS): GIF, OGG and WebM (docs/configuration.md)
+# pass the bridge's own check and are then refused by the Space ("Unsupported file type: ..."). Reported to the
+# lead; pinned here.
 REFUSED_BY_THE_OFFICIAL_SPACE = pytest.mark.xfail(
     strict=True, raises=RemoteError,
-    reason="README lists it, the official Space's user step refuses it: 'Unsupported file type: <name>'")
+    reason="docs/configuration.md lists it, the official Space's user step refuses it: 'Unsupported file type: <name>'")
 
 
 @pytest.mark.parametrize("fmt,make,described", [
@@ -111,7 +112,7 @@ REFUSED_BY_THE_OFFICIAL_SPACE = pytest.mark.xfail(
       for fmt, (name, head) in AUDIO_HEADS.items()],
 ])
 async def test_every_accepted_format_reaches_the_space(standin_clean, tmp_path, fmt, make, described):
-    """README's list of formats: each one is checked, uploaded and given to the Space's bot step (which says
+    """docs/configuration.md's formats: each one is checked, uploaded and given to the Space's bot step (which says
     what it received)."""
     path = make(tmp_path)
     assert inspect_file(path, LIMITS).format == fmt
@@ -362,7 +363,7 @@ def test_concurrency_limits_turns_and_a_visitor_gets_one_at_a_time(standin_clean
 
 @pytest.mark.browser
 def test_no_fallback_says_when_the_space_answers_again_and_the_badge_says_signed_in(browser):
-    """README: with --no-fallback the app checks every --recheck-every seconds "to say it is reachable again";
+    """docs/app.md: with --no-fallback the app checks every --recheck-every seconds "to say it is reachable again";
     the badge says which Space, whether it is reachable, and signed in or anonymous, never a token."""
     from app_server import start_app
     from browser import wait_for

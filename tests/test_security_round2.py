@@ -124,7 +124,7 @@ async def test_thousands_of_attachments_are_refused_before_any_work_and_others_a
     assert status == 400, answer
     assert "files" in answer["error"]["message"] and answer["error"]["code"] == "too_many_files", answer
     print(f"/v1 with 16,000 images ({where}): refused in {took:.2f} s; bystander's worst wait {max(waits):.2f} s")
-    # README: refused before any file is decoded, in well under a second (the probe saw 22.8 s and a 17.2 s stall)
+    # docs/openai-api.md: refused before any file is decoded, under a second (the probe saw 22.8 s and a 17.2 s stall)
     assert took < 2.0 and max(waits) < 2.0, (took, max(waits))
 
 
@@ -143,7 +143,7 @@ async def test_a_huge_data_url_is_refused_by_its_size_before_it_is_decoded(app):
             assert resp.status == 400, answer
     peak = status_of(pid, "VmHWM") - before
     print(f"a 60 MB data: URL: peak +{peak:.0f} MB")
-    # README: the peak is about the body's size (60 MB); the probe saw +242 MB
+    # docs/openai-api.md: the peak is about the body's size (60 MB); the probe saw +242 MB
     assert peak < 2 * 60, f"the app's memory peaked {peak:.0f} MB over its size before the refusal"
     assert "MB" in answer["error"]["message"] and answer["error"]["code"] == "too_large", answer
 

@@ -1,4 +1,4 @@
-"""README promises about waiting and credentials that had no test of their own: the queue position the
+"""Promises of the manual (docs/) about waiting and credentials that had no test of their own: the queue position the
 chat shows while a turn waits, a full Space queue, the automatic retry after a refused ZeroGPU token, and
 ``--share`` with ``--auth``.
 
@@ -49,7 +49,7 @@ async def until(job: Job, kind: type) -> None:
     raise AssertionError(f"the job ended before a {kind.__name__} event")
 
 
-# ---- a full queue on the Space (README fault row "the Space's queue is full (HTTP 503)") -----------------------------
+# ---- a full queue on the Space (docs/failures.md row "the Space's queue is full (HTTP 503)") -------------------------
 
 async def test_a_full_space_queue_is_gpu_busy_in_readmes_words(one_gpu_queue_of_one):
     url = one_gpu_queue_of_one.url

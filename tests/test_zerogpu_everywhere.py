@@ -1,6 +1,6 @@
 """ZeroGPU's words as a real Space sends them (HTML and titles on the wire, from tests/data/zerogpu_messages.json,
 acted out by the stand-in's ``says`` fault) reach every surface as the same one-line sentence: the bridge, the CLI
-(with README's exit code), the app's ``/chat``, ``/v1`` (with its status) and ``qa``. Real stand-in, real app, the
+(with docs/cli.md's exit code), the app's ``/chat``, ``/v1`` (with its status) and ``qa``. Real stand-in, real app, the
 official clients.
 """
 
@@ -118,7 +118,7 @@ def test_qa_records_the_same_sentence(space: ServerProcess, tmp_path: Path):
     out = tmp_path / "out"
     code = main(["qa", str(cases), "--out", str(out), "--space-url", space.url, "--hub-url", space.hub_url,
                  "--no-progress"])
-    assert code == 3, "the Space's own duration is refused: the run stops (README's exit code 3)"
+    assert code == 3, "the Space's own duration is refused: the run stops (docs/qa.md's exit code 3)"
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     errors = [r for r in records if r["status"] == "error"]
     assert errors and all(r["error"] == sentence for r in errors)

@@ -18,7 +18,7 @@ from phi4_bridge.__main__ import exit_code
 DATA = json.loads((Path(__file__).parent / "data" / "zerogpu_messages.json").read_text())
 MESSAGES: list[dict[str, Any]] = DATA["messages"]
 EXIT = {"QuotaExceeded": 4, "GpuBusy": 4, "SpaceUnavailable": 3, "TokenExpired": 1, "WorkerError": 1,
-        "RemoteError": 1}  # README's exit codes
+        "RemoteError": 1}  # docs/cli.md's exit codes
 
 
 @pytest.mark.parametrize("entry", MESSAGES, ids=[m["id"] for m in MESSAGES])

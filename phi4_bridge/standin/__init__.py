@@ -2,7 +2,7 @@
 
 The real Space cannot be reached from the project's machines, so the bridge, the app, the tests and the
 benchmarks talk to this one over loopback instead. It speaks the Space's wire protocol as described in
-README.md ("The stand-in Space": a Gradio 5 "messages" history) and the Hub's token
+docs/standin.md (a Gradio 5 "messages" history) and the Hub's token
 endpoints, and it can be told to misbehave the ways the real one does (see ``zerogpu.FAULTS``).
 
 Layouts (``--layout``): ``classic`` (fn 10 / 11, trigger 8: the known client's), ``official`` (the shape
