@@ -7,6 +7,12 @@ after a quiet interval goes out at once (so the first words are not held back); 
 end, anything but text) goes out at once with what came before it, and the text after it is not held either;
 held text goes out when its interval is up even if the Space then pauses. The source is read in a task of its
 own, so a closed stream (Stop) cancels that task at once, and what the source holds (the Space's job) with it.
+
+The interval is a floor: gradio's work for one update (its walks, diff and send of the whole chat) grows with the
+chat on screen, and that work is timed (from a batch handed on to the next one asked for), so a frame lasts at least
+``WORK_SHARE`` times it. At 200 earlier messages an update costs about twice what it does in a new chat, and the
+frame rate drops from 20 to about 10 a second instead of the app's CPU per turn doubling; on a busy machine the
+updates thin out too, where a fixed rate would add to the load.
 """
 
 from __future__ import annotations
@@ -16,6 +22,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+# A frame lasts at least this many times the work its update cost (an update's work at most a tenth of the time)
+WORK_SHARE = 10.0
+# ... but never longer than this: the text still moves twice a second whatever a pause of the consumer cost
+MAX_FRAME_S = 0.5
 
 _END = object()
 _CANCELLED = object()
@@ -44,21 +55,31 @@ async def batches(source: AsyncIterator[T], interval: float,
     """The items of ``source`` in lists, at most one list per ``interval`` seconds unless an item is ``urgent``.
 
     An exception of the source is raised here after the items that came before it were handed on. ``interval``
-    0 hands on every item alone, as it comes (the source's own pace)."""
+    0 hands on every item alone, as it comes (the source's own pace); otherwise a frame also lasts ``WORK_SHARE``
+    times what the consumer spent on the last list, up to ``MAX_FRAME_S`` (the module's docstring says why)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
     pump = asyncio.create_task(_pump(source, queue))
     held: list[T] = []
     last = -float("inf")  # when the last list went out
+    frame = interval  # the interval, or longer while the consumer's work on a list takes more than its share
+
+    def spent_since(handed: float) -> float:
+        """The next frame's length from the consumer's work on the list handed on at ``handed``."""
+        if interval <= 0:
+            return 0.0
+        return max(interval, min(MAX_FRAME_S, WORK_SHARE * (loop.time() - handed)))
+
     try:
         while True:
             if held:
                 try:
-                    item = await asyncio.wait_for(queue.get(), max(0.0, last + interval - loop.time()))
+                    item = await asyncio.wait_for(queue.get(), max(0.0, last + frame - loop.time()))
                 except TimeoutError:  # the frame is due: show what has arrived
                     last = loop.time()
                     out, held = held, []
                     yield out
+                    frame = spent_since(last)
                     continue
             else:
                 item = await queue.get()
@@ -74,13 +95,15 @@ async def batches(source: AsyncIterator[T], interval: float,
             held.append(item)  # type: ignore[arg-type]
             now = loop.time()
             if urgent(item):  # type: ignore[arg-type]
-                last = -float("inf")  # and the text after it (the first words after "answering") goes at once
                 out, held = held, []
                 yield out
-            elif now - last >= interval:
+                frame = spent_since(now)
+                last = -float("inf")  # and the text after it (the first words after "answering") goes at once
+            elif now - last >= frame:
                 last = now
                 out, held = held, []
                 yield out
+                frame = spent_since(now)
     finally:
         if not pump.done():
             pump.cancel()

@@ -142,3 +142,19 @@ def test_ordinary_text_passes_the_prompt_check(prompt):
     from phi4_bridge.messages import check_prompt
 
     check_prompt(prompt, False, Limits())
+
+
+def test_the_refused_characters_are_exactly_controls_surrogates_and_the_hiding_ones() -> None:
+    """Every code point, against Unicode's own categories: control characters (Cc) but tab, line feed and carriage
+    return, surrogates (Cs), and the characters that hide or reorder text; nothing else (zero-width joiners and
+    non-breaking spaces pass, emoji and several scripts need them)."""
+    import unicodedata
+
+    from phi4_bridge.messages import has_hidden_characters, has_lone_surrogate
+
+    hiding = {0x200B, 0xFEFF, 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+    for code in range(0x110000):
+        ch = chr(code)
+        refused = (code in hiding or (unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t\r"))
+        assert has_hidden_characters(f"a{ch}b") is refused, hex(code)
+        assert has_lone_surrogate(f"a{ch}b") is (0xD800 <= code <= 0xDFFF), hex(code)

@@ -44,6 +44,31 @@ def test_a_fast_source_comes_out_at_the_frame_rate_with_nothing_lost() -> None:
     assert len(out) <= took / INTERVAL + 2, (len(out), took)  # one list per interval, plus the first and the end
 
 
+def test_a_consumer_whose_update_work_grows_gets_fewer_frames_but_at_least_two_a_second() -> None:
+    """The frame lasts WORK_SHARE times the consumer's work on the last list (gradio's walk of a longer chat), up
+    to MAX_FRAME_S: 20 ms of work a list makes frames of ~200 ms; 300 ms of work still lets text out every 0.5 s."""
+    promised_share, promised_max = 10.0, 0.5  # mirror/pacing.py's WORK_SHARE and MAX_FRAME_S
+
+    async def consume(work_s: float) -> list[float]:
+        gaps: list[float] = []
+        last = None
+        async for _ in batches(ticks(200, 0.0025), INTERVAL):
+            now = time.monotonic()
+            if last is not None:
+                gaps.append(now - last)
+            time.sleep(work_s)  # noqa: ASYNC251 - the consumer's work, as gradio's postprocess holds the loop
+            last = time.monotonic()
+        return gaps[:-1]  # the end comes at once
+
+    light = asyncio.run(consume(0.0))
+    heavy = asyncio.run(consume(0.02))
+    slow = asyncio.run(consume(0.3))
+    # from the end of one list's work to the next list: the frame less that work
+    assert sorted(light)[len(light) // 2] < 2 * INTERVAL, light
+    assert min(heavy) >= 0.5 * (promised_share * 0.02 - 0.02), heavy  # half the promise: room, and 1x fails
+    assert max(slow) < 2 * promised_max, slow
+
+
 def test_an_urgent_item_goes_out_at_once_with_what_came_before_it() -> None:
     async def main() -> tuple[list[list[str]], float]:
         seen: list[list[str]] = []
