@@ -164,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "500 bytes), and a reply it leaves unread this long is dropped (default 20; env "
                         "PHI4_SLOW_CLIENT)")
     p.add_argument("--ui-updates-per-s", type=float, metavar="N", default=AppSettings.ui_updates_per_s,
-                   help="at most this many chat updates a second while a reply streams (default 20; 0: one for "
-                        "every chunk of the Space)")
+                   help="at most this many chat updates a second while a reply streams (default 20, fewer in a "
+                        "long chat: docs/app.md; 0: one for every chunk of the Space)")
     add_arguments(p)
     return p
 
