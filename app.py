@@ -35,6 +35,7 @@ from mirror.launch import serve  # noqa: E402
 from mirror.mcp_tools import Phi4Tools, register_tools  # noqa: E402
 from mirror.openai_api import AppRunner, api_settings, openai_routes  # noqa: E402
 from mirror.qa_tab import render_qa_tab  # noqa: E402
+from mirror.redis_budget import RedisBudget, StoreUnreachable  # noqa: E402
 from mirror.settings import AppSettings, parse_settings  # noqa: E402
 from mirror.shared_budget import SharedBudget  # noqa: E402
 from mirror.space_status import Mode, SpaceStatus, auth_headers  # noqa: E402
@@ -57,10 +58,21 @@ EXAMPLES = [
 ]
 
 
-def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None = None) -> gr.Blocks:
+def make_budget(settings: AppSettings) -> turn_budget.Budget:
+    """The one turn budget: in Redis for replicas on several hosts (``--budget-store``), in one SQLite file for
+    the replicas of one host (``PHI4_BUDGET_DB``, set by mirror/cluster.py), else in this process's memory.
+    ``StoreUnreachable`` (a sentence without the URL's password) when the Redis store does not answer."""
+    if settings.budget_store:
+        return RedisBudget(settings.visitor_turns, settings.budget_store, settings.admins)
+    if settings.budget_db:
+        return SharedBudget(settings.visitor_turns, settings.budget_db, settings.admins)
+    return turn_budget.Budget(settings.visitor_turns, settings.admins)
+
+
+def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None = None,
+               budget: turn_budget.Budget | None = None) -> gr.Blocks:
     guard = guard or Guard(settings)
-    budget = (SharedBudget(settings.visitor_turns, settings.budget_db, settings.admins) if settings.budget_db
-              else turn_budget.Budget(settings.visitor_turns, settings.admins))
+    budget = budget or make_budget(settings)
     usage = open_store(settings.usage_db)
     chat = ChatService(status.holder, settings, guard, budget=budget, usage=usage)
     runner = AppRunner(chat, settings, guard)  # the turns of /v1 and of the MCP tools
@@ -273,12 +285,16 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("mirror.handlers.parts").setLevel(logging.DEBUG)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the stand-in child and the bridge close too
     settings = parse_settings(argv)
+    try:  # before anything starts: a replica that cannot reach the shared budget must not serve
+        budget = make_budget(settings)
+    except StoreUnreachable as exc:
+        raise SystemExit(f"* {exc}") from None
     work = WorkDir.create()  # before the stand-in starts: it shares the upload folder, all removed at exit
     janitor = Janitor(work, settings.cache_sweep_every_s, settings.cache_max_age_s, settings.partial_upload_s).start()
     status = SpaceStatus.start(settings)
     try:
         guard = Guard(settings)
-        demo = build_demo(settings, status, guard)
+        demo = build_demo(settings, status, guard, budget)
         janitor.keep = lambda: examples_in_cache(demo)
 
         def shutdown() -> None:
