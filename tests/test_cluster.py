@@ -48,12 +48,13 @@ def nginx_or_skip() -> str:
 class RunningCluster:
     """``python -m mirror.cluster`` as a subprocess, and what its ready line says (replica pids, nginx, config)."""
 
-    def __init__(self, standin: ServerProcess, replicas: int = 2, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, standin: ServerProcess, replicas: int = 2, extra: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         nginx_or_skip()
         port = free_port()
         self.server = ServerProcess("cluster", [sys.executable, "-m", "mirror.cluster", "--replicas", str(replicas),
                                                 "--port", str(port), "--space-url", standin.url,
-                                                "--hub-url", standin.hub_url, *extra], port)
+                                                "--hub-url", standin.hub_url, *extra], port, env=env)
         self.url = self.server.url
         self.server.wait_ready("/", READY_S)
         ready = self.wait_log(r"cluster ready at .*")
