@@ -9,6 +9,7 @@ This file is the layout plus the wiring of named handlers; the parts live in ``m
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -48,6 +49,36 @@ CSS = """
 .mirror-banner-standin { background: #e0e7ff; color: #1e1b4b; border: 2px solid #6366f1; }
 #space-badge p { font-size: 0.92em; margin: 0; }
 """
+
+# When the process serving this page stops (a replica of a cluster stopped or restarted, mirror/cluster.py), gradio's
+# page shows its own toast, "Connection to the server was lost. Attempting reconnection...", and reloads once a server
+# answers. That says nothing of the turn, so the page also shows one sentence of ours, at the top, as soon as
+# gradio's toast appears (a watch on gradio's toasts only, not on the chat, where a visitor may type those words).
+LOST_SENTENCE = ("The server answering this page has stopped: the page will reload by itself as soon as a server "
+                 "answers again (within seconds when another one is running), with your chat up to the last finished "
+                 "reply; a reply that was still coming in is lost (it counted as a turn), so send that message again.")
+HEAD = """<script>
+(() => {
+  const GRADIO = "Connection to the server was lost";
+  const show = () => {
+    if (document.getElementById("mirror-connection-lost")) return;
+    const note = document.createElement("div");
+    note.id = "mirror-connection-lost";
+    note.setAttribute("role", "alert");
+    note.textContent = @SENTENCE@;
+    note.style.cssText = "position:fixed;top:0;left:0;right:0;z-index:100000;padding:12px 18px;" +
+      "background:#fde68a;color:#7c2d12;border-bottom:3px solid #d97706;font:1rem/1.45 system-ui,sans-serif;" +
+      "text-align:center";
+    document.body.appendChild(note);
+  };
+  const watch = () => new MutationObserver(() => {
+    for (const toast of document.querySelectorAll(".toast-body")) {
+      if (toast.textContent.includes(GRADIO)) { show(); return; }
+    }
+  }).observe(document.body, {childList: true, subtree: true});
+  document.body ? watch() : document.addEventListener("DOMContentLoaded", watch);
+})();
+</script>""".replace("@SENTENCE@", json.dumps(LOST_SENTENCE))
 
 PAGE_REFRESH_S = 15.0  # how often an open page re-reads the banner and badge (sooner with a short --recheck-every)
 
@@ -301,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
             demo.chat_service.cancel_all_from_other_thread()
             status.holder.close_from_other_thread(timeout=2.0)
 
-        serve(demo, settings, on_shutdown=shutdown, css=CSS, guard=guard,
+        serve(demo, settings, on_shutdown=shutdown, css=CSS, head=HEAD, guard=guard,
               routes=openai_routes(settings, demo.api_runner))
     finally:
         janitor.stop()

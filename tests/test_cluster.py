@@ -33,6 +33,10 @@ from phi4_bridge.standin.launcher import start_standin
 
 READY_S = 240.0  # two app processes starting at once on two shared cores, then nginx
 COOKIE = "mirror_replica"
+# what a visitor whose replica stops reads (app.py's LOST_SENTENCE, written out: a change of it shows here)
+LOST = ("The server answering this page has stopped: the page will reload by itself as soon as a server answers again "
+        "(within seconds when another one is running), with your chat up to the last finished reply; a reply that was "
+        "still coming in is lost (it counted as a turn), so send that message again.")
 SETTINGS = "Settings: top_p=0.95, top_k=50, temperature=0.8, repetition_penalty=1.05, max_new_tokens=512."
 
 
@@ -326,7 +330,11 @@ def test_stopping_a_replica_mid_turn_tells_its_visitor_and_the_next_page_load_wo
         before, loads = len(a.served), a.loads
         os.kill(running.pids[doomed], signal.SIGTERM)  # what a stopped or restarted process gets
 
-        # One sentence, gradio's own, while the page finds an app that answers again...
+        # One sentence of ours, at the top of the page, saying what happens now and what became of the turn (app.py
+        # shows it as gradio's own toast appears: "Connection to the server was lost. Attempting reconnection...")...
+        lost = a.page.wait_for_selector("#mirror-connection-lost", state="visible", timeout=30_000)
+        assert lost.inner_text() == LOST
+        assert lost.get_attribute("role") == "alert"
         a.page.wait_for_selector("text=Connection to the server was lost. Attempting reconnection...",
                                  timeout=30_000)
         a.page.screenshot(path=str(SHOTS / "cluster-replica-stopped.png"), full_page=True)
@@ -352,6 +360,7 @@ def test_stopping_a_replica_mid_turn_tells_its_visitor_and_the_next_page_load_wo
         assert survivor in a.replicas(before)
 
         # the other visitor never noticed
+        assert b.page.locator("#mirror-connection-lost").count() == 0
         b_before = len(b.served)
         b.send("second from B")
         wait_for(b.page, re.escape('You said: "second from B". Earlier turns: 1. Seen: turn 1 text "first from B";'
