@@ -187,3 +187,17 @@ def test_one_v1_key_gets_200_200_429_whichever_replica_answers_with_redis(redis:
     redis.client().flushdb()
     assert ask(redis_cluster.url)[0] == 200
     assert PASSWORD not in redis_cluster.server.log_text()
+
+
+def test_a_budget_store_that_is_not_redis_is_refused_at_the_flag_without_its_password(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from mirror.settings import parse_settings
+
+    with pytest.raises(SystemExit) as exited:
+        parse_settings(["--budget-store", "http://admin:hunter2@10.0.0.5:6379/0"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--budget-store: http://admin:***@10.0.0.5:6379/0 is not a Redis URL: give redis://" in err, err
+    assert "hunter2" not in err
+    settings = parse_settings(["--budget-store", "redis://:hunter2@10.0.0.5:6379/0"])
+    assert settings.budget_store == "redis://:hunter2@10.0.0.5:6379/0" and "hunter2" not in repr(settings)
