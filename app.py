@@ -54,31 +54,49 @@ CSS = """
 # page shows its own toast, "Connection to the server was lost. Attempting reconnection...", and reloads once a server
 # answers. That says nothing of the turn, so the page also shows one sentence of ours, at the top, as soon as
 # gradio's toast appears (a watch on gradio's toasts only, not on the chat, where a visitor may type those words).
+# The reload may come within two seconds, too soon to read it: the reloaded page says what happened once more, until
+# the visitor closes it (the tab's sessionStorage carries that over the reload, and nothing else).
 LOST_SENTENCE = ("The server answering this page has stopped: the page will reload by itself as soon as a server "
                  "answers again (within seconds when another one is running), with your chat up to the last finished "
                  "reply; a reply that was still coming in is lost (it counted as a turn), so send that message again.")
+BACK_SENTENCE = ("This page reloaded because the server answering it stopped: your chat is back up to the last "
+                 "finished reply, and a reply that was still coming in was lost (it counted as a turn), so send that "
+                 "message again.")
 HEAD = """<script>
 (() => {
   const GRADIO = "Connection to the server was lost";
-  const show = () => {
-    if (document.getElementById("mirror-connection-lost")) return;
+  const FLAG = "phi4-mirror-connection-lost";
+  const show = (id, sentence) => {
+    if (document.getElementById(id)) return;
     const note = document.createElement("div");
-    note.id = "mirror-connection-lost";
+    note.id = id;
     note.setAttribute("role", "alert");
-    note.textContent = @SENTENCE@;
-    note.style.cssText = "position:fixed;top:0;left:0;right:0;z-index:100000;padding:12px 18px;" +
+    note.title = "Click to close";
+    note.textContent = sentence;
+    note.style.cssText = "position:fixed;top:0;left:0;right:0;z-index:100000;padding:12px 18px;cursor:pointer;" +
       "background:#fde68a;color:#7c2d12;border-bottom:3px solid #d97706;font:1rem/1.45 system-ui,sans-serif;" +
       "text-align:center";
+    note.addEventListener("click", () => note.remove());
     document.body.appendChild(note);
   };
-  const watch = () => new MutationObserver(() => {
-    for (const toast of document.querySelectorAll(".toast-body")) {
-      if (toast.textContent.includes(GRADIO)) { show(); return; }
+  const watch = () => {
+    if (sessionStorage.getItem(FLAG)) {
+      sessionStorage.removeItem(FLAG);
+      show("mirror-reconnected", @BACK@);
     }
-  }).observe(document.body, {childList: true, subtree: true});
+    new MutationObserver(() => {
+      for (const toast of document.querySelectorAll(".toast-body")) {
+        if (toast.textContent.includes(GRADIO)) {
+          sessionStorage.setItem(FLAG, "1");
+          show("mirror-connection-lost", @LOST@);
+          return;
+        }
+      }
+    }).observe(document.body, {childList: true, subtree: true});
+  };
   document.body ? watch() : document.addEventListener("DOMContentLoaded", watch);
 })();
-</script>""".replace("@SENTENCE@", json.dumps(LOST_SENTENCE))
+</script>""".replace("@LOST@", json.dumps(LOST_SENTENCE)).replace("@BACK@", json.dumps(BACK_SENTENCE))
 
 PAGE_REFRESH_S = 15.0  # how often an open page re-reads the banner and badge (sooner with a short --recheck-every)
 
