@@ -9,6 +9,7 @@ This file is the layout plus the wiring of named handlers; the parts live in ``m
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -35,6 +36,7 @@ from mirror.launch import serve  # noqa: E402
 from mirror.mcp_tools import Phi4Tools, register_tools  # noqa: E402
 from mirror.openai_api import AppRunner, api_settings, openai_routes  # noqa: E402
 from mirror.qa_tab import render_qa_tab  # noqa: E402
+from mirror.redis_budget import RedisBudget, StoreUnreachable  # noqa: E402
 from mirror.settings import AppSettings, parse_settings  # noqa: E402
 from mirror.shared_budget import SharedBudget  # noqa: E402
 from mirror.space_status import Mode, SpaceStatus, auth_headers  # noqa: E402
@@ -48,6 +50,54 @@ CSS = """
 #space-badge p { font-size: 0.92em; margin: 0; }
 """
 
+# When the process serving this page stops (a replica of a cluster stopped or restarted, mirror/cluster.py), gradio's
+# page shows its own toast, "Connection to the server was lost. Attempting reconnection...", and reloads once a server
+# answers. That says nothing of the turn, so the page also shows one sentence of ours, at the top, as soon as
+# gradio's toast appears (a watch on gradio's toasts only, not on the chat, where a visitor may type those words).
+# The reload may come within two seconds, too soon to read it: the reloaded page says what happened once more, until
+# the visitor closes it (the tab's sessionStorage carries that over the reload, and nothing else).
+LOST_SENTENCE = ("The server answering this page has stopped: the page will reload by itself as soon as a server "
+                 "answers again (within seconds when another one is running), with your chat up to the last finished "
+                 "reply; a reply that was still coming in is lost (it counted as a turn), so send that message again.")
+BACK_SENTENCE = ("This page reloaded because the server answering it stopped: your chat is back up to the last "
+                 "finished reply, and a reply that was still coming in was lost (it counted as a turn), so send that "
+                 "message again.")
+HEAD = """<script>
+(() => {
+  const GRADIO = "Connection to the server was lost";
+  const FLAG = "phi4-mirror-connection-lost";
+  const show = (id, sentence) => {
+    if (document.getElementById(id)) return;
+    const note = document.createElement("div");
+    note.id = id;
+    note.setAttribute("role", "alert");
+    note.title = "Click to close";
+    note.textContent = sentence;
+    note.style.cssText = "position:fixed;top:0;left:0;right:0;z-index:100000;padding:12px 18px;cursor:pointer;" +
+      "background:#fde68a;color:#7c2d12;border-bottom:3px solid #d97706;font:1rem/1.45 system-ui,sans-serif;" +
+      "text-align:center";
+    note.addEventListener("click", () => note.remove());
+    document.body.appendChild(note);
+  };
+  const watch = () => {
+    if (sessionStorage.getItem(FLAG)) {
+      sessionStorage.removeItem(FLAG);
+      show("mirror-reconnected", @BACK@);
+    }
+    new MutationObserver(() => {
+      for (const toast of document.querySelectorAll(".toast-body")) {
+        if (toast.textContent.includes(GRADIO)) {
+          sessionStorage.setItem(FLAG, "1");
+          show("mirror-connection-lost", @LOST@);
+          return;
+        }
+      }
+    }).observe(document.body, {childList: true, subtree: true});
+  };
+  document.body ? watch() : document.addEventListener("DOMContentLoaded", watch);
+})();
+</script>""".replace("@LOST@", json.dumps(LOST_SENTENCE)).replace("@BACK@", json.dumps(BACK_SENTENCE))
+
 PAGE_REFRESH_S = 15.0  # how often an open page re-reads the banner and badge (sooner with a short --recheck-every)
 
 EXAMPLES = [
@@ -57,10 +107,21 @@ EXAMPLES = [
 ]
 
 
-def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None = None) -> gr.Blocks:
+def make_budget(settings: AppSettings) -> turn_budget.Budget:
+    """The one turn budget: in Redis for replicas on several hosts (``--budget-store``), in one SQLite file for
+    the replicas of one host (``PHI4_BUDGET_DB``, set by mirror/cluster.py), else in this process's memory.
+    ``StoreUnreachable`` (a sentence without the URL's password) when the Redis store does not answer."""
+    if settings.budget_store:
+        return RedisBudget(settings.visitor_turns, settings.budget_store, settings.admins)
+    if settings.budget_db:
+        return SharedBudget(settings.visitor_turns, settings.budget_db, settings.admins)
+    return turn_budget.Budget(settings.visitor_turns, settings.admins)
+
+
+def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None = None,
+               budget: turn_budget.Budget | None = None) -> gr.Blocks:
     guard = guard or Guard(settings)
-    budget = (SharedBudget(settings.visitor_turns, settings.budget_db, settings.admins) if settings.budget_db
-              else turn_budget.Budget(settings.visitor_turns, settings.admins))
+    budget = budget or make_budget(settings)
     usage = open_store(settings.usage_db)
     chat = ChatService(status.holder, settings, guard, budget=budget, usage=usage)
     runner = AppRunner(chat, settings, guard)  # the turns of /v1 and of the MCP tools
@@ -273,19 +334,23 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("mirror.handlers.parts").setLevel(logging.DEBUG)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the stand-in child and the bridge close too
     settings = parse_settings(argv)
+    try:  # before anything starts: a replica that cannot reach the shared budget must not serve
+        budget = make_budget(settings)
+    except StoreUnreachable as exc:
+        raise SystemExit(f"* {exc}") from None
     work = WorkDir.create()  # before the stand-in starts: it shares the upload folder, all removed at exit
     janitor = Janitor(work, settings.cache_sweep_every_s, settings.cache_max_age_s, settings.partial_upload_s).start()
     status = SpaceStatus.start(settings)
     try:
         guard = Guard(settings)
-        demo = build_demo(settings, status, guard)
+        demo = build_demo(settings, status, guard, budget)
         janitor.keep = lambda: examples_in_cache(demo)
 
         def shutdown() -> None:
             demo.chat_service.cancel_all_from_other_thread()
             status.holder.close_from_other_thread(timeout=2.0)
 
-        serve(demo, settings, on_shutdown=shutdown, css=CSS, guard=guard,
+        serve(demo, settings, on_shutdown=shutdown, css=CSS, head=HEAD, guard=guard,
               routes=openai_routes(settings, demo.api_runner))
     finally:
         janitor.stop()

@@ -11,9 +11,9 @@ so a change to one feature touches one module. docs/architecture.md draws the la
 - Other ways in: ``openai_api`` (``/v1`` on the app's server), ``mcp_tools`` and ``mcp_gate`` (Phi-4 as MCP tools,
   and the key check in front of them).
 - The QA tab: ``qa_tab`` (layout), ``qa_handlers`` (its events, over the QA store), ``qa_gallery`` (its HTML).
-- Who may do what, and what it costs: ``host`` (who the host is), ``budget`` and ``shared_budget`` (turns per
-  visitor, in memory or in one SQLite file for a cluster), ``usage`` and ``usage_tab`` (one row per turn, the
-  host's Usage tab).
+- Who may do what, and what it costs: ``host`` (who the host is), ``budget``, ``shared_budget`` and
+  ``redis_budget`` (turns per visitor: in memory, in one SQLite file for a cluster on one host, in Redis for several
+  hosts), ``usage`` and ``usage_tab`` (one row per turn, the host's Usage tab).
 - The door and the disk: ``guard`` (the bookkeeping and limits), ``door`` (the ASGI middleware that applies them),
   ``slow_clients`` (deadlines for clients slow on purpose), ``cleanup`` (the app's own files, and their removal).
 """

@@ -97,7 +97,8 @@ Verdict = Ok | OverBudget
 class Budget:
     """Turns per visitor over a sliding window (see the module's docstring). Thread-safe: gradio runs sync
     handlers in worker threads and async ones in its loop. ``mirror.shared_budget.SharedBudget`` is the same
-    budget counted in a file that every replica on the host shares."""
+    budget counted in a file that every replica on the host shares, ``mirror.redis_budget.RedisBudget`` in a Redis
+    server that replicas on several hosts share."""
 
     blocking = False  # True: a call may wait on a file (the chat service then makes it in a thread)
 

@@ -40,7 +40,7 @@ def announce_generated(login: tuple[str, str]) -> None:
 
 
 def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None], css: str,
-          guard: Guard | None = None, routes: list[BaseRoute] | None = None) -> None:
+          guard: Guard | None = None, routes: list[BaseRoute] | None = None, head: str | None = None) -> None:
     """Launch, report the share link's fate in plain words, block until Ctrl+C or SIGTERM, then shut down:
     ``on_shutdown`` (cancel running turns, close the bridge), then the server, all within ``EXIT_DEADLINE_S``.
 
@@ -61,7 +61,7 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
         demo.queue(default_concurrency_limit=settings.concurrency_total, max_size=settings.queue_max_size)
         demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
                     auth=logins or None, auth_message="Log in to chat with Phi-4-multimodal.",
-                    prevent_thread_lock=True, show_error=False, footer_links=["api", "gradio"], css=css,
+                    prevent_thread_lock=True, show_error=False, footer_links=["api", "gradio"], css=css, head=head,
                     run_history=False, max_file_size=settings.max_upload_bytes,
                     state_session_capacity=settings.max_visitors,
                     mcp_server=settings.mcp, app_kwargs={"middleware": middleware, "routes": list(routes or [])})

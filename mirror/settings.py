@@ -15,6 +15,7 @@ from phi4_bridge.config import BridgeConfig, add_arguments
 from phi4_bridge.openai_serve import api_keys
 
 from .budget import SHARE_DEFAULT, Rule, parse_rule
+from .redis_budget import check_url
 
 MCP_INSTALL = "pip install 'phi4-mirror[mcp]' (or pip install -r requirements.txt)"
 
@@ -88,6 +89,9 @@ class AppSettings:
     # One SQLite file where every replica of a cluster counts the turn budget (mirror/cluster.py sets
     # PHI4_BUDGET_DB); None: this process counts alone, in memory.
     budget_db: str | None = None
+    # A Redis server where replicas on several hosts count the turn budget (mirror/redis_budget.py): redis://URL,
+    # from --budget-store or PHI4_BUDGET_STORE; it wins over budget_db. Not in repr: the URL may hold a password.
+    budget_store: str | None = field(default=None, repr=False)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -166,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ui-updates-per-s", type=float, metavar="N", default=AppSettings.ui_updates_per_s,
                    help="at most this many chat updates a second while a reply streams (default 20, fewer in a "
                         "long chat: docs/app.md; 0: one for every chunk of the Space)")
+    p.add_argument("--budget-store", metavar="redis://HOST:PORT/DB",
+                   default=os.environ.get("PHI4_BUDGET_STORE") or None,
+                   help="count the turn budget (--visitor-turns) in this Redis server, shared by every replica that "
+                        "names it, on any host (redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS; env "
+                        "PHI4_BUDGET_STORE; needs the redis package: pip install 'phi4-mirror[cluster]'). Default: "
+                        "this process counts alone, or with the replicas of its host (PHI4_BUDGET_DB)")
     add_arguments(p)
     return p
 
@@ -234,6 +244,8 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         parser.error("--slow-client-timeout must be a positive number of seconds")
     if not args.ui_updates_per_s >= 0:
         parser.error("--ui-updates-per-s must be 0 or more")
+    if args.budget_store and (why := check_url(args.budget_store)):
+        parser.error(f"--budget-store: {why}")
     return AppSettings(
         visitor_turns=turns, admins=tuple(dict.fromkeys(a.strip() for a in args.admin if a.strip())),
         usage_db=args.usage_db, slow_client_s=args.slow_client_timeout, on_space=on_space,
@@ -252,4 +264,5 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         qa_db=args.qa_db, qa_max_mb=args.qa_max_mb, qa_keep_days=args.qa_keep_days,
         browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
         ui_updates_per_s=args.ui_updates_per_s, budget_db=os.environ.get("PHI4_BUDGET_DB") or None,
+        budget_store=args.budget_store,
     )

@@ -4,8 +4,8 @@ Why: ``mirror.budget.Budget`` counts in the process's memory, so behind ``python
 a visitor whom nginx sends to each replica in turn (every ``/v1`` request, round robin) got N times the turns the
 host set. Here a turn is checked and counted in one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock on the
 file), so two replicas cannot both let the same visitor's last turn through. ``mirror/cluster.py`` points every
-replica at one file (``PHI4_BUDGET_DB``); replicas on several hosts would need a store made for it (e.g. Redis
-with a sorted set per visitor), which this project does not ship.
+replica at one file (``PHI4_BUDGET_DB``); replicas on several hosts share a Redis server instead
+(``--budget-store``, ``mirror.redis_budget``).
 
 Same rules and sentences as ``Budget`` (it is one); only where the stamps live differs. Each call is a small
 transaction that may wait for another replica's, so the chat service calls it in a thread (``blocking``).

@@ -33,6 +33,12 @@ from phi4_bridge.standin.launcher import start_standin
 
 READY_S = 240.0  # two app processes starting at once on two shared cores, then nginx
 COOKIE = "mirror_replica"
+# what a visitor whose replica stops reads (app.py's LOST_SENTENCE, written out: a change of it shows here)
+LOST = ("The server answering this page has stopped: the page will reload by itself as soon as a server answers again "
+        "(within seconds when another one is running), with your chat up to the last finished reply; a reply that was "
+        "still coming in is lost (it counted as a turn), so send that message again.")
+BACK = ("This page reloaded because the server answering it stopped: your chat is back up to the last finished reply, "
+        "and a reply that was still coming in was lost (it counted as a turn), so send that message again.")
 SETTINGS = "Settings: top_p=0.95, top_k=50, temperature=0.8, repetition_penalty=1.05, max_new_tokens=512."
 
 
@@ -48,12 +54,13 @@ def nginx_or_skip() -> str:
 class RunningCluster:
     """``python -m mirror.cluster`` as a subprocess, and what its ready line says (replica pids, nginx, config)."""
 
-    def __init__(self, standin: ServerProcess, replicas: int = 2, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, standin: ServerProcess, replicas: int = 2, extra: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         nginx_or_skip()
         port = free_port()
         self.server = ServerProcess("cluster", [sys.executable, "-m", "mirror.cluster", "--replicas", str(replicas),
                                                 "--port", str(port), "--space-url", standin.url,
-                                                "--hub-url", standin.hub_url, *extra], port)
+                                                "--hub-url", standin.hub_url, *extra], port, env=env)
         self.url = self.server.url
         self.server.wait_ready("/", READY_S)
         ready = self.wait_log(r"cluster ready at .*")
@@ -162,6 +169,38 @@ class Visitor:
 
     def close(self) -> None:
         self.context.close()
+
+
+NOTED = "test-noted"  # the tab's sessionStorage key where note_shown keeps what it saw (it lives over a reload)
+
+
+def note_shown(page: Any) -> None:
+    """From now on, keep the text of every element of ours (``mirror-...`` ids, role alert) that the page shows,
+    in the tab's sessionStorage: the page may reload before a poll would see it."""
+    page.evaluate("""key => new MutationObserver(() => {
+        for (const el of document.querySelectorAll("[id^=mirror-][role=alert]")) {
+            const seen = JSON.parse(sessionStorage.getItem(key) || "{}");
+            if (!(el.id in seen)) { seen[el.id] = el.innerText; sessionStorage.setItem(key, JSON.stringify(seen)); }
+        }
+    }).observe(document.body, {childList: true, subtree: true})""", NOTED)
+
+
+def wait_noted(page: Any, element_id: str, timeout: float = 30.0) -> str:
+    """The text the page showed in ``#element_id`` (recorded by ``note_shown``), waiting for it up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            seen = json.loads(page.evaluate("key => sessionStorage.getItem(key) || '{}'", NOTED))
+        except Exception:  # noqa: BLE001 - the page is reloading: ask again
+            seen = {}
+        if element_id in seen:
+            return str(seen[element_id])
+        page.wait_for_timeout(100)
+    try:
+        shows = page.locator("body").inner_text()[:800]
+    except Exception:  # noqa: BLE001
+        shows = "(the page did not answer)"
+    raise AssertionError(f"the page never showed #{element_id}; it shows:\n{shows}")
 
 
 def saved_chat(page: Any) -> Any:
@@ -323,9 +362,14 @@ def test_stopping_a_replica_mid_turn_tells_its_visitor_and_the_next_page_load_wo
         a.send("second from A, a long answer please")
         wait_for(a.page, re.escape('You said: "second from A'))  # streaming, not finished (24 chunks of 60 ms)
         before, loads = len(a.served), a.loads
+        note_shown(a.page)
         os.kill(running.pids[doomed], signal.SIGTERM)  # what a stopped or restarted process gets
 
-        # One sentence, gradio's own, while the page finds an app that answers again...
+        # One sentence of ours, at the top of the page, saying what happens now and what became of the turn (app.py
+        # shows it as gradio's own toast appears: "Connection to the server was lost. Attempting reconnection...").
+        # The page may reload within two seconds of it, so what the page showed is recorded as it shows it.
+        lost = wait_noted(a.page, "mirror-connection-lost")
+        assert lost == LOST
         a.page.wait_for_selector("text=Connection to the server was lost. Attempting reconnection...",
                                  timeout=30_000)
         a.page.screenshot(path=str(SHOTS / "cluster-replica-stopped.png"), full_page=True)
@@ -338,6 +382,11 @@ def test_stopping_a_replica_mid_turn_tells_its_visitor_and_the_next_page_load_wo
         assert a.loads == loads + 1, "the page should have loaded itself again once an app answered"
         a.page.wait_for_selector("#prompt textarea", timeout=30_000)
         wait_for(a.page, re.escape('You said: "first from A". Earlier turns: 0.'), timeout=30)
+        # ... and says once more, until closed, what happened (the sentence above may have shown for a moment only)
+        back = a.page.wait_for_selector("#mirror-reconnected", state="visible", timeout=30_000)
+        assert back.inner_text() == BACK and back.get_attribute("role") == "alert"
+        back.click()
+        a.page.wait_for_selector("#mirror-reconnected", state="detached", timeout=10_000)
         deadline = time.monotonic() + 30
         while a.cookie != survivor and time.monotonic() < deadline:
             a.page.wait_for_timeout(100)
@@ -351,6 +400,7 @@ def test_stopping_a_replica_mid_turn_tells_its_visitor_and_the_next_page_load_wo
         assert survivor in a.replicas(before)
 
         # the other visitor never noticed
+        assert b.page.locator("#mirror-connection-lost, #mirror-reconnected").count() == 0
         b_before = len(b.served)
         b.send("second from B")
         wait_for(b.page, re.escape('You said: "second from B". Earlier turns: 1. Seen: turn 1 text "first from B";'
