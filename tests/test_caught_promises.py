@@ -4,7 +4,10 @@ Where the behaviour lives behind a server it is driven through the real app (the
 heartbeat cap, ``/v1``'s 64 MB); where it is a pure part (the lockout's window, the visitor cap, the saved chat's
 missing file, the image fetcher's size and time bounds) that part is driven directly, against a real local HTTP
 server for the fetcher. The defaults themselves are read from the app's own settings (``parse_settings``), as the
-app reads them at start. Each test was checked by breaking the code it guards (the breaks: its commit message).
+app reads them at start. Each test was checked by breaking the code it guards and seeing it fail: each default
+changed; the lockout at ``>`` for ``>=``; the deleted-file check and the visitor cap's prune removed; the fetcher's
+size check at ``>=`` and ``+ 1``, its timeout five-fold; 65 heartbeats; the lockout's sentence without its seconds;
+``/v1``'s cap at 68 MB; the cluster returning 0 when its replica or nginx is gone.
 """
 
 from __future__ import annotations
