@@ -62,6 +62,8 @@ class Visitors:
             conversation, slots = Conversation(), asyncio.Semaphore(self.per_visitor)
         self._items[key] = (conversation, slots, now)
         self._items.move_to_end(key)
+        if len(self._items) > self.max_items:  # a new visitor over the cap: the longest idle goes now, not next time
+            self.prune(now)
         return conversation, slots
 
     def prune(self, now: float | None = None) -> None:

@@ -105,8 +105,11 @@ async def _follow(session: aiohttp.ClientSession, url: str, max_bytes: int) -> t
             length = resp.content_length
             if length is not None and length > max_bytes:
                 raise FetchRefused(f"the image is {length:,} bytes; the most taken is {max_bytes:,}.")
-            body = await resp.content.read(max_bytes + 1)
+            # read() gives what has arrived, up to n bytes, not n: read until the end, or one byte past the most
+            body = bytearray()
+            while len(body) <= max_bytes and (piece := await resp.content.read(max_bytes + 1 - len(body))):
+                body += piece
             if len(body) > max_bytes:
                 raise FetchRefused(f"the image is larger than {max_bytes:,} bytes, the most taken.")
-            return body, resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            return bytes(body), resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     raise FetchRefused(f"more than {MAX_REDIRECTS} redirects.")

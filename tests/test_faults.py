@@ -370,10 +370,12 @@ async def test_failed_user_step_fails_the_turn_before_the_bot_step(clean: Server
 
 
 # ---- the same faults through the app: gradio_client -> app -> bridge -> proxy -> stand-in ----------------
-# The app has no setting for the bridge's timeouts (defaults: 300 s to the first event, 120 s idle), so the
-# silence faults are exercised at bridge level only.
+# The silence faults need the bridge's timeouts short; the app takes them from PHI4_TIMEOUT_* (defaults: 300 s to
+# the first event, 120 s idle), so they run on an app of their own below (test_silence_through_the_app).
 
 APP_FAULTS = [f for f in FAULTS if not f.silence and f.kind is not StreamTimeout]
+SILENT_FAULTS = [f for f in FAULTS if f.silence or f.kind is StreamTimeout]
+APP_TIMEOUT_S = 5.0  # every PHI4_TIMEOUT_* of the silence app: a silent Space is reported within twice this
 
 
 @pytest.fixture(scope="module")
@@ -419,6 +421,49 @@ def test_fault_through_the_app(fault: Fault, app, clean: ServerProcess, proxy: T
     log = app.log_text()[logged:]
     assert f"a turn failed: {fault.kind.__name__}: {message}" in log
     assert "eyJ" not in log and "hf_" not in log
+
+
+@pytest.fixture(scope="module")
+def silence_app(standin: ServerProcess, proxy: TcpProxy):
+    from app_server import start_app
+
+    short = {f"PHI4_TIMEOUT_{name}": f"{APP_TIMEOUT_S:g}" for name in ("CONNECT", "REQUEST", "FIRST_EVENT", "IDLE")}
+    with start_app("--space-url", proxy.url, "--hub-url", proxy.url, "--no-fallback", env=short) as server:
+        yield server
+
+
+@pytest.mark.parametrize("fault", [pytest.param(f, id=f.name) for f in SILENT_FAULTS])
+def test_silence_through_the_app(fault: Fault, silence_app, clean: ServerProcess, proxy: TcpProxy, tmp_path: Path):
+    """docs/failures.md: a silent Space is reported after the bridge's timeouts, which PHI4_TIMEOUT_* set for the
+    app. With them at 5 s, the visitor gets the documented sentence within twice that, and the next turn works.
+    Each turn carries an image, so the bridge uploads one to the Space (the stalled-upload row)."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    image = handle_file(str(png(tmp_path / "silence.png")))
+
+    configure(clean.url, slow_start_s=4 * APP_TIMEOUT_S)  # the Space's slow start outlasts the idle timeout
+    visitor = Client(silence_app.url, verbose=False)
+    assert "Earlier turns: 0" in app_chat(visitor, "first")
+    logged = len(silence_app.log_text())
+    fault.on(clean, proxy)
+    try:
+        job = visitor.submit({"text": "second", "files": [image]}, api_name="/chat")
+        started = time.monotonic()
+        with pytest.raises(AppError) as info:
+            job.result(timeout=GUARD_S)
+        took = time.monotonic() - started
+    finally:
+        set_fault(clean.url, None)
+        proxy.reset()
+    message = str(info.value)
+    assert fault.expected(proxy.url).fullmatch(message), f"not the documented sentence: {message!r}"
+    assert re.search(rf"\b{APP_TIMEOUT_S:.0f} s\b", message), f"the sentence names another timeout: {message!r}"
+    assert took <= 2 * APP_TIMEOUT_S, f"a {APP_TIMEOUT_S:g} s timeout was reported after {took:.1f} s"
+    again = visitor.predict({"text": "second", "files": [image]}, api_name="/chat")
+    assert 'You said: "second"' in again and "Earlier turns: 1" in again, "the failed turn is not in the history"
+    log = silence_app.log_text()[logged:]
+    assert f"a turn failed: {fault.kind.__name__}: {message}" in log
 
 
 # docs/failures.md: every row is tested at bridge level and through the app. These are the rows above that are not in

@@ -373,13 +373,22 @@ def test_a_client_that_gives_up_on_a_whole_answer_cancels_the_space_job(app: Ser
     reset(standin.url)
 
 
-def test_no_key_in_the_log_or_any_answer(app: ServerProcess, client: OpenAI) -> None:
-    """Runs after the others in this module: every request above carried a key."""
+def test_no_key_in_the_log_or_any_answer(app: ServerProcess, client: OpenAI, standin: ServerProcess) -> None:
+    """Stands alone: its own turns, with each key and a signed-in ZeroGPU token, one of them failing, then the log
+    (the whole of it, so anything an earlier test logged is searched too)."""
+    logged = len(app.log_text())
     wrong = "sk-wrong-1234567890abcdef"
     with pytest.raises(openai.AuthenticationError) as caught:
         OpenAI(base_url=f"{app.url}/v1", api_key=wrong, max_retries=0).models.list()
     assert wrong not in json.dumps(caught.value.body)
+    signed_in = OpenAI(base_url=f"{app.url}/v1", api_key=KEY, max_retries=0,
+                       default_headers={"x-ip-token": user_jwt(standin)})
+    set_fault(standin.url, "quota", times=1)
+    with pytest.raises(openai.RateLimitError):
+        signed_in.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    env_client = OpenAI(base_url=f"{app.url}/v1", api_key=ENV_KEY, max_retries=0, timeout=60)
+    assert env_client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "ok"}]).choices
     log = app.log_text()
-    assert "API turn of key:1 failed: RateLimit" in log, "the failures above were logged, by key number"
+    assert "API turn of key:1 failed: RateLimit" in log[logged:], "the failure was logged, by key number"
     for secret in (KEY, ENV_KEY, wrong, "hf_testuser0001"):
         assert secret not in log

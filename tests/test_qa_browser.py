@@ -9,7 +9,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from app_server import ROOT, start_app
@@ -140,4 +139,8 @@ def test_a_cli_run_appears_in_the_tab_and_two_runs_compare(browser, standin, tmp
         assert changed.locator("td.changed").count() == 2  # both sides highlighted
         page.screenshot(path=str(SHOTS / "qa-compare.png"), full_page=True)
         context.close()
-    assert Path(db).exists()
+    # both CLI runs are in the one store the tab read, each with its two cases answered
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT id, origin FROM runs ORDER BY id").fetchall() == [(1, "cli"), (2, "cli")]
+        assert conn.execute("SELECT run_id, COUNT(*) FROM results WHERE status = 'pass' GROUP BY run_id").fetchall() \
+            == [(1, 2), (2, 2)]

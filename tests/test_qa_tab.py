@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from app_server import start_app
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AuthenticationError
 from PIL import Image
 
 from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
@@ -292,7 +293,7 @@ def test_marks_carry_the_login_name(standin, media, tmp_path):
         sneaky = client.predict(result[2], "red.png · prompt 1", "bad", "<img src=x onerror=alert(1)>", "all", 1,
                                 api_name="/qa_mark")[1]
         assert "&lt;img src=x onerror=alert(1)&gt;" in sneaky and "<img src=x" not in sneaky
-        with pytest.raises(Exception):  # noqa: B017 - gradio_client cannot even read the app's config: 401
+        with pytest.raises(AuthenticationError, match="credentials were not provided"):  # not even the config
             Client(app.url, verbose=False, download_files=str(tmp_path / "nobody"))
     assert [(r["mark"], r["note"], r["marked_by"]) for r in records] == [("good", "fine", "alice")]
 

@@ -132,13 +132,15 @@ def test_share_with_auth_uses_the_given_login_and_makes_none_up(tmp_path: Path) 
 
 # ---- "while waiting, the chat shows the queue position and estimate" (Chromium) -------------------------------------
 
-@pytest.mark.browser  # last in the module: async tests cannot run once its browser has started
-def test_the_chat_shows_the_queue_position_while_a_turn_waits(browser, one_gpu_queue_of_one):
-    from browser import open_page, wait_for
+@pytest.mark.browser
+def test_the_chat_shows_the_queue_position_while_a_turn_waits(one_gpu_queue_of_one):
+    """Its own Chromium, closed when it ends (not the module's): playwright's sync API holds an event loop while it
+    runs, so the module's async tests could not run after it; so this test may run in any order."""
+    from browser import chromium, open_page, wait_for
     from gradio_client import Client
 
     url = one_gpu_queue_of_one.url
-    with start_app("--space-url", url, "--hub-url", url, "--no-fallback") as app:
+    with chromium() as browser, start_app("--space-url", url, "--hub-url", url, "--no-fallback") as app:
         with open_page(browser, app.url) as page:
             other = Client(app.url, verbose=False)
             configure(url, chunks=2)  # one quick turn first: gradio estimates a wait only once a job has finished
