@@ -7,6 +7,7 @@ Why a script of ours: mutmut's own ``results`` lists names only, and its score c
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import subprocess
 import sys
@@ -46,21 +47,26 @@ def score_line(module: str, codes: dict[str, int | None]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Print the score and the survivors of each module named (``mirror/budget.py``)."""
-    for module in argv or sorted(str(p.relative_to("mutants"))[:-5] for p in Path("mutants").rglob("*.py.meta")):
-        meta = Path("mutants") / f"{module}.meta"
-        if not meta.exists():
-            print(f"{module}: no mutmut results here ({meta} missing)")
-            continue
-        codes = statuses(meta)
-        print(score_line(module, codes))
-        for name, code in sorted(codes.items()):
-            if code in SURVIVED or code in NO_TESTS:
-                diff = subprocess.run(["mutmut", "show", name], capture_output=True, text=True).stdout
-                lines = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
-                print(f"  {name} ({'no test' if code in NO_TESTS else 'survived'})")
-                for line in lines:
-                    print(f"      {line.strip()}")
+    """Print the score and the survivors of the module named (``mirror/budget.py``), of only the mutants that
+    match the globs after it when some are given (``phi4_bridge.messages.x_check_*``): the scope it was run on."""
+    if not argv:
+        print("usage: mutation_summary.py MODULE [MUTANT-GLOB ...]", file=sys.stderr)
+        return 2
+    module, scope = argv[0], argv[1:]
+    meta = Path("mutants") / f"{module}.meta"
+    if not meta.exists():
+        print(f"{module}: no mutmut results here ({meta} missing)")
+        return 1
+    codes = {name: code for name, code in statuses(meta).items()
+             if not scope or any(fnmatch.fnmatch(name, glob) for glob in scope)}
+    print(score_line(module + (f" ({', '.join(scope)})" if scope else ""), codes))
+    for name, code in sorted(codes.items()):
+        if code in SURVIVED or code in NO_TESTS:
+            diff = subprocess.run(["mutmut", "show", name], capture_output=True, text=True).stdout
+            lines = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+            print(f"  {name} ({'no test' if code in NO_TESTS else 'survived'})")
+            for line in lines:
+                print(f"      {line.strip()}")
     return 0
 
 
