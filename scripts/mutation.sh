@@ -38,10 +38,15 @@ tests_for() {
 }
 
 # The functions of a module that the check mutates (mutmut's mutant names, globs), when not all of them: in
-# messages.py only the limits and the characters refused, not the reading of the Space's replies.
+# messages.py only the limits and the characters refused, not the reading of the Space's replies; in guard.py
+# the limits and tables, not what reads gradio's live queue (the app's tests over loopback cover that).
 scope_for() {
     case "$1" in
         phi4_bridge/messages.py) printf '%s\n' 'phi4_bridge.messages.x_check_*' 'phi4_bridge.messages.x_has_*' ;;
+        mirror/guard.py) printf '%s\n' 'mirror.guard.x_event_body_limit*' 'mirror.guard.x_upload_request_limit*' \
+            'mirror.guard.x_release*' 'mirror.guard.x_valid_session_hash*' 'mirror.guard.x_client_of*' \
+            'mirror.guard.xǁStreamOpensǁ*' 'mirror.guard.xǁLoginThrottleǁ*' 'mirror.guard.xǁGuardǁcheck_message*' \
+            'mirror.guard.xǁGuardǁover_budget*' ;;
         *) ;;
     esac
 }

@@ -71,3 +71,54 @@ def test_a_message_of_20_000_characters_passes_and_one_more_is_refused() -> None
         check_prompt("x" * 20_001, False, LIMITS)
     assert str(refused.value) == "The message is 20,001 characters; the limit is 20,000."
     assert refused.value.reason == "too_long"
+
+
+def refusal(check: object) -> InputRejected:
+    with pytest.raises(InputRejected) as refused:
+        check()  # type: ignore[operator]
+    return refused.value
+
+
+def test_an_empty_message_is_refused_unless_it_carries_a_file() -> None:
+    """Caught: the sentence or its reason changed (``reason`` is the /v1 error's ``code``), ``not has_files``
+    made ``has_files`` (a picture sent with no words refused)."""
+    refused = refusal(lambda: check_prompt(" \n ", False, LIMITS))
+    assert (str(refused), refused.reason) == ("Write a message or attach a file first.", "empty")
+    check_prompt("", True, LIMITS)
+
+
+@pytest.mark.parametrize("history", ["hello", b"hello", {"role": "user", "content": "hi"}, 5])
+def test_a_history_that_is_not_a_list_of_messages_is_refused_as_such(history: object) -> None:
+    refused = refusal(lambda: check_history(history, LIMITS))  # type: ignore[arg-type]
+    assert (str(refused), refused.reason) == ("The history must be a list of chat messages.", "bad_history")
+
+
+@pytest.mark.parametrize("bad", ["a\x07b", "a\x00b", "\x1b[31mred", "right\u202eto left", "zero\u200bwidth",
+                                 "\ufeffbom"])
+def test_control_and_hidden_characters_are_refused_in_a_message_and_in_a_history(bad: str) -> None:
+    """Caught: either sentence or reason changed."""
+    refused = refusal(lambda: check_prompt(bad, False, LIMITS))
+    assert (str(refused), refused.reason) == ("The message contains control characters; remove them and send again.",
+                                              "control_characters")
+    refused = refusal(lambda: check_history([user("fine"), {"role": "assistant", "content": bad}], LIMITS))
+    assert (str(refused), refused.reason) == ("The history contains control characters; remove them and send again.",
+                                              "control_characters")
+
+
+def test_new_lines_tabs_returns_and_joiners_are_text_not_control_characters() -> None:
+    """Caught: the ``"\\n\\t\\r"`` exception dropped (every multi-line message refused)."""
+    text = "line one\nline\ttwo\r\nfamily: \U0001f468\u200d\U0001f469\u200d\U0001f467"
+    check_prompt(text, False, LIMITS)
+    assert check_history([user(text)], LIMITS)[0].text == text
+
+
+@pytest.mark.parametrize("half", ["\ud800", "\udbff", "\udc00", "\udfff"])
+def test_either_half_of_a_surrogate_pair_is_named_a_lone_surrogate(half: str) -> None:
+    """Both ends of the range (caught: ``<= "\\udfff"`` made ``<``), in a message and in a history, with the
+    reason that says what is wrong."""
+    refused = refusal(lambda: check_prompt(f"a{half}b", False, LIMITS))
+    assert str(refused).startswith("The message contains a lone surrogate (half of a UTF-16 pair")
+    assert refused.reason == "control_characters"
+    refused = refusal(lambda: check_history([user(f"a{half}b")], LIMITS))
+    assert str(refused).startswith("The history contains a lone surrogate (half of a UTF-16 pair")
+    assert refused.reason == "control_characters"
