@@ -60,13 +60,19 @@ def main(argv: list[str]) -> int:
     codes = {name: code for name, code in statuses(meta).items()
              if not scope or any(fnmatch.fnmatch(name, glob) for glob in scope)}
     print(score_line(module + (f" ({', '.join(scope)})" if scope else ""), codes))
+    untested: Counter[str] = Counter()
     for name, code in sorted(codes.items()):
-        if code in SURVIVED or code in NO_TESTS:
-            diff = subprocess.run(["mutmut", "show", name], capture_output=True, text=True).stdout
-            lines = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
-            print(f"  {name} ({'no test' if code in NO_TESTS else 'survived'})")
-            for line in lines:
+        if code in NO_TESTS:
+            untested[name.rsplit("__mutmut_", 1)[0]] += 1
+        elif code in SURVIVED:
+            # the diff of each survivor (mutmut's own show; a few seconds each, so only for survivors)
+            shown = subprocess.run(["mutmut", "show", name], capture_output=True, text=True)
+            lines = [line for line in shown.stdout.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+            print(f"  {name} (survived)")
+            for line in lines or [f"(mutmut show said nothing: {shown.stderr.strip()[-200:]})"]:
                 print(f"      {line.strip()}")
+    for function, count in sorted(untested.items()):
+        print(f"  {function}: {count} mutants that no selected test reaches")
     return 0
 
 
