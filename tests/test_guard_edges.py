@@ -188,3 +188,32 @@ def test_over_budget_gives_the_budget_s_sentence_for_the_request_s_address(guard
     sentence = guard.over_budget({"client": ("10.0.0.5", 1)})
     assert sentence is not None and sentence.startswith("You have used your 1 turn per hour on this app;")
     assert guard.over_budget({"client": ("10.0.0.6", 1)}) is None
+
+
+def test_a_login_from_an_address_with_no_failures_is_no_error_and_a_lockout_starts_the_count_afresh(
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """After the 30 s lockout an address has its five tries again, not one (caught: the failures not cleared
+    at the lockout: the next single failure locked it again); a success from an address never seen is no error
+    (caught: ``pop(client, None)`` without its default: KeyError); the log line names the address and the figures
+    (caught: its words or arguments changed)."""
+    throttle = LoginThrottle(failures=5, window_s=60.0, lockout_s=30.0)
+    throttle.record("10.0.0.9", ok=True)
+    with caplog.at_level("WARNING", logger="mirror.guard"):
+        for _ in range(5):
+            throttle.record("10.0.0.1", ok=False)
+    assert [r.getMessage() for r in caplog.records] == ["login: 5 failed logins from 10.0.0.1; locked out for 30 s"]
+    clock.now += 30.0
+    assert throttle.locked_for("10.0.0.1") == 0.0
+    for _ in range(4):
+        throttle.record("10.0.0.1", ok=False)  # within the first failures' 60 s window, yet a fresh count
+    assert throttle.locked_for("10.0.0.1") == 0.0
+
+
+def test_a_stream_closed_without_being_seen_open_is_not_open(clock: Clock) -> None:
+    """A close the table never saw open (its open came before a restart of the count) must not leave the stream
+    counted open, nor raise (caught: ``get(key, 1)`` made ``get(key, 2)``, ``None`` or no default; ``pop(key,
+    None)`` without its default)."""
+    streams = StreamOpens()
+    streams.closed("s9")
+    assert not streams.is_open("s9")
+    assert streams.is_open("s9", since=clock.now)  # but it was seen just now
