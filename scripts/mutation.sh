@@ -63,6 +63,11 @@ for module in "${MODULES[@]}"; do
         if [[ $arg == tests/*.py && ! -e $ROOT/$arg ]]; then continue; fi
         present+=("$arg")
     done
+    if ! printf '%s\n' "${present[@]}" | grep -q '^tests/.*\.py$'; then
+        # never an empty selection: mutmut would then run the whole suite, apps and browsers included
+        echo "== $module: skipped, none of its unit tests exists yet (${selection[*]})"
+        continue
+    fi
     copy=$WORK/${module//\//_}
     rm -rf "$copy" && mkdir -p "$copy"
     # the work tree as it is (tracked and new files, not ignored ones), modification times kept
