@@ -12,7 +12,7 @@ small bookkeeping the chat handlers consult.
 - a chat turn's queue join is refused when its client (login, else address) already has ``turns_per_client``
   turns waiting or running, so a flood of session hashes never fills the queue;
 - every event body (queue join, ``/run/...``, ``/call/...``; not ``/upload``) is at most ``event_body_limit``
-  (~4.5 MB, what a history within its limits can take): a larger one is refused with 413 from its
+  (4.3 MB, what a history within its limits can take): a larger one is refused with 413 from its
   ``Content-Length`` unread, or as soon as that much has arrived, before gradio decodes it (issue 27: 60 refused
   50 MB histories had grown the app from 0.56 to 3.31 GB);
 - ``/chat`` calls (queue join, ``/call/chat``, ``/run/chat``): the message's shape and size are checked on the
@@ -54,7 +54,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 def event_body_limit(limits: Any) -> int:
     """The largest body an event of this app can need (a /chat turn with its history, the UI's turn, an export):
     a history within its limits (``max_history_chars`` plus a prompt, each character at most 12 bytes of JSON: a
-    ``\\ud83d\\ude00`` pair) and 4 KB of structure per message and per file entry. About 4.5 MB with the default
+    ``\\ud83d\\ude00`` pair) and 4 KB of structure per message and per file entry. 4.3 MB with the default
     limits; file bytes never come this way (they go to ``/upload``)."""
     chars = limits.max_history_chars + limits.max_prompt_chars
     entries = limits.max_history_messages + limits.max_history_files + limits.max_files

@@ -58,7 +58,7 @@ def check_raw(body: bytes | bytearray, limits: Limits) -> None:
                           "too_many_files")
     for found in _DATA_URL_START.finditer(body):
         end = body.find(b'"', found.end())
-        length = (len(body) if end < 0 else end) - found.start()
+        length = (len(body) if end < 0 else end) - (found.start() + 1)  # the URL, without its opening quote
         what, limit = _limit_for((found.group(1) or b"image/png").decode("latin-1"), limits)
         if length > base64_limit(limit):
             raise _too_large("messages", f"{what} in a data: URL", length, limit)
