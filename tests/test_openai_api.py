@@ -373,13 +373,21 @@ def test_a_client_that_gives_up_on_a_whole_answer_cancels_the_space_job(app: Ser
     reset(standin.url)
 
 
-def test_no_key_in_the_log_or_any_answer(app: ServerProcess, client: OpenAI) -> None:
-    """Runs after the others in this module: every request above carried a key."""
+def test_no_key_in_the_log_or_any_answer(app: ServerProcess, client: OpenAI, standin: ServerProcess) -> None:
+    """Every request here carries a key (a turn, a failed turn, the environment's key, a ZeroGPU token, a wrong
+    key), and so did every other test of this module that ran before, in whatever order: none is in the log."""
+    assert client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}]).choices
+    set_fault(standin.url, "quota", times=1)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    signed_in = OpenAI(base_url=f"{app.url}/v1", api_key=ENV_KEY, max_retries=0,
+                       default_headers={"x-ip-token": user_jwt(standin)})
+    assert signed_in.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}]).choices
     wrong = "sk-wrong-1234567890abcdef"
     with pytest.raises(openai.AuthenticationError) as caught:
         OpenAI(base_url=f"{app.url}/v1", api_key=wrong, max_retries=0).models.list()
     assert wrong not in json.dumps(caught.value.body)
     log = app.log_text()
-    assert "API turn of key:1 failed: RateLimit" in log, "the failures above were logged, by key number"
+    assert "API turn of key:1 failed: RateLimit" in log, "the failure above was logged, by key number"
     for secret in (KEY, ENV_KEY, wrong, "hf_testuser0001"):
         assert secret not in log
