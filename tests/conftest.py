@@ -169,3 +169,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         else:
             name = item.nodeid.split("::", 1)[0]
         item.add_marker(pytest.mark.xdist_group(name))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The order's seed at the end too: pytest-randomly prints it only in the header, which ``-q`` hides, and a
+    failure seen in one random order is found again only in that order."""
+    if config.pluginmanager.has_plugin("randomly"):
+        seed = config.getoption("randomly_seed", None)
+        terminalreporter.write_line(f"random order: the same order again with --randomly-seed={seed}")
