@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,51 @@ def standin_clean(standin: ServerProcess) -> ServerProcess:
     return standin
 
 
+class LazyChromium:
+    """A module's headless Chromium, launched at its first use and closable in between.
+
+    Why: playwright's sync API keeps its own event loop marked as running in this thread while a browser is up, so
+    neither an ``async def`` test nor one calling ``asyncio.run`` can run then. Tests run in any order
+    (pytest-randomly), so such a test may come after its module's browser tests: ``browser_only_for_its_tests``
+    closes the browser before every test that does not use it, and the next browser test launches it again."""
+
+    live: set[LazyChromium] = set()
+
+    def __init__(self) -> None:
+        self._stack: ExitStack | None = None
+        self._browser: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._browser is None:
+            stack = ExitStack()
+            self._browser = stack.enter_context(chromium())
+            self._stack = stack
+            LazyChromium.live.add(self)
+        return getattr(self._browser, name)
+
+    def close(self) -> None:
+        stack, self._stack, self._browser = self._stack, None, None
+        LazyChromium.live.discard(self)
+        if stack is not None:
+            stack.close()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A headless Chromium for one test module (Debian's package; see tests/browser.py)."""
-    with chromium() as launched:
+    """A headless Chromium for one test module (Debian's package; see tests/browser.py), launched when first used."""
+    launched = LazyChromium()
+    try:
         yield launched
+    finally:
+        launched.close()
+
+
+@pytest.fixture(autouse=True)
+def browser_only_for_its_tests(request: pytest.FixtureRequest) -> None:
+    """Before a test that does not use ``browser``, close any Chromium still up (see ``LazyChromium``)."""
+    if "browser" not in request.fixturenames:
+        for launched in list(LazyChromium.live):
+            launched.close()
 
 
 # ---- a Hub with two Phi-4 Spaces (tests/hub_world.py), for the Hub test modules -------------------------------
@@ -97,3 +138,42 @@ def clean(world: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     world.reset()
     monkeypatch.setattr("phi4_bridge.token.find_hf_token", lambda: None)
     return world
+
+
+# ---- order and parallel runs (pytest-randomly, pytest-xdist) --------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """``-p no:xdist`` (one process, for a debugger) must still accept the ``-n``/``--dist`` of pyproject's addopts;
+    without xdist they are read here and ignored."""
+    if not pluginmanager.has_plugin("xdist"):
+        group = parser.getgroup("xdist (not loaded)")
+        group._addoption("-n", "--numprocesses", dest="numprocesses", default=None,
+                         help="ignored: pytest-xdist is not loaded")
+        group.addoption("--dist", dest="dist", default="no", help="ignored: pytest-xdist is not loaded")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that share an expensive server run in one xdist worker (``--dist loadgroup``), so it starts once.
+
+    Runs after pytest-randomly's shuffle (a wrapper) and before xdist names the groups. A module is a group, so its
+    module-scoped app starts once; a test of the matrix is grouped by its Space (``matrix_space``/``nochat_space``,
+    session-scoped and parametrized), so each Space and its app start once whatever module asks for them."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        space = params.get("matrix_space") or params.get("nochat_space")
+        if space is not None:
+            name = "matrix:" + ("-".join(space) if isinstance(space, tuple) else f"nochat-{space}")
+        else:
+            name = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(name))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The order's seed at the end too: pytest-randomly prints it only in the header, which ``-q`` hides, and a
+    failure seen in one random order is found again only in that order."""
+    if config.pluginmanager.has_plugin("randomly"):
+        seed = config.getoption("randomly_seed", None)
+        terminalreporter.write_line(f"random order: the same order again with --randomly-seed={seed}")

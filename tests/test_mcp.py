@@ -37,7 +37,7 @@ from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
 
 # A key is a visitor with its own budget (--visitor-turns 3/hour below): each test calls with keys of its own.
 NAMES = ("list", "image", "audio", "busy", "busy_v1", "quota", "quota_after", "budget", "budget_other", "urls",
-         "leaver", "progress", "hog1", "hog2", "large")
+         "leaver", "progress", "hog1", "hog2", "large", "log")
 KEY = {name: f"mcp-key-{name}-{i:02d}7f3a9c" for i, name in enumerate(NAMES)}
 KEYS = tuple(KEY.values())
 MAIN = KEY["list"]
@@ -282,13 +282,19 @@ async def test_a_client_that_goes_away_cancels_the_space_job(app: ServerProcess,
     await eventually(lambda: stats(space)["active"] == 0, "nothing runs on the Space")
 
 
-def test_no_key_in_the_log(app: ServerProcess) -> None:
-    """Runs after the others in this module: every call above carried a key, some a wrong one."""
+async def test_no_key_in_the_log(app: ServerProcess, space: str) -> None:
+    """Every call here carries a key (a wrong one, a failed turn, a refused URL), and so did every other test of
+    this module that ran before, in whatever order: none is in the log, and the failures are logged by key number."""
+    with pytest.raises(BaseException):  # noqa: B017 - the SDK raises an exception group (a 401)
+        await call(app, "ask_phi4", {"prompt": "let me in"}, key="mcp-key-wrong-999")
+    set_fault(space, "quota", times=1)
+    assert (await call(app, "ask_phi4", {"prompt": "hello"}, KEY["log"])).isError
+    assert (await call(app, "describe_image", {"image": "https://example.com/cat.png"}, KEY["log"])).isError
     log = app.log_text()
     assert "refused an MCP request from 127.0.0.1: Incorrect API key provided." in log
     assert "a turn failed: QuotaExceeded" in log, "the quota failure was logged"
-    urls = f"key:{NAMES.index('urls') + 1}"  # the keys were given in NAMES' order
-    assert f"MCP call of {urls} refused: images[0]: this server does not fetch image URLs" in log, "by key number"
+    number = f"key:{NAMES.index('log') + 1}"  # the keys were given in NAMES' order
+    assert f"MCP call of {number} refused: images[0]: this server does not fetch image URLs" in log, "by key number"
     for secret in (*KEYS, "mcp-key-wrong-999"):
         assert secret not in log
     assert "Processing request of type" not in log, "the mcp SDK's two lines a call are quiet"
