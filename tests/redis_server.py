@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from phi4_bridge.process import free_port
+from phi4_bridge.process import ServerProcess, free_port
 
 PASSWORD = "redis-test-password-7f3a"
 
@@ -32,18 +31,16 @@ def redis_server_or_skip() -> str:
     return found
 
 
-class RedisServer:
-    """One ``redis-server`` child: ``url`` (with the password), ``client()``, ``stop()``."""
+class RedisServer(ServerProcess):
+    """One ``redis-server`` child: ``url`` (with the password), ``client()``; started, logged and stopped as every
+    other test server is (``phi4_bridge.process.ServerProcess``), but ready when it answers PING, not HTTP."""
 
     def __init__(self, workdir: Path) -> None:
         binary = redis_server_or_skip()
-        self.port = free_port()
-        self.url = f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
-        self.log = workdir / f"redis-{self.port}.log"
-        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--requirepass", PASSWORD, "--dir", str(workdir),
-                                      "--logfile", str(self.log)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT)
+        port = free_port()
+        super().__init__("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no", "--requirepass", PASSWORD, "--dir", str(workdir)], port)
+        self.url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -51,23 +48,15 @@ class RedisServer:
                 return
             except Exception:  # noqa: BLE001 - not up yet
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    tail = self.log_tail()
                     self.stop()
-                    raise AssertionError(f"redis-server did not start: {self.log.read_text()[-800:]}") from None
+                    raise AssertionError(f"redis-server did not start: {tail}") from None
                 time.sleep(0.05)
 
     def client(self):  # noqa: ANN201 - redis.Redis
         import redis
 
         return redis.Redis.from_url(self.url, socket_timeout=5, decode_responses=True)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @contextmanager
