@@ -100,8 +100,7 @@ def test_the_qa_reader_reads_inside_its_folders_only(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def app(standin: ServerProcess) -> Iterator[ServerProcess]:
-    with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback",
-                   "--visitor-turns", "2/hour") as server:
+    with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback") as server:
         yield server
 
 
@@ -117,9 +116,16 @@ def test_the_app_takes_an_upload_of_25_mb_and_refuses_one_byte_more(app: ServerP
     assert upload(app, 25 * MB + 1) == 413
 
 
-def test_a_turn_refused_before_it_reaches_the_space_is_given_back_to_the_budget(app, standin) -> None:
+def test_a_turn_refused_before_it_reaches_the_space_is_given_back_to_the_budget(standin) -> None:
     """With 2 turns an hour: three turns refused by the bridge (a history over the limit) cost nothing, so two
-    turns still go through, and only the third is over the budget."""
+    turns still go through, and only the third is over the budget. An app of its own: it spends this address's
+    turns, and uploads ask the budget too (the upload test must not come after it on the same app)."""
+    with start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--no-fallback",
+                   "--visitor-turns", "2/hour") as app:
+        spend_after_refusals(app, standin)
+
+
+def spend_after_refusals(app: ServerProcess, standin: ServerProcess) -> None:
     reset(standin.url)
     client = Client(app.url, verbose=False)
     for _ in range(3):
