@@ -232,8 +232,9 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
         demo.load(lambda: page_status(status), None, [banner, switch], **hidden)
         demo.load(badge_for, None, badge, **hidden)
         timer = gr.Timer(min(PAGE_REFRESH_S, settings.recheck_every_s))
-        timer.tick(lambda: page_status(status), None, [banner, switch], **hidden).then(
-            badge_for, None, badge, **hidden)
+        # no progress timer: a refresh every few seconds would flash gradio's "0.1s" in the banner and the badge
+        timer.tick(lambda: page_status(status), None, [banner, switch], show_progress="hidden", **hidden).then(
+            badge_for, None, badge, show_progress="hidden", **hidden)
         def switch_back(request: gr.Request):  # changes the app for everyone: the host's only, checked here
             return switch_space(status, settings, request)
 
