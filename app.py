@@ -127,6 +127,8 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
     runner = AppRunner(chat, settings, guard)  # the turns of /v1 and of the MCP tools
     limits = {"concurrency_limit": settings.concurrency_total, "concurrency_id": "chat"}
     hidden = {"api_visibility": "undocumented"}
+    # the banner's and the badge's refreshes (on load, every few seconds, after a turn): no progress timer flashing
+    quiet = {**hidden, "show_progress": "hidden"}
     # gradio deletes the files it cached for this app (uploads, outputs) older than the age, and all at shutdown
     delete_cache = (max(1, int(settings.cache_sweep_every_s)), max(1, int(settings.cache_max_age_s)))
 
@@ -197,7 +199,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
         # then save the chat over the Stop's own save (which holds the "Stopped" note).
         def answered(event):
             event.then(chat.unlock, None, box, queue=False, **hidden).then(
-                lambda h: h, chatbot, saved, queue=False, **hidden).then(badge_for, None, badge, **hidden)
+                lambda h: h, chatbot, saved, queue=False, **hidden).then(badge_for, None, badge, **quiet)
 
         sent = box.submit(chat.add_user_turn, [box, chatbot], [chatbot, box], queue=False, **hidden)
         sent = sent.then(respond, turn_inputs, chatbot, **limits, **hidden)
@@ -229,17 +231,16 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
 
         # Page load: bring back this browser's chat, show where answers come from; refresh that now and then.
         demo.load(lambda h: cv.safe_history(h), saved, chatbot, **hidden)
-        demo.load(lambda: page_status(status), None, [banner, switch], **hidden)
-        demo.load(badge_for, None, badge, **hidden)
+        demo.load(lambda: page_status(status), None, [banner, switch], **quiet)
+        demo.load(badge_for, None, badge, **quiet)
         timer = gr.Timer(min(PAGE_REFRESH_S, settings.recheck_every_s))
-        # no progress timer: a refresh every few seconds would flash gradio's "0.1s" in the banner and the badge
-        timer.tick(lambda: page_status(status), None, [banner, switch], show_progress="hidden", **hidden).then(
-            badge_for, None, badge, show_progress="hidden", **hidden)
+        timer.tick(lambda: page_status(status), None, [banner, switch], **quiet).then(
+            badge_for, None, badge, **quiet)
         def switch_back(request: gr.Request):  # changes the app for everyone: the host's only, checked here
             return switch_space(status, settings, request)
 
         switch.click(switch_back, None, [banner, switch], **hidden).then(
-            badge_for, None, badge, **hidden)
+            badge_for, None, badge, **quiet)
         if picker is not None:
             def load_picker(request: gr.Request):
                 return picker_for(status, settings, request)
@@ -255,7 +256,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
             use.click(use_space, picker, [banner, switch, picker],
                       api_name="switch_space", api_description="Switch the app to another Phi-4-multimodal Space "
                       "of the Hub's list (started with --allow-space-switch; the host only)").then(
-                badge_for, None, badge, **hidden)
+                badge_for, None, badge, **quiet)
         if settings.mcp:  # Phi-4 as tools for agents (mirror/mcp_tools.py); served with launch(mcp_server=True)
             register_tools(Phi4Tools(runner, api_settings(settings)))
         demo.unload(chat.forget)
