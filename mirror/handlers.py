@@ -182,6 +182,8 @@ class ChatService:
         self.visitors = Visitors(settings.concurrency_per_visitor, settings.visitor_idle_s, settings.max_visitors)
         self.clients: dict[str, int] = {}  # turns running per client (login, else address)
         self._jobs: set[Any] = set()  # running bridge jobs, cancelled on the Space at shutdown
+        # the task reading each page session's running turn (its frame rate's reader): what Stop cancels
+        self._readers: dict[str, asyncio.Task[Any]] = {}
         # at most one chat update per interval while a reply streams (mirror/pacing.py says why); 0: every chunk
         self.ui_interval_s = 1 / settings.ui_updates_per_s if settings.ui_updates_per_s > 0 else 0.0
 
@@ -226,12 +228,17 @@ class ChatService:
                                              options={k: v for k, v in (options or {}).items()
                                                       if k in offered}) as job:
                         self._jobs.add(job)
+                        session, reader = getattr(request, "session_hash", None), asyncio.current_task()
+                        if session and reader is not None:
+                            self._readers[session] = reader
                         try:
                             async for event in job:
                                 turn.saw(event)
                                 yield event
                         finally:
                             self._jobs.discard(job)
+                            if session and self._readers.get(session) is reader:
+                                del self._readers[session]
                 except InputRejected:
                     if self.budget.blocking:  # refused here, before anything reached the Space
                         await asyncio.to_thread(self.budget.refund, client)
@@ -310,10 +317,14 @@ class ChatService:
     def unlock():
         return gr.MultimodalTextbox(interactive=True)
 
-    @staticmethod
-    async def stopped(history: list[cv.Message]):
-        """After Stop: the reply as it stood, and a note. The short wait lets an update that was already on its
-        way to the browser land first, so this one (with the note) is the last word."""
+    async def stopped(self, history: list[cv.Message], request: gr.Request):
+        """After Stop: the reply as it stood, and a note. The turn's reader is cancelled here, so its job is
+        cancelled on the Space now: gradio's own ``cancels`` drops the chat step's generator, whose clean-up may
+        wait for the garbage collector. The short wait lets an update that was already on its way to the
+        browser land first, so this one (with the note) is the last word."""
+        reader = self._readers.pop(getattr(request, "session_hash", None) or "", None)
+        if reader is not None and not reader.done():
+            reader.cancel()
         await asyncio.sleep(STOP_SETTLE_S)
         history = cv.without_pending(history or [])
         return history + [cv.note("⏹️ Stopped", "You stopped this reply. Press Retry (↻) to ask again.")], \
