@@ -35,6 +35,9 @@ def test_the_spaces_sliders_are_offered_and_reach_its_bot_step(browser, app: Ser
         page.goto(app.url)
         page.wait_for_selector("#prompt textarea")
         page.locator("#generation-settings").get_by_text("Generation settings").click()
+        # the accordion renders its controls after the click: read the labels once the last one is there (read at
+        # once, a loaded machine gave [] in a CI run)
+        page.locator("#generation-settings label").get_by_text("Max New Tokens").wait_for(timeout=15_000)
         labels = page.locator("#generation-settings label").all_inner_texts()
         for label in ("Top-p", "Top-k", "Temperature", "Repetition Penalty", "Max New Tokens"):
             assert any(label in text for text in labels), f"{label!r} not offered: {labels}"
