@@ -90,6 +90,10 @@ class OverBudget:
         return (f"You have used your {self.limit} turn{'s' * (self.limit != 1)} per {self.words} on this app; you "
                 f"can chat again at {clock} UTC (in {minutes} minute{'s' * (minutes != 1)}).")
 
+    def badge(self) -> str | None:
+        """The badge's words when they are not "0 of N turns left" (see ``Budget.describe``); None: those."""
+        return None
+
 
 Verdict = Ok | OverBudget
 
@@ -178,7 +182,10 @@ class Budget:
             return ""
         if self.exempt(visitor):
             return "no turn limit for the host"
-        left = self.left(visitor)
+        verdict = self.check(visitor)
+        if isinstance(verdict, OverBudget) and (words := verdict.badge()):
+            return words
+        left = 0 if isinstance(verdict, OverBudget) else verdict.left
         period = f"this {self.rule.words}" if " " not in self.rule.words else f"per {self.rule.words}"
         return f"{left} of {self.rule.turns} turns left {period}"
 

@@ -104,6 +104,9 @@ class StoreDown(OverBudget):
         return ("The app cannot count turns right now (its budget store does not answer), so this turn was not "
                 "sent; try again in a minute.")
 
+    def badge(self) -> str:
+        return "turns cannot be counted right now (the budget store does not answer)"
+
 
 class RedisBudget(Budget):
     """A ``Budget`` whose stamps live in Redis (see the module's docstring). Blocking: each call is a round trip,

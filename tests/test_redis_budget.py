@@ -156,6 +156,8 @@ def test_a_store_that_stops_answering_refuses_turns_with_a_sentence(tmp_path: Pa
     assert down.sentence() == ("The app cannot count turns right now (its budget store does not answer), so this "
                                "turn was not sent; try again in a minute.")
     assert isinstance(budget.check("addr:9.9.9.9"), StoreDown)  # the door and the badge say no too
+    # the badge says why, not "0 of 2 turns left" (which would read as the visitor's own turns spent)
+    assert budget.describe("addr:9.9.9.9") == "turns cannot be counted right now (the budget store does not answer)"
     warned = [r.getMessage() for r in caplog.records if "does not answer" in r.getMessage()]
     assert len(warned) == 1, warned  # once per outage, not once a turn
     assert PASSWORD not in caplog.text
