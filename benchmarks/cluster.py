@@ -83,8 +83,9 @@ async def conversations(target: sweep.Target, n: int, turns: int, tag: str) -> t
 
     async def conversation(c: int) -> list[TurnResult]:
         jar = aiohttp.CookieJar(unsafe=True)  # unsafe: keep cookies of an IP address (127.0.0.1)
+        page = uuid.uuid4().hex[:11]  # one gradio session a conversation, as a browser page
         async with aiohttp.ClientSession(cookie_jar=jar, timeout=timeout) as session:
-            return [await sweep.one_turn(session, target, f"{tag} c{c} t{t} {uuid.uuid4().hex[:6]}")
+            return [await sweep.one_turn(session, target, f"{tag} c{c} t{t} {uuid.uuid4().hex[:6]}", page)
                     for t in range(turns)]
 
     started = time.monotonic()

@@ -53,9 +53,14 @@ async def find_target(session: aiohttp.ClientSession, name: str, url: str, api_n
     raise RuntimeError(f"{url} has no dependency named {api_name!r}")
 
 
-async def one_turn(session: aiohttp.ClientSession, target: Target, prompt: str) -> TurnResult:
-    """join + data stream for one turn; ``receipts`` record when the reply text grows."""
-    session_hash = uuid.uuid4().hex[:11]
+async def one_turn(session: aiohttp.ClientSession, target: Target, prompt: str,
+                   session_hash: str | None = None) -> TurnResult:
+    """join + data stream for one turn; ``receipts`` record when the reply text grows.
+
+    ``session_hash``: the conversation's gradio session. A browser keeps one per page for all its turns (and its
+    page's load events open it before the first turn); a new one per turn makes the server set up a session on the
+    way to every first text (gradio's ``SessionState`` copies the config of every block of the page)."""
+    session_hash = session_hash or uuid.uuid4().hex[:11]
     result = TurnResult(target.name, prompt, time.time(),
                         remote_session=session_hash if target.kind == "space" else None)
     body = {"data": target.data(prompt), "event_data": None, "fn_index": target.fn_index,
@@ -112,7 +117,8 @@ async def conversations(target: Target, n: int, turns: int, tag: str) -> tuple[l
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         async def conversation(c: int) -> list[TurnResult]:
-            return [await one_turn(session, target, f"{tag} c{c} t{t} {uuid.uuid4().hex[:6]}")
+            page = uuid.uuid4().hex[:11]  # one session a conversation, as a browser page
+            return [await one_turn(session, target, f"{tag} c{c} t{t} {uuid.uuid4().hex[:6]}", page)
                     for t in range(turns)]
 
         started = time.monotonic()
