@@ -62,14 +62,17 @@ class Context:
         return servers.try_json(f"{self.space_url}/standin/stats") or {}
 
     def attach_stamps(self, results: list[TurnResult]) -> None:
-        """The Space's chunk stamps for each turn: by its session hash, or via the tap's prompt -> session map."""
+        """The Space's chunk stamps for each turn: by its session hash, or via the tap's prompt -> session map; only
+        those between the turn's start and its end (a session holds every turn of its conversation)."""
         sessions = servers.try_json(f"{self.space_url}/bench/sessions") or {}
         by_prompt = {prompt: session for session, prompt in sessions.items()}
         for result in results:
             session = result.remote_session or by_prompt.get(result.prompt)
             if session:
                 q = urllib.parse.quote(session)
-                result.stamps = servers.try_json(f"{self.space_url}/standin/stamps?session_hash={q}") or []
+                stamps = servers.try_json(f"{self.space_url}/standin/stamps?session_hash={q}") or []
+                end = result.done_at or float("inf")
+                result.stamps = [s for s in stamps if result.sent_at <= float(s[0]) <= end]
 
     def pid_cpu(self, server: servers.ServerProcess | None) -> float | None:
         return cpu_seconds(server.pid) if server is not None else None

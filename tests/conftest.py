@@ -152,6 +152,21 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         group.addoption("--dist", dest="dist", default="no", help="ignored: pytest-xdist is not loaded")
 
 
+# Modules whose tests start apps, clusters, Hubs, venvs or the benchmark of their own (seconds to minutes each, 30 of
+# the suite's 38 minutes here): marked ``slow``, left out of the quick subset of the edit-test loop,
+# ``-m "not slow and not browser and not matrix"`` (docs/testing.md). Measured with ``--durations``/``--junitxml``
+# on a whole run; the quick subset keeps the pure code, the bridge and the stand-in, the CLI and `qa`.
+SLOW_MODULES = frozenset({
+    "test_app_api", "test_app_auth", "test_app_browser", "test_app_flows", "test_app_history", "test_app_settings",
+    "test_benchmarks", "test_boundaries", "test_budget", "test_budget_browser", "test_budget_everywhere",
+    "test_caught_promises", "test_cluster", "test_doctor", "test_hub", "test_hub_app", "test_hub_cli",
+    "test_hub_private", "test_install", "test_layouts", "test_matrix_app", "test_mcp", "test_openai_api",
+    "test_openai_serve", "test_pacing", "test_promises", "test_qa_browser", "test_qa_tab", "test_redis_budget",
+    "test_security", "test_security_probe", "test_security_round2", "test_shared_budget", "test_slow_clients",
+    "test_standin_layouts", "test_waiting", "test_zerogpu_everywhere",
+})
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that share an expensive server run in one xdist worker (``--dist loadgroup``), so it starts once.
@@ -160,6 +175,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     module-scoped app starts once; a test of the matrix is grouped by its Space (``matrix_space``/``nochat_space``,
     session-scoped and parametrized), so each Space and its app start once whatever module asks for them."""
     for item in items:
+        if item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("xdist_group") is not None:
             continue
         params = getattr(getattr(item, "callspec", None), "params", {})

@@ -390,6 +390,7 @@ def app_chat(client, text: str) -> str:
     return client.predict({"text": text, "files": []}, api_name="/chat")
 
 
+@pytest.mark.slow  # starts an app of its own (tests/conftest.py: SLOW_MODULES)
 @pytest.mark.parametrize("fault", [pytest.param(f, id=f.name) for f in APP_FAULTS])
 def test_fault_through_the_app(fault: Fault, app, clean: ServerProcess, proxy: TcpProxy):
     from gradio_client import Client
@@ -432,6 +433,7 @@ def silence_app(standin: ServerProcess, proxy: TcpProxy):
         yield server
 
 
+@pytest.mark.slow  # starts an app of its own (tests/conftest.py: SLOW_MODULES)
 @pytest.mark.parametrize("fault", [pytest.param(f, id=f.name) for f in SILENT_FAULTS])
 def test_silence_through_the_app(fault: Fault, silence_app, clean: ServerProcess, proxy: TcpProxy, tmp_path: Path):
     """docs/failures.md: a silent Space is reported after the bridge's timeouts, which PHI4_TIMEOUT_* set for the
@@ -469,6 +471,7 @@ def test_silence_through_the_app(fault: Fault, silence_app, clean: ServerProcess
 # docs/failures.md: every row is tested at bridge level and through the app. These are the rows above that are not in
 # FAULTS: the HF token refused by the Hub, the user step failing, slow bytes.
 
+@pytest.mark.slow  # starts an app of its own (tests/conftest.py: SLOW_MODULES)
 def test_failed_user_step_through_the_app(app, clean: ServerProcess, proxy: TcpProxy):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
@@ -489,6 +492,7 @@ def test_failed_user_step_through_the_app(app, clean: ServerProcess, proxy: TcpP
     assert stats(clean.url)["calls"] == calls + 1
 
 
+@pytest.mark.slow  # starts an app of its own (tests/conftest.py: SLOW_MODULES)
 def test_slow_bytes_through_the_app(app, clean: ServerProcess, proxy: TcpProxy, tmp_path: Path):
     from gradio_client import Client, handle_file
 
@@ -504,6 +508,7 @@ def test_slow_bytes_through_the_app(app, clean: ServerProcess, proxy: TcpProxy, 
     assert reply.startswith('You said: "slow «ü» 猫"') and "PNG, 37x23" in reply and "Earlier turns: 1" in reply
 
 
+@pytest.mark.slow  # starts an app of its own (tests/conftest.py: SLOW_MODULES)
 def test_refused_hub_token_through_the_app(standin: ServerProcess, proxy: TcpProxy):
     """The app runs signed in with a token the Hub refuses: each turn says so in docs/failures.md's words, in one line,
     without the token, and the app keeps serving."""
