@@ -3,7 +3,7 @@
 Why a middleware of its own: gradio mounts its MCP server outside its login, so neither ``--auth`` nor gradio
 guards it. This gate answers every MCP request (the streamable HTTP transport, the SSE one, the schema, the landing
 page) with 401 unless it carries ``Authorization: Bearer KEY`` with one of ``--api-key``; without keys the address is
-open, except with ``--auth`` or ``--share``, when it refuses everyone (``phi4_bridge.openai_server.caller_of``
+open, except with ``--auth`` or ``--share``, when it refuses everyone (``phi4_bridge.openai_api.server.caller_of``
 decides, for both surfaces). A key never reaches a log: the log line says why, not what was sent.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 
-from phi4_bridge.openai_errors import ApiError
-from phi4_bridge.openai_server import ApiSettings, caller_of
+from phi4_bridge.openai_api.errors import ApiError
+from phi4_bridge.openai_api.server import ApiSettings, caller_of
 
 from .guard import Receive, Scope, Send, client_of
 

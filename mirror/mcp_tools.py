@@ -15,7 +15,7 @@ key check sees the caller's ``Authorization`` header, and a client that goes awa
 closes the turn and cancels the job on the Space. A queued tool would go through a loopback gradio client instead.
 
 Images and audio are strings: a base64 ``data:`` URL, or an http(s) URL that the app fetches only with
-``--fetch-image-urls`` and by the ``/v1`` rules (``phi4_bridge.openai_fetch``: public addresses only, size and time
+``--fetch-image-urls`` and by the ``/v1`` rules (``phi4_bridge.openai_api.fetch``: public addresses only, size and time
 limits). Gradio's file parameters would download any URL by themselves, so none is used.
 """
 
@@ -33,9 +33,9 @@ from typing import Any
 import gradio as gr
 
 from phi4_bridge import Done, Phi4Error, Queued, Started, TextDelta
-from phi4_bridge.openai_errors import ApiError
-from phi4_bridge.openai_messages import Attachment, Turn, url_attachment
-from phi4_bridge.openai_server import ApiSettings, Caller, caller_of, materialize
+from phi4_bridge.openai_api.errors import ApiError
+from phi4_bridge.openai_api.messages import Attachment, Turn, url_attachment
+from phi4_bridge.openai_api.server import ApiSettings, Caller, caller_of, materialize
 
 from .chat_values import queue_words
 from .handlers import log_failure

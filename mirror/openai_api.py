@@ -23,7 +23,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Mount
 
 from phi4_bridge import Event, Option
-from phi4_bridge.openai_server import ApiSettings, Caller, build_api
+from phi4_bridge.openai_api.server import ApiSettings, Caller, build_api
 
 from .guard import Guard
 from .handlers import ChatService

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phi4_bridge.config import BridgeConfig, add_arguments
-from phi4_bridge.openai_serve import api_keys
+from phi4_bridge.openai_api.serve import api_keys
 
 from .budget import SHARE_DEFAULT, Rule, parse_rule
 from .redis_budget import check_url

@@ -1,6 +1,6 @@
 """Command line: ``python -m phi4_bridge chat "PROMPT" [--image PATH]... [--audio PATH] [--set NAME=VALUE]...``,
 ``python -m phi4_bridge spaces [--json]`` (Phi-4-multimodal Spaces on the Hub, their stages, whether they drive),
-``python -m phi4_bridge serve --port N`` (the OpenAI-compatible API alone: ``openai_serve``),
+``python -m phi4_bridge serve --port N`` (the OpenAI-compatible API alone: ``openai_api.serve``),
 ``python -m phi4_bridge doctor [--json] [--no-turns]`` (can the bridge drive this Space, and why not: ``doctor``).
 
 Before a turn the Hub is asked whether the Space runs (``hub.resolve``): ``--space auto`` takes the first running
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON list, for scripts")
     add_arguments(p)
     p.set_defaults(run=spaces)
-    from .openai_serve import add_parser as add_serve
+    from .openai_api.serve import add_parser as add_serve
 
     add_serve(sub)
     add_qa(sub)

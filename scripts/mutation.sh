@@ -17,7 +17,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${PHI4_MUTATION_DIR:-${TMPDIR:-/tmp}/phi4-mutation}
 JOBS=${PHI4_MUTATION_JOBS:-1}
-ALL=(mirror/budget.py phi4_bridge/messages.py mirror/guard.py phi4_bridge/openai_bounds.py phi4_bridge/errors.py
+ALL=(mirror/budget.py phi4_bridge/messages.py mirror/guard.py phi4_bridge/openai_api/bounds.py phi4_bridge/errors.py
      mirror/door.py phi4_bridge/chain.py)
 
 # The unit tests of a module, one pytest argument a line: only test files (or tests) that call its functions
@@ -28,7 +28,7 @@ tests_for() {
             -k 'not (over_budget or only_the_host or restart_of_the_app)' ;;
         phi4_bridge/messages.py) printf '%s\n' tests/test_messages.py tests/test_limits_edges.py ;;
         mirror/guard.py) printf '%s\n' tests/test_bounds.py tests/test_guard_edges.py ;;
-        phi4_bridge/openai_bounds.py) printf '%s\n' tests/test_bounds.py tests/test_limits_edges.py ;;
+        phi4_bridge/openai_api/bounds.py) printf '%s\n' tests/test_bounds.py tests/test_limits_edges.py ;;
         phi4_bridge/errors.py) printf '%s\n' tests/test_errors.py tests/test_zerogpu_messages.py \
             tests/test_errors_edges.py ;;
         mirror/door.py) printf '%s\n' tests/test_door_edges.py ;;

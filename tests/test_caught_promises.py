@@ -31,7 +31,7 @@ from mirror.guard import LoginThrottle
 from mirror.handlers import Visitors
 from mirror.settings import AppSettings, parse_settings
 from phi4_bridge.config import Limits
-from phi4_bridge.openai_fetch import TIMEOUT_S, FetchRefused, fetch
+from phi4_bridge.openai_api.fetch import TIMEOUT_S, FetchRefused, fetch
 from phi4_bridge.process import ServerProcess
 
 MB = 1024 * 1024

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import re
 
-from .config import Limits
-from .openai_errors import bad_request
-from .openai_schema import AudioPart, ChatRequest, ImagePart
+from ..config import Limits
+from .errors import bad_request
+from .schema import AudioPart, ChatRequest, ImagePart
 
 _DATA_URL_START = re.compile(rb'"data:([\w.+-]+/[\w.+-]+)?[^",]{0,200},')
 PREFIX_ALLOWANCE = 256  # the ``data:image/png;base64,`` prefix and whitespace around a URL
@@ -66,7 +66,7 @@ def check_raw(body: bytes | bytearray, limits: Limits) -> None:
 
 def check_parsed(req: ChatRequest, limits: Limits) -> None:
     """Files per turn, files in the history, and each file's size from its base64 length: all before any file is
-    decoded. The last run of user messages is the new turn (as ``openai_messages.to_turn`` reads it)."""
+    decoded. The last run of user messages is the new turn (as ``messages.to_turn`` reads it)."""
     counts: list[int] = []  # files per turn (a turn: user messages up to the next assistant message)
     open_turn = False
     for i, message in enumerate(req.messages):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .errors import (
+from ..errors import (
     AuthError,
     GpuBusy,
     InputRejected,

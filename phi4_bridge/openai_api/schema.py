@@ -5,7 +5,7 @@ Why pydantic and not hand parsing: FastAPI and the openai SDK share these shapes
 
 Only what this Space can honour is accepted. Every field OpenAI defines is listed: those that change nothing here
 (``user``, ``metadata``...) are taken and ignored; those the Space cannot do (tools, ``n`` > 1, ``response_format``,
-logprobs, stop sequences...) are refused by name in ``openai_messages.check_request``; anything else is unknown
+logprobs, stop sequences...) are refused by name in ``messages.check_request``; anything else is unknown
 and refused too, so no setting is ever dropped without a word.
 """
 
@@ -114,7 +114,7 @@ class ChatRequest(BaseModel):
     parallel_tool_calls: bool | None = None
     prompt_cache_key: str | None = None
     safety_identifier: str | None = None
-    # Refused when set to anything that would change the answer (``openai_messages.UNSUPPORTED``).
+    # Refused when set to anything that would change the answer (``messages.UNSUPPORTED``).
     tools: list[Any] | None = None
     tool_choice: Any | None = None
     functions: list[Any] | None = None

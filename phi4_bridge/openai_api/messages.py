@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .openai_errors import bad_request
-from .openai_schema import AudioPart, ChatRequest, ImagePart, Message, OtherPart, RefusalPart, TextPart
+from .errors import bad_request
+from .schema import AudioPart, ChatRequest, ImagePart, Message, OtherPart, RefusalPart, TextPart
 
 # Fields the Space cannot honour, refused when set to anything but their "off" value.
 UNSUPPORTED: dict[str, str] = {

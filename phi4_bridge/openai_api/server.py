@@ -33,15 +33,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from .chain import Option
-from .config import Limits
-from .errors import InputRejected, Phi4Error
-from .events import Done, Event, Queued, TextDelta
-from .openai_bounds import check_parsed, check_raw
-from .openai_errors import ApiError, bad_request, from_bridge, unauthorized, unknown_model
-from .openai_fetch import FetchRefused, fetch
-from .openai_messages import Turn, check_request, extension_of, param_for, requested_options, to_turn, with_paths
-from .openai_schema import (
+from ..chain import Option
+from ..config import Limits
+from ..errors import InputRejected, Phi4Error
+from ..events import Done, Event, Queued, TextDelta
+from .bounds import check_parsed, check_raw
+from .errors import ApiError, bad_request, from_bridge, unauthorized, unknown_model
+from .fetch import FetchRefused, fetch
+from .messages import Turn, check_request, extension_of, param_for, requested_options, to_turn, with_paths
+from .schema import (
     MODEL_ALIASES,
     MODEL_ID,
     ChatRequest,

@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from .bridge import Phi4Bridge
-from .chain import Option
-from .config import BridgeConfig, add_arguments
-from .errors import InputRejected
-from .events import Event
-from .openai_server import ApiSettings, Caller, build_api
+from ..bridge import Phi4Bridge
+from ..chain import Option
+from ..config import BridgeConfig, add_arguments
+from ..errors import InputRejected
+from ..events import Event
+from .server import ApiSettings, Caller, build_api
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ async def serve(args: argparse.Namespace) -> int:
     import uvicorn
     from fastapi import FastAPI
 
-    from .__main__ import resolved_config
+    from ..__main__ import resolved_config
 
     config: BridgeConfig = await resolved_config(args)
     keys = api_keys(args.api_key)
