@@ -9,7 +9,6 @@ the next is refused with 429) on one bridge.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -19,7 +18,7 @@ from typing import Any
 
 from ..bridge import Phi4Bridge
 from ..chain import Option
-from ..config import BridgeConfig, add_arguments
+from ..config import BridgeConfig
 from ..errors import InputRejected
 from ..events import Event
 from .server import ApiSettings, Caller, build_api
@@ -65,37 +64,20 @@ def api_keys(given: list[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(k for k in keys if k))
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("serve", help="serve the OpenAI-compatible API (/v1/models, /v1/chat/completions) alone")
-    p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
-    p.add_argument("--api-key", action="append", metavar="KEY",
-                   help="a key clients must send (repeatable; env PHI4_API_KEYS, comma-separated). Without any, "
-                        "anyone who reaches the port may use it")
-    p.add_argument("--fetch-image-urls", action="store_true",
-                   help="fetch http(s) image URLs (public addresses only, at most 10 MB and 10 s each)")
-    p.add_argument("--concurrency", type=int, default=32, help="turns running at once (default 32)")
-    p.add_argument("--turns-per-client", type=int, default=4, help="turns per key or address (default 4)")
-    add_arguments(p)
-    p.set_defaults(run=serve)
-
-
-async def serve(args: argparse.Namespace) -> int:
+async def serve_api(config: BridgeConfig, *, host: str = "127.0.0.1", port: int = 8000, keys: tuple[str, ...] = (),
+                    fetch_image_urls: bool = False, concurrency: int = 32, per_client: int = 4) -> int:
+    """Serve the API alone on ``host:port`` until the server stops (``python -m phi4_bridge serve``)."""
     import uvicorn
     from fastapi import FastAPI
 
-    from ..__main__ import resolved_config
-
-    config: BridgeConfig = await resolved_config(args)
-    keys = api_keys(args.api_key)
-    if not keys and args.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("serving on %s without an API key: anyone who reaches the port can use your quota", args.host)
+    if not keys and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without an API key: anyone who reaches the port can use your quota", host)
     holder: dict[str, BridgeRunner] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with Phi4Bridge(config) as bridge:
-            holder["runner"] = BridgeRunner(bridge, args.concurrency, args.turns_per_client)
+            holder["runner"] = BridgeRunner(bridge, concurrency, per_client)
             yield
 
     class Late:
@@ -108,10 +90,10 @@ async def serve(args: argparse.Namespace) -> int:
             return holder["runner"].events(*a)
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.mount("/v1", build_api(Late(), ApiSettings(keys=keys, fetch_image_urls=args.fetch_image_urls,
+    app.mount("/v1", build_api(Late(), ApiSettings(keys=keys, fetch_image_urls=fetch_image_urls,
                                                    limits=config.limits)))
-    print(f"* OpenAI-compatible API at http://{args.host}:{args.port}/v1 (model phi-4-multimodal), answers from "
+    print(f"* OpenAI-compatible API at http://{host}:{port}/v1 (model phi-4-multimodal), answers from "
           f"{config.space}", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
     await server.serve()
     return 0

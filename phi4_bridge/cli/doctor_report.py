@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .chain import Chain
+from ..chain import Chain
 
 KIND_WORDS = {"image": "an image", "audio": "an audio", "video": "a video", "file": "a file", "files": "a file",
               "textbox": "a text", "multimodaltextbox": "a multimodal text", "chatbot": "a chatbot",

@@ -23,10 +23,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from . import protocol
-from .bridge import Phi4Bridge
-from .chain import PROTOCOLS, chain_problem, find_chain
-from .config import BridgeConfig, add_arguments
+from .. import protocol
+from ..bridge import Phi4Bridge
+from ..chain import PROTOCOLS, chain_problem, find_chain
+from ..config import BridgeConfig, add_arguments
+from ..errors import Phi4Error, exit_code
+from ..hub import resolve
 from .doctor_checks import RequestLog, run_checks
 from .doctor_report import (
     CheckResult,
@@ -40,8 +42,6 @@ from .doctor_report import (
     render,
     to_json,
 )
-from .errors import Phi4Error, exit_code
-from .hub import resolve
 
 QUOTA_NOTE = ("live checks: 5 turns (6 calls), each spends a little of your ZeroGPU quota; --no-turns skips them")
 ERROR_CODES = {"InputRejected": 2, "UploadRejected": 2, "SpaceUnavailable": 3, "StreamTimeout": 3,

@@ -26,10 +26,10 @@ from typing import Any
 import aiohttp
 from PIL import Image
 
-from .bridge import Conversation, Phi4Bridge
+from ..bridge import Conversation, Phi4Bridge
+from ..errors import Phi4Error
+from ..events import Done, JobStatus, TextDelta
 from .doctor_report import CheckResult
-from .errors import Phi4Error
-from .events import Done, JobStatus, TextDelta
 
 MEMORY_WORD = "kiwi"
 TEXT_PROMPT = "Reply with one short sentence: what are you?"
