@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mirror.guard import event_body_limit, upload_request_limit
+from mirror.door.guard import event_body_limit, upload_request_limit
 from phi4_bridge.config import Limits
 from phi4_bridge.errors import InputRejected
 from phi4_bridge.messages import check_history, check_prompt

@@ -7,8 +7,8 @@ client is its key (``user:key:N``; without keys, its address, shared with that a
 to ``--turns-per-client`` turns at once (the next gets 429); each request is its own visitor (it carries the
 whole conversation); running turns are cancelled on the Space at shutdown. API turns also wait while the app
 already runs ``--concurrency`` turns (the UI's included), so the API cannot push the Space past the app's limit.
-The routes sit behind the door (``mirror.door``), which lets ``/v1`` through untouched; keys replace the login:
-with ``--auth`` or ``--share`` and no ``--api-key`` the API refuses every request.
+The routes sit behind the door (``mirror.door.middleware``), which lets ``/v1`` through untouched; keys replace the
+login: with ``--auth`` or ``--share`` and no ``--api-key`` the API refuses every request.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from starlette.routing import BaseRoute, Mount
 from phi4_bridge import Event, Option
 from phi4_bridge.openai_api.server import ApiSettings, Caller, build_api
 
-from .guard import Guard
-from .handlers import ChatService
-from .settings import AppSettings
+from ..chat.handlers import ChatService
+from ..door.guard import Guard
+from ..settings import AppSettings
 
 WAIT_STEP_S = 0.05  # how often a waiting API turn looks again at the UI's running turns
 

@@ -12,7 +12,7 @@ the ``/chat`` API, the QA tab and the OpenAI API all count against it, through t
 
 ``check`` answers without spending; ``refund`` gives back a turn that was refused before anything reached the
 Space; ``left`` and ``describe`` say what is left (the badge). A visitor is ``user:NAME`` when logged in, else
-``addr:HOST`` (the same key as the per-client turn cap in ``mirror.guard``). Logins named with ``--admin`` are
+``addr:HOST`` (the same key as the per-client turn cap in ``mirror.door.guard``). Logins named with ``--admin`` are
 exempt. The window slides: a turn counts for ``period_s`` seconds after it was sent, so a visitor at the limit can
 chat again when their oldest counted turn ages out. The clock is injectable so tests need not wait an hour.
 
@@ -96,8 +96,8 @@ Verdict = Ok | OverBudget
 
 class Budget:
     """Turns per visitor over a sliding window (see the module's docstring). Thread-safe: gradio runs sync
-    handlers in worker threads and async ones in its loop. ``mirror.shared_budget.SharedBudget`` is the same
-    budget counted in a file that every replica on the host shares, ``mirror.redis_budget.RedisBudget`` in a Redis
+    handlers in worker threads and async ones in its loop. ``shared_budget.SharedBudget`` (beside this module) is
+    the same budget counted in a file that every replica on the host shares, ``redis_budget.RedisBudget`` in a Redis
     server that replicas on several hosts share."""
 
     blocking = False  # True: a call may wait on a file (the chat service then makes it in a thread)
@@ -186,7 +186,7 @@ class Budget:
 def visitor_of(request: Any) -> str:
     """The budget's key for a request: ``user:NAME`` when logged in, else ``addr:HOST``; ``local`` without one.
     Takes a ``gr.Request`` (``username``, ``client.host``) or a starlette ``Request``; the same key as the per-client
-    turn cap (``mirror.handlers.ChatService.events``)."""
+    turn cap (``mirror.chat.handlers.ChatService.events``)."""
     if request is None:
         return "local"
     user = getattr(request, "username", None)

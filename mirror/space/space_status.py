@@ -30,8 +30,8 @@ from phi4_bridge import hub
 from phi4_bridge.config import AUTO, DEFAULT_SPACE, DEFAULT_SPACE_URL, BridgeConfig
 from phi4_bridge.errors import SpaceUnavailable
 
+from ..settings import AppSettings
 from .holder import BridgeHolder
-from .settings import AppSettings
 
 log = logging.getLogger(__name__)
 

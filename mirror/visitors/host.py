@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .settings import AppSettings
+from ..settings import AppSettings
 
 
 def host_rule(settings: AppSettings) -> str:

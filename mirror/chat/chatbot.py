@@ -5,7 +5,7 @@ rebuilds each message of it (pydantic models, then dumped to dicts) each time: i
 was about a third of the app's CPU per update, all of it for messages that did not change. The earlier
 messages of a turn are the same dict objects in every update (``ChatService.respond`` yields ``base + [...]``),
 so the form made for a message is kept by the message's identity while that message lives (the entry holds the
-message, so its id cannot be reused). This app never changes a message in place: ``mirror/chat_values.py``
+message, so its id cannot be reused). This app never changes a message in place: ``mirror/chat/chat_values.py``
 builds a new dict for every change, and gradio gives each request's chat as new objects.
 """
 

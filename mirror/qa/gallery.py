@@ -1,6 +1,6 @@
 """HTML of the QA tab's review: a gallery of cards (one a case), and two runs compared.
 
-Rendering only, no gradio: the handlers (``mirror.qa_handlers``) read the store and pass rows in. Every piece of
+Rendering only, no gradio: the handlers (``mirror.qa.handlers``) read the store and pass rows in. Every piece of
 text goes through ``html.escape``; pictures are drawn from the bytes the store keeps (``thumbnail_of_bytes``),
 never from a path, so nothing here can show a file of the machine that a case did not bring.
 

@@ -24,13 +24,13 @@ import gradio as gr
 from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Started, TextDelta
 from phi4_bridge.errors import redact
 
+from ..door.guard import Guard, release
+from ..settings import AppSettings
+from ..space.holder import BridgeHolder
+from ..visitors.budget import Budget, OverBudget, visitor_of
+from ..visitors.usage import UsageStore
 from . import chat_values as cv
-from .budget import Budget, OverBudget, visitor_of
-from .guard import Guard, release
-from .holder import BridgeHolder
 from .pacing import batches
-from .settings import AppSettings
-from .usage import UsageStore
 
 log = logging.getLogger(__name__)
 parts_log = log.getChild("parts")  # one line per turn at DEBUG: the parts of the way to the first words
@@ -133,7 +133,7 @@ class TurnRecord:
     (from its start to its last word); a turn that ends without ``Done`` and without an error was stopped.
 
     It also times the parts of the way to the first words (``parts``, ms), logged at DEBUG on the
-    ``mirror.handlers.parts`` logger (the benchmark turns it on with PHI4_TURN_PARTS=1): gradio's queue hop
+    ``mirror.chat.handlers.parts`` logger (the benchmark turns it on with PHI4_TURN_PARTS=1): gradio's queue hop
     (joined to this handler), the wait for the event stream, the budget, the bridge's uploads and its first text
     (user step, bot step, the Space's queue), and the usage write."""
 
@@ -175,8 +175,8 @@ class ChatService:
     def __init__(self, holder: BridgeHolder, settings: AppSettings, guard: Guard | None = None,
                  budget: Budget | None = None, usage: UsageStore | None = None) -> None:
         self.holder = holder
-        self.budget = budget or Budget(None)  # turns per visitor (mirror/budget.py); no limit when not given
-        self.usage = usage  # one row per turn for the host's Usage view (mirror/usage.py)
+        self.budget = budget or Budget(None)  # turns per visitor (mirror/visitors/budget.py); no limit when not given
+        self.usage = usage  # one row per turn for the host's Usage view (mirror/visitors/usage.py)
         self.settings = settings
         self.guard = guard or Guard(settings)
         self.visitors = Visitors(settings.concurrency_per_visitor, settings.visitor_idle_s, settings.max_visitors)
@@ -184,7 +184,7 @@ class ChatService:
         self._jobs: set[Any] = set()  # running bridge jobs, cancelled on the Space at shutdown
         # the task reading each page session's running turn (its frame rate's reader): what Stop cancels
         self._readers: dict[str, asyncio.Task[Any]] = {}
-        # at most one chat update per interval while a reply streams (mirror/pacing.py says why); 0: every chunk
+        # at most one chat update per interval while a reply streams (mirror/chat/pacing.py says why); 0: every chunk
         self.ui_interval_s = 1 / settings.ui_updates_per_s if settings.ui_updates_per_s > 0 else 0.0
 
     async def events(self, request: gr.Request | None, text: str, files: Sequence[str],

@@ -13,7 +13,7 @@ from typing import Any
 from phi4_bridge.errors import InputRejected
 from phi4_bridge.messages import check_history
 
-from .cleanup import current
+from ..door.cleanup import current
 
 SIZE_REASONS = ("history_too_long", "too_many_files", "bad_history")
 

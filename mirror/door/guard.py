@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .budget import OverBudget
+from ..visitors.budget import OverBudget
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class Guard:
         self.max_upload_bytes: int = settings.max_upload_bytes
         self.max_event_bytes: int = event_body_limit(settings.bridge.limits)
         self.blocks: Any = None
-        self.budget: Any = None  # the app's turn budget (mirror.budget.Budget), set by app.py
+        self.budget: Any = None  # the app's turn budget (mirror.visitors.budget.Budget), set by app.py
         self._sweeper: asyncio.Task[None] | None = None
         self.dropped = 0
 

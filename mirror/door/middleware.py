@@ -37,7 +37,7 @@ async def _answer(send: Send, status: int, detail: str, headers: list[tuple[byte
 
 class ClientGone(Exception):
     """The client went away before its request body was complete (or was dropped for trickling it in:
-    ``mirror.slow_clients``)."""
+    ``mirror.door.slow_clients``)."""
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

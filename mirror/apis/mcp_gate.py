@@ -18,7 +18,7 @@ from starlette.requests import Request
 from phi4_bridge.openai_api.errors import ApiError
 from phi4_bridge.openai_api.server import ApiSettings, caller_of
 
-from .guard import Receive, Scope, Send, client_of
+from ..door.guard import Receive, Scope, Send, client_of
 
 log = logging.getLogger(__name__)
 

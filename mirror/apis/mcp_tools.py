@@ -37,8 +37,8 @@ from phi4_bridge.openai_api.errors import ApiError
 from phi4_bridge.openai_api.messages import Attachment, Turn, url_attachment
 from phi4_bridge.openai_api.server import ApiSettings, Caller, caller_of, materialize
 
-from .chat_values import queue_words
-from .handlers import log_failure
+from ..chat.chat_values import queue_words
+from ..chat.handlers import log_failure
 from .openai_api import AppRunner
 
 log = logging.getLogger(__name__)

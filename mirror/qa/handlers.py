@@ -33,10 +33,10 @@ from phi4_bridge.qa.review import counts, page, run_label, status_of
 from phi4_bridge.qa.runner import RunStopped, not_run_record, run_cases
 from phi4_bridge.qa.store import QAStore
 
-from .budget import Budget, OverBudget, visitor_of
-from .cleanup import current
-from .qa_gallery import gallery_html
-from .usage import UsageStore
+from ..door.cleanup import current
+from ..visitors.budget import Budget, OverBudget, visitor_of
+from ..visitors.usage import UsageStore
+from .gallery import gallery_html
 
 STOP_WAIT_S = 20.0  # how long a Stop waits for the run's turns to be cancelled on the Space
 MAX_NOTE = 2000

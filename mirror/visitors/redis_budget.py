@@ -1,7 +1,7 @@
 """The visitors' turn budget counted in Redis, shared by replicas on several hosts (``--budget-store redis://...``).
 
-Why: ``mirror.shared_budget.SharedBudget`` shares the budget through one SQLite file, which only processes of one
-host can open. Replicas on several hosts (each behind its own nginx, or one balancer in front of them all) point
+Why: ``mirror.visitors.shared_budget.SharedBudget`` shares the budget through one SQLite file, which only processes
+of one host can open. Replicas on several hosts (each behind its own nginx, or one balancer in front of them all) point
 at one Redis server instead, with the same flag on each: ``--budget-store redis://[:PASSWORD@]HOST:PORT/DB`` (or
 env ``PHI4_BUDGET_STORE``; ``rediss://`` for TLS, ``unix:///path/redis.sock`` too). Then a visitor gets the host's
 turns whichever replica on whichever host answers.

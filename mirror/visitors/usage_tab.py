@@ -1,9 +1,9 @@
 """The host's "Usage" tab: per visitor over the last hours, turns, failed turns, answering time and GPU seconds.
 
 Why a tab only the host sees: visitors' names and addresses are the host's business alone. The tab is hidden for
-everyone, shown on page load only to the host (``mirror.host.is_host``), and its one route (``/usage``, undocumented)
-checks the host again on every call: a visitor who un-hides the tab in the browser, or an API client calling the
-route, gets an empty table and one sentence, never a row.
+everyone, shown on page load only to the host (``mirror.visitors.host.is_host``), and its one route (``/usage``,
+undocumented) checks the host again on every call: a visitor who un-hides the tab in the browser, or an API client
+calling the route, gets an empty table and one sentence, never a row.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import gradio as gr
 
+from ..settings import AppSettings
 from .host import is_host
-from .settings import AppSettings
 from .usage import UsageStore, VisitorUsage
 
 SPANS = [("the last hour", 1), ("the last 6 hours", 6), ("the last 24 hours", 24), ("the last 7 days", 168)]

@@ -13,13 +13,13 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from . import slow_clients
-from .door import Door
-from .guard import Guard
-from .mcp_gate import McpGate
-from .mcp_tools import announce, fit_mcp_server
-from .openai_api import api_settings
-from .settings import AppSettings
+from ..apis.mcp_gate import McpGate
+from ..apis.mcp_tools import announce, fit_mcp_server
+from ..apis.openai_api import api_settings
+from ..door import slow_clients
+from ..door.guard import Guard
+from ..door.middleware import Door
+from ..settings import AppSettings
 
 log = logging.getLogger(__name__)
 EXIT_DEADLINE_S = 6.0  # after SIGTERM / Ctrl+C the process is gone within this, whatever still hangs
@@ -44,11 +44,11 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
     """Launch, report the share link's fate in plain words, block until Ctrl+C or SIGTERM, then shut down:
     ``on_shutdown`` (cancel running turns, close the bridge), then the server, all within ``EXIT_DEADLINE_S``.
 
-    The door (``mirror.door.Door``) sits in front of every route; gradio's run-history feature is off (its routes
-    would act with the host's HF token for anyone); one uploaded file may weigh at most what the bridge can send;
+    The door (``mirror.door.middleware.Door``) sits in front of every route; gradio's run-history feature is off (its
+    routes would act with the host's HF token for anyone); one uploaded file may weigh at most what the bridge can send;
     gradio keeps per-session state for at most ``max_visitors`` sessions. ``routes`` go before gradio's own (the
     OpenAI-compatible API's ``/v1``). With ``--mcp``, gradio's MCP server is on, behind the key check
-    (``mirror.mcp_gate``), and lists only the app's tools (``mirror.mcp_tools``)."""
+    (``mirror.apis.mcp_gate``), and lists only the app's tools (``mirror.apis.mcp_tools``)."""
     logins, generated = logins_for(settings)
     if generated:
         announce_generated(logins[0])

@@ -1,11 +1,11 @@
 """The visitors' turn budget counted in one SQLite file, shared by every replica of a cluster on one host.
 
-Why: ``mirror.budget.Budget`` counts in the process's memory, so behind ``python -m mirror.cluster --replicas N``
-a visitor whom nginx sends to each replica in turn (every ``/v1`` request, round robin) got N times the turns the
-host set. Here a turn is checked and counted in one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock on the
-file), so two replicas cannot both let the same visitor's last turn through. ``mirror/cluster.py`` points every
-replica at one file (``PHI4_BUDGET_DB``); replicas on several hosts share a Redis server instead
-(``--budget-store``, ``mirror.redis_budget``).
+Why: ``mirror.visitors.budget.Budget`` counts in the process's memory, so behind
+``python -m mirror.cluster --replicas N`` a visitor whom nginx sends to each replica in turn (every ``/v1`` request,
+round robin) got N times the turns the host set. Here a turn is checked and counted in one ``BEGIN IMMEDIATE``
+transaction (SQLite's write lock on the file), so two replicas cannot both let the same visitor's last turn through.
+``mirror/cluster.py`` points every replica at one file (``PHI4_BUDGET_DB``); replicas on several hosts share a Redis
+server instead (``--budget-store``, ``mirror.visitors.redis_budget``).
 
 Same rules and sentences as ``Budget`` (it is one); only where the stamps live differs. Each call is a small
 transaction that may wait for another replica's, so the chat service calls it in a thread (``blocking``).

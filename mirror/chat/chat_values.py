@@ -18,7 +18,7 @@ from phi4_bridge import Done, Event, Queued, Started, TextDelta
 
 Message = dict[str, Any]
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 RETRY_HINT = "Your message is kept: press Retry (↻) once the cause is gone."
 
 

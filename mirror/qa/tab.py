@@ -4,7 +4,7 @@
 gives the app's one ``Phi4Bridge``; ``settings`` gives the QA store's file (``--qa-db``) and the tab's limits;
 each case counts against the app's turn ``budget``. Everything
 lives in the store (``phi4_bridge.qa.store``), so marks survive a restart and runs of ``python -m phi4_bridge qa``
-show here too. This module is the layout and its wiring; ``mirror.qa_handlers`` does the work, ``mirror.qa_gallery``
+show here too. This module is the layout and its wiring; ``mirror.qa.handlers`` does the work, ``mirror.qa.gallery``
 draws the HTML.
 
 Cases come from the uploads: every uploaded image (or audio file) with every prompt line, or a JSONL case file
@@ -35,12 +35,12 @@ from phi4_bridge.qa.exports import export_run
 from phi4_bridge.qa.review import FILTERS, compare, list_runs, spaces
 from phi4_bridge.qa.store import QAStore
 
-from .budget import Budget
-from .cleanup import current
-from .qa_gallery import GALLERY_JS, compare_html
-from .qa_handlers import QAService, RunRefused, StoreBounds, to_int
-from .settings import AppSettings
-from .usage import UsageStore
+from ..door.cleanup import current
+from ..settings import AppSettings
+from ..visitors.budget import Budget
+from ..visitors.usage import UsageStore
+from .gallery import GALLERY_JS, compare_html
+from .handlers import QAService, RunRefused, StoreBounds, to_int
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm"})
 
