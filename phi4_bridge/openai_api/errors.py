@@ -31,6 +31,7 @@ from ..errors import (
     RemoteError,
     SpaceUnavailable,
     StreamTimeout,
+    UnavailableState,
     WorkerError,
 )
 
@@ -70,7 +71,7 @@ def from_bridge(exc: Phi4Error, param: str | None = None) -> ApiError:
         return ApiError(504, message, type="timeout_error", code="space_timeout")
     if isinstance(exc, SpaceUnavailable):
         # A Space whose own ZeroGPU duration is refused fails the same way every time: not worth the SDK's retries.
-        never = {"x-should-retry": "false"} if exc.state == "gpu_duration" else None
+        never = {"x-should-retry": "false"} if exc.state is UnavailableState.GPU_DURATION else None
         return ApiError(503, message, type="service_unavailable_error", code=f"space_{exc.state}", headers=never)
     if isinstance(exc, GpuBusy):
         return ApiError(503, message, type="service_unavailable_error", code="gpu_busy")

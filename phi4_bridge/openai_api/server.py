@@ -35,7 +35,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..chain import Option
 from ..config import Limits
-from ..errors import InputRejected, Phi4Error
+from ..errors import InputRejected, Phi4Error, RemoteError
 from ..events import Done, Event, Queued, TextDelta
 from .bounds import check_parsed, check_raw
 from .errors import ApiError, bad_request, from_bridge, unauthorized, unknown_model
@@ -285,7 +285,7 @@ def _failure(caller: Caller, turn: Turn, last: int, params: dict[str, str]
             error = bad_request(f"{param}: {exc}" if param else str(exc), param, "bad_option")
             log.info("API turn of %s refused: %s", caller.name, error.message)
             return error
-        if isinstance(exc, InputRejected) or type(exc).__name__ == "RemoteError":
+        if isinstance(exc, InputRejected) or type(exc) is RemoteError:  # the Space's own words (not WorkerError)
             param = param_for(str(exc), turn, last)
         error = from_bridge(exc, param)
         log.info("API turn of %s failed: %s (%d): %s", caller.name, type(error).__name__ if error.status >= 500
