@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phi4_bridge.config import BridgeConfig
+from phi4_bridge.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "deploy" / "nginx.conf"
@@ -75,12 +75,6 @@ def main_config(site: Path, work: Path) -> str:
                                                                            "scgi"))
     return (f"daemon off;\nworker_processes 1;\npid {work / 'nginx.pid'};\nerror_log stderr warn;\n"
             f"events {{ worker_connections 4096; }}\nhttp {{\n    access_log off;\n{temps}    include {site};\n}}\n")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def answers(url: str) -> bool:
