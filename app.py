@@ -23,25 +23,25 @@ os.environ.setdefault("MPLBACKEND", "agg")
 
 import gradio as gr  # noqa: E402
 
-from mirror import budget as turn_budget  # noqa: E402
-from mirror import chat_values as cv  # noqa: E402
-from mirror.chatbot import remember_forms  # noqa: E402
-from mirror.cleanup import Janitor, WorkDir  # noqa: E402
-from mirror.export import export_refusal, write_exports  # noqa: E402
-from mirror.generation import chosen, read_options, render_settings  # noqa: E402
-from mirror.guard import Guard  # noqa: E402
-from mirror.handlers import ChatService  # noqa: E402
-from mirror.host import is_host, who_may_switch  # noqa: E402
-from mirror.launch import serve  # noqa: E402
-from mirror.mcp_tools import Phi4Tools, register_tools  # noqa: E402
-from mirror.openai_api import AppRunner, api_settings, openai_routes  # noqa: E402
-from mirror.qa_tab import render_qa_tab  # noqa: E402
-from mirror.redis_budget import RedisBudget, StoreUnreachable  # noqa: E402
+from mirror.apis.mcp_tools import Phi4Tools, register_tools  # noqa: E402
+from mirror.apis.openai_api import AppRunner, api_settings, openai_routes  # noqa: E402
+from mirror.chat import chat_values as cv  # noqa: E402
+from mirror.chat.chatbot import remember_forms  # noqa: E402
+from mirror.chat.export import export_refusal, write_exports  # noqa: E402
+from mirror.chat.handlers import ChatService  # noqa: E402
+from mirror.door.cleanup import Janitor, WorkDir  # noqa: E402
+from mirror.door.guard import Guard  # noqa: E402
+from mirror.qa.tab import render_qa_tab  # noqa: E402
+from mirror.serve.launch import serve  # noqa: E402
 from mirror.settings import AppSettings, parse_settings  # noqa: E402
-from mirror.shared_budget import SharedBudget  # noqa: E402
-from mirror.space_status import Mode, SpaceStatus, auth_headers  # noqa: E402
-from mirror.usage import open_store  # noqa: E402
-from mirror.usage_tab import render_usage_tab  # noqa: E402
+from mirror.space.generation import chosen, read_options, render_settings  # noqa: E402
+from mirror.space.space_status import Mode, SpaceStatus, auth_headers  # noqa: E402
+from mirror.visitors import budget as turn_budget  # noqa: E402
+from mirror.visitors.host import is_host, who_may_switch  # noqa: E402
+from mirror.visitors.redis_budget import RedisBudget, StoreUnreachable  # noqa: E402
+from mirror.visitors.shared_budget import SharedBudget  # noqa: E402
+from mirror.visitors.usage import open_store  # noqa: E402
+from mirror.visitors.usage_tab import render_usage_tab  # noqa: E402
 
 CSS = """
 .mirror-banner { padding: 14px 18px; border-radius: 10px; font-size: 1.1em; line-height: 1.45; }
@@ -154,7 +154,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
         with gr.Tab("Chat"):
             # Each message in its own bubble: a turn's files and its text are then separate bubbles, and Edit (on
             # the text) works; grouped, gradio's Edit > Submit throws on the file part and nothing is sent. Each
-            # message is postprocessed once, not once per streamed update (mirror/chatbot.py).
+            # message is postprocessed once, not once per streamed update (mirror/chat/chatbot.py).
             chatbot = gr.Chatbot(label="Phi-4-multimodal", elem_id="chatbot", editable="user", height=520,
                                  group_consecutive_messages=False,
                                  placeholder="Ask anything, or attach an image or a recording.")
@@ -257,7 +257,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
                       api_name="switch_space", api_description="Switch the app to another Phi-4-multimodal Space "
                       "of the Hub's list (started with --allow-space-switch; the host only)").then(
                 badge_for, None, badge, **quiet)
-        if settings.mcp:  # Phi-4 as tools for agents (mirror/mcp_tools.py); served with launch(mcp_server=True)
+        if settings.mcp:  # Phi-4 as tools for agents (mirror/apis/mcp_tools.py); served with launch(mcp_server=True)
             register_tools(Phi4Tools(runner, api_settings(settings)))
         demo.unload(chat.forget)
     guard.chat_fn_index = next((i for i, fn in demo.fns.items() if fn.api_name == "chat"), None)
@@ -332,8 +332,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("mcp").setLevel(logging.WARNING)  # else two lines a tool call ("Processing request of type")
-    if os.environ.get("PHI4_TURN_PARTS"):  # the benchmark's breakdown of each turn (mirror/handlers.py TurnRecord)
-        logging.getLogger("mirror.handlers.parts").setLevel(logging.DEBUG)
+    if os.environ.get("PHI4_TURN_PARTS"):  # the benchmark's breakdown of each turn (mirror/chat/handlers.py TurnRecord)
+        logging.getLogger("mirror.chat.handlers.parts").setLevel(logging.DEBUG)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the stand-in child and the bridge close too
     settings = parse_settings(argv)
     try:  # before anything starts: a replica that cannot reach the shared budget must not serve

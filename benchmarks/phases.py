@@ -313,7 +313,7 @@ async def long_chats(ctx: Context) -> dict[str, Any]:
 
 
 def parts_p50(rows: list[dict[str, float]]) -> dict[str, Any]:
-    """The median of each part of the app's turns (ms; see ``TurnRecord`` in mirror/handlers.py)."""
+    """The median of each part of the app's turns (ms; see ``TurnRecord`` in mirror/chat/handlers.py)."""
     keys = dict.fromkeys(k for row in rows for k in row)
     return {"turns": len(rows)} | {k: summary([row[k] / 1000 for row in rows if k in row])["p50"] for k in keys}
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image
 
-from mirror.qa_gallery import gallery_html
+from mirror.qa.gallery import gallery_html
 from phi4_bridge.qa.cases import Case
 from phi4_bridge.qa.exports import export_run
 from phi4_bridge.qa.review import FILTERS, PAGE_SIZE, compare, counts, list_runs, page, run_label, status_of

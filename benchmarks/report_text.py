@@ -96,7 +96,7 @@ def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None,
              for lv in levels if get(lv, "app", "parts_ms_p50", "turns")]
     if parts:
         s += ["Where the app's first text goes (medians over the level's turns, ms, from the app's own clock: "
-              "`TurnRecord` in mirror/handlers.py). Queue hop: gradio's, from the join to the chat handler (a new "
+              "`TurnRecord` in mirror/chat/handlers.py). Queue hop: gradio's, from the join to the chat handler (a new "
               "session builds gradio's per-session config of every block of the page first; the turn slots "
               "`--concurrency` wait here too). Stream and budget: the wait for the turn's event stream, the turn "
               "cap and the budget. Bridge: from the turn's start to its uploads done, and to its first text "
@@ -120,8 +120,8 @@ ISSUE_24_NOTES = [
     "- Long chats: with 200 earlier messages, a third of the app's CPU per streamed update was gradio's Chatbot "
     "postprocess rebuilding every message as pydantic models (and dumping them again), another fifth its walks "
     "of the whole value (files to cache twice, root URL once) and the diff with the previous update. The "
-    "earlier messages are now made once per turn (`mirror/chatbot.py`: the same message objects in every "
-    "update), and a reply updates the chat at most 20 times a second (`mirror/pacing.py`), so a fast Space no "
+    "earlier messages are now made once per turn (`mirror/chat/chatbot.py`: the same message objects in every "
+    "update), and a reply updates the chat at most 20 times a second (`mirror/chat/pacing.py`), so a fast Space no "
     "longer multiplies the whole-chat work by its chunk rate. Left: gradio's walks and diff of the whole value "
     "per update (its code, not ours), and per turn the bridge's checks and copies of the history (`turn_key`, "
     "`check_history`, a deep copy of the conversation's values): about 8 ms per update at 200 messages against "

@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,18 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phi4_bridge.config import BridgeConfig
+from phi4_bridge.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "deploy" / "nginx.conf"
 READY_TIMEOUT_S = 120.0  # an app process probes the Space (5 s) and builds its page; on 2 busy cores that takes a while
-STOP_TIMEOUT_S = 10.0  # the app exits within 6 s of SIGTERM (mirror/launch.py); then it is killed
+STOP_TIMEOUT_S = 10.0  # the app exits within 6 s of SIGTERM (mirror/serve/launch.py); then it is killed
 # Flags that belong to the cluster, not to each replica: every replica gets its own loopback port from here.
 REFUSED_APP_FLAGS = {"--host": "--host (use the cluster's --host)", "--port": "--port (use the cluster's --port)",
                      "--share": "--share (a share link would reach one replica only, not nginx)"}
 
 
 def max_body() -> str:
-    """nginx's client_max_body_size: the app's largest upload request (mirror/door.py: 8 files + 1 MB of form)."""
+    """nginx's client_max_body_size: the app's largest upload request (mirror/door/middleware.py: 8 files + 1 MB
+    of form)."""
     limits = BridgeConfig().limits
     largest = max(limits.max_image_bytes, limits.max_audio_bytes) * limits.max_files + 1024 * 1024
     return f"{-(-largest // (1024 * 1024))}m"
@@ -74,12 +75,6 @@ def main_config(site: Path, work: Path) -> str:
                                                                            "scgi"))
     return (f"daemon off;\nworker_processes 1;\npid {work / 'nginx.pid'};\nerror_log stderr warn;\n"
             f"events {{ worker_connections 4096; }}\nhttp {{\n    access_log off;\n{temps}    include {site};\n}}\n")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def answers(url: str) -> bool:
@@ -122,7 +117,8 @@ class Cluster:
         # One secret for the chat every browser keeps (gr.BrowserState): a page served by another replica after a
         # failover can still read it. It is not confidential (each page's /config carries it).
         env = {**os.environ, "PHI4_BROWSER_SECRET": os.environ.get("PHI4_BROWSER_SECRET") or secrets.token_hex(16)}
-        # One turn budget for all of them (mirror/shared_budget.py): a visitor gets the host's turns, not N times.
+        # One turn budget for all of them (mirror/visitors/shared_budget.py): a visitor gets the host's turns, not N
+        # times.
         env.setdefault("PHI4_BUDGET_DB", str(self.work / "budget.sqlite3"))
         for i in range(self.replicas):
             port = free_port()

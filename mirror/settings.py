@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phi4_bridge.config import BridgeConfig, add_arguments
-from phi4_bridge.openai_serve import api_keys
+from phi4_bridge.openai_api.serve import api_keys
 
-from .budget import SHARE_DEFAULT, Rule, parse_rule
-from .redis_budget import check_url
+from .visitors.budget import SHARE_DEFAULT, Rule, parse_rule
+from .visitors.redis_budget import check_url
 
 MCP_INSTALL = "pip install 'phi4-mirror[mcp]' (or pip install -r requirements.txt)"
 
@@ -61,7 +61,8 @@ class AppSettings:
     # The OpenAI-compatible API (/v1): its keys (never shown: repr=False) and whether it fetches http(s) images.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     fetch_image_urls: bool = False
-    # The MCP server (mirror/mcp_tools.py): Phi-4 as tools for agents at /gradio_api/mcp/, with /v1's keys and rules.
+    # The MCP server (mirror/apis/mcp_tools.py): Phi-4 as tools for agents at /gradio_api/mcp/, with /v1's keys and
+    # rules.
     mcp: bool = False
     # The QA store (runs, results, marks): None means $PHI4_QA_DB, else qa.sqlite3 in the user's data folder. A
     # tab run has at most ``qa_max_cases`` cases (the CLI has no limit) and ``qa_turns_at_once`` turns in flight.
@@ -72,7 +73,7 @@ class AppSettings:
     # the store's files past ``qa_max_mb``; runs older than ``qa_keep_days`` go (with files no other run uses).
     qa_max_mb: float = 1024.0
     qa_keep_days: float = 90.0
-    # Sharing (mirror/budget.py, mirror/host.py, mirror/usage.py, mirror/slow_clients.py): turns per visitor over a
+    # Sharing (mirror/visitors/: budget.py, host.py, usage.py; mirror/door/slow_clients.py): turns per visitor over a
     # period (None: no limit), the host's logins (exempt; the only ones who see Usage and may switch Spaces), the
     # usage store's file (None: the user's data folder), and how long a client may take to send a request or leave
     # a reply unread before its connection is dropped.
@@ -84,12 +85,12 @@ class AppSettings:
     # The key the page's saved chat is encrypted with in the browser (gradio's BrowserState); None: one of gradio's
     # own per process. Replicas behind one address share it (env PHI4_BROWSER_SECRET, set by mirror/cluster.py).
     browser_secret: str | None = field(default=None, repr=False)
-    # The chat's frame rate while a reply streams (mirror/pacing.py); 0: an update for every chunk of the Space.
+    # The chat's frame rate while a reply streams (mirror/chat/pacing.py); 0: an update for every chunk of the Space.
     ui_updates_per_s: float = 20.0
     # One SQLite file where every replica of a cluster counts the turn budget (mirror/cluster.py sets
     # PHI4_BUDGET_DB); None: this process counts alone, in memory.
     budget_db: str | None = None
-    # A Redis server where replicas on several hosts count the turn budget (mirror/redis_budget.py): redis://URL,
+    # A Redis server where replicas on several hosts count the turn budget (mirror/visitors/redis_budget.py): redis://URL,
     # from --budget-store or PHI4_BUDGET_STORE; it wins over budget_db. Not in repr: the URL may hold a password.
     budget_store: str | None = field(default=None, repr=False)
 

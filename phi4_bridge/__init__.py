@@ -20,6 +20,7 @@ from .errors import (
     StreamTimeout,
     TokenExpired,
     TokenRejected,
+    UnavailableState,
     UploadRejected,
     WorkerError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "AuthError", "BridgeConfig", "Conversation", "Done", "Event", "GpuBusy", "InputRejected", "Job", "JobStatus",
     "Limits", "Log",
     "Option", "Phi4Bridge", "Phi4Error", "ProtocolError", "QuotaExceeded", "Queued", "RemoteError", "SpaceUnavailable",
-    "Started", "StreamTimeout", "TextDelta", "Timeouts", "TokenExpired", "TokenRejected", "UploadRejected",
+    "Started", "StreamTimeout", "TextDelta", "Timeouts", "TokenExpired", "TokenRejected", "UnavailableState",
+    "UploadRejected",
     "WorkerError",
 ]

@@ -34,7 +34,7 @@ import aiohttp
 from . import protocol
 from .chain import Chain, Option
 from .config import BridgeConfig
-from .errors import AuthError, Phi4Error, ProtocolError, SpaceUnavailable, StreamTimeout
+from .errors import AuthError, Phi4Error, ProtocolError, SpaceUnavailable, StreamTimeout, UnavailableState
 from .job import Job
 from .media import MediaFile
 from .messages import FileData
@@ -220,7 +220,8 @@ class Phi4Bridge:
         problem = {401: "token_refused" if token else "private", 403: "not_found", 404: "not_found"}.get(hub_status)
         if problem is not None:
             words = SpaceState(cfg.space, problem=problem).sentence()
-            raise SpaceUnavailable(f"The Space answered HTTP {status}: {words}", state=problem) from exc
+            raise SpaceUnavailable(f"The Space answered HTTP {status}: {words}", state=UnavailableState(problem),
+                                   status=status) from exc
         try:
             info = json.loads(body) if hub_status == 200 else {}
         except ValueError:
@@ -230,7 +231,7 @@ class Phi4Bridge:
         if sent:
             raise AuthError(f"The Space answered HTTP {status}: {cfg.space} is private and the Hub shows it to your "
                             "Hugging Face token, but the Space refused it. Check HF_TOKEN or run `huggingface-cli "
-                            "login` again.") from exc
+                            "login` again.", status=status) from exc
         host = str(info.get("host") or "").rstrip("/")
         return host if token and host and same_origin(cfg.space_url, host) else None
 
@@ -250,7 +251,8 @@ class Phi4Bridge:
             raise SpaceUnavailable(f"Cannot reach the Space at {self.config.space_url} "
                                    f"({type(exc).__name__}); check the network or the URL.") from exc
         except aiohttp.ClientPayloadError as exc:
-            raise SpaceUnavailable("The connection to the Space broke mid-answer; retry.", state="dropped") from exc
+            raise SpaceUnavailable("The connection to the Space broke mid-answer; retry.",
+                                   state=UnavailableState.DROPPED) from exc
         except aiohttp.ClientError as exc:  # a garbled answer: bad status line, headers or encoding
             raise ProtocolError(f"The Space sent an answer that is not valid HTTP ({type(exc).__name__}).") \
                 from exc
@@ -259,8 +261,7 @@ class Phi4Bridge:
 def refused_status(error: Phi4Error) -> int | None:
     """The HTTP status of a Space's refusal (401/403 as ``AuthError``, 404 as ``not_found``), else None."""
     if isinstance(error, SpaceUnavailable):
-        return 404 if error.state == "not_found" else None
-    if isinstance(error, AuthError):
-        text = str(error)
-        return 403 if "HTTP 403" in text else 401 if "HTTP 401" in text else None
+        return 404 if error.state is UnavailableState.NOT_FOUND else None
+    if isinstance(error, AuthError) and error.status in (401, 403):
+        return error.status
     return None

@@ -16,7 +16,8 @@
         └── RouteMissing           a route answered 404 though ``/config`` answered: not a missing Space
 
 Messages are written for a person: each says what happened and what to do. They never carry a token:
-``redact`` scrubs anything that looks like one from text that came from the network.
+``redact`` scrubs anything that looks like one from text that came from the network. An error met in an HTTP
+answer carries that answer's ``status`` (None otherwise); ``SpaceUnavailable.state`` is an ``UnavailableState``.
 
 ``classify`` turns a status code and/or the Space's error text into one of these, by substring, the way
 gradio's own code recognises ZeroGPU failures (the texts vary between Space versions).
@@ -27,6 +28,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from enum import StrEnum
 
 _JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
 _HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{6,}")
@@ -42,34 +44,55 @@ def redact(text: str) -> str:
 
 class Phi4Error(Exception):
     """Base of every error the bridge raises; ``str()`` is a message a person can act on. ``said``: the Space's own
-    words (plain text, no token) when the error came from them."""
+    words (plain text, no token) when the error came from them; ``status``: the HTTP status of the answer that
+    said so (the Space's, or the Hub's), None when no HTTP answer did."""
 
     said: str | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(redact(message))
+        self.status = status
 
     @property
     def message(self) -> str:
         return str(self)
 
 
-class SpaceUnavailable(Phi4Error):
-    """``state`` is one of ``sleeping``, ``paused``, ``not_found``, ``private``, ``unreachable``, ``error``."""
+class UnavailableState(StrEnum):
+    """Why the Space cannot take calls (``SpaceUnavailable.state``). A ``str``: messages, logs and JSON (the
+    OpenAI API's ``code``, ``space_sleeping``) read the value as before."""
 
-    def __init__(self, message: str, state: str = "unreachable") -> None:
-        super().__init__(message)
+    SLEEPING = "sleeping"
+    PAUSED = "paused"
+    BUILDING = "building"  # the Hub says it builds or starts
+    NOT_FOUND = "not_found"
+    PRIVATE = "private"  # the Hub shows it to no token of ours
+    TOKEN_REFUSED = "token_refused"  # the Hub refused the HF token
+    UNREACHABLE = "unreachable"  # no answer at all (the network, the URL)
+    ERROR = "error"  # the Space (or the Hub) reports an error of its own
+    TIMEOUT = "timeout"  # ``StreamTimeout``
+    DROPPED = "dropped"  # the connection broke mid-answer
+    GPU_DURATION = "gpu_duration"  # the Space asks ZeroGPU for a longer task than allowed
+    NONE_RUNNING = "none_running"  # ``--space auto`` found no Space that runs and drives
+
+
+class SpaceUnavailable(Phi4Error):
+    """``state``: why (``UnavailableState``)."""
+
+    def __init__(self, message: str, state: UnavailableState = UnavailableState.UNREACHABLE, *,
+                 status: int | None = None) -> None:
+        super().__init__(message, status=status)
         self.state = state
 
 
 class StreamTimeout(SpaceUnavailable):
     def __init__(self, message: str) -> None:
-        super().__init__(message, state="timeout")
+        super().__init__(message, state=UnavailableState.TIMEOUT)
 
 
 class QuotaExceeded(Phi4Error):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float | None = None, *, status: int | None = None) -> None:
+        super().__init__(message, status=status)
         self.retry_after = retry_after
 
 
@@ -93,8 +116,9 @@ class InputRejected(Phi4Error):
     """A turn that will not be sent: an empty or too long message or history, an unknown setting; or, from the
     app, a visitor who is busy or over their turn budget (``retry_after``: seconds until they may send again)."""
 
-    def __init__(self, message: str, reason: str = "rejected", retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, reason: str = "rejected", retry_after: float | None = None, *,
+                 status: int | None = None) -> None:
+        super().__init__(message, status=status)
         self.reason = reason
         self.retry_after = retry_after
 
@@ -104,8 +128,8 @@ class UploadRejected(InputRejected):
 
 
 class RemoteError(Phi4Error):
-    def __init__(self, message: str, title: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, title: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(message, status=status)
         self.title = title
 
 
@@ -231,7 +255,7 @@ def _duration(low: str, text: str, detail: str) -> SpaceUnavailable:
     return SpaceUnavailable(
         f"The Space asks ZeroGPU for a longer GPU task ({asked.group(1) + 's' if asked else 'its duration'}) than "
         f"the maximum allowed; retrying cannot help: it is the Space's own setting, which its owner must lower."
-        f"{upgrade} ({detail})", state="gpu_duration")
+        f"{upgrade} ({detail})", state=UnavailableState.GPU_DURATION)
 
 
 def classify_error_text(text: str | None, title: str | None = None) -> Phi4Error:
@@ -277,7 +301,7 @@ def _classified(text: str, title: str | None, detail: str) -> Phi4Error:
                            f"if it keeps happening. ({detail})", title=title)
     if "sleeping" in low or "paused" in low:
         return SpaceUnavailable(f"The Space is {'paused' if 'paused' in low else 'sleeping'}. ({detail})",
-                                state="paused" if "paused" in low else "sleeping")
+                                state=UnavailableState.PAUSED if "paused" in low else UnavailableState.SLEEPING)
     if "queue timeout" in title_low:
         return _busy(low, text, detail)
     if "quota" in title_low:
@@ -300,7 +324,14 @@ def space_error_json(body: str) -> tuple[str, str | None] | None:
 
 
 def classify_status(status: int, body: str, what: str) -> Phi4Error:
-    """Map an HTTP status (and the page text) from ``what`` (e.g. "the Space") to an error type."""
+    """Map an HTTP status (and the page text) from ``what`` (e.g. "the Space") to an error type, which carries
+    that ``status``."""
+    error = _by_status(status, body, what)
+    error.status = status
+    return error
+
+
+def _by_status(status: int, body: str, what: str) -> Phi4Error:
     low = body.lower()
     snippet = redact(body.strip()[:200])
     if status == 503 and "queue is full" in low:  # met at the queue's join: the Space is what is busy
@@ -313,15 +344,15 @@ def classify_status(status: int, body: str, what: str) -> Phi4Error:
     if status == 503 or "sleeping" in low or "paused" in low:
         if "paused" in low:
             return SpaceUnavailable("The Space is paused by its owner; it answers again only when they restart it.",
-                                    state="paused")
+                                    state=UnavailableState.PAUSED)
         if "sleeping" in low:
             return SpaceUnavailable("The Space is sleeping. Open its page on huggingface.co to wake it, then retry "
-                                    "in a minute or two.", state="sleeping")
+                                    "in a minute or two.", state=UnavailableState.SLEEPING)
         return SpaceUnavailable(f"{what} is unavailable (HTTP 503); it may be starting. Retry in a minute.",
-                                state="error")
+                                state=UnavailableState.ERROR)
     if status == 404:
         return SpaceUnavailable("The Space was not found (HTTP 404): check the Space name and URL.",
-                                state="not_found")
+                                state=UnavailableState.NOT_FOUND)
     if status in (401, 403):
         return AuthError(f"{what} refused access (HTTP {status}): the Space may be private, or the HF token "
                          "may be wrong.")
@@ -331,7 +362,8 @@ def classify_status(status: int, body: str, what: str) -> Phi4Error:
     if own is not None:  # the Space's own gr.Error (a /run/predict step answers it with HTTP 500)
         return classify_error_text(*own)
     if status >= 500:
-        return SpaceUnavailable(f"{what} failed (HTTP {status}): {snippet or 'no details'}", state="error")
+        return SpaceUnavailable(f"{what} failed (HTTP {status}): {snippet or 'no details'}",
+                                state=UnavailableState.ERROR)
     return ProtocolError(f"{what} answered HTTP {status} unexpectedly: {snippet or 'no details'}")
 
 

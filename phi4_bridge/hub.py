@@ -36,7 +36,7 @@ import aiohttp
 
 from .chain import chain_problem
 from .config import AUTO, CANDIDATE_SEARCH, DEFAULT_SPACE, BridgeConfig
-from .errors import SpaceUnavailable
+from .errors import SpaceUnavailable, UnavailableState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,7 +60,8 @@ STAGE_WORDS = {
     "APP_STARTING": "is starting",
     "DELETING": "is being deleted",
 }
-STATE_OF_STAGE = {"SLEEPING": "sleeping", "PAUSED": "paused", "BUILDING": "building", "APP_STARTING": "building"}
+STATE_OF_STAGE = {"SLEEPING": UnavailableState.SLEEPING, "PAUSED": UnavailableState.PAUSED,
+                  "BUILDING": UnavailableState.BUILDING, "APP_STARTING": UnavailableState.BUILDING}
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,7 @@ async def list_candidates(config: BridgeConfig, *, search: str | None = CANDIDAT
     listed = await asyncio.gather(*(_listed(config, token, space) for space in ids))
     if all(c.state.problem == "unreachable" for c in listed):
         raise SpaceUnavailable(f"Cannot reach the Hub at {config.hub_url} ({listed[0].state.detail}); check the "
-                               "network or --hub-url.", state="unreachable")
+                               "network or --hub-url.", state=UnavailableState.UNREACHABLE)
     found: list[Candidate] = []
     if search:
         try:
@@ -394,7 +395,7 @@ async def resolve(config: BridgeConfig) -> Resolved:
         candidates = await list_candidates(config)
         chosen = pick(candidates)
         if chosen is None:
-            raise SpaceUnavailable(none_usable(candidates), state="none_running")
+            raise SpaceUnavailable(none_usable(candidates), state=UnavailableState.NONE_RUNNING)
         official = next((c for c in candidates if c.official), None)
         reason = f"{official.state.sentence()[:-1]}" if official and not chosen.official else ""
         used = replace(config, space=chosen.id, space_url=str(chosen.host), space_url_given=True,
@@ -407,12 +408,13 @@ async def resolve(config: BridgeConfig) -> Resolved:
     if state.problem is not None:
         if config.space_url_given:  # a Space the Hub does not show us may still answer at the origin given
             return Resolved(config, state, asked, f"Note: {state.sentence()} Trying {config.space_url} anyway.")
-        raise SpaceUnavailable(state.sentence(), state=state.problem)
+        raise SpaceUnavailable(state.sentence(), state=UnavailableState(state.problem))
     if state.stage == "SLEEPING":
         note = f"Note: {state.sentence()}"
     elif not state.running:
         hint = " `--space auto` uses another Phi-4-multimodal Space that runs." if asked == DEFAULT_SPACE else ""
-        raise SpaceUnavailable(state.sentence() + hint, state=STATE_OF_STAGE.get(str(state.stage), "error"))
+        raise SpaceUnavailable(state.sentence() + hint,
+                               state=STATE_OF_STAGE.get(str(state.stage), UnavailableState.ERROR))
     else:
         note = ""
     if not config.space_url_given:

@@ -20,7 +20,7 @@ from gradio_client.utils import ServerMessage
 
 from .chain import PROTOCOLS, Chain, Step, chain_problem, fallback_chain, find_chain
 from .config import BridgeConfig
-from .errors import ProtocolError, RouteMissing, SpaceUnavailable, StreamTimeout, classify_status
+from .errors import ProtocolError, RouteMissing, SpaceUnavailable, StreamTimeout, UnavailableState, classify_status
 from .sse import SSEDecoder
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ async def check(resp: aiohttp.ClientResponse, what: str, chain: Chain | None = N
 def route_missing(what: str, path: str, chain: Chain) -> RouteMissing:
     return RouteMissing(f"{what} answered HTTP 404 at {path}, though its /config answered: a protocol problem "
                         f"(gradio {chain.version or '?'}, api_prefix {chain.api_prefix!r}, {chain.protocol}); the "
-                        "Space may have changed its interface.")
+                        "Space may have changed its interface.", status=404)
 
 
 async def fetch_config(session: aiohttp.ClientSession, cfg: BridgeConfig) -> Any:
@@ -146,7 +146,7 @@ async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, cha
                                     "Try again later.") from exc
             except aiohttp.ClientError as exc:
                 raise SpaceUnavailable(f"The connection to the Space broke mid-reply ({type(exc).__name__}); "
-                                       "retry.", state="dropped") from exc
+                                       "retry.", state=UnavailableState.DROPPED) from exc
             messages = decoder.feed(chunk) if chunk else decoder.close()
             if messages:
                 first, timeout = False, cfg.timeouts.idle
@@ -162,7 +162,7 @@ async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, cha
                 yield batch
             if not chunk:
                 raise SpaceUnavailable("The Space closed the stream before the reply was complete; retry.",
-                                       state="dropped")
+                                       state=UnavailableState.DROPPED)
 
 
 async def cancel(session: aiohttp.ClientSession, cfg: BridgeConfig, chain: Chain, fn: int, session_hash: str,

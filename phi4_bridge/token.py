@@ -154,7 +154,8 @@ class TokenProvider:
             body = await resp.text()
             if resp.status in (401, 403):
                 raise AuthError("The Hub refused your Hugging Face token (HTTP "
-                                f"{resp.status}). Check HF_TOKEN or run `huggingface-cli login` again.")
+                                f"{resp.status}). Check HF_TOKEN or run `huggingface-cli login` again.",
+                                status=resp.status)
             if resp.status != 200:
                 raise classify_status(resp.status, body, "The Hub's token service")
         try:

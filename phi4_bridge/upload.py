@@ -70,7 +70,8 @@ async def upload(session: aiohttp.ClientSession, routes: str, files: Sequence[Me
             body = await resp.text()
             if resp.status == 404:
                 raise RouteMissing(f"The Space's upload answered HTTP 404 at {resp.url.path}, though its /config "
-                                    "answered: a protocol problem; the Space may have changed its interface.")
+                                    "answered: a protocol problem; the Space may have changed its interface.",
+                                    status=404)
             if resp.status != 200:
                 error = classify_status(resp.status, body, "The Space's upload")
                 if isinstance(error, ProtocolError):

@@ -9,7 +9,7 @@
 #
 #   pip install -r requirements-mutation.txt
 #   bash scripts/mutation.sh                      # every module below
-#   bash scripts/mutation.sh mirror/budget.py     # one (or several) of them
+#   bash scripts/mutation.sh mirror/visitors/budget.py     # one (or several) of them
 #
 # PHI4_MUTATION_JOBS (default 1): mutants run at once; the machine's other work shares its cores.
 set -euo pipefail
@@ -17,21 +17,21 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${PHI4_MUTATION_DIR:-${TMPDIR:-/tmp}/phi4-mutation}
 JOBS=${PHI4_MUTATION_JOBS:-1}
-ALL=(mirror/budget.py phi4_bridge/messages.py mirror/guard.py phi4_bridge/openai_bounds.py phi4_bridge/errors.py
-     mirror/door.py phi4_bridge/chain.py)
+ALL=(mirror/visitors/budget.py phi4_bridge/messages.py mirror/door/guard.py phi4_bridge/openai_api/bounds.py phi4_bridge/errors.py
+     mirror/door/middleware.py phi4_bridge/chain.py)
 
 # The unit tests of a module, one pytest argument a line: only test files (or tests) that call its functions
 # in-process. Those that start an app or a stand-in are left out: they are the suite's, not the mutation check's.
 tests_for() {
     case "$1" in
-        mirror/budget.py) printf '%s\n' tests/test_budget.py tests/test_budget_edges.py \
+        mirror/visitors/budget.py) printf '%s\n' tests/test_budget.py tests/test_budget_edges.py \
             -k 'not (over_budget or only_the_host or restart_of_the_app)' ;;
         phi4_bridge/messages.py) printf '%s\n' tests/test_messages.py tests/test_limits_edges.py ;;
-        mirror/guard.py) printf '%s\n' tests/test_bounds.py tests/test_guard_edges.py ;;
-        phi4_bridge/openai_bounds.py) printf '%s\n' tests/test_bounds.py tests/test_limits_edges.py ;;
+        mirror/door/guard.py) printf '%s\n' tests/test_bounds.py tests/test_guard_edges.py ;;
+        phi4_bridge/openai_api/bounds.py) printf '%s\n' tests/test_bounds.py tests/test_limits_edges.py ;;
         phi4_bridge/errors.py) printf '%s\n' tests/test_errors.py tests/test_zerogpu_messages.py \
             tests/test_errors_edges.py ;;
-        mirror/door.py) printf '%s\n' tests/test_door_edges.py ;;
+        mirror/door/middleware.py) printf '%s\n' tests/test_door_edges.py ;;
         phi4_bridge/chain.py) printf '%s\n' tests/test_chain.py tests/test_chain_configs.py tests/test_chain_edges.py ;;
         *) echo "mutation.sh: no unit tests named for $1 (see tests_for in $0)" >&2; return 1 ;;
     esac
@@ -43,10 +43,10 @@ tests_for() {
 scope_for() {
     case "$1" in
         phi4_bridge/messages.py) printf '%s\n' 'phi4_bridge.messages.x_check_*' 'phi4_bridge.messages.x_has_*' ;;
-        mirror/guard.py) printf '%s\n' 'mirror.guard.x_event_body_limit*' 'mirror.guard.x_upload_request_limit*' \
-            'mirror.guard.x_release*' 'mirror.guard.x_valid_session_hash*' 'mirror.guard.x_client_of*' \
-            'mirror.guard.xǁStreamOpensǁ*' 'mirror.guard.xǁLoginThrottleǁ*' 'mirror.guard.xǁGuardǁcheck_message*' \
-            'mirror.guard.xǁGuardǁover_budget*' ;;
+        mirror/door/guard.py) printf '%s\n' 'mirror.door.guard.x_event_body_limit*' 'mirror.door.guard.x_upload_request_limit*' \
+            'mirror.door.guard.x_release*' 'mirror.door.guard.x_valid_session_hash*' 'mirror.door.guard.x_client_of*' \
+            'mirror.door.guard.xǁStreamOpensǁ*' 'mirror.door.guard.xǁLoginThrottleǁ*' 'mirror.door.guard.xǁGuardǁcheck_message*' \
+            'mirror.door.guard.xǁGuardǁover_budget*' ;;
         *) ;;
     esac
 }

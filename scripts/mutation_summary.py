@@ -27,7 +27,7 @@ def statuses(meta: Path) -> dict[str, int | None]:
 
 
 def score_line(module: str, codes: dict[str, int | None]) -> str:
-    """``mirror/budget.py: 225/230 killed (97.8 %), 5 survived, 0 without a test, 0 not run``."""
+    """``mirror/visitors/budget.py: 225/230 killed (97.8 %), 5 survived, 0 without a test, 0 not run``."""
     count: Counter[str] = Counter()
     for code in codes.values():
         if code is None:
@@ -47,7 +47,7 @@ def score_line(module: str, codes: dict[str, int | None]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Print the score and the survivors of the module named (``mirror/budget.py``), of only the mutants that
+    """Print the score and the survivors of the module named (``mirror/visitors/budget.py``), of only the mutants that
     match the globs after it when some are given (``phi4_bridge.messages.x_check_*``): the scope it was run on."""
     if not argv:
         print("usage: mutation_summary.py MODULE [MUTANT-GLOB ...]", file=sys.stderr)

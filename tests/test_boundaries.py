@@ -19,7 +19,7 @@ from app_server import start_app
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from mirror.qa_handlers import uploaded_reader
+from mirror.qa.handlers import uploaded_reader
 from mirror.settings import AppSettings
 from phi4_bridge.config import Limits
 from phi4_bridge.errors import InputRejected, UploadRejected

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from mirror.guard import event_body_limit, upload_request_limit
+from mirror.door.guard import event_body_limit, upload_request_limit
 from phi4_bridge.config import Limits
 from phi4_bridge.errors import InputRejected
 from phi4_bridge.messages import check_history, check_prompt
-from phi4_bridge.openai_bounds import base64_limit, check_parsed, check_raw
-from phi4_bridge.openai_errors import ApiError
-from phi4_bridge.openai_schema import ChatRequest
+from phi4_bridge.openai_api.bounds import base64_limit, check_parsed, check_raw
+from phi4_bridge.openai_api.errors import ApiError
+from phi4_bridge.openai_api.schema import ChatRequest
 from phi4_bridge.qa.cases import Case
 from phi4_bridge.qa.exports import _cell
 from phi4_bridge.qa.store import QAStore

@@ -1,5 +1,6 @@
-"""Issue 14, the host's quota: the turn budget per visitor (mirror/budget.py), the usage store (mirror/usage.py),
-and both through the real app with gradio_client (logins, --admin, the /chat API, the host-only /usage route).
+"""Issue 14, the host's quota: the turn budget per visitor (mirror/visitors/budget.py), the usage store
+(mirror/visitors/usage.py), and both through the real app with gradio_client (logins, --admin, the /chat API, the
+host-only /usage route).
 
 Pure logic runs on an explicit clock (no waiting an hour); the app runs a short period (``2/15s``)."""
 
@@ -17,9 +18,9 @@ from app_server import start_app
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from mirror.budget import Budget, Ok, OverBudget, Rule, parse_rule, visitor_of
 from mirror.settings import parse_settings
-from mirror.usage import SCHEMA_VERSION, UsageStore
+from mirror.visitors.budget import Budget, Ok, OverBudget, Rule, parse_rule, visitor_of
+from mirror.visitors.usage import SCHEMA_VERSION, UsageStore
 from phi4_bridge.process import ServerProcess
 
 

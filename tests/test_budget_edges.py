@@ -1,4 +1,4 @@
-"""The edges of the visitors' turn budget (mirror/budget.py) that the mutation check (tests/README.md) found
+"""The edges of the visitors' turn budget (mirror/visitors/budget.py) that the mutation check (tests/README.md) found
 unguarded: the smallest budget, the words that switch it off, who is forgotten when the table is full, the badge
 for a period of several units, and the sentence's clock (UTC whatever the host's zone, seconds under two minutes,
 minutes rounded up). Pure functions on an explicit clock; each test names the break it catches."""
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from starlette.requests import Request
 
-from mirror.budget import Budget, Ok, OverBudget, Rule, parse_rule, visitor_of
+from mirror.visitors.budget import Budget, Ok, OverBudget, Rule, parse_rule, visitor_of
 
 RETRY = datetime(2026, 11, 28, 15, 42, tzinfo=UTC).timestamp()
 

@@ -25,13 +25,13 @@ import httpx
 import pytest
 from app_server import start_app
 
-from mirror.budget import Rule
-from mirror.chat_values import safe_history
-from mirror.guard import LoginThrottle
-from mirror.handlers import Visitors
+from mirror.chat.chat_values import safe_history
+from mirror.chat.handlers import Visitors
+from mirror.door.guard import LoginThrottle
 from mirror.settings import AppSettings, parse_settings
+from mirror.visitors.budget import Rule
 from phi4_bridge.config import Limits
-from phi4_bridge.openai_fetch import TIMEOUT_S, FetchRefused, fetch
+from phi4_bridge.openai_api.fetch import TIMEOUT_S, FetchRefused, fetch
 from phi4_bridge.process import ServerProcess
 
 MB = 1024 * 1024
@@ -83,7 +83,7 @@ class Clock:
 
 def test_five_failed_logins_within_a_minute_lock_out_for_30_s(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
-    monkeypatch.setattr("mirror.guard.time.monotonic", clock)
+    monkeypatch.setattr("mirror.door.guard.time.monotonic", clock)
     s = AppSettings()
     throttle = LoginThrottle(s.login_failures, s.login_window_s, s.login_lockout_s)
     for _ in range(4):  # four failures: not yet

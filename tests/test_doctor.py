@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from phi4_bridge.doctor_report import NAME_WIDTH
+from phi4_bridge.cli.doctor_report import NAME_WIDTH
 from phi4_bridge.process import ServerProcess, free_port
 from phi4_bridge.standin.launcher import reset, set_fault, start_standin, stats
 

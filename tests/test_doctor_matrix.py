@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from gradio_matrix import no_hub
 
-from phi4_bridge.doctor_checks import FINISHED_FIRST
-from phi4_bridge.doctor_report import NAME_WIDTH
+from phi4_bridge.cli.doctor_checks import FINISHED_FIRST
+from phi4_bridge.cli.doctor_report import NAME_WIDTH
 
 pytestmark = pytest.mark.matrix
 ROOT = Path(__file__).resolve().parent.parent

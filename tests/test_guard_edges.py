@@ -1,4 +1,4 @@
-"""The door's bookkeeping at its edges (mirror/guard.py), as the mutation check (tests/README.md) asks: the body
+"""The door's bookkeeping at its edges (mirror/door/guard.py), as the mutation check (tests/README.md) asks: the body
 caps in the figures the refusals print, session ids at 1 and 64 characters, a /chat message at 8 files and 20,000
 characters, the login lockout and its window, which streams count as open, and the tables' bounds. Pure functions
 and small classes called directly, on the app's real default settings; each test names the break it catches."""
@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-import mirror.guard as guard_module
-from mirror.budget import Budget, Rule
-from mirror.guard import (
+import mirror.door.guard as guard_module
+from mirror.door.guard import (
     Guard,
     LoginThrottle,
     StreamOpens,
@@ -22,6 +21,7 @@ from mirror.guard import (
     valid_session_hash,
 )
 from mirror.settings import parse_settings
+from mirror.visitors.budget import Budget, Rule
 from phi4_bridge.config import Limits
 
 MB = 1024 * 1024  # the unit of every figure the app prints ("25 MB" is 25 * 1024 * 1024 bytes)
@@ -198,7 +198,7 @@ def test_a_login_from_an_address_with_no_failures_is_no_error_and_a_lockout_star
     (caught: its words or arguments changed)."""
     throttle = LoginThrottle(failures=5, window_s=60.0, lockout_s=30.0)
     throttle.record("10.0.0.9", ok=True)
-    with caplog.at_level("WARNING", logger="mirror.guard"):
+    with caplog.at_level("WARNING", logger="mirror.door.guard"):
         for _ in range(5):
             throttle.record("10.0.0.1", ok=False)
     assert [r.getMessage() for r in caplog.records] == ["login: 5 failed logins from 10.0.0.1; locked out for 30 s"]

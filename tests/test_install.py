@@ -78,7 +78,7 @@ def test_phi4_mirror_command_serves_the_app_from_the_install(installed: Path, tm
         app.wait_ready("/", timeout=120)
         reply = Client(app.url, verbose=False).predict({"text": "from the install", "files": []}, api_name="/chat")
         assert reply.startswith('You said: "from the install". Earlier turns: 0.'), reply
-    where = run([str(installed / "python"), "-c", "import mirror.chat_values as cv, app; "
+    where = run([str(installed / "python"), "-c", "import mirror.chat.chat_values as cv, app; "
                  "print(cv.EXAMPLES_DIR / 'red-circle.png', (cv.EXAMPLES_DIR / 'red-circle.png').is_file(), "
                  "app.__file__)"], tmp_path)
     assert where.returncode == 0, where.stderr
@@ -122,10 +122,10 @@ def test_a_type_checker_reads_the_installed_packages_hints(installed: Path, tmp_
     """Both packages ship ``py.typed`` (PEP 561): a user's mypy run against the install sees their real types, where
     without the marker it would report them as untyped (``import-untyped``) and treat every name as ``Any``."""
     user_code = tmp_path / "use.py"
-    user_code.write_text("import mirror.budget\nimport phi4_bridge\n\n"
-                         "reveal_type(phi4_bridge.BridgeConfig.from_env())\nreveal_type(mirror.budget.parse_rule)\n")
+    user_code.write_text("import mirror.visitors.budget\nimport phi4_bridge\n\n"
+                         "reveal_type(phi4_bridge.BridgeConfig.from_env())\nreveal_type(mirror.visitors.budget.parse_rule)\n")
     done = run([sys.executable, "-m", "mypy", "--python-executable", str(installed / "python"),
                 "--cache-dir", str(tmp_path / "cache"), "--strict", str(user_code)], tmp_path, timeout=300)
     assert 'Revealed type is "phi4_bridge.config.BridgeConfig"' in done.stdout, done.stdout + done.stderr
-    assert 'Revealed type is "def (text: str) -> mirror.budget.Rule | None"' in done.stdout, done.stdout
+    assert 'Revealed type is "def (text: str) -> mirror.visitors.budget.Rule | None"' in done.stdout, done.stdout
     assert done.returncode == 0, done.stdout + done.stderr

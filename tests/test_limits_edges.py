@@ -1,6 +1,6 @@
 """The input limits at their edges (phi4_bridge/messages.py, the limits of a turn and of a caller's history), as
 the mutation check (tests/README.md) asks: each limit lets its own figure through and refuses one more, with the
-sentence the user reads; then the OpenAI API's bounds (phi4_bridge/openai_bounds.py) alike. Pure functions on the
+sentence the user reads; then the OpenAI API's bounds (phi4_bridge/openai_api/bounds.py) alike. Pure functions on the
 default ``Limits``; each test names the break it catches."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from phi4_bridge.config import Limits
 from phi4_bridge.errors import InputRejected
 from phi4_bridge.messages import check_history, check_prompt
-from phi4_bridge.openai_bounds import base64_limit, check_parsed, check_raw
-from phi4_bridge.openai_errors import ApiError
-from phi4_bridge.openai_schema import ChatRequest
+from phi4_bridge.openai_api.bounds import base64_limit, check_parsed, check_raw
+from phi4_bridge.openai_api.errors import ApiError
+from phi4_bridge.openai_api.schema import ChatRequest
 
 LIMITS = Limits()
 
@@ -130,7 +130,7 @@ def test_either_half_of_a_surrogate_pair_is_named_a_lone_surrogate(half: str) ->
     assert refused.reason == "control_characters"
 
 
-# ---- the OpenAI API's bounds (phi4_bridge/openai_bounds.py): on the raw body, then on the parsed request ---------
+# ---- the OpenAI API's bounds (phi4_bridge/openai_api/bounds.py): on the raw body, then on the parsed request ---------
 
 def chat_body(*messages: dict[str, object]) -> bytes:
     return json.dumps({"model": "phi-4-multimodal", "messages": list(messages)}).encode()

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from mirror.mcp_gate import is_mcp_path
-from mirror.mcp_tools import client_config
+from mirror.apis.mcp_gate import is_mcp_path
+from mirror.apis.mcp_tools import client_config
 from mirror.settings import parse_settings
-from phi4_bridge.openai_errors import ApiError
-from phi4_bridge.openai_messages import url_attachment
+from phi4_bridge.openai_api.errors import ApiError
+from phi4_bridge.openai_api.messages import url_attachment
 
 
 @pytest.mark.parametrize(("path", "guarded"), [

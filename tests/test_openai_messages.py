@@ -7,9 +7,9 @@ import base64
 import pytest
 
 from phi4_bridge.messages import turns
-from phi4_bridge.openai_errors import ApiError, quota
-from phi4_bridge.openai_messages import check_request, to_turn, with_paths
-from phi4_bridge.openai_schema import ChatRequest
+from phi4_bridge.openai_api.errors import ApiError, quota
+from phi4_bridge.openai_api.messages import check_request, to_turn, with_paths
+from phi4_bridge.openai_api.schema import ChatRequest
 
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG-bytes").decode()
 

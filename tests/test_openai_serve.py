@@ -12,7 +12,7 @@ from aiohttp import web
 from app_server import start_app
 from openai import OpenAI
 
-from phi4_bridge.openai_fetch import FetchRefused, fetch
+from phi4_bridge.openai_api.fetch import FetchRefused, fetch
 from phi4_bridge.process import ServerProcess, free_port
 from phi4_bridge.standin.launcher import configure, reset, set_fault
 

@@ -1,4 +1,4 @@
-"""The chat's frame rate (mirror/pacing.py, mirror/chatbot.py): a fast Space does not make the app re-send the
+"""The chat's frame rate (mirror/chat/pacing.py, mirror/chat/chatbot.py): a fast Space does not make the app re-send the
 whole chat a hundred times a second, the last words are never held back, and Stop still ends the source at once.
 
 The first tests drive ``batches`` with real async generators (pure logic); the last drives the app's own chat
@@ -17,9 +17,9 @@ import pytest
 from app_server import start_app
 
 from benchmarks.long_chat import earlier_messages, find_respond, turn
-from mirror import chat_values as cv
-from mirror.chatbot import remember_forms
-from mirror.pacing import batches
+from mirror.chat import chat_values as cv
+from mirror.chat.chatbot import remember_forms
+from mirror.chat.pacing import batches
 from phi4_bridge import BridgeConfig, Phi4Bridge
 from phi4_bridge.standin.launcher import start_standin
 
@@ -47,7 +47,7 @@ def test_a_fast_source_comes_out_at_the_frame_rate_with_nothing_lost() -> None:
 def test_a_consumer_whose_update_work_grows_gets_fewer_frames_but_at_least_two_a_second() -> None:
     """The frame lasts WORK_SHARE times the consumer's work on the last list (gradio's walk of a longer chat), up
     to MAX_FRAME_S: 20 ms of work a list makes frames of ~200 ms; 300 ms of work still lets text out every 0.5 s."""
-    promised_share, promised_max = 10.0, 0.5  # mirror/pacing.py's WORK_SHARE and MAX_FRAME_S
+    promised_share, promised_max = 10.0, 0.5  # mirror/chat/pacing.py's WORK_SHARE and MAX_FRAME_S
 
     async def consume(work_s: float) -> list[float]:
         gaps: list[float] = []

@@ -21,7 +21,7 @@ from PIL import Image
 from tcp_proxy import TcpProxy
 
 from phi4_bridge import BridgeConfig, Phi4Bridge, RemoteError, TextDelta, Timeouts, UploadRejected
-from phi4_bridge.__main__ import main
+from phi4_bridge.cli.main import main
 from phi4_bridge.config import Limits
 from phi4_bridge.media import inspect_file
 from phi4_bridge.process import ServerProcess, free_port

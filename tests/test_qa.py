@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from phi4_bridge import BridgeConfig, Phi4Bridge
-from phi4_bridge.__main__ import main
+from phi4_bridge.cli.main import main
 from phi4_bridge.qa.cases import load_cases, parse_lines
 from phi4_bridge.qa.report import render_report
 from phi4_bridge.qa.runner import run_cases

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from phi4_bridge.__main__ import main
+from phi4_bridge.cli.main import main
 from phi4_bridge.qa.cases import Case
 from phi4_bridge.qa.review import compare, counts, page
 from phi4_bridge.qa.store import QAStore, default_path

@@ -242,7 +242,7 @@ def test_qa_stop_alone_stops_the_run_on_the_space(client, standin, media):
 def test_a_cli_run_appears_in_the_tab_and_any_two_runs_compare_with_counts(client, standin, tmp_path):
     """Two runs of ``python -m phi4_bridge qa`` (the app and the command share the store, $PHI4_QA_DB), the case
     file edited between them: one case fixed, one broken, one answered differently, two the same."""
-    from phi4_bridge.__main__ import main
+    from phi4_bridge.cli.main import main
 
     Image.new("RGB", (37, 23), "red").save(tmp_path / "red.png")
 

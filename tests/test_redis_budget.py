@@ -1,5 +1,5 @@
-"""The turn budget in Redis (mirror/redis_budget.py), for replicas on several hosts: a visitor gets the host's turns
-whichever replica of whichever host answers.
+"""The turn budget in Redis (mirror/visitors/redis_budget.py), for replicas on several hosts: a visitor gets the host's
+turns whichever replica of whichever host answers.
 
 Every test talks to a real ``redis-server`` (tests/redis_server.py: a free loopback port, a password). First two
 budgets on one server, as two replicas on two hosts would hold them, and four processes racing on it; then what an
@@ -21,8 +21,8 @@ from redis_server import PASSWORD, RedisServer, redis_server
 from test_cluster import RunningCluster
 from test_shared_budget import KEY, ask
 
-from mirror.budget import Ok, OverBudget, Rule
-from mirror.redis_budget import PREFIX, RedisBudget, StoreDown, StoreUnreachable, redact
+from mirror.visitors.budget import Ok, OverBudget, Rule
+from mirror.visitors.redis_budget import PREFIX, RedisBudget, StoreDown, StoreUnreachable, redact
 from phi4_bridge.process import free_port
 from phi4_bridge.standin.launcher import start_standin
 
@@ -77,8 +77,8 @@ def test_without_an_injected_clock_the_window_runs_on_redis_s_clock(fresh: Redis
 
 RACER = """
 import json, sys, threading, time
-from mirror.budget import Ok, Rule
-from mirror.redis_budget import RedisBudget
+from mirror.visitors.budget import Ok, Rule
+from mirror.visitors.redis_budget import RedisBudget
 budget = RedisBudget(Rule(1, 3600.0, "hour"), sys.argv[1])
 print("ready", flush=True)
 start = float(sys.stdin.readline())  # when every racer is ready

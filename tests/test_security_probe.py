@@ -33,8 +33,8 @@ from gradio_client import Client, handle_file
 from media_factory import png
 from PIL import Image
 
-from mirror.chat_values import safe_history
-from mirror.launch import EXIT_DEADLINE_S
+from mirror.chat.chat_values import safe_history
+from mirror.serve.launch import EXIT_DEADLINE_S
 from phi4_bridge.process import ServerProcess
 from phi4_bridge.standin.launcher import configure, reset, stats
 

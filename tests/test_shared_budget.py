@@ -1,5 +1,5 @@
-"""The turn budget shared by the replicas of a cluster (mirror/shared_budget.py): a visitor gets the host's turns
-whichever replica answers, not that many on each.
+"""The turn budget shared by the replicas of a cluster (mirror/visitors/shared_budget.py): a visitor gets the host's
+turns whichever replica answers, not that many on each.
 
 First two budgets on one file, as two replica processes would hold them (and threads racing on both); then the
 real thing: ``python -m mirror.cluster`` behind Debian's nginx, whose ``/v1`` goes round robin, and one API key.
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from test_cluster import RunningCluster
 
-from mirror.budget import Ok, OverBudget, Rule
-from mirror.shared_budget import SharedBudget
+from mirror.visitors.budget import Ok, OverBudget, Rule
+from mirror.visitors.shared_budget import SharedBudget
 from phi4_bridge.standin.launcher import start_standin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +46,8 @@ def test_two_replicas_on_one_file_give_a_visitor_the_host_s_turns(tmp_path: Path
 
 RACER = """
 import sys, time
-from mirror.budget import Ok, Rule
-from mirror.shared_budget import SharedBudget
+from mirror.visitors.budget import Ok, Rule
+from mirror.visitors.shared_budget import SharedBudget
 budget = SharedBudget(Rule(40, 3600.0, "hour"), sys.argv[1])
 while time.time() < float(sys.argv[2]):  # all start together
     pass

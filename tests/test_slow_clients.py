@@ -1,4 +1,4 @@
-"""Issue 14: requests slow on purpose do not hold a connection forever (mirror/slow_clients.py). Raw sockets over
+"""Issue 14: requests slow on purpose do not hold a connection forever (mirror/door/slow_clients.py). Raw sockets over
 loopback against the real app (``--slow-client-timeout 2``), with the real stand-in behind it.
 
 Each test fails on the hole it names: without the deadlines uvicorn keeps a silent connection, a trickled head or
@@ -18,7 +18,7 @@ import pytest
 from app_server import start_app
 from gradio_client import Client
 
-from mirror.slow_clients import TIMEOUT_408
+from mirror.door.slow_clients import TIMEOUT_408
 from phi4_bridge.process import ServerProcess
 
 TRICKLE_S = 0.25  # a byte this often: the pace of a trickling client (the app allows 2 s plus 1 s per 500 bytes)

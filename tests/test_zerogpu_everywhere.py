@@ -20,7 +20,7 @@ from gradio_client.exceptions import AppError
 from test_standin import failed, one_turn
 
 from phi4_bridge import Phi4Bridge, Phi4Error
-from phi4_bridge.__main__ import main
+from phi4_bridge.cli.main import main
 from phi4_bridge.config import BridgeConfig
 from phi4_bridge.errors import classify_error_text
 from phi4_bridge.process import ServerProcess

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from phi4_bridge import errors as e
-from phi4_bridge.__main__ import exit_code
+from phi4_bridge.cli.main import exit_code
 
 DATA = json.loads((Path(__file__).parent / "data" / "zerogpu_messages.json").read_text())
 MESSAGES: list[dict[str, Any]] = DATA["messages"]

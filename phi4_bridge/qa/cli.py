@@ -199,7 +199,7 @@ async def run_file(args: argparse.Namespace, store: QAStore) -> int:
                     store.record(run_id, record)
                     results.append(record)
                     progress.update(record)
-                    if record["status"] == "error" and record["error_type"] != "NotRun":
+                    if record["status"] == "error":  # (a case not run has the status "not_run")
                         progress.write(f"case {record['id']}: {record['error']}")
         end = "stopped" if stopped else "finished"
     finally:
@@ -223,7 +223,7 @@ async def run_file(args: argparse.Namespace, store: QAStore) -> int:
     if stopped:
         stop = stopped[0]
         print(f"stopped: {stop.message}\n{stop.advice()}", file=sys.stderr)
-        return 4 if stop.error_type == "QuotaExceeded" else 3
+        return 4 if stop.quota_spent else 3
     return 0 if counts["pass"] == counts["total"] else 1
 
 

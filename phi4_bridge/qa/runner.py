@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from ..bridge import Phi4Bridge
-from ..errors import AuthError, InputRejected, Phi4Error, QuotaExceeded, SpaceUnavailable, TokenExpired
+from ..errors import (
+    AuthError,
+    InputRejected,
+    Phi4Error,
+    QuotaExceeded,
+    SpaceUnavailable,
+    TokenExpired,
+    UnavailableState,
+)
 from ..events import Done, TextDelta
 from .cases import Case
 
@@ -40,7 +48,8 @@ RESULTS_NAME = "results.jsonl"
 REPORT_NAME = "report.html"
 
 # Errors after which every further case would fail the same way: stop launching.
-_SPACE_GONE = frozenset({"sleeping", "paused", "not_found", "private", "unreachable", "gpu_duration"})
+_SPACE_GONE = frozenset({UnavailableState.SLEEPING, UnavailableState.PAUSED, UnavailableState.NOT_FOUND,
+                         UnavailableState.PRIVATE, UnavailableState.UNREACHABLE, UnavailableState.GPU_DURATION})
 
 
 def stops_run(error: BaseException) -> bool:
@@ -57,14 +66,20 @@ def retryable(error: BaseException) -> bool:
 
 @dataclass
 class RunStopped:
-    """Why a run stopped early: the error that stopped it, as text a person can act on."""
+    """Why a run stopped early: the error that stopped it (``error``; None for the app's budget), as text a person
+    can act on."""
 
     error_type: str
     message: str
     retry_after: float | None = None
+    error: Phi4Error | None = None
+
+    @property
+    def quota_spent(self) -> bool:
+        return isinstance(self.error, QuotaExceeded)
 
     def advice(self) -> str:
-        if self.error_type == "QuotaExceeded":
+        if self.quota_spent:
             if self.retry_after:
                 wait = f"in about {max(1, round(self.retry_after / 60))} minute(s)"
             else:
@@ -104,8 +119,15 @@ def _r(value: float | None) -> float | None:
 
 async def run_case(bridge: Phi4Bridge, case: Case, *, ip_token: str | None = None) -> dict[str, Any]:
     """One case, one fresh conversation; never raises for a case's own failure (returns an error record)."""
+    record, _ = await _run_case(bridge, case, ip_token=ip_token)
+    return record
+
+
+async def _run_case(bridge: Phi4Bridge, case: Case, *, ip_token: str | None = None
+                    ) -> tuple[dict[str, Any], Phi4Error | None]:
+    """``run_case``'s record, and the bridge's error when the case failed with one."""
     if case.invalid:
-        return error_record(case, case.invalid, "InvalidCase", can_retry=False)
+        return error_record(case, case.invalid, "InvalidCase", can_retry=False), None
     started = time.perf_counter()
     first_text: float | None = None
     done: Done | None = None
@@ -124,10 +146,10 @@ async def run_case(bridge: Phi4Bridge, case: Case, *, ip_token: str | None = Non
         if isinstance(exc, QuotaExceeded):
             record["retry_after"] = exc.retry_after
         record["stops_run"] = stops_run(exc)
-        return record
+        return record, exc
     except Exception as exc:  # a bug or an unexpected failure: record it, keep the run going
         return error_record(case, f"unexpected {type(exc).__name__}: {exc}", type(exc).__name__, can_retry=True,
-                            timings={"total_s": _r(time.perf_counter() - started)})
+                            timings={"total_s": _r(time.perf_counter() - started)}), None
     assert done is not None
     status, passed = judge(case, done.text)
     t = done.timings
@@ -137,7 +159,7 @@ async def run_case(bridge: Phi4Bridge, case: Case, *, ip_token: str | None = Non
         "total_s": _r(t.get("total_s", time.perf_counter() - started)),
         "error": None if status == "pass" else f"the reply does not contain {_missing(case, done.text)}",
         "error_type": None if status == "pass" else "ExpectationFailed", "retryable": False, "finished_at": _now(),
-    }
+    }, None
 
 
 def _missing(case: Case, reply: str) -> str:
@@ -162,9 +184,9 @@ async def run_cases(bridge: Phi4Bridge, cases: Sequence[Case], *, concurrency: i
 
     async def one(case: Case) -> None:
         try:
-            record = await run_case(bridge, case, ip_token=ip_token)
+            record, error = await _run_case(bridge, case, ip_token=ip_token)
             if record.pop("stops_run", False) and not stopped:
-                stopped.append(RunStopped(record["error_type"], record["error"], record.get("retry_after")))
+                stopped.append(RunStopped(record["error_type"], record["error"], record.get("retry_after"), error))
             await results.put(record)
         finally:
             sem.release()
