@@ -144,6 +144,14 @@ ISSUE_24_NOTES = [
     "`--app-concurrency 64`: 1,001 ms, the queue hop down to 378 ms and the bridge's first text up to 438 ms: "
     "the two cores (stand-in, app and client share them), not the turn slots, set the pace, so the default "
     "stays 32.",
+    "- The same command on 2026-12-07 00:09 UTC, the sweep's conversations now keeping one gradio session each as "
+    "a browser page does (before, a new session every turn): first text p50 at 50 conversations 1,560 ms through "
+    "the app against 503 ms straight to the Space (3.1x, issue 24's target of 2x still missed); at 10, 205 against "
+    "56 ms. Parts at 50: queue hop 499 ms (50 conversations, 32 turn slots), the bridge's first text 562 ms, "
+    "stream wait and budget 0.05 ms, usage write 0.40 ms. Added chunk p99 at 50: -128 ms (met). The app used 2.88 "
+    "CPU s per 1,000 chunks at 50 conversations: 2,000 chunks a second would need more than the two cores the "
+    "stand-in, the app and the client share, so the first words wait for CPU; a real model streams far fewer "
+    "chunks a second.",
 ]
 
 
