@@ -75,3 +75,24 @@ def test_redact_scrubs_every_token_shape_and_keeps_the_words_around_it() -> None
     text = "sent Bearer abc.def and bearer xyz, hf_abcdef and hf_abcde, jwt eyJabcd.efgh.ij done"
     assert e.redact(text) == "sent Bearer [token] and bearer [token] [token] and hf_abcde, jwt [token] done"
     assert str(e.Phi4Error("token hf_secret123 leaked")) == "token [token] leaked"
+
+
+@pytest.mark.parametrize(("status", "body", "kind", "state"), [
+    (401, "", e.AuthError, None),
+    (403, "", e.AuthError, None),
+    (404, "", e.SpaceUnavailable, e.UnavailableState.NOT_FOUND),
+    (429, "", e.Phi4Error, None),
+    (503, "This Space is sleeping", e.SpaceUnavailable, e.UnavailableState.SLEEPING),
+    (502, "bad gateway", e.SpaceUnavailable, None),
+])
+def test_an_http_refusal_carries_its_status_and_a_typed_state(status: int, body: str, kind: type, state: object
+                                                              ) -> None:
+    """Callers read ``error.status`` and ``error.state`` instead of parsing "HTTP 403" out of the message (issue
+    26). Caught: ``classify_status`` not setting ``status``; a state that is a bare string again."""
+    error = e.classify_status(status, body, "the Space")
+    assert isinstance(error, kind)
+    assert error.status == status
+    if state is not None:
+        assert isinstance(error, e.SpaceUnavailable)
+        assert error.state is state
+        assert error.state == state.value  # still reads as the old words in messages, logs and JSON
