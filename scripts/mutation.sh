@@ -44,7 +44,7 @@ scope_for() {
     case "$1" in
         phi4_bridge/messages.py) printf '%s\n' 'phi4_bridge.messages.x_check_*' 'phi4_bridge.messages.x_has_*' ;;
         mirror/door/guard.py) printf '%s\n' 'mirror.door.guard.x_event_body_limit*' 'mirror.door.guard.x_upload_request_limit*' \
-            'mirror.door.guard.x_release*' 'mirror.door.guard.x_valid_session_hash*' 'mirror.door.guard.x_client_of*' \
+            'mirror.door.guard.x_release*' 'mirror.door.guard.x_valid_session_hash*' 'mirror.door.guard.x_address_of*' \
             'mirror.door.guard.xǁStreamOpensǁ*' 'mirror.door.guard.xǁLoginThrottleǁ*' 'mirror.door.guard.xǁGuardǁcheck_message*' \
             'mirror.door.guard.xǁGuardǁover_budget*' ;;
         *) ;;

@@ -19,7 +19,8 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from mirror.settings import parse_settings
-from mirror.visitors.budget import Budget, Ok, OverBudget, Rule, parse_rule, visitor_of
+from mirror.visitors.budget import Budget, Ok, OverBudget, Rule, parse_rule
+from mirror.visitors.identity import client_of
 from mirror.visitors.usage import SCHEMA_VERSION, UsageStore
 from phi4_bridge.process import ServerProcess
 
@@ -114,9 +115,9 @@ def test_the_visitor_key_is_the_login_else_the_address() -> None:
         def __init__(self, username: str | None, host: str) -> None:
             self.username, self.client = username, type("C", (), {"host": host})()
 
-    assert visitor_of(Who("alice", "127.0.0.1")) == "user:alice"
-    assert visitor_of(Who(None, "10.1.2.3")) == "addr:10.1.2.3"
-    assert visitor_of(None) == "local"
+    assert client_of(Who("alice", "127.0.0.1")) == "user:alice"
+    assert client_of(Who(None, "10.1.2.3")) == "addr:10.1.2.3"
+    assert client_of(None) == "local"
 
 
 # ---- the usage store ------------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 import pytest
 from starlette.requests import Request
 
-from mirror.visitors.budget import Budget, Ok, OverBudget, Rule, parse_rule, visitor_of
+from mirror.visitors.budget import Budget, Ok, OverBudget, Rule, parse_rule
+from mirror.visitors.identity import client_of
 
 RETRY = datetime(2026, 11, 28, 15, 42, tzinfo=UTC).timestamp()
 
@@ -60,13 +61,13 @@ def test_a_full_table_forgets_the_visitor_seen_longest_ago_not_the_newest() -> N
 
 
 def test_a_starlette_request_without_a_login_is_keyed_by_its_address() -> None:
-    """The OpenAI API and the door hand ``visitor_of`` a starlette Request, which has no ``username`` at all
+    """The OpenAI API and the door hand ``client_of`` a starlette Request, which has no ``username`` at all
     (caught: ``getattr(request, "username", None)`` without its default raises AttributeError)."""
     request = Request({"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [],
                        "client": ("10.9.8.7", 51000)})
-    assert visitor_of(request) == "addr:10.9.8.7"
+    assert client_of(request) == "addr:10.9.8.7"
     no_client = Request({"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []})
-    assert visitor_of(no_client) == "addr:unknown"
+    assert client_of(no_client) == "addr:unknown"
 
 
 @pytest.fixture

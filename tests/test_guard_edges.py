@@ -14,7 +14,7 @@ from mirror.door.guard import (
     Guard,
     LoginThrottle,
     StreamOpens,
-    client_of,
+    address_of,
     event_body_limit,
     release,
     upload_request_limit,
@@ -75,9 +75,9 @@ def test_release_counts_down_and_forgets_a_client_with_nothing_left() -> None:
 
 
 def test_a_client_is_its_address_or_unknown() -> None:
-    assert client_of({"client": ("10.0.0.7", 5000)}) == "10.0.0.7"
-    assert client_of({"client": None}) == "unknown"
-    assert client_of({}) == "unknown"
+    assert address_of({"client": ("10.0.0.7", 5000)}) == "10.0.0.7"
+    assert address_of({"client": None}) == "unknown"
+    assert address_of({}) == "unknown"
 
 
 def test_a_stream_opened_twice_stays_open_until_closed_twice_and_counts_as_seen_since(clock: Clock) -> None:

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from phi4_bridge.openai_api.errors import ApiError
 from phi4_bridge.openai_api.server import ApiSettings, caller_of
 
-from ..door.guard import Receive, Scope, Send, client_of
+from ..door.guard import Receive, Scope, Send, address_of
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class McpGate:
             try:
                 caller_of(Request(scope), self.api)
             except ApiError as exc:
-                log.info("refused an MCP request from %s: %s", client_of(scope), exc.message)
+                log.info("refused an MCP request from %s: %s", address_of(scope), exc.message)
                 body = json.dumps({"error": exc.message}).encode()
                 await send({"type": "http.response.start", "status": exc.status,
                             "headers": [(b"content-type", b"application/json"),

@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from starlette.routing import BaseRoute, Mount
@@ -28,20 +26,9 @@ from phi4_bridge.openai_api.server import ApiSettings, Caller, build_api
 from ..chat.handlers import ChatService
 from ..door.guard import Guard
 from ..settings import AppSettings
+from ..visitors.identity import api_request
 
 WAIT_STEP_S = 0.05  # how often a waiting API turn looks again at the UI's running turns
-
-
-@dataclass
-class _ApiRequest:
-    """What ``ChatService.events`` reads of a gradio request, for an API caller: no session (each request is
-    its own visitor), the key as the login name, the address, and the ``x-ip-token`` header."""
-
-    username: str | None
-    client: Any
-    headers: dict[str, str] = field(repr=False)
-    session_hash: None = None
-    request: None = None
 
 
 def ui_turns_running(guard: Guard) -> int:
@@ -72,9 +59,7 @@ class AppRunner:
     async def events(self, caller: Caller, prompt: str, files: list[str], history: list[dict[str, Any]],
                      options: dict[str, Any], source: str = "v1") -> AsyncIterator[Event]:
         """One turn of ``caller``; ``source`` names the surface in the Usage view ("v1", "mcp")."""
-        name = caller.name if caller.name.startswith("key:") else None
-        request = _ApiRequest(name, SimpleNamespace(host=caller.host),
-                              {"x-ip-token": caller.ip_token} if caller.ip_token else {})
+        request = api_request(caller.name, caller.host, caller.ip_token)
         await self._slot()
         try:
             async for event in self.chat.events(request, prompt, files, history, options,  # type: ignore[arg-type]

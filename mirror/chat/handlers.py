@@ -27,7 +27,8 @@ from phi4_bridge.errors import redact
 from ..door.guard import Guard, release
 from ..settings import AppSettings
 from ..space.holder import BridgeHolder
-from ..visitors.budget import Budget, OverBudget, visitor_of
+from ..visitors.budget import Budget, OverBudget
+from ..visitors.identity import client_of, ip_token_of, route_of, session_of
 from ..visitors.usage import UsageStore
 from . import chat_values as cv
 from .pacing import batches
@@ -84,32 +85,6 @@ class Visitors:
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-def _route(request: gr.Request | None) -> str:
-    inner = getattr(request, "request", None) if request is not None else None
-    try:
-        return str(inner.url.path) if inner is not None else ""
-    except Exception:  # noqa: BLE001 - a request without a URL is not a queued one
-        return ""
-
-
-def _visitor_key(request: gr.Request | None) -> str | None:
-    """The browser session (or gradio_client ``Client``) behind a request; None for a caller without one:
-    ``/run/chat``, ``/api/chat`` and ``/call/chat`` calls are each their own visitor, kept for one turn only."""
-    if request is None:
-        return None
-    path = _route(request)
-    if "/gradio_api/run/" in path or "/gradio_api/api/" in path or "/gradio_api/call/" in path:
-        return None
-    return getattr(request, "session_hash", None) or None
-
-
-def _ip_token(request: gr.Request | None) -> str | None:
-    headers = getattr(request, "headers", None)
-    if headers is None:
-        return None
-    return headers.get("x-ip-token") or None
 
 
 def log_failure(exc: Phi4Error) -> None:
@@ -197,10 +172,10 @@ class ChatService:
         view under ``source``."""
         entered = time.monotonic()
         joined = self.guard.joined_at(request)
-        conversation, slots = self.visitors.get(_visitor_key(request))
+        conversation, slots = self.visitors.get(session_of(request))
         if slots.locked():
             raise InputRejected("You already have a turn running; wait for it or press Stop.", reason="busy")
-        client = visitor_of(request)  # over all their sessions: the turn cap's key and the budget's
+        client = client_of(request)  # over all their sessions: the turn cap's key and the budget's
         if self.clients.get(client, 0) >= self.settings.turns_per_client:
             log.warning("refused a turn: %s already has %d turns running", client, self.clients[client])
             raise InputRejected(f"You already have {self.settings.turns_per_client} turns running (from this "
@@ -224,7 +199,7 @@ class ChatService:
                     bridge = await self.holder.get()
                     offered = await bridge.options() if options else {}
                     async with bridge.submit(text, files=list(files), history=history, conversation=conversation,
-                                             ip_token=_ip_token(request),
+                                             ip_token=ip_token_of(request),
                                              options={k: v for k, v in (options or {}).items()
                                                       if k in offered}) as job:
                         self._jobs.add(job)
@@ -271,7 +246,7 @@ class ChatService:
             log.debug("cancelling running turns at shutdown did not finish", exc_info=True)
 
     def forget(self, request: gr.Request | None) -> None:
-        self.visitors.forget(_visitor_key(request))
+        self.visitors.forget(session_of(request))
 
     # --- UI handlers ------------------------------------------------------------------------------------------
 
@@ -382,7 +357,8 @@ class ChatService:
         earlier = cv.safe_history(history) if history else None
         # A direct call (/run/chat, /api/chat) gets only the first value a generator yields, and gradio then drops
         # the generator (which cancels the Space job): such a caller gets the whole reply in one value instead.
-        whole = "/gradio_api/run/" in _route(request) or "/gradio_api/api/" in _route(request)
+        route = route_of(request)
+        whole = "/gradio_api/run/" in route or "/gradio_api/api/" in route
         reply = ""
         try:
             async for event in self.events(request, text, files, earlier, source="api"):

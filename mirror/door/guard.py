@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..visitors.budget import OverBudget
+from ..visitors.identity import client_key, client_of_event, route_of
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def valid_session_hash(value: Any) -> bool:
     return isinstance(value, str) and SESSION_HASH.fullmatch(value) is not None
 
 
-def client_of(scope: Scope) -> str:
+def address_of(scope: Scope) -> str:
+    """The address an ASGI request came from (the per-address throttles and the log lines)."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
 
@@ -203,11 +205,7 @@ class Guard:
     def joined_at(self, request: Any) -> float | None:
         """When a queued turn joined (monotonic), or None for a call that has no event stream to wait for (a
         direct ``/run/chat`` call answers on its own connection)."""
-        inner = getattr(request, "request", None)
-        try:
-            path = str(inner.url.path) if inner is not None else ""
-        except Exception:  # noqa: BLE001
-            path = ""
+        path = route_of(request)
         session = getattr(request, "session_hash", None)
         if not session or not ("/gradio_api/queue/join" in path or "/gradio_api/call/" in path):
             return None
@@ -236,7 +234,7 @@ class Guard:
             return 0
         events = [e for q in list(queue.event_queue_per_concurrency_id.values()) for e in list(q.queue)]
         events += [e for job in list(queue.active_jobs) for e in (job or [])]
-        return sum(1 for e in events if e.fn._id in self.turn_fn_indices and _event_client(e) == client)
+        return sum(1 for e in events if e.fn._id in self.turn_fn_indices and client_of_event(e) == client)
 
     def client_of_request(self, scope: Scope) -> str:
         """``user:NAME`` when the request carries a valid login cookie, else ``addr:HOST``."""
@@ -249,8 +247,8 @@ class Guard:
                 for part in value.decode("latin-1").split(";"):
                     key, _, token = part.strip().partition("=")
                     if key in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}") and token in tokens:
-                        return f"user:{tokens[token]}"
-        return f"addr:{client_of(scope)}"
+                        return client_key(tokens[token], None)
+        return client_key(None, address_of(scope))
 
     # --- queued turns whose stream never opened ---------------------------------------------------------------
 
@@ -286,12 +284,3 @@ class Guard:
             self.dropped += len(stale)
             log.warning("dropped %d queued turn%s whose event stream was never opened", len(stale),
                         "s" if len(stale) != 1 else "")
-
-
-# ---- the middleware ------------------------------------------------------------------------------------------
-
-def _event_client(event: Any) -> str:
-    if getattr(event, "username", None):
-        return f"user:{event.username}"
-    client = getattr(getattr(event, "request", None), "client", None)
-    return f"addr:{getattr(client, 'host', None) or 'unknown'}"

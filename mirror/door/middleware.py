@@ -18,7 +18,7 @@ from .guard import (
     Receive,
     Scope,
     Send,
-    client_of,
+    address_of,
     release,
     upload_request_limit,
     valid_session_hash,
@@ -123,14 +123,14 @@ class Door:
 
     async def _refuse(self, send: Send, status: int, detail: str, scope: Scope, what: str,
                       headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        log.warning("refused %s %s from %s: %s (%s)", scope.get("method"), scope.get("path"), client_of(scope),
+        log.warning("refused %s %s from %s: %s (%s)", scope.get("method"), scope.get("path"), address_of(scope),
                     what, detail)
         await _answer(send, status, detail, headers)
 
     async def _heartbeat(self, scope: Scope, receive: Receive, send: Send, session_hash: str) -> None:
         if not valid_session_hash(session_hash.rstrip("/")):
             return await self._refuse(send, 400, BAD_SESSION, scope, "session hash in the heartbeat path")
-        client = client_of(scope)
+        client = address_of(scope)
         beats = self.guard.heartbeats
         if beats.get(client, 0) >= HEARTBEATS_PER_CLIENT:
             return await self._refuse(send, 429, "Too many open pages from your address; close some and reload.",
@@ -142,7 +142,7 @@ class Door:
             release(beats, client)
 
     async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = client_of(scope)
+        client = address_of(scope)
         throttle = self.guard.logins
         wait = throttle.locked_for(client)
         if wait > 0:
@@ -189,7 +189,7 @@ class Door:
                 await send({**message, "headers": [*headers, (b"content-type", b"text/plain; charset=utf-8"),
                                                    (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
-                log.warning("refused an upload from %s: a file over %s bytes", client_of(scope), limit)
+                log.warning("refused an upload from %s: a file over %s bytes", address_of(scope), limit)
                 return
             if rewrite:
                 return  # gradio's own 413 body: replaced above
@@ -211,7 +211,7 @@ class Door:
         try:
             body = await _read_body(receive, limit)
         except ClientGone:
-            log.info("a request from %s ended before its body was complete", client_of(scope))
+            log.info("a request from %s ended before its body was complete", address_of(scope))
             return None
         if body is None:
             await self._refuse(send, 413, f"The request is larger than {limit / mb:.1f} MB; {why}", scope,

@@ -34,7 +34,8 @@ from phi4_bridge.qa.runner import RunStopped, not_run_record, run_cases
 from phi4_bridge.qa.store import QAStore
 
 from ..door.cleanup import current
-from ..visitors.budget import Budget, OverBudget, visitor_of
+from ..visitors.budget import Budget, OverBudget
+from ..visitors.identity import client_of
 from ..visitors.usage import UsageStore
 from .gallery import gallery_html
 
@@ -127,7 +128,7 @@ class QAService:
         left stored 334 MB in 1.6 s): every case that reaches the Space is a turn of the visitor's budget, and the
         run's new files must fit the store's bound. None: it may start."""
         turns = sum(1 for case in cases if not case.invalid)
-        verdict = self.budget.check(visitor_of(request))
+        verdict = self.budget.check(client_of(request))
         if isinstance(verdict, OverBudget):
             return verdict.sentence()
         if verdict.left is not None and turns > verdict.left:
@@ -150,13 +151,13 @@ class QAService:
             return
         total, first = record.get("total_s"), record.get("ttft_s")
         answer = max(0.0, total - first) if total is not None and first is not None else None
-        self.usage.record(visitor_of(request), "qa", outcome, time.time() - (total or 0.0), answer_s=answer,
+        self.usage.record(client_of(request), "qa", outcome, time.time() - (total or 0.0), answer_s=answer,
                           total_s=total)
 
     def budget_refusal(self, request: Any) -> str | None:
         """A QA case is a turn like any other: it counts against the visitor's budget; the sentence saying when
         they can run again once they are over it, else None."""
-        verdict = self.budget.spend(visitor_of(request))
+        verdict = self.budget.spend(client_of(request))
         return verdict.sentence() if isinstance(verdict, OverBudget) else None
 
     # ---- reading ------------------------------------------------------------------------------------------

@@ -6,15 +6,16 @@ machine). A budget per visitor keeps one visitor from spending it all, while the
 One ``Budget`` serves the whole app (app.py makes it and hands it to the chat service and the QA tab); the chat,
 the ``/chat`` API, the QA tab and the OpenAI API all count against it, through the same two calls:
 
-    verdict = budget.spend(visitor_of(request))   # request: a gr.Request (or a starlette Request)
+    verdict = budget.spend(client_of(request))    # mirror.visitors.identity: a gr.Request or a starlette one
     if isinstance(verdict, OverBudget):
         raise ...(verdict.sentence())                              # "You have used your 20 turns this hour; ..."
 
 ``check`` answers without spending; ``refund`` gives back a turn that was refused before anything reached the
 Space; ``left`` and ``describe`` say what is left (the badge). A visitor is ``user:NAME`` when logged in, else
-``addr:HOST`` (the same key as the per-client turn cap in ``mirror.door.guard``). Logins named with ``--admin`` are
-exempt. The window slides: a turn counts for ``period_s`` seconds after it was sent, so a visitor at the limit can
-chat again when their oldest counted turn ages out. The clock is injectable so tests need not wait an hour.
+``addr:HOST`` (``mirror.visitors.identity``: the same key as the per-client turn cap's). Logins named with
+``--admin`` are exempt. The window slides: a turn counts for ``period_s`` seconds after it was sent, so a visitor
+at the limit can chat again when their oldest counted turn ages out. The clock is injectable so tests need not
+wait an hour.
 
 Kept in memory (a restart forgets the counts; the usage store keeps the history). Bounded: visitors whose turns
 have all aged out are dropped, and at most ``max_visitors`` are kept.
@@ -29,7 +30,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0,
          "d": 86400.0, "day": 86400.0}
@@ -188,18 +188,3 @@ class Budget:
         left = 0 if isinstance(verdict, OverBudget) else verdict.left
         period = f"this {self.rule.words}" if " " not in self.rule.words else f"per {self.rule.words}"
         return f"{left} of {self.rule.turns} turns left {period}"
-
-
-def visitor_of(request: Any) -> str:
-    """The budget's key for a request: ``user:NAME`` when logged in, else ``addr:HOST``; ``local`` without one.
-    Takes a ``gr.Request`` (``username``, ``client.host``) or a starlette ``Request``; the same key as the per-client
-    turn cap (``mirror.chat.handlers.ChatService.events``)."""
-    if request is None:
-        return "local"
-    user = getattr(request, "username", None)
-    if user:
-        return f"user:{user}"
-    client = getattr(request, "client", None)
-    host = getattr(client, "host", None) if client is not None else None
-    return f"addr:{host or 'unknown'}"
-
