@@ -24,6 +24,7 @@ from phi4_bridge import Event, Option
 from phi4_bridge.openai_api.server import ApiSettings, Caller, build_api
 
 from ..chat.handlers import ChatService
+from ..door import gradio_internals
 from ..door.guard import Guard
 from ..settings import AppSettings
 from ..visitors.identity import api_request
@@ -33,10 +34,8 @@ WAIT_STEP_S = 0.05  # how often a waiting API turn looks again at the UI's runni
 
 def ui_turns_running(guard: Guard) -> int:
     """Chat turns gradio is running now (the page's and ``/chat``'s)."""
-    queue = getattr(guard.blocks, "_queue", None)
-    if queue is None:
-        return 0
-    return sum(1 for job in list(queue.active_jobs) for e in (job or []) if e.fn._id in guard.turn_fn_indices)
+    return sum(1 for e in gradio_internals.running_events(guard.blocks)
+               if gradio_internals.fn_id(e) in guard.turn_fn_indices)
 
 
 class AppRunner:

@@ -39,6 +39,7 @@ from typing import Any
 
 from ..visitors.budget import OverBudget
 from ..visitors.identity import client_key, client_of_event, route_of
+from . import gradio_internals
 
 log = logging.getLogger(__name__)
 
@@ -209,11 +210,9 @@ class Guard:
         session = getattr(request, "session_hash", None)
         if not session or not ("/gradio_api/queue/join" in path or "/gradio_api/call/" in path):
             return None
-        queue = getattr(self.blocks, "_queue", None)
-        for events in list(getattr(queue, "active_jobs", None) or []):
-            for event in events or []:
-                if event.session_hash == session:
-                    return float(event.enqueue_time)
+        for event in gradio_internals.running_events(self.blocks):
+            if event.session_hash == session:
+                return gradio_internals.enqueue_time(event)
         return time.monotonic()
 
     async def stream_opened(self, key: str, joined: float) -> bool:
@@ -229,26 +228,16 @@ class Guard:
 
     def turns_of(self, client: str) -> int:
         """Chat turns of ``client`` (``user:NAME`` or ``addr:HOST``) waiting in gradio's queue or running."""
-        queue = getattr(self.blocks, "_queue", None)
-        if queue is None:
-            return 0
-        events = [e for q in list(queue.event_queue_per_concurrency_id.values()) for e in list(q.queue)]
-        events += [e for job in list(queue.active_jobs) for e in (job or [])]
-        return sum(1 for e in events if e.fn._id in self.turn_fn_indices and client_of_event(e) == client)
+        events = gradio_internals.waiting_events(self.blocks) + gradio_internals.running_events(self.blocks)
+        return sum(1 for e in events
+                   if gradio_internals.fn_id(e) in self.turn_fn_indices and client_of_event(e) == client)
 
     def client_of_request(self, scope: Scope) -> str:
         """``user:NAME`` when the request carries a valid login cookie, else ``addr:HOST``."""
-        app = getattr(self.blocks, "server_app", None) or getattr(self.blocks, "app", None)
-        tokens, cookie_id = getattr(app, "tokens", None), getattr(app, "cookie_id", None)
-        if tokens and cookie_id:
-            for name, value in scope.get("headers") or []:
-                if name != b"cookie":
-                    continue
-                for part in value.decode("latin-1").split(";"):
-                    key, _, token = part.strip().partition("=")
-                    if key in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}") and token in tokens:
-                        return client_key(tokens[token], None)
-        return client_key(None, address_of(scope))
+        cookies = [(key, token) for name, value in scope.get("headers") or [] if name == b"cookie"
+                   for key, _, token in (part.strip().partition("=") for part in value.decode("latin-1").split(";"))]
+        login = gradio_internals.login_of(self.blocks, cookies)
+        return client_key(login, None) if login else client_key(None, address_of(scope))
 
     # --- queued turns whose stream never opened ---------------------------------------------------------------
 
@@ -266,20 +255,17 @@ class Guard:
 
     async def sweep(self) -> None:
         """Drop queued turns whose event stream was not open ``stream_grace_s`` after they joined."""
-        queue = getattr(self.blocks, "_queue", None)
-        if queue is None:
-            return
         now, grace = time.monotonic(), self.settings.stream_grace_s
         stale = []
-        for event_queue in list(queue.event_queue_per_concurrency_id.values()):
-            for event in list(event_queue.queue):
-                if now - event.enqueue_time < grace:
-                    continue
-                if not (self.streams.is_open(event.session_hash, since=event.enqueue_time - 1.0)
-                        or self.streams.is_open(event._id, since=event.enqueue_time - 1.0)):
-                    stale.append(event)
+        for event in gradio_internals.waiting_events(self.blocks):
+            joined = gradio_internals.enqueue_time(event)
+            if now - joined < grace:
+                continue
+            if not (self.streams.is_open(event.session_hash, since=joined - 1.0)
+                    or self.streams.is_open(gradio_internals.event_id(event), since=joined - 1.0)):
+                stale.append(event)
         for event in stale:
-            await queue.clean_events(event_id=event._id)
+            await gradio_internals.drop_waiting(self.blocks, event)
         if stale:
             self.dropped += len(stale)
             log.warning("dropped %d queued turn%s whose event stream was never opened", len(stale),

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+from . import gradio_internals
 from .guard import (
     BAD_SESSION,
     HEARTBEATS_PER_CLIENT,
@@ -220,7 +221,7 @@ class Door:
 
     def _unknown_event(self, data: Any) -> str | None:
         """A sentence when ``data`` names an ``fn_index`` this app does not have (gradio would log a traceback)."""
-        fns = getattr(self.guard.blocks, "fns", None)
+        fns = gradio_internals.event_fn_indices(self.guard.blocks)
         if not isinstance(data, dict) or "fn_index" not in data or fns is None:
             return None
         index = data["fn_index"]

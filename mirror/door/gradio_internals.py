@@ -1,0 +1,75 @@
+"""Every private part of gradio the app reads, in one place: its queue's waiting and running events, an event's
+function, enqueue time and id, dropping a queued event, and the login tokens of ``auth=``.
+
+Why: none of these is gradio's public API (gradio 6.x names them ``Blocks._queue``, ``Event.fn._id``,
+``Event.enqueue_time``, ``App.tokens``...). The door needs them to count a client's queued turns, to drop turns
+whose stream never opened and to know a login before gradio does; kept here, a gradio upgrade that renames one
+breaks this module only, and ``tests/test_gradio_internals.py`` checks them against the installed gradio. Each
+function reads defensively (``getattr`` with a default): before ``launch`` there is no queue, and a missing part
+reads as empty rather than failing a visitor's request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def _queue(blocks: Any) -> Any:
+    return getattr(blocks, "_queue", None)
+
+
+def waiting_events(blocks: Any) -> list[Any]:
+    """Events in gradio's queue that have not started."""
+    queue = _queue(blocks)
+    if queue is None:
+        return []
+    per_id = getattr(queue, "event_queue_per_concurrency_id", None) or {}
+    return [event for waiting in list(per_id.values()) for event in list(waiting.queue)]
+
+
+def running_events(blocks: Any) -> list[Any]:
+    """Events gradio runs now."""
+    queue = _queue(blocks)
+    jobs = getattr(queue, "active_jobs", None) if queue is not None else None
+    return [event for job in list(jobs or []) for event in (job or [])]
+
+
+def fn_id(event: Any) -> int:
+    """The index of the event's function (the ``fn_index`` of ``/config``)."""
+    return int(event.fn._id)
+
+
+def event_id(event: Any) -> str:
+    return str(event._id)
+
+
+def enqueue_time(event: Any) -> float:
+    """When the event joined the queue (``time.monotonic``)."""
+    return float(event.enqueue_time)
+
+
+async def drop_waiting(blocks: Any, event: Any) -> None:
+    """Take a waiting event out of the queue (gradio tells its stream, if one is open, that it ended)."""
+    queue = _queue(blocks)
+    if queue is not None:
+        await queue.clean_events(event_id=event._id)
+
+
+def event_fn_indices(blocks: Any) -> Any:
+    """The app's events by ``fn_index`` (a mapping; None before the Blocks are built)."""
+    return getattr(blocks, "fns", None)
+
+
+def login_of(blocks: Any, cookies: Iterable[tuple[str, str]]) -> str | None:
+    """The login name behind a request's cookies (name, value pairs in the order sent) when ``launch(auth=...)``
+    signed it in, else None."""
+    app = getattr(blocks, "server_app", None) or getattr(blocks, "app", None)
+    tokens, cookie_id = getattr(app, "tokens", None), getattr(app, "cookie_id", None)
+    if not tokens or not cookie_id:
+        return None
+    names = (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}")
+    for name, token in cookies:
+        if name in names and token in tokens:
+            return str(tokens[token])
+    return None
