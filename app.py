@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from contextlib import aclosing
+from dataclasses import dataclass
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # gradio switches matplotlib's backend around every streamed step when matplotlib is installed; fixed, that costs
@@ -119,8 +120,18 @@ def make_budget(settings: AppSettings) -> turn_budget.Budget:
     return turn_budget.Budget(settings.visitor_turns, settings.admins)
 
 
+@dataclass(frozen=True)
+class Mirror:
+    """What ``build_demo`` makes: the page, and the parts that serving it and shutting it down need."""
+
+    demo: gr.Blocks
+    chat: ChatService  # the shutdown cancels its running turns on the Space
+    runner: AppRunner  # the turns of /v1 and the MCP tools
+    guard: Guard  # the door's bookkeeping, attached to the page's events
+
+
 def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None = None,
-               budget: turn_budget.Budget | None = None) -> gr.Blocks:
+               budget: turn_budget.Budget | None = None) -> Mirror:
     guard = guard or Guard(settings)
     budget = budget or make_budget(settings)
     usage = open_store(settings.usage_db)
@@ -261,12 +272,8 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
         if settings.mcp:  # Phi-4 as tools for agents (mirror/apis/mcp_tools.py); served with launch(mcp_server=True)
             register_tools(Phi4Tools(runner, api_settings(settings)))
         demo.unload(chat.forget)
-    guard.chat_fn_index = next((i for i, fn in demo.fns.items() if fn.api_name == "chat"), None)
-    guard.turn_fn_indices = {i for i, fn in demo.fns.items() if fn.concurrency_id == "chat"}
-    guard.budget = budget  # the door refuses uploads of a visitor the budget says no to
-    demo.chat_service = chat  # for the shutdown: running turns are cancelled on the Space
-    demo.api_runner = runner
-    return demo
+    guard.attach(demo, budget)
+    return Mirror(demo, chat, runner, guard)
 
 
 def examples_in_cache(demo: gr.Blocks) -> set[str]:
@@ -345,16 +352,15 @@ def main(argv: list[str] | None = None) -> None:
     janitor = Janitor(work, settings.cache_sweep_every_s, settings.cache_max_age_s, settings.partial_upload_s).start()
     status = SpaceStatus.start(settings)
     try:
-        guard = Guard(settings)
-        demo = build_demo(settings, status, guard, budget)
-        janitor.keep = lambda: examples_in_cache(demo)
+        mirror = build_demo(settings, status, Guard(settings), budget)
+        janitor.keep = lambda: examples_in_cache(mirror.demo)
 
         def shutdown() -> None:
-            demo.chat_service.cancel_all_from_other_thread()
+            mirror.chat.cancel_all_from_other_thread()
             status.holder.close_from_other_thread(timeout=2.0)
 
-        serve(demo, settings, on_shutdown=shutdown, css=CSS, head=HEAD, guard=guard,
-              routes=openai_routes(settings, demo.api_runner))
+        serve(mirror.demo, settings, on_shutdown=shutdown, css=CSS, head=HEAD, guard=mirror.guard,
+              routes=openai_routes(settings, mirror.runner))
     finally:
         janitor.stop()
         status.stop()

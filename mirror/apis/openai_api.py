@@ -1,6 +1,6 @@
 """The OpenAI-compatible API on the app's own server: ``/v1`` mounted on gradio's FastAPI app.
 
-    serve(demo, settings, ..., routes=openai_routes(settings, demo.chat_service, guard))
+    serve(mirror.demo, settings, ..., routes=openai_routes(settings, mirror.runner))
 
 Why through ``ChatService``: an API turn is a turn of the app like any other, so it obeys the same rules. Its
 client is its key (``user:key:N``; without keys, its address, shared with that address's browser turns), limited

@@ -166,15 +166,23 @@ class Guard:
         self.streams = StreamOpens()
         self.logins = LoginThrottle(settings.login_failures, settings.login_window_s, settings.login_lockout_s)
         self.heartbeats: dict[str, int] = {}
-        self.chat_fn_index: int | None = None  # set by app.py once the Blocks are built
+        self.chat_fn_index: int | None = None  # /chat's event (``attach``)
         self.turn_fn_indices: set[int] = set()  # every queued event that is a chat turn (UI and /chat)
         self.joining: dict[str, int] = {}  # chat joins per client between the door's check and gradio's queue
         self.max_upload_bytes: int = settings.max_upload_bytes
         self.max_event_bytes: int = event_body_limit(settings.bridge.limits)
         self.blocks: Any = None
-        self.budget: Any = None  # the app's turn budget (mirror.visitors.budget.Budget), set by app.py
+        self.budget: Any = None  # the app's turn budget (mirror.visitors.budget.Budget)
         self._sweeper: asyncio.Task[None] | None = None
         self.dropped = 0
+
+    def attach(self, blocks: Any, budget: Any) -> None:
+        """The page whose events the door checks (built after the guard, which its handlers hold), and the turn
+        budget whose "no" also refuses a visitor's uploads."""
+        self.blocks, self.budget = blocks, budget
+        fns = gradio_internals.event_fn_indices(blocks) or {}
+        self.chat_fn_index = next((i for i, fn in fns.items() if fn.api_name == "chat"), None)
+        self.turn_fn_indices = {i for i, fn in fns.items() if fn.concurrency_id == "chat"}
 
     # --- a turn's checks (called by the handlers) ------------------------------------------------------------
 

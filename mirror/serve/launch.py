@@ -53,6 +53,8 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
     if generated:
         announce_generated(logins[0])
     guard = guard or Guard(settings)
+    if guard.blocks is None:  # a caller that built no guard of its own: the door still knows the page
+        guard.attach(demo, None)
     slow_clients.install(settings.slow_client_s)
     middleware = [Middleware(Door, guard=guard)]
     if settings.mcp:
@@ -65,7 +67,6 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
                     run_history=False, max_file_size=settings.max_upload_bytes,
                     state_session_capacity=settings.max_visitors,
                     mcp_server=settings.mcp, app_kwargs={"middleware": middleware, "routes": list(routes or [])})
-        guard.blocks = demo
         if settings.mcp:
             fit_mcp_server(demo, api_settings(settings))
             announce(demo.local_url or "", demo.share_url, api_settings(settings))
