@@ -1,6 +1,6 @@
 """Every knob of the app in one place: command-line flags -> one frozen ``AppSettings``.
 
-The bridge's own flags (``--space``, ``--space-url``, ``--hub-url``) come from ``phi4_bridge.config``, so they mean
+The bridge's own flags (``--space``, ``--space-url``, ``--hub-url``) come from ``phi4_bridge.flags``, so they mean
 the same here as on the bridge's command line. Concurrency limits live here and nowhere else.
 """
 
@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phi4_bridge.config import BridgeConfig, add_arguments
+from phi4_bridge.config import BridgeConfig
+from phi4_bridge.flags import add_arguments, config_from
 from phi4_bridge.openai_api.serve import api_keys
 
 from .visitors.budget import SHARE_DEFAULT, Rule, parse_rule
@@ -250,7 +251,7 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
     return AppSettings(
         visitor_turns=turns, admins=tuple(dict.fromkeys(a.strip() for a in args.admin if a.strip())),
         usage_db=args.usage_db, slow_client_s=args.slow_client_timeout, on_space=on_space,
-        bridge=BridgeConfig.from_env(args), host=args.host, port=args.port, share=args.share,
+        bridge=config_from(args), host=args.host, port=args.port, share=args.share,
         auth=tuple(logins), standin=args.standin, fallback=args.fallback,
         standin_pace_ms=args.standin_pace_ms, standin_chunks=args.standin_chunks,
         concurrency_total=args.concurrency, recheck_every_s=args.recheck_every,

@@ -1,12 +1,12 @@
-"""All settings in one place: command-line flags first, then environment variables, then defaults.
+"""All settings in one place: values given (a command line's flags) first, then environment variables, then
+defaults.
 
-The same ``add_arguments`` serves the bridge's own command line, the app and the benchmarks, so a flag means
-the same thing everywhere.
+No argparse here: the library takes plain values. The flags that give them (``--space``, ``--space-url``,
+``--hub-url``) are defined once in ``phi4_bridge.flags``, for the bridge's commands and the app alike.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass, field, fields
 
@@ -77,9 +77,11 @@ class BridgeConfig:
         return self.space == DEFAULT_SPACE
 
     @classmethod
-    def from_env(cls, args: argparse.Namespace | None = None, **overrides: object) -> BridgeConfig:
-        """Flags win over environment variables, which win over defaults; ``HF_TOKEN`` is read by the
-        token module through huggingface_hub, so it is not duplicated here."""
+    def from_env(cls, *, space: str | None = None, space_url: str | None = None, hub_url: str | None = None,
+                 **overrides: object) -> BridgeConfig:
+        """``space``, ``space_url``, ``hub_url`` (a command line's flags; None or "": not given) win over
+        environment variables, which win over defaults; ``overrides`` set any other field. ``HF_TOKEN`` is read by
+        the token module through huggingface_hub, so it is not duplicated here."""
         env = os.environ
         values: dict[str, object] = {
             "space": env.get("PHI4_SPACE", DEFAULT_SPACE),
@@ -94,11 +96,9 @@ class BridgeConfig:
         if env.get("PHI4_CANDIDATES"):
             values["candidates"] = tuple(s.strip() for s in env["PHI4_CANDIDATES"].split(",") if s.strip())
         given = bool(env.get("PHI4_SPACE_URL"))
-        if args is not None:
-            for name in ("space", "space_url", "hub_url"):
-                if getattr(args, name, None):
-                    values[name] = getattr(args, name)
-            given = given or bool(getattr(args, "space_url", None))
+        flags = {"space": space, "space_url": space_url, "hub_url": hub_url}
+        values.update({name: value for name, value in flags.items() if value})
+        given = given or bool(space_url)
         given = given or "space_url" in overrides
         values.update(overrides)
         if not given:
@@ -114,11 +114,3 @@ class BridgeConfig:
 
         return replace(self, space_url=self.space_url.rstrip("/"), hub_url=self.hub_url.rstrip("/"),
                        private_origin=self.private_origin.rstrip("/") if self.private_origin else None)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--space", help=f"Hub id of the Space, or 'auto': the first running Phi-4-multimodal Space "
-                                        f"the bridge can drive, the official one preferred (env PHI4_SPACE, default "
-                                        f"{DEFAULT_SPACE})")
-    parser.add_argument("--space-url", help=f"origin of the Space (env PHI4_SPACE_URL, default {DEFAULT_SPACE_URL})")
-    parser.add_argument("--hub-url", help=f"origin of the Hub (env PHI4_HUB_URL, default {DEFAULT_HUB_URL})")

@@ -2,7 +2,8 @@
 
 import argparse
 
-from phi4_bridge.config import DEFAULT_SPACE_URL, BridgeConfig, add_arguments
+from phi4_bridge.config import DEFAULT_SPACE_URL, BridgeConfig
+from phi4_bridge.flags import add_arguments, config_from
 
 
 def parse(argv):
@@ -14,7 +15,7 @@ def parse(argv):
 def test_defaults(monkeypatch):
     for var in ("PHI4_SPACE", "PHI4_SPACE_URL", "PHI4_HUB_URL", "PHI4_TIMEOUT_IDLE"):
         monkeypatch.delenv(var, raising=False)
-    cfg = BridgeConfig.from_env(parse([]))
+    cfg = config_from(parse([]))
     assert cfg.space == "microsoft/phi-4-multimodal" and cfg.space_url == DEFAULT_SPACE_URL
     assert cfg.timeouts.idle == 120.0
 
@@ -23,11 +24,11 @@ def test_environment_over_defaults_and_flags_over_environment(monkeypatch):
     monkeypatch.setenv("PHI4_SPACE_URL", "http://env.example/")
     monkeypatch.setenv("PHI4_HUB_URL", "http://hub.env")
     monkeypatch.setenv("PHI4_TIMEOUT_FIRST_EVENT", "2.5")
-    cfg = BridgeConfig.from_env(parse(["--space-url", "http://flag.example"]))
+    cfg = config_from(parse(["--space-url", "http://flag.example"]))
     assert cfg.space_url == "http://flag.example"
     assert cfg.hub_url == "http://hub.env"
     assert cfg.timeouts.first_event == 2.5
-    assert BridgeConfig.from_env(parse([])).space_url == "http://env.example", "trailing slash removed"
+    assert config_from(parse([])).space_url == "http://env.example", "trailing slash removed"
 
 
 def test_tokens_are_not_in_the_repr():

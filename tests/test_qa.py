@@ -269,7 +269,7 @@ async def test_runner_keeps_concurrency_bounded(standin_clean, tmp_path):
         in_flight += 1
         peak = max(peak, in_flight)
 
-    config = BridgeConfig.from_env(None, space_url=standin_clean.url, hub_url=standin_clean.hub_url)
+    config = BridgeConfig.from_env(space_url=standin_clean.url, hub_url=standin_clean.hub_url)
     seen = []
     async with Phi4Bridge(config) as bridge:
         async for record in run_cases(bridge, cases, concurrency=2, on_start=started):

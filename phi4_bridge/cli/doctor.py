@@ -26,8 +26,9 @@ from typing import Any
 from .. import protocol
 from ..bridge import Phi4Bridge
 from ..chain import PROTOCOLS, chain_problem, find_chain
-from ..config import BridgeConfig, add_arguments
+from ..config import BridgeConfig
 from ..errors import Phi4Error, exit_code
+from ..flags import add_arguments, config_from
 from ..hub import resolve
 from .doctor_checks import RequestLog, run_checks
 from .doctor_report import (
@@ -158,7 +159,7 @@ def _code(check: CheckResult) -> int:
 
 async def doctor(args: argparse.Namespace) -> int:
     say = Printer(args.json)
-    config = BridgeConfig.from_env(args)
+    config = config_from(args)
     known_id = bool(args.space or os.environ.get("PHI4_SPACE")) or not config.space_url_given
     report = await examine(config, turns=not args.no_turns, say=say, hub=known_id)
     if args.json:

@@ -23,9 +23,10 @@ import sys
 
 from ..bridge import Phi4Bridge
 from ..chain import parse_setting
-from ..config import BridgeConfig, add_arguments
+from ..config import BridgeConfig
 from ..errors import InputRejected, Phi4Error, exit_code
 from ..events import Log, Queued, TextDelta
+from ..flags import add_arguments, config_from
 from ..hub import list_candidates, resolve
 from ..openai_api.serve import api_keys, serve_api
 from ..qa.cli import add_parser as add_qa
@@ -34,7 +35,7 @@ from .doctor import add_parser as add_doctor
 
 async def resolved_config(args: argparse.Namespace) -> BridgeConfig:
     """The configuration to use, by the Hub's word; its note (which Space, or a sleeping one) goes to stderr."""
-    done = await resolve(BridgeConfig.from_env(args))
+    done = await resolve(config_from(args))
     if done.note:
         print(done.note, file=sys.stderr, flush=True)
     return done.config
@@ -61,7 +62,7 @@ async def chat(args: argparse.Namespace) -> int:
 
 
 async def spaces(args: argparse.Namespace) -> int:
-    found = await list_candidates(BridgeConfig.from_env(args))
+    found = await list_candidates(config_from(args))
     if args.json:
         print(json.dumps([c.as_json() for c in found], indent=2))
         return 0

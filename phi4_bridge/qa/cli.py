@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bridge import Phi4Bridge
-from ..config import BridgeConfig, add_arguments
+from ..flags import add_arguments, config_from
 from .cases import Case, CaseFileError, load_cases
 from .exports import FORMATS, export_run
 from .report import write_report
@@ -169,7 +169,7 @@ async def run_file(args: argparse.Namespace, store: QAStore) -> int:
 
     results = ResultsFile(out)
     stopped: list[RunStopped] = []
-    config, stage = BridgeConfig.from_env(args), ""
+    config, stage = config_from(args), ""
     if todo:
         from ..hub import resolve
 
