@@ -340,10 +340,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("mcp").setLevel(logging.WARNING)  # else two lines a tool call ("Processing request of type")
-    if os.environ.get("PHI4_TURN_PARTS"):  # the benchmark's breakdown of each turn (mirror/chat/handlers.py TurnRecord)
-        logging.getLogger("mirror.chat.handlers.parts").setLevel(logging.DEBUG)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the stand-in child and the bridge close too
     settings = parse_settings(argv)
+    if settings.turn_parts:  # the benchmark's breakdown of each turn (mirror/chat/handlers.py TurnRecord)
+        logging.getLogger("mirror.chat.handlers.parts").setLevel(logging.DEBUG)
     try:  # before anything starts: a replica that cannot reach the shared budget must not serve
         budget = make_budget(settings)
     except StoreUnreachable as exc:

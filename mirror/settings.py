@@ -94,6 +94,9 @@ class AppSettings:
     # A Redis server where replicas on several hosts count the turn budget (mirror/visitors/redis_budget.py): redis://URL,
     # from --budget-store or PHI4_BUDGET_STORE; it wins over budget_db. Not in repr: the URL may hold a password.
     budget_store: str | None = field(default=None, repr=False)
+    # One DEBUG line per turn with the parts of its way to the first words (mirror/chat/handlers.py TurnRecord), for
+    # the benchmark's table of parts (env PHI4_TURN_PARTS=1).
+    turn_parts: bool = False
 
     @property
     def max_upload_bytes(self) -> int:
@@ -266,5 +269,5 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         qa_db=args.qa_db, qa_max_mb=args.qa_max_mb, qa_keep_days=args.qa_keep_days,
         browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
         ui_updates_per_s=args.ui_updates_per_s, budget_db=os.environ.get("PHI4_BUDGET_DB") or None,
-        budget_store=args.budget_store,
+        budget_store=args.budget_store, turn_parts=_flag("PHI4_TURN_PARTS"),
     )
