@@ -14,8 +14,10 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # gradio switches matplotlib's backend around every streamed step when matplotlib is installed; fixed, that costs
@@ -23,6 +25,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MPLBACKEND", "agg")
 
 import gradio as gr  # noqa: E402
+from gradio.events import Dependency  # noqa: E402
 
 from mirror.apis.mcp_tools import Phi4Tools, register_tools  # noqa: E402
 from mirror.apis.openai_api import AppRunner, api_settings, openai_routes  # noqa: E402
@@ -44,6 +47,7 @@ from mirror.visitors.redis_budget import RedisBudget, StoreUnreachable  # noqa: 
 from mirror.visitors.shared_budget import SharedBudget  # noqa: E402
 from mirror.visitors.usage import open_store  # noqa: E402
 from mirror.visitors.usage_tab import render_usage_tab  # noqa: E402
+from phi4_bridge.config import Limits  # noqa: E402
 
 CSS = """
 .mirror-banner { padding: 14px 18px; border-radius: 10px; font-size: 1.1em; line-height: 1.45; }
@@ -137,10 +141,10 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
     usage = open_store(settings.usage_db)
     chat = ChatService(status.holder, settings, guard, budget=budget, usage=usage)
     runner = AppRunner(chat, settings, guard)  # the turns of /v1 and of the MCP tools
-    limits = {"concurrency_limit": settings.concurrency_total, "concurrency_id": "chat"}
-    hidden = {"api_visibility": "undocumented"}
+    limits: dict[str, Any] = {"concurrency_limit": settings.concurrency_total, "concurrency_id": "chat"}
+    hidden: dict[str, Any] = {"api_visibility": "undocumented"}
     # the banner's and the badge's refreshes (on load, every few seconds, after a turn): no progress timer flashing
-    quiet = {**hidden, "show_progress": "hidden"}
+    quiet: dict[str, Any] = {**hidden, "show_progress": "hidden"}
     # gradio deletes the files it cached for this app (uploads, outputs) older than the age, and all at shutdown
     delete_cache = (max(1, int(settings.cache_sweep_every_s)), max(1, int(settings.cache_max_age_s)))
 
@@ -195,7 +199,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
             api_trigger = gr.Button()
 
         # A turn: show the user's message, stream the reply, unlock the input, remember the chat in the browser.
-        async def respond(values, request: gr.Request):
+        async def respond(values: dict[Any, Any], request: gr.Request) -> AsyncGenerator[list[cv.Message], None]:
             async with aclosing(chat.respond(values[chatbot], request, chosen(values, controls))) as updates:
                 async for update in updates:
                     yield update
@@ -209,7 +213,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
 
         # Unlocking and saving are instant: not queued, so after a Stop they cannot wait behind other turns and
         # then save the chat over the Stop's own save (which holds the "Stopped" note).
-        def answered(event):
+        def answered(event: Dependency) -> None:
             event.then(chat.unlock, None, box, queue=False, **hidden).then(
                 lambda h: h, chatbot, saved, queue=False, **hidden).then(badge_for, None, badge, **quiet)
 
@@ -231,7 +235,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
         clear.click(lambda: ([], [], gr.MultimodalTextbox(interactive=True)), None, [chatbot, saved, box],
                     cancels=running, queue=False, **hidden)
         chatbot.clear(lambda: [], None, saved, cancels=running, queue=False, **hidden)
-        def prepare_downloads(history):  # the name is the event's api_name
+        def prepare_downloads(history: list[cv.Message]) -> tuple[gr.DownloadButton, gr.DownloadButton]:  # the API name
             return downloads_for(history, settings.bridge.limits)
 
         export.click(prepare_downloads, chatbot, [dl_json, dl_md], **hidden)
@@ -248,19 +252,19 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
         timer = gr.Timer(min(PAGE_REFRESH_S, settings.recheck_every_s))
         timer.tick(lambda: page_status(status), None, [banner, switch], **quiet).then(
             badge_for, None, badge, **quiet)
-        def switch_back(request: gr.Request):  # changes the app for everyone: the host's only, checked here
+        def switch_back(request: gr.Request) -> tuple[str, gr.Button]:  # for everyone: the host's only, checked here
             return switch_space(status, settings, request)
 
         switch.click(switch_back, None, [banner, switch], **hidden).then(
             badge_for, None, badge, **quiet)
-        if picker is not None:
-            def load_picker(request: gr.Request):
+        if picker is not None and use is not None and refresh is not None:
+            def load_picker(request: gr.Request) -> tuple[gr.Dropdown, gr.Button, gr.Button, str]:
                 return picker_for(status, settings, request)
 
-            def ask_hub_again(request: gr.Request):  # only the host makes the app ask the Hub
+            def ask_hub_again(request: gr.Request) -> gr.Dropdown:  # only the host makes the app ask the Hub
                 return picker_update(status, fresh=is_host(settings, request))
 
-            def use_space(space: str | None, request: gr.Request):
+            def use_space(space: str | None, request: gr.Request) -> tuple[str, gr.Button, gr.Dropdown]:
                 return pick_space(status, space, settings, request)
 
             demo.load(load_picker, None, [picker, use, refresh, picker_note], **hidden)
@@ -284,7 +288,7 @@ def examples_in_cache(demo: gr.Blocks) -> set[str]:
     return keep
 
 
-def downloads_for(history, limits):
+def downloads_for(history: list[cv.Message], limits: Limits) -> tuple[gr.DownloadButton, gr.DownloadButton]:
     """The chat as JSON and Markdown files, for a chat within the history limits only: an export is a file the
     app keeps until the cache age, so it is bounded like everything else a visitor sends (issue 27)."""
     why = export_refusal(history, limits)
@@ -294,11 +298,11 @@ def downloads_for(history, limits):
     return gr.DownloadButton(value=json_path, visible=True), gr.DownloadButton(value=md_path, visible=True)
 
 
-def page_status(status: SpaceStatus):
+def page_status(status: SpaceStatus) -> tuple[str, gr.Button]:
     return status.banner(), gr.Button(visible=status.mode in (Mode.FALLBACK, Mode.OTHER) and status.real_back)
 
 
-def switch_space(status: SpaceStatus, settings: AppSettings, request: gr.Request):
+def switch_space(status: SpaceStatus, settings: AppSettings, request: gr.Request) -> tuple[str, gr.Button]:
     if not is_host(settings, request):  # the button shows to every visitor; the event is callable by anyone
         raise gr.Error(who_may_switch(settings), print_exception=False)
     if status.switch_to_real():
@@ -314,12 +318,13 @@ def in_use(status: SpaceStatus, choices: list[tuple[str, str]]) -> str | None:
     return space if status.mode not in (Mode.STANDIN, Mode.FALLBACK) and any(v == space for _, v in choices) else None
 
 
-def picker_update(status: SpaceStatus, fresh: bool = False):
+def picker_update(status: SpaceStatus, fresh: bool = False) -> gr.Dropdown:
     choices = status.choices(fresh)
     return gr.Dropdown(choices=choices, value=in_use(status, choices))
 
 
-def picker_for(status: SpaceStatus, settings: AppSettings, request: gr.Request):
+def picker_for(status: SpaceStatus, settings: AppSettings, request: gr.Request
+               ) -> tuple[gr.Dropdown, gr.Button, gr.Button, str]:
     """The picker as this visitor may use it: the host picks and switches; anyone else sees the list, locked,
     and a line that says who may switch."""
     host = is_host(settings, request)
@@ -328,7 +333,8 @@ def picker_for(status: SpaceStatus, settings: AppSettings, request: gr.Request):
             gr.Button(interactive=host), gr.Button(interactive=host), note)
 
 
-def pick_space(status: SpaceStatus, space: str | None, settings: AppSettings, request: gr.Request):
+def pick_space(status: SpaceStatus, space: str | None, settings: AppSettings, request: gr.Request
+               ) -> tuple[str, gr.Button, gr.Dropdown]:
     if not is_host(settings, request):  # the route is callable by anyone who can open the page: check here
         raise gr.Error(who_may_switch(settings), print_exception=False)
     done, sentence = status.switch_to(str(space or ""))

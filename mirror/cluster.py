@@ -93,7 +93,7 @@ class Child:
     """A child process and what the reports name it by."""
 
     name: str
-    proc: subprocess.Popen
+    proc: subprocess.Popen[bytes]
     port: int = 0
     reported: bool = False
 

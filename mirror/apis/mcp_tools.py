@@ -31,6 +31,7 @@ from contextlib import aclosing
 from typing import Any
 
 import gradio as gr
+from gradio.events import api as gradio_api
 
 from phi4_bridge import Done, Phi4Error, Queued, Started, TextDelta
 from phi4_bridge.openai_api.errors import ApiError
@@ -186,7 +187,7 @@ def register_tools(tools: Phi4Tools) -> None:
         return await tools.ask(request, instruction, None, audio)
 
     for fn in (ask_phi4, describe_image, transcribe_audio):
-        gr.api(fn, api_name=fn.__name__, queue=False)
+        gradio_api(fn, api_name=fn.__name__, queue=False)
 
 
 def fit_mcp_server(demo: gr.Blocks, api: ApiSettings) -> None:

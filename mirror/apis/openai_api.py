@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from starlette.routing import BaseRoute, Mount
@@ -56,7 +56,7 @@ class AppRunner:
         self.running += 1  # no await between the check and the count: concurrent turns cannot all slip through
 
     async def events(self, caller: Caller, prompt: str, files: list[str], history: list[dict[str, Any]],
-                     options: dict[str, Any], source: str = "v1") -> AsyncIterator[Event]:
+                     options: dict[str, Any], source: str = "v1") -> AsyncGenerator[Event, None]:
         """One turn of ``caller``; ``source`` names the surface in the Usage view ("v1", "mcp")."""
         request = api_request(caller.name, caller.host, caller.ip_token)
         await self._slot()

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -94,7 +94,8 @@ def log_failure(exc: Phi4Error) -> None:
     if isinstance(exc, InputRejected):
         log.info("refused a turn (%s): %s", exc.reason, exc)
         return
-    causes, cause = [], exc.__cause__
+    causes: list[str] = []
+    cause = exc.__cause__
     while cause is not None and len(causes) < 4:
         causes.append(f"{type(cause).__name__}: {redact(str(cause))[:200]}")
         cause = cause.__cause__
@@ -164,7 +165,7 @@ class ChatService:
 
     async def events(self, request: gr.Request | None, text: str, files: Sequence[str],
                      history: list[dict[str, Any]] | None, options: dict[str, Any] | None = None,
-                     source: str = "chat") -> AsyncIterator[Event]:
+                     source: str = "chat") -> AsyncGenerator[Event, None]:
         """One turn for the visitor behind ``request``; ``history=None`` uses the visitor's own conversation.
         ``options`` are the Generation settings; those the Space in use does not have (after a switch between
         the stand-in and the real Space) are left out. The turn counts against the visitor's budget once it is
@@ -183,7 +184,8 @@ class ChatService:
         self.clients[client] = self.clients.get(client, 0) + 1
         try:
             async with slots:
-                if joined is not None and not await self.guard.stream_opened(request.session_hash, joined):
+                session = getattr(request, "session_hash", None)  # a turn that ``joined`` has one
+                if joined is not None and session and not await self.guard.stream_opened(session, joined):
                     log.warning("dropped a turn of %s: its event stream was not opened within %.0f s", client,
                                 self.settings.stream_grace_s)
                     raise InputRejected("This turn was dropped: its reply stream was never opened.",
@@ -203,7 +205,7 @@ class ChatService:
                                              options={k: v for k, v in (options or {}).items()
                                                       if k in offered}) as job:
                         self._jobs.add(job)
-                        session, reader = getattr(request, "session_hash", None), asyncio.current_task()
+                        reader = asyncio.current_task()
                         if session and reader is not None:
                             self._readers[session] = reader
                         try:
@@ -250,7 +252,8 @@ class ChatService:
 
     # --- UI handlers ------------------------------------------------------------------------------------------
 
-    def add_user_turn(self, message: dict[str, Any] | None, history: list[cv.Message]):
+    def add_user_turn(self, message: dict[str, Any] | None, history: list[cv.Message]
+                      ) -> tuple[list[cv.Message], gr.MultimodalTextbox]:
         """Show the user's turn at once (files as media) and lock the input until the reply is done."""
         message = message or {}
         text, files = (message.get("text") or "").strip(), list(message.get("files") or [])
@@ -259,7 +262,8 @@ class ChatService:
             history = history + [cv.user_message(text, files)]
         return history, gr.MultimodalTextbox(value=None, interactive=False)
 
-    async def respond(self, history: list[cv.Message], request: gr.Request, options: dict[str, Any] | None = None):
+    async def respond(self, history: list[cv.Message], request: gr.Request, options: dict[str, Any] | None = None
+                      ) -> AsyncGenerator[list[cv.Message], None]:
         """Stream the reply to the last user turn into the chat: queue notes, then the growing text."""
         history = cv.without_pending(history or [])
         i = cv.last_user_index(history)
@@ -289,10 +293,11 @@ class ChatService:
             yield base + [cv.note(f"⚠️ {GENERIC_FAILURE}", cv.RETRY_HINT)]
 
     @staticmethod
-    def unlock():
+    def unlock() -> gr.MultimodalTextbox:
         return gr.MultimodalTextbox(interactive=True)
 
-    async def stopped(self, history: list[cv.Message], request: gr.Request):
+    async def stopped(self, history: list[cv.Message], request: gr.Request
+                      ) -> tuple[list[cv.Message], gr.MultimodalTextbox]:
         """After Stop: the reply as it stood, and a note. The turn's reader is cancelled here, so its job is
         cancelled on the Space now: gradio's own ``cancels`` drops the chat step's generator, whose clean-up may
         wait for the garbage collector. The short wait lets an update that was already on its way to the
@@ -306,14 +311,14 @@ class ChatService:
             gr.MultimodalTextbox(interactive=True)
 
     @staticmethod
-    def prepare_retry(history: list[cv.Message]):
+    def prepare_retry(history: list[cv.Message]) -> tuple[list[cv.Message], gr.MultimodalTextbox]:
         """Keep everything up to the last user turn; ``respond`` then answers it again."""
         history = history or []
         i = cv.last_user_index(history)
         return (history[: i + 1] if i is not None else history), gr.MultimodalTextbox(interactive=False)
 
     @staticmethod
-    def undo(history: list[cv.Message]):
+    def undo(history: list[cv.Message]) -> tuple[list[cv.Message], gr.MultimodalTextbox]:
         """Take the last user turn back into the input box, with its files."""
         history = history or []
         i = cv.last_user_index(history)
@@ -323,7 +328,8 @@ class ChatService:
         return history[:i], gr.MultimodalTextbox(value={"text": text, "files": [f["path"] for f in files]})
 
     @staticmethod
-    def edit(history: list[cv.Message], saved: Any, edit: gr.EditData):
+    def edit(history: list[cv.Message], saved: Any, edit: gr.EditData
+             ) -> tuple[list[cv.Message], gr.MultimodalTextbox]:
         """An earlier user turn was edited: keep what came before it, resend it with the new text and its files.
 
         gradio's chatbot sends the edited message with its content replaced by the new text alone, so the turn's
@@ -345,7 +351,8 @@ class ChatService:
 
     # --- the /chat API ----------------------------------------------------------------------------------------
 
-    async def chat_api(self, message: dict[str, Any] | None, history: Any = None, request: gr.Request = None):
+    async def chat_api(self, message: dict[str, Any] | None, history: Any = None, request: gr.Request | None = None
+                       ) -> AsyncGenerator[str, None]:
         """``/chat``: a multimodal message dict (and optionally a chatbot-shaped history) in, the reply so far
         out, streamed. Without a history the caller's own session keeps the conversation."""
         why = self.guard.check_message(message)

@@ -18,7 +18,7 @@ updates thin out too, where a fixed rate would add to the load.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ async def _pump(source: AsyncIterator[T], queue: asyncio.Queue[object]) -> None:
 
 
 async def batches(source: AsyncIterator[T], interval: float,
-                  urgent: Callable[[T], bool] = lambda _: False) -> AsyncIterator[list[T]]:
+                  urgent: Callable[[T], bool] = lambda _: False) -> AsyncGenerator[list[T], None]:
     """The items of ``source`` in lists, at most one list per ``interval`` seconds unless an item is ``urgent``.
 
     An exception of the source is raised here after the items that came before it were handed on. ``interval``

@@ -60,13 +60,13 @@ def event_body_limit(limits: Any) -> int:
     limits; file bytes never come this way (they go to ``/upload``)."""
     chars = limits.max_history_chars + limits.max_prompt_chars
     entries = limits.max_history_messages + limits.max_history_files + limits.max_files
-    return 12 * chars + 4096 * entries + 64 * 1024
+    return int(12 * chars + 4096 * entries + 64 * 1024)
 
 
 def upload_request_limit(limits: Any) -> int:
     """The most one ``/upload`` request may carry: a turn's files at the image limit (8 x 10 MB), plus 1 MB of
     form. Eight 25 MB audio files in one request (199 MB) are refused; a turn of a few recordings fits."""
-    return limits.max_files * limits.max_image_bytes + 1024 * 1024
+    return int(limits.max_files * limits.max_image_bytes + 1024 * 1024)
 
 
 def release(counts: MutableMapping[str, int], key: str) -> None:

@@ -211,7 +211,10 @@ class QAService:
         for row in rows:
             if row["id"] not in case_ids:
                 continue
-            images, audios, located, missing = [], [], {}, []
+            images: list[str] = []
+            audios: list[str] = []
+            located: dict[str, str] = {}
+            missing: list[str] = []
             for file in row["files"]:
                 (images if file["role"] == "image" else audios).append(file["name"])
                 data = self.store.blob(file["hash"]) if file["hash"] else None
@@ -314,7 +317,7 @@ class QAService:
     def start_rerun(self, parent_id: int, concurrency: int, request: Any) -> tuple[int, list[Case], Callable[[], None]]:
         again = self.again(parent_id)
         rows, _ = page(self.store, parent_id, limit=None)
-        run_id = self.new_run([], self.store.run(parent_id).get("source") or "", concurrency, request,
+        run_id = self.new_run([], (self.store.run(parent_id) or {}).get("source") or "", concurrency, request,
                               parent_id=parent_id)
         self.store.copy_cases(parent_id, run_id)
         self.store.carry_over(parent_id, run_id, [r["id"] for r in rows if r["id"] not in set(again)])

@@ -88,17 +88,18 @@ def cases_from_inputs(files: Any, prompts: str | None, expect: str | None, case_
             raise ValueError("Write at least one prompt (one a line), or upload a case file.")
         wanted = [expect.strip()] if expect and expect.strip() else []
         cases, seen = [], set()
-        for path in uploads or [None]:
+        sources: list[str | None] = list(uploads) if uploads else [None]  # no upload: the prompts alone
+        for path in sources:
             for number, prompt in enumerate(lines, start=1):
                 name = Path(path).name if path else "text"
                 case_id, n = f"{name} · prompt {number}", 2
                 while case_id in seen:
                     case_id, n = f"{name} ({n}) · prompt {number}", n + 1
                 seen.add(case_id)
-                is_audio = bool(path) and Path(path).suffix.lower() in AUDIO_SUFFIXES
-                written = [name] if path else []
+                is_audio = path is not None and Path(path).suffix.lower() in AUDIO_SUFFIXES
+                named = [name] if path else []
                 cases.append(Case(id=case_id, line=len(cases) + 1, prompt=prompt,
-                                  images=[] if is_audio else written, audios=written if is_audio else [],
+                                  images=[] if is_audio else named, audios=named if is_audio else [],
                                   expect=wanted, base_dir=str(Path(path).parent) if path else ".",
                                   located={name: path} if path else {}, confined=True))
     if len(cases) > max_cases:
@@ -170,8 +171,8 @@ def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
     def show(run: Any, filter: str, page: Any) -> tuple[Any, ...]:
         return qa.gallery(to_int(run), filter if filter in FILTERS else "all", page)
 
-    def save_mark(run: Any, case_id: str, mark: str, note: str, filter: str, page: Any,
-                  request: gr.Request) -> tuple[Any, ...]:
+    def save_mark(run: Any, case_id: Any, mark: Any, note: Any, filter: str, page: Any,
+                  request: gr.Request) -> tuple[Any, ...]:  # the browser's values: qa.mark checks them
         message = qa.mark(run, case_id, mark, note, request)
         return message, show(run, filter, page)[0]
 
@@ -264,9 +265,9 @@ def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
             compare_btn = gr.Button("Compare", elem_id="qa-compare-btn")
         comparison = gr.HTML("<p>Pick two runs to compare.</p>", label="QA comparison", elem_id="qa-compare")
 
-    hidden = {"api_visibility": "undocumented"}
+    hidden: dict[str, Any] = {"api_visibility": "undocumented"}
     outputs = [status, gallery, run_pick, page]
-    limits = {"concurrency_limit": 2, "concurrency_id": "qa"}
+    limits: dict[str, Any] = {"concurrency_limit": 2, "concurrency_id": "qa"}
     run_btn.click(run_all, [files, prompts, expect, case_file, concurrency], outputs, api_name="qa_run", **limits)
     rerun_btn.click(rerun, [concurrency, run_pick], outputs, api_name="qa_rerun", **limits)
     stop_btn.click(stop, None, outputs, queue=False, api_name="qa_stop")

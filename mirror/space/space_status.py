@@ -29,6 +29,7 @@ from enum import StrEnum
 from phi4_bridge import hub
 from phi4_bridge.config import AUTO, DEFAULT_SPACE, DEFAULT_SPACE_URL, BridgeConfig
 from phi4_bridge.errors import SpaceUnavailable
+from phi4_bridge.process import ServerProcess
 
 from ..settings import AppSettings
 from .holder import BridgeHolder
@@ -44,7 +45,7 @@ def probe(space_url: str, timeout: float = 5.0, headers: dict[str, str] | None =
     try:
         request = urllib.request.Request(f"{space_url}/config", headers=headers or {})
         with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
-            return resp.status == 200
+            return bool(resp.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
@@ -100,7 +101,7 @@ class SpaceStatus:
         self.real_back = False  # fallback/other only: the configured Space runs and answers again
         self.hub_state: hub.SpaceState | None = None  # the Hub's word on the configured Space
         self.reason = ""  # why the app left the configured Space (a sentence), "" when it did not
-        self.standin = None
+        self.standin: ServerProcess | None = None  # the stand-in child, when the app started one
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._candidates: list[hub.Candidate] | None = None  # the picker's list (--allow-space-switch)
@@ -206,11 +207,12 @@ class SpaceStatus:
     def _use_standin(self, mode: Mode) -> None:
         from phi4_bridge.standin.launcher import start_standin
 
-        self.standin = start_standin(pace_ms=self.settings.standin_pace_ms, chunks=self.settings.standin_chunks)
-        config = replace(self.real, space_url=self.standin.url, hub_url=self.standin.hub_url, private_origin=None)
+        standin = self.standin = start_standin(pace_ms=self.settings.standin_pace_ms,
+                                               chunks=self.settings.standin_chunks)
+        config = replace(self.real, space_url=standin.url, hub_url=standin.hub_url, private_origin=None)
         self.holder.switch(config, STANDIN_LABEL)
         self.mode, self.reachable = mode, True
-        print(f"* Stand-in Space running at {self.standin.url}", flush=True)
+        print(f"* Stand-in Space running at {standin.url}", flush=True)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.settings.recheck_every_s):

@@ -14,6 +14,7 @@ transaction that may wait for another replica's, so the chat service calls it in
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,7 +34,7 @@ class SharedBudget(Budget):
 
     def __init__(self, rule: Rule | None, path: str | Path, admins: Iterable[str] = (),
                  clock: Callable[[], float] | None = None) -> None:
-        super().__init__(rule, admins, **({"clock": clock} if clock is not None else {}))
+        super().__init__(rule, admins, clock if clock is not None else time.time)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0, isolation_level=None)

@@ -113,7 +113,7 @@ class UsageStore:
 
     def rows(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM turns").fetchone()[0]
+            return int(self._db.execute("SELECT COUNT(*) FROM turns").fetchone()[0])
 
     def per_visitor(self, since: float) -> list[VisitorUsage]:
         """Each visitor's turns since ``since`` (unix seconds), the busiest first."""

@@ -65,7 +65,7 @@ def render_usage_tab(demo: gr.Blocks, settings: AppSettings, usage: UsageStore |
             refresh = gr.Button("↻ Refresh", size="sm", elem_id="usage-refresh", scale=1)
         shown = gr.Markdown("", elem_id="usage-table")
 
-    def on_load(hours: Any, request: gr.Request):
+    def on_load(hours: Any, request: gr.Request) -> tuple[gr.Tab, str]:
         host = is_host(settings, request)
         return gr.Tab(visible=host), (view(hours, request) if host else "")
 

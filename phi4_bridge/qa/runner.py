@@ -26,7 +26,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,7 +169,7 @@ def _missing(case: Case, reply: str) -> str:
 async def run_cases(bridge: Phi4Bridge, cases: Sequence[Case], *, concurrency: int = 2,
                     ip_token: str | None = None, stopped: list[RunStopped] | None = None,
                     on_start: Any = None, admit: Callable[[], str | None] | None = None,
-                    ) -> AsyncIterator[dict[str, Any]]:
+                    ) -> AsyncGenerator[dict[str, Any], None]:
     """Yield one record per case, in the order they finish, at most ``concurrency`` turns at a time.
 
     When a case meets an error that stops the run (quota, Space gone, credentials refused), no further case
