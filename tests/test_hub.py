@@ -18,7 +18,7 @@ from phi4_bridge.standin.hub import parse_hub_space
 
 
 def config(world: World, **overrides) -> BridgeConfig:
-    return BridgeConfig.from_env(None, hub_url=world.hub.url, **overrides)
+    return BridgeConfig.from_env(hub_url=world.hub.url, **overrides)
 
 
 def run(coro):
@@ -52,7 +52,7 @@ def test_the_spaces_own_error_message_is_kept(clean):
 
 def test_cannot_reach_only_for_a_network_failure(clean):
     dead = f"http://127.0.0.1:{free_port()}"
-    state = run(hub.space_state(BridgeConfig.from_env(None, hub_url=dead)))
+    state = run(hub.space_state(BridgeConfig.from_env(hub_url=dead)))
     assert state.stage is None and state.problem == "unreachable"
     assert state.sentence().startswith(f"{OFFICIAL} cannot be checked: the Hub cannot be reached (")
     assert "check the network or --hub-url." in state.sentence()

@@ -41,7 +41,7 @@ def private(clean: World) -> World:
 
 
 def config(world: World, **overrides) -> BridgeConfig:
-    return BridgeConfig.from_env(None, hub_url=world.hub.url, **overrides)
+    return BridgeConfig.from_env(hub_url=world.hub.url, **overrides)
 
 
 def authorized(url: str) -> int:
