@@ -91,8 +91,8 @@ class StreamTimeout(SpaceUnavailable):
 
 
 class QuotaExceeded(Phi4Error):
-    def __init__(self, message: str, retry_after: float | None = None, *, status: int | None = None) -> None:
-        super().__init__(message, status=status)
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
         self.retry_after = retry_after
 
 
@@ -116,9 +116,8 @@ class InputRejected(Phi4Error):
     """A turn that will not be sent: an empty or too long message or history, an unknown setting; or, from the
     app, a visitor who is busy or over their turn budget (``retry_after``: seconds until they may send again)."""
 
-    def __init__(self, message: str, reason: str = "rejected", retry_after: float | None = None, *,
-                 status: int | None = None) -> None:
-        super().__init__(message, status=status)
+    def __init__(self, message: str, reason: str = "rejected", retry_after: float | None = None) -> None:
+        super().__init__(message)
         self.reason = reason
         self.retry_after = retry_after
 
@@ -128,8 +127,8 @@ class UploadRejected(InputRejected):
 
 
 class RemoteError(Phi4Error):
-    def __init__(self, message: str, title: str | None = None, *, status: int | None = None) -> None:
-        super().__init__(message, status=status)
+    def __init__(self, message: str, title: str | None = None) -> None:
+        super().__init__(message)
         self.title = title
 
 
