@@ -24,18 +24,11 @@ from phi4_bridge import Event, Option
 from phi4_bridge.openai_api.server import ApiSettings, Caller, build_api
 
 from ..chat.handlers import ChatService
-from ..door import gradio_internals
 from ..door.guard import Guard
 from ..settings import AppSettings
 from ..visitors.identity import api_request
 
 WAIT_STEP_S = 0.05  # how often a waiting API turn looks again at the UI's running turns
-
-
-def ui_turns_running(guard: Guard) -> int:
-    """Chat turns gradio is running now (the page's and ``/chat``'s)."""
-    return sum(1 for e in gradio_internals.running_events(guard.blocks)
-               if gradio_internals.fn_id(e) in guard.turn_fn_indices)
 
 
 class AppRunner:
@@ -50,7 +43,7 @@ class AppRunner:
 
     async def _slot(self) -> None:
         while True:  # the UI's turns end inside gradio's queue, which tells nobody: look again now and then
-            if self.running + ui_turns_running(self.guard) < self.settings.concurrency_total:
+            if self.running + self.guard.turns_running() < self.settings.concurrency_total:
                 break
             await asyncio.sleep(WAIT_STEP_S)
         self.running += 1  # no await between the check and the count: concurrent turns cannot all slip through

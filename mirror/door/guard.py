@@ -237,15 +237,21 @@ class Guard:
     def turns_of(self, client: str) -> int:
         """Chat turns of ``client`` (``user:NAME`` or ``addr:HOST``) waiting in gradio's queue or running."""
         events = gradio_internals.waiting_events(self.blocks) + gradio_internals.running_events(self.blocks)
-        return sum(1 for e in events
-                   if gradio_internals.fn_id(e) in self.turn_fn_indices and client_of_event(e) == client)
+        return sum(1 for e in events if self._is_turn(e) and client_of_event(e) == client)
+
+    def turns_running(self) -> int:
+        """Chat turns gradio runs now, of every client (the page's and ``/chat``'s)."""
+        return sum(1 for e in gradio_internals.running_events(self.blocks) if self._is_turn(e))
+
+    def _is_turn(self, event: Any) -> bool:
+        return gradio_internals.fn_id(event) in self.turn_fn_indices
 
     def client_of_request(self, scope: Scope) -> str:
         """``user:NAME`` when the request carries a valid login cookie, else ``addr:HOST``."""
         cookies = [(key, token) for name, value in scope.get("headers") or [] if name == b"cookie"
                    for key, _, token in (part.strip().partition("=") for part in value.decode("latin-1").split(";"))]
         login = gradio_internals.login_of(self.blocks, cookies)
-        return client_key(login, None) if login else client_key(None, address_of(scope))
+        return client_key(login, address_of(scope))
 
     # --- queued turns whose stream never opened ---------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from phi4_bridge.qa.store import QAStore
 
 from ..door.cleanup import current
 from ..visitors.budget import Budget, OverBudget
-from ..visitors.identity import client_of
+from ..visitors.identity import client_of, ip_token_of
 from ..visitors.usage import UsageStore
 from .gallery import gallery_html
 
@@ -250,8 +250,7 @@ class QAService:
         try:
             yield outputs(run_id, f"**{label}**: running {total} case{'s' if total != 1 else ''}…")
             bridge = await self.holder.get()
-            ip_token = request.headers.get("x-ip-token") if getattr(request, "headers", None) is not None else None
-            records = run_cases(bridge, todo, concurrency=limit, ip_token=ip_token, stopped=stopped,
+            records = run_cases(bridge, todo, concurrency=limit, ip_token=ip_token_of(request), stopped=stopped,
                                 admit=lambda: self.budget_refusal(request))
             while True:
                 step = asyncio.ensure_future(records.__anext__())
