@@ -66,11 +66,14 @@ class Context:
         those between the turn's start and its end (a session holds every turn of its conversation)."""
         sessions = servers.try_json(f"{self.space_url}/bench/sessions") or {}
         by_prompt = {prompt: session for session, prompt in sessions.items()}
+        of_session: dict[str, list[list[float]]] = {}  # read once a session, not once a turn
         for result in results:
             session = result.remote_session or by_prompt.get(result.prompt)
             if session:
-                q = urllib.parse.quote(session)
-                stamps = servers.try_json(f"{self.space_url}/standin/stamps?session_hash={q}") or []
+                if session not in of_session:
+                    q = urllib.parse.quote(session)
+                    of_session[session] = servers.try_json(f"{self.space_url}/standin/stamps?session_hash={q}") or []
+                stamps = of_session[session]
                 end = result.done_at or float("inf")
                 result.stamps = [s for s in stamps if result.sent_at <= float(s[0]) <= end]
 
