@@ -23,8 +23,8 @@ from typing import Any
 
 import aiohttp
 
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import start_standin
+from phi4_standin.launcher import start_standin
+from phi4_standin.process import ServerProcess, free_port
 
 from . import servers, sweep
 from .stats import TurnResult, percentile, ratio

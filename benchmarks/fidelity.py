@@ -24,7 +24,7 @@ import aiohttp
 from PIL import Image
 
 from phi4_bridge import BridgeConfig, Done, Phi4Bridge, TextDelta
-from phi4_bridge.standin.launcher import start_standin
+from phi4_standin.launcher import start_standin
 
 from .page_client import PageClient
 from .stats import TurnResult, percentile

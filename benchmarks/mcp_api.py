@@ -37,8 +37,8 @@ from openai import AsyncOpenAI
 from PIL import Image
 
 from phi4_bridge import BridgeConfig, Phi4Bridge
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import start_standin
+from phi4_standin.launcher import start_standin
+from phi4_standin.process import ServerProcess, free_port
 
 from .openai_api import cpu_seconds, pct
 

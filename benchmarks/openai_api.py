@@ -28,8 +28,8 @@ from gradio_client import Client
 from openai import AsyncOpenAI
 
 from phi4_bridge import BridgeConfig, Phi4Bridge, TextDelta
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import start_standin
+from phi4_standin.launcher import start_standin
+from phi4_standin.process import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "benchmarks" / "REPORT-openai.md"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from phi4_bridge import BridgeConfig, Phi4Bridge
-from phi4_bridge.process import ServerProcess
+from phi4_standin.process import ServerProcess
 
 from . import long_chat, servers, sweep
 from .known_client import KnownClient

@@ -40,8 +40,8 @@ from pathlib import Path
 import aiohttp
 
 from benchmarks.resources import ENV, chat_fn, pct, rss_mb, turn
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import configure
+from phi4_standin.launcher import configure
+from phi4_standin.process import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACED = Path(__file__).resolve().parent / "traced_app.py"

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import aiohttp
 
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import configure, stats
+from phi4_standin.launcher import configure, stats
+from phi4_standin.process import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"PHI4_CACHE_MAX_AGE": "5", "PHI4_VISITOR_IDLE": "5", "PHI4_STREAM_GRACE": "2"}

@@ -4,7 +4,7 @@ Why: the stand-in stamps every chunk per *remote* session hash, but the app's br
 hashes, which a client of the app never sees. The tap reads each ``queue/join`` body on its way in (the
 bridge's, the known client's or gradio_client's alike), records ``session_hash -> prompt`` and serves it at
 ``GET /bench/sessions``; every benchmark prompt is unique, so each app turn finds its stamps. Nothing in
-``phi4_bridge`` changes: this is ``phi4_bridge.standin``'s own ``build_app`` behind a thin ASGI wrapper.
+``phi4_bridge`` changes: this is ``phi4_standin``'s own ``build_app`` behind a thin ASGI wrapper.
 
     python -m benchmarks.standin_tap --port 7861 --pace-ms 5 --chunks 60 --gpus 128
 """
@@ -85,8 +85,8 @@ class Tap:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from phi4_bridge.standin.cli import parse_args
-    from phi4_bridge.standin.server import build_app
+    from phi4_standin.cli import parse_args
+    from phi4_standin.server import build_app
 
     settings = parse_args(argv)
     import uvicorn

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phi4_bridge.config import BridgeConfig
-from phi4_bridge.process import free_port
+from phi4_standin.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "deploy" / "nginx.conf"

@@ -31,14 +31,14 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from . import protocol
+from ._wire import protocol
+from ._wire.token import TokenProvider
 from .chain import Chain, Option
 from .config import BridgeConfig
 from .errors import AuthError, Phi4Error, ProtocolError, SpaceUnavailable, StreamTimeout, UnavailableState
 from .job import Job
 from .media import MediaFile
 from .messages import FileData
-from .token import TokenProvider
 
 log = logging.getLogger(__name__)
 FilePath = str | os.PathLike[str]

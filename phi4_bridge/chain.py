@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from ._wire.values import apply_outputs, is_update, step_inputs
 from .options import Option, check_given, option_name, options_from, parse_setting
-from .values import apply_outputs, is_update, step_inputs
 
 __all__ = ["Chain", "Component", "Option", "Step", "apply_outputs", "chain_problem", "check_options",
            "fallback_chain", "find_chain", "is_update", "option_name", "parse_setting", "step_inputs"]

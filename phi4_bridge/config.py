@@ -114,3 +114,10 @@ class BridgeConfig:
 
         return replace(self, space_url=self.space_url.rstrip("/"), hub_url=self.hub_url.rstrip("/"),
                        private_origin=self.private_origin.rstrip("/") if self.private_origin else None)
+
+
+def find_hf_token() -> str | None:
+    """The user's own HF token (``HF_TOKEN`` or ``huggingface-cli login``), via huggingface_hub."""
+    from huggingface_hub import get_token
+
+    return get_token()

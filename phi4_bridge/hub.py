@@ -166,7 +166,7 @@ def _api(config: BridgeConfig, token: str | None) -> Any:
 async def _token(config: BridgeConfig) -> str | None:
     if config.hf_token:
         return config.hf_token
-    from .token import find_hf_token
+    from .config import find_hf_token
 
     return await asyncio.to_thread(find_hf_token)
 

@@ -28,7 +28,10 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from . import protocol
+from ._wire import protocol
+from ._wire.stream import ReplyStream, coalesce
+from ._wire.upload import inspect_all, upload
+from ._wire.values import apply_outputs, step_inputs
 from .chain import Chain, Step, check_options
 from .errors import (
     InputRejected,
@@ -43,9 +46,6 @@ from .errors import (
 from .events import Done, Event, JobStatus, Started, TextDelta
 from .media import MediaFile
 from .messages import FileData, TextboxValue, Turn, chat_length, check_history, check_prompt, with_reply
-from .stream import ReplyStream, coalesce
-from .upload import inspect_all, upload
-from .values import apply_outputs, step_inputs
 
 if TYPE_CHECKING:
     from .bridge import Conversation, Phi4Bridge

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from phi4_bridge.process import STARTUP_TIMEOUT_S, ServerProcess, free_port
+from phi4_standin.process import STARTUP_TIMEOUT_S, ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout whose app.py the tests run
 

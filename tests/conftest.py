@@ -13,8 +13,8 @@ from browser import chromium
 from gradio_matrix import matrix_app, matrix_space, nochat_space  # noqa: F401 - the matrix's fixtures, for every module
 from hypothesis import HealthCheck, settings
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import reset, start_standin
+from phi4_standin.launcher import reset, start_standin
+from phi4_standin.process import ServerProcess
 
 # Hypothesis under CI: the same examples every run (derandomize), no per-example deadline (a loaded machine is slow,
 # not wrong) and no example database to carry between runs. Loaded here, before any test module builds its own
@@ -136,7 +136,7 @@ def world() -> Iterator[Any]:
 def clean(world: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The Hub world as it started (stages, hosts), and no saved HF login of this machine's in this process."""
     world.reset()
-    monkeypatch.setattr("phi4_bridge.token.find_hf_token", lambda: None)
+    monkeypatch.setattr("phi4_bridge.config.find_hf_token", lambda: None)
     return world
 
 

@@ -9,7 +9,7 @@ their day, are what users meet. Each shape runs as a real server of its generati
   builds a new one. A file lock keeps parallel pytest workers from building the same venv twice; pip's own cache
   is used. Building both takes about 2-4 minutes on a fresh machine (registries only), nothing afterwards.
 - ``space_server(shape, generation)`` starts one shape as ``python <file> --port N`` with
-  ``phi4_bridge.process.ServerProcess``; its bot step appends a JSON line per run to ``server.runs_file``.
+  ``phi4_standin.process.ServerProcess``; its bot step appends a JSON line per run to ``server.runs_file``.
 - Fixtures: ``matrix_space`` is session-scoped and parametrized over every (shape, generation) that exists, ids
   like ``demo-g5``; pytest then keeps one combination's servers up at a time; ``matrix_app`` is the app in front
   of it. ``nochat_space`` is the Space with no chat, per generation. Tests using them carry the ``matrix``
@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from phi4_bridge.process import ServerProcess, free_port
+from phi4_standin.process import ServerProcess, free_port
 
 SPACES = Path(__file__).resolve().parent / "gradio_spaces"
 GENERATIONS = ("4", "5", "6")

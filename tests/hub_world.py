@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import control, start_standin
+from phi4_standin.launcher import control, start_standin
+from phi4_standin.process import ServerProcess, free_port
 
 OFFICIAL = "microsoft/phi-4-multimodal"
 DUPLICATE = "someone/phi-4-multimodal-copy"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from phi4_bridge.process import ServerProcess, free_port
+from phi4_standin.process import ServerProcess, free_port
 
 PASSWORD = "redis-test-password-7f3a"
 
@@ -33,7 +33,7 @@ def redis_server_or_skip() -> str:
 
 class RedisServer(ServerProcess):
     """One ``redis-server`` child: ``url`` (with the password), ``client()``; started, logged and stopped as every
-    other test server is (``phi4_bridge.process.ServerProcess``), but ready when it answers PING, not HTTP."""
+    other test server is (``phi4_standin.process.ServerProcess``), but ready when it answers PING, not HTTP."""
 
     def __init__(self, workdir: Path) -> None:
         binary = redis_server_or_skip()

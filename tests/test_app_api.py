@@ -17,8 +17,8 @@ from gradio_client.exceptions import AppError
 from media_factory import png as png_file
 from media_factory import wav as make_wav
 
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
+from phi4_standin.launcher import configure, reset, set_fault, stats
+from phi4_standin.process import ServerProcess, free_port
 
 
 @pytest.fixture(scope="module")

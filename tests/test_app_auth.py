@@ -17,7 +17,7 @@ from browser import chromium
 from gradio_client import Client
 from gradio_client.exceptions import AuthenticationError
 
-from phi4_bridge.process import ServerProcess
+from phi4_standin.process import ServerProcess
 
 
 def status_of(url: str) -> tuple[int, str]:

@@ -11,8 +11,8 @@ from app_server import start_app
 from browser import BOT, SHOTS, USER, message_text, open_page, send, wait_for, wait_saved
 from PIL import Image
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import configure, reset, set_fault, start_standin, stats
+from phi4_standin.launcher import configure, reset, set_fault, start_standin, stats
+from phi4_standin.process import ServerProcess
 
 pytestmark = pytest.mark.browser
 

@@ -20,8 +20,8 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import reset, start_standin, stats
+from phi4_standin.launcher import reset, start_standin, stats
+from phi4_standin.process import ServerProcess, free_port
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 import app
 from mirror.settings import parse_settings
 from mirror.space.space_status import SpaceStatus
-from phi4_bridge.process import ServerProcess
+from phi4_standin.process import ServerProcess
 
 
 @pytest.fixture(scope="module")

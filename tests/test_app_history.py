@@ -10,8 +10,8 @@ from app_server import start_app
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import reset, stats
+from phi4_standin.launcher import reset, stats
+from phi4_standin.process import ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from app_server import start_app
 from browser import wait_for
 from media_factory import png
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import start_standin
+from phi4_standin.launcher import start_standin
+from phi4_standin.process import ServerProcess
 
 pytestmark = pytest.mark.browser
 

@@ -20,8 +20,8 @@ from gradio_client import Client
 from tcp_proxy import TcpProxy
 from test_promises import anonymous_token, join_of, request_heads
 
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import reset
+from phi4_standin.launcher import reset
+from phi4_standin.process import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,8 +17,8 @@ from media_factory import jpeg, png, wav
 from tcp_proxy import TcpProxy
 
 from phi4_bridge import BridgeConfig, InputRejected, Phi4Bridge, UploadRejected
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import stats
+from phi4_standin.launcher import stats
+from phi4_standin.process import ServerProcess
 
 GUARD_S = 10.0
 

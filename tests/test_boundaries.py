@@ -25,8 +25,8 @@ from phi4_bridge.config import Limits
 from phi4_bridge.errors import InputRejected, UploadRejected
 from phi4_bridge.media import MB, inspect_file
 from phi4_bridge.messages import check_history
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import reset, stats
+from phi4_standin.launcher import reset, stats
+from phi4_standin.process import ServerProcess, free_port
 
 LIMITS = Limits()
 WAV_HEADER = b"RIFF\xff\xff\xff\x7fWAVEfmt "  # enough of a WAV's head for the sniffer

@@ -10,7 +10,7 @@ import time
 import pytest
 from media_factory import jpeg, png, wav
 
-import phi4_bridge.token
+import phi4_bridge._wire.token
 from phi4_bridge import (
     AuthError,
     BridgeConfig,
@@ -30,7 +30,7 @@ from phi4_bridge import (
     UploadRejected,
     WorkerError,
 )
-from phi4_bridge.standin.launcher import configure, set_fault, stats
+from phi4_standin.launcher import configure, set_fault, stats
 
 
 def config_for(standin, **kw) -> BridgeConfig:
@@ -116,7 +116,7 @@ async def test_expired_token_is_refreshed_and_the_turn_retried_once(standin_clea
 
 
 class TokenClock:
-    """The bridge's token clock (``phi4_bridge.token.time``), stopped: it moves only when the test moves it, so
+    """The bridge's token clock (``phi4_bridge._wire.token.time``), stopped: it moves only when the test moves it, so
     the turns themselves take no time on it however loaded the machine is."""
 
     def __init__(self, now: float) -> None:
@@ -128,7 +128,7 @@ class TokenClock:
 
 async def test_token_refetched_after_its_expiry(standin_clean, monkeypatch):
     clock = TokenClock(time.time())
-    monkeypatch.setattr(phi4_bridge.token, "time", clock)
+    monkeypatch.setattr(phi4_bridge._wire.token, "time", clock)
     async with Phi4Bridge(config_for(standin_clean)) as bridge:
         await bridge.chat("one")
         token = await bridge.tokens.get()

@@ -22,7 +22,7 @@ from mirror.settings import parse_settings
 from mirror.visitors.budget import Budget, Ok, OverBudget, Rule, parse_rule
 from mirror.visitors.identity import client_of
 from mirror.visitors.usage import SCHEMA_VERSION, UsageStore
-from phi4_bridge.process import ServerProcess
+from phi4_standin.process import ServerProcess
 
 
 class Clock:

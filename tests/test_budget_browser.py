@@ -19,7 +19,7 @@ from browser import SHOTS, wait_for
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from phi4_bridge.process import ServerProcess
+from phi4_standin.process import ServerProcess
 
 LOGINS = {"alice": "alice-pass-1", "bob": "bob-pass-22", "host": "host-pass-333"}
 OFFICIAL = "microsoft/phi-4-multimodal"

@@ -16,7 +16,7 @@ from app_server import start_app
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from phi4_bridge.standin.launcher import reset, stats
+from phi4_standin.launcher import reset, stats
 
 OVER = re.compile(r"You have used your 2 turns per hour on this app; you can chat again at \d\d:\d\d UTC "
                   r"\(in (59|60) minutes\)\.")

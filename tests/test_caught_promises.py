@@ -32,7 +32,7 @@ from mirror.settings import AppSettings, parse_settings
 from mirror.visitors.budget import Rule
 from phi4_bridge.config import Limits
 from phi4_bridge.openai_api.fetch import TIMEOUT_S, FetchRefused, fetch
-from phi4_bridge.process import ServerProcess
+from phi4_standin.process import ServerProcess
 
 MB = 1024 * 1024
 API_KEY = "sk-caught-5e1f"  # the app's /v1 key (behind --auth, /v1 asks for a key of its own)

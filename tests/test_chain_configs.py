@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from phi4_bridge._wire.stream import ReplyStream
 from phi4_bridge.chain import chain_problem, check_options, find_chain
 from phi4_bridge.messages import reply_text, with_reply
-from phi4_bridge.stream import ReplyStream
 
 CONFIGS = Path(__file__).parent / "chain_configs"
 

@@ -13,7 +13,7 @@ import pytest
 from media_factory import png
 
 from phi4_bridge import BridgeConfig, Phi4Bridge, ProtocolError, RemoteError, TextDelta
-from phi4_bridge.process import ServerProcess, free_port
+from phi4_standin.process import ServerProcess, free_port
 
 RECORD = Path(__file__).parent / "chain_configs" / "record.py"
 

@@ -7,7 +7,7 @@ import sys
 
 from media_factory import png
 
-from phi4_bridge.standin.launcher import set_fault
+from phi4_standin.launcher import set_fault
 
 
 def run_cli(standin, *args: str) -> subprocess.CompletedProcess[str]:

@@ -28,8 +28,8 @@ from browser import CHAT_STORAGE_KEY, SHOTS, _cryptojs_decrypt, wait_for
 from PIL import Image
 
 from mirror.cluster import find_nginx, main_config, render
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import start_standin
+from phi4_standin.launcher import start_standin
+from phi4_standin.process import ServerProcess, free_port
 
 READY_S = 240.0  # two app processes starting at once on two shared cores, then nginx
 COOKIE = "mirror_replica"

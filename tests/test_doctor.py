@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from phi4_bridge.cli.doctor_report import NAME_WIDTH
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import reset, set_fault, start_standin, stats
+from phi4_standin.launcher import reset, set_fault, start_standin, stats
+from phi4_standin.process import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = ["text turn", "image turn", "audio turn", "second turn", "stop"]

@@ -119,7 +119,7 @@ def test_html_in_the_spaces_text_becomes_words_with_the_links_address():
 
 
 def test_an_unexpected_error_message_carries_its_text():
-    from phi4_bridge.stream import ReplyStream
+    from phi4_bridge._wire.stream import ReplyStream
 
     with pytest.raises(e.RemoteError, match="The Space says: Worker crashed"):
         ReplyStream().handle({"msg": "unexpected_error", "message": "Worker crashed"})

@@ -46,8 +46,8 @@ from phi4_bridge import (
     TokenExpired,
     WorkerError,
 )
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
+from phi4_standin.launcher import configure, reset, set_fault, stats
+from phi4_standin.process import ServerProcess
 
 GUARD_S = 30.0  # no turn here may take longer: a hang fails, not stalls the suite (generous for a loaded machine)
 SHORT = Timeouts(connect=2.0, request=2.0, first_event=1.5, idle=1.5)

@@ -15,7 +15,7 @@ import pytest
 from gradio_client import Client
 
 from mirror.door import gradio_internals as gi
-from phi4_bridge.process import free_port
+from phi4_standin.process import free_port
 
 release = threading.Event()
 

@@ -1,7 +1,7 @@
 """The Space's live stage, its origin and other Phi-4 Spaces, from a real (stand-in) Hub over loopback.
 
 ``phi4_bridge.hub`` asks through ``huggingface_hub.HfApi(endpoint=...)``; the stand-in serves the Hub's routes
-(``phi4_bridge/standin/hub.py``) with stages set at run time by ``POST /standin/hub``.
+(``phi4_standin/hub.py``) with stages set at run time by ``POST /standin/hub``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from hub_world import DUPLICATE, OFFICIAL, World
 
 from phi4_bridge import SpaceUnavailable, hub
 from phi4_bridge.config import BridgeConfig
-from phi4_bridge.process import free_port
-from phi4_bridge.standin.hub import parse_hub_space
+from phi4_standin.hub import parse_hub_space
+from phi4_standin.process import free_port
 
 
 def config(world: World, **overrides) -> BridgeConfig:

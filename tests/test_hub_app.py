@@ -17,7 +17,7 @@ from browser import SHOTS, wait_for
 from gradio_client import Client
 from hub_world import DUPLICATE, OFFICIAL
 
-from phi4_bridge.standin.launcher import stats
+from phi4_standin.launcher import stats
 
 RUNTIME_ERROR = f"{OFFICIAL} has a runtime error on the Hub (Exit code: 1. Reason: CUDA out of memory (stand-in))."
 OTHER_BANNER = f"Answers come from {DUPLICATE}, not from {OFFICIAL}."

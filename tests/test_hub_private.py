@@ -20,7 +20,7 @@ from hub_world import DUPLICATE, OFFICIAL, World
 
 from phi4_bridge import Phi4Bridge, SpaceUnavailable, hub
 from phi4_bridge.config import BridgeConfig
-from phi4_bridge.standin.launcher import stats
+from phi4_standin.launcher import stats
 
 MINE = "hf_mineAllowed0000000001"
 STRANGER = "hf_notAllowed00000000002"

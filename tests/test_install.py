@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from phi4_bridge.process import ServerProcess
+from phi4_standin.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = shutil.ignore_patterns(".git", "artifacts", "__pycache__", "build", "*.egg-info", ".venv*", "*.log")
@@ -69,7 +69,7 @@ def test_phi4_mirror_command_serves_the_app_from_the_install(installed: Path, tm
     """``phi4-mirror --standin`` from an empty folder: the page has the shipped examples, a turn is answered."""
     from gradio_client import Client
 
-    from phi4_bridge.process import ServerProcess, free_port
+    from phi4_standin.process import ServerProcess, free_port
 
     port = free_port()
     app = ServerProcess("installed app", [str(installed / "phi4-mirror"), "--standin", "--port", str(port)], port,
@@ -93,7 +93,7 @@ def test_phi4_bridge_serve_answers_an_openai_request_from_the_install(installed:
     import json
     import urllib.request
 
-    from phi4_bridge.process import free_port
+    from phi4_standin.process import free_port
 
     port = free_port()
     server = ServerProcess("installed serve", [str(installed / "phi4-bridge"), "serve", "--port", str(port),

@@ -12,7 +12,7 @@ import pytest
 from media_factory import png, wav
 
 from phi4_bridge import BridgeConfig, InputRejected, Phi4Bridge, QuotaExceeded, RemoteError, TextDelta
-from phi4_bridge.standin.launcher import configure, reset, set_fault, start_standin, stats
+from phi4_standin.launcher import configure, reset, set_fault, start_standin, stats
 
 LAYOUTS = ["official", "classic", "chatinterface"]
 SETTINGS = {  # what each layout's bot step reports with its defaults

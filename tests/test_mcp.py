@@ -32,8 +32,8 @@ from mcp.types import CallToolResult
 from media_factory import png, wav
 from PIL import Image
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
+from phi4_standin.launcher import configure, reset, set_fault, stats
+from phi4_standin.process import ServerProcess
 
 # A key is a visitor with its own budget (--visitor-turns 3/hour below): each test calls with keys of its own.
 NAMES = ("list", "image", "audio", "busy", "busy_v1", "quota", "quota_after", "budget", "budget_other", "urls",

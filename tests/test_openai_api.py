@@ -22,8 +22,8 @@ from app_server import start_app
 from media_factory import jpeg, png, wav
 from openai import AsyncOpenAI, OpenAI
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
+from phi4_standin.launcher import configure, reset, set_fault, stats
+from phi4_standin.process import ServerProcess
 
 KEY = "sk-test-8f2a1c9d4e7b"  # what the app is started with; searched for in its log at the end
 ENV_KEY = "sk-env-5d1e0c7a"

@@ -13,8 +13,8 @@ from app_server import start_app
 from openai import OpenAI
 
 from phi4_bridge.openai_api.fetch import FetchRefused, fetch
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import configure, reset, set_fault
+from phi4_standin.launcher import configure, reset, set_fault
+from phi4_standin.process import ServerProcess, free_port
 
 KEY = "sk-serve-3b9f0d2c"
 MODEL = "phi-4-multimodal"

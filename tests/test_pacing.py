@@ -21,7 +21,7 @@ from mirror.chat import chat_values as cv
 from mirror.chat.chatbot import remember_forms
 from mirror.chat.pacing import batches
 from phi4_bridge import BridgeConfig, Phi4Bridge
-from phi4_bridge.standin.launcher import start_standin
+from phi4_standin.launcher import start_standin
 
 INTERVAL = 0.05
 

@@ -24,8 +24,8 @@ from phi4_bridge import BridgeConfig, Phi4Bridge, RemoteError, TextDelta, Timeou
 from phi4_bridge.cli.main import main
 from phi4_bridge.config import Limits
 from phi4_bridge.media import inspect_file
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import configure, set_fault, stats
+from phi4_standin.launcher import configure, set_fault, stats
+from phi4_standin.process import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
@@ -368,7 +368,7 @@ def test_no_fallback_says_when_the_space_answers_again_and_the_badge_says_signed
     from app_server import start_app
     from browser import wait_for
 
-    from phi4_bridge.standin.launcher import start_standin
+    from phi4_standin.launcher import start_standin
 
     port = free_port()
     space = f"http://127.0.0.1:{port}"  # nothing listens there yet

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from phi4_bridge._wire.sse import SSEDecoder
+from phi4_bridge._wire.stream import ReplyStream
 from phi4_bridge.config import Limits
 from phi4_bridge.errors import Phi4Error, ProtocolError
 from phi4_bridge.events import Log, Queued, Started, TextDelta
 from phi4_bridge.messages import check_history, parts, reply_text, turns
-from phi4_bridge.sse import SSEDecoder
-from phi4_bridge.stream import ReplyStream
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -19,7 +19,7 @@ from phi4_bridge.cli.main import main
 from phi4_bridge.qa.cases import load_cases, parse_lines
 from phi4_bridge.qa.report import render_report
 from phi4_bridge.qa.runner import run_cases
-from phi4_bridge.standin.launcher import configure, set_fault, stats
+from phi4_standin.launcher import configure, set_fault, stats
 
 ROOT = Path(__file__).resolve().parents[1]
 

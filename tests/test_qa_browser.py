@@ -15,7 +15,7 @@ from app_server import ROOT, start_app
 from browser import SHOTS, wait_for
 from PIL import Image
 
-from phi4_bridge.standin.launcher import reset
+from phi4_standin.launcher import reset
 
 pytestmark = pytest.mark.browser
 

@@ -22,7 +22,7 @@ from phi4_bridge.cli.main import main
 from phi4_bridge.qa.cases import Case
 from phi4_bridge.qa.review import compare, counts, page
 from phi4_bridge.qa.store import QAStore, default_path
-from phi4_bridge.standin.launcher import configure, stats
+from phi4_standin.launcher import configure, stats
 
 ROOT = Path(__file__).resolve().parents[1]
 

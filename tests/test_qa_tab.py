@@ -13,7 +13,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AuthenticationError
 from PIL import Image
 
-from phi4_bridge.standin.launcher import configure, reset, set_fault, stats
+from phi4_standin.launcher import configure, reset, set_fault, stats
 
 
 @pytest.fixture(scope="module")

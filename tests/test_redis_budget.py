@@ -23,8 +23,8 @@ from test_shared_budget import KEY, ask
 
 from mirror.visitors.budget import Ok, OverBudget, Rule
 from mirror.visitors.redis_budget import PREFIX, RedisBudget, StoreDown, StoreUnreachable, redact
-from phi4_bridge.process import free_port
-from phi4_bridge.standin.launcher import start_standin
+from phi4_standin.launcher import start_standin
+from phi4_standin.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RULE = Rule(2, 3600.0, "hour")

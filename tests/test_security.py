@@ -25,8 +25,8 @@ from gradio_client import Client, handle_file
 from media_factory import png
 from tcp_proxy import TcpProxy
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import stats
+from phi4_standin.launcher import stats
+from phi4_standin.process import ServerProcess
 
 USERS = {"alice": "wonder-" + secrets.token_hex(4), "bob": "builder-" + secrets.token_hex(4)}
 HF_TOKEN = "hf_" + secrets.token_hex(16)

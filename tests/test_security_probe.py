@@ -35,8 +35,8 @@ from PIL import Image
 
 from mirror.chat.chat_values import safe_history
 from mirror.serve.launch import EXIT_DEADLINE_S
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import configure, reset, stats
+from phi4_standin.launcher import configure, reset, stats
+from phi4_standin.process import ServerProcess
 
 HF_TOKEN = "hf_" + secrets.token_hex(16)
 TUNABLES = {"PHI4_CACHE_MAX_AGE": "3", "PHI4_STREAM_GRACE": "2", "PHI4_VISITOR_IDLE": "3",

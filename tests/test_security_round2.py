@@ -26,8 +26,8 @@ from media_factory import png
 from PIL import Image
 from test_security_probe import config, fn_index, join_and_read
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import reset
+from phi4_standin.launcher import reset
+from phi4_standin.process import ServerProcess
 
 TUNABLES = {"PHI4_CACHE_MAX_AGE": "600", "PHI4_STREAM_GRACE": "5", "PHI4_TURNS_PER_CLIENT": "4",
             "PHI4_LOGIN_LOCKOUT": "60"}

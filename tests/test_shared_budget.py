@@ -21,7 +21,7 @@ from test_cluster import RunningCluster
 
 from mirror.visitors.budget import Ok, OverBudget, Rule
 from mirror.visitors.shared_budget import SharedBudget
-from phi4_bridge.standin.launcher import start_standin
+from phi4_standin.launcher import start_standin
 
 ROOT = Path(__file__).resolve().parents[1]
 RULE = Rule(2, 3600.0, "hour")

@@ -19,7 +19,7 @@ from app_server import start_app
 from gradio_client import Client
 
 from mirror.door.slow_clients import TIMEOUT_408
-from phi4_bridge.process import ServerProcess
+from phi4_standin.process import ServerProcess
 
 TRICKLE_S = 0.25  # a byte this often: the pace of a trickling client (the app allows 2 s plus 1 s per 500 bytes)
 BOUND_BYTES = 240  # 60 s of trickle: far past the deadline; reaching it means the server never cut the client off

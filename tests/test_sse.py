@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from phi4_bridge._wire.sse import SSEDecoder
 from phi4_bridge.errors import ProtocolError
-from phi4_bridge.sse import SSEDecoder
 
 MESSAGES = [
     {"msg": "estimation", "rank": 0, "queue_size": 1, "rank_eta": 1.5},

@@ -18,9 +18,9 @@ from media_factory import png as png_file
 from media_factory import wav as make_wav
 from PIL import Image
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin import reply
-from phi4_bridge.standin.launcher import stamps, stats
+from phi4_standin import reply
+from phi4_standin.launcher import stamps, stats
+from phi4_standin.process import ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -285,3 +285,13 @@ def test_split_chunks(text: str, n: int) -> None:
     assert len(parts) == (min(n, len(text)) if text else 1)
     assert all(parts) or text == ""
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_the_standin_plays_the_space_the_bridge_calls_by_default() -> None:
+    """The stand-in keeps its own copy of the Space id (it imports nothing of the bridge): the two must agree, or
+    the app's fallback would answer as another Space than the one the bridge asks for."""
+    from phi4_bridge.config import DEFAULT_SPACE
+    from phi4_standin.server import SPACE_ID, StandinSettings
+
+    assert SPACE_ID == DEFAULT_SPACE
+    assert StandinSettings().space_id == DEFAULT_SPACE

@@ -17,8 +17,8 @@ import pytest
 from browser import SHOTS
 from PIL import Image
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import reset, start_standin
+from phi4_standin.launcher import reset, start_standin
+from phi4_standin.process import ServerProcess
 
 pytestmark = pytest.mark.browser
 
@@ -40,7 +40,7 @@ WATCH_BOT = """(selector) => {
 }"""
 
 
-# The last sentence of a complete reply, per layout (see phi4_bridge/standin/reply.py).
+# The last sentence of a complete reply, per layout (see phi4_standin/reply.py).
 REPLY_END = {
     "classic": r"Seen: [^\n]*\.$",
     "official": r"max_new_tokens=512\.$",

@@ -21,8 +21,8 @@ import pytest
 from media_factory import png as png_file
 from media_factory import wav as make_wav
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import reset, seen, set_fault, start_standin
+from phi4_standin.launcher import reset, seen, set_fault, start_standin
+from phi4_standin.process import ServerProcess
 
 QUOTAS = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
 OFFICIAL_DEFAULTS = "Settings: top_p=0.95, top_k=50, temperature=0.8, repetition_penalty=1.05, max_new_tokens=512."

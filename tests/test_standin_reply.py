@@ -8,9 +8,9 @@ from pathlib import Path
 from media_factory import png as png_file
 from media_factory import wav as make_wav
 
-from phi4_bridge.standin import reply
-from phi4_bridge.standin.chat import Gradio5Chatbot
-from phi4_bridge.standin.official import read_turn
+from phi4_standin import reply
+from phi4_standin.chat import Gradio5Chatbot
+from phi4_standin.official import read_turn
 
 
 def _history(png: str, wav: str) -> list[dict]:

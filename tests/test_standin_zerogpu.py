@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 from test_standin import SPACE, KnownClient, completed, failed, last_content, one_turn
 
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import configure, set_fault, stamps, stats
+from phi4_standin.launcher import configure, set_fault, stamps, stats
+from phi4_standin.process import ServerProcess
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from phi4_bridge._wire.stream import ReplyStream
 from phi4_bridge.errors import GpuBusy, Phi4Error, ProtocolError, QuotaExceeded, RemoteError
 from phi4_bridge.events import Log, Queued, Started, TextDelta
-from phi4_bridge.stream import ReplyStream
 
 USER = {"role": "user", "content": "hi"}
 
@@ -82,7 +82,7 @@ def test_arbitrary_diffs_raise_only_bridge_errors(diffs):
 
 
 def test_adjacent_deltas_coalesce_and_other_events_keep_their_place():
-    from phi4_bridge.stream import coalesce
+    from phi4_bridge._wire.stream import coalesce
 
     events = [Started(None), TextDelta("a"), TextDelta("b"), Log("warning", "w"), TextDelta("c"), TextDelta("d")]
     assert coalesce(events) == [Started(None), TextDelta("ab"), Log("warning", "w"), TextDelta("cd")]
@@ -102,7 +102,7 @@ def test_scoped_diffs_match_gradio_apply_diff(value, diff):
 
     from gradio_client.utils import apply_diff
 
-    from phi4_bridge.stream import apply_scoped
+    from phi4_bridge._wire.stream import apply_scoped
 
     ops_ = [list(op) for op in diff]
     try:

@@ -21,8 +21,8 @@ from app_server import start_app
 from phi4_bridge import BridgeConfig, GpuBusy, Phi4Bridge, TextDelta
 from phi4_bridge.events import Queued
 from phi4_bridge.job import Job
-from phi4_bridge.process import ServerProcess, free_port
-from phi4_bridge.standin.launcher import configure, start_standin, stats
+from phi4_standin.launcher import configure, start_standin, stats
+from phi4_standin.process import ServerProcess, free_port
 
 QUEUE_FULL = "The Space is busy: its queue is full. Try again in a minute."
 

@@ -23,8 +23,8 @@ from phi4_bridge import Phi4Bridge, Phi4Error
 from phi4_bridge.cli.main import main
 from phi4_bridge.config import BridgeConfig
 from phi4_bridge.errors import classify_error_text
-from phi4_bridge.process import ServerProcess
-from phi4_bridge.standin.launcher import reset, set_fault
+from phi4_standin.launcher import reset, set_fault
+from phi4_standin.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = json.loads((Path(__file__).parent / "data" / "zerogpu_messages.json").read_text())

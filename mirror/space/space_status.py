@@ -6,7 +6,7 @@ RUNTIME_ERROR, SLEEPING, PAUSED, ...) and its origin (when only ``--space`` is g
 
 1. another Phi-4-multimodal Space that runs and that the bridge can drive (``hub.list_candidates``; the official
    one first, then the configured short list, then the Hub search by likes), unless ``--no-fallback``;
-2. the offline stand-in (``phi4_bridge.standin.launcher``), the last resort, unless ``--no-fallback``.
+2. the offline stand-in (``phi4_standin.launcher``), the last resort, unless ``--no-fallback``.
 
 ``--space auto`` starts from the official Space and takes the first usable candidate (``--no-fallback`` then only
 rules out the stand-in). A background thread asks the Hub and probes again every ``--recheck-every`` seconds; the
@@ -29,7 +29,7 @@ from enum import StrEnum
 from phi4_bridge import hub
 from phi4_bridge.config import AUTO, DEFAULT_SPACE, DEFAULT_SPACE_URL, BridgeConfig
 from phi4_bridge.errors import SpaceUnavailable
-from phi4_bridge.process import ServerProcess
+from phi4_standin.process import ServerProcess
 
 from ..settings import AppSettings
 from .holder import BridgeHolder
@@ -55,7 +55,7 @@ def auth_headers(config: BridgeConfig, url: str) -> dict[str, str]:
     (``config.private_origin``); nothing for any other Space (``hub.space_auth``)."""
     if not config.private_origin:
         return {}
-    from phi4_bridge.token import find_hf_token
+    from phi4_bridge.config import find_hf_token
 
     return hub.space_auth(config, url, config.hf_token or find_hf_token())
 
@@ -205,7 +205,7 @@ class SpaceStatus:
         print(f"* {self.reason} {hub.describe_use(config)}", flush=True)
 
     def _use_standin(self, mode: Mode) -> None:
-        from phi4_bridge.standin.launcher import start_standin
+        from phi4_standin.launcher import start_standin
 
         standin = self.standin = start_standin(pace_ms=self.settings.standin_pace_ms,
                                                chunks=self.settings.standin_chunks)

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from .. import protocol
+from .._wire import protocol
 from ..bridge import Phi4Bridge
 from ..chain import PROTOCOLS, chain_problem, find_chain
 from ..config import BridgeConfig

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .chain import Chain, Step
+    from ..chain import Chain, Step
 
 
 def step_inputs(chain: Chain, step: Step, values: Mapping[int, Any]) -> list[Any]:

@@ -1,7 +1,7 @@
 """The stand-in Space's gradio Blocks, in one of several layouts, and what every layout shares.
 
 Layouts (``LAYOUTS``; ``DEFAULT_LAYOUT`` is the one place that says which one a bare ``python -m
-phi4_bridge.standin`` serves):
+phi4_standin`` serves):
 
 * ``classic`` (this module): the layout the known client hard-codes. ``fn_index`` 10 (user-message step,
   direct ``/run/predict``), 11 (bot step, queued, streamed) and ``trigger_id`` 8 (the multimodal textbox).
@@ -27,7 +27,7 @@ browser-only dependencies, added after every dependency of the chat (see ``add_b
 change of the hidden value into it in gradio 6's shape. API callers never trigger them, and no textbox
 ``submit`` chain reaches them.
 
-Nothing here imports the bridge (``phi4_bridge`` outside ``standin``): stand-in and bridge share no code.
+Nothing here imports the bridge (``phi4_bridge``): stand-in and bridge share no code.
 """
 
 from __future__ import annotations

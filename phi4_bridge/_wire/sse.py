@@ -10,7 +10,7 @@ import codecs
 import json
 from typing import Any
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 
 class SSEDecoder:

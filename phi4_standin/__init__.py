@@ -14,6 +14,6 @@ Modules: ``reply`` (what the fake model answers), ``zerogpu`` (tokens, quota, fa
 classic layout), ``official`` and ``chatinterface`` (the other layouts), ``server`` (Blocks + Hub routes +
 control routes), ``launcher`` (run one as a subprocess), ``__main__`` (the CLI).
 
-Nothing here imports from ``phi4_bridge`` outside ``phi4_bridge.standin``: the stand-in shares no code with the
+Nothing here imports ``phi4_bridge`` (an import contract checks it): the stand-in shares no code with the
 bridge, so a bug on one side cannot hide the same bug on the other.
 """

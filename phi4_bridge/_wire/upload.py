@@ -14,10 +14,10 @@ from collections.abc import Mapping, MutableMapping, Sequence
 
 import aiohttp
 
-from .config import BridgeConfig
-from .errors import ProtocolError, RouteMissing, UploadRejected, classify_status
-from .media import MediaFile, inspect_file
-from .messages import FileData, file_data
+from ..config import BridgeConfig
+from ..errors import ProtocolError, RouteMissing, UploadRejected, classify_status
+from ..media import MediaFile, inspect_file
+from ..messages import FileData, file_data
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 STARTUP_TIMEOUT_S = 90.0
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])  # the folder that holds ``phi4_bridge``
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])  # the folder that holds ``phi4_bridge`` and ``phi4_standin``
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -45,7 +45,7 @@ class ServerProcess:
         self.log_path = Path(log.name)
         child_env = {key: value for key, value in os.environ.items() if key != "HF_TOKEN"}  # never a real token
         child_env.update({"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"})
-        # so ``python -m phi4_bridge...`` finds this copy of the package, installed or a checkout, from any folder
+        # so ``python -m phi4_standin`` (or ``phi4_bridge``) finds this copy of the packages, from any folder
         child_env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + child_env["PYTHONPATH"]
                                                     if child_env.get("PYTHONPATH") else "")
         child_env.update(env or {})

@@ -18,9 +18,9 @@ from typing import Any
 
 from gradio_client.utils import ServerMessage, apply_diff
 
-from .errors import Phi4Error, ProtocolError, RemoteError, classify_error_text, redact
-from .events import Event, Log, Queued, Started, TextDelta
-from .messages import reply_text
+from ..errors import Phi4Error, ProtocolError, RemoteError, classify_error_text, redact
+from ..events import Event, Log, Queued, Started, TextDelta
+from ..messages import reply_text
 from .values import is_update
 
 

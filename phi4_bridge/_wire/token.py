@@ -22,8 +22,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .config import BridgeConfig
-from .errors import AuthError, classify_status
+from .. import config as _config
+from ..config import BridgeConfig
+from ..errors import AuthError, classify_status
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +83,6 @@ def _expiration_param(now: datetime | None = None) -> str:
     return quote(when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z")
 
 
-def find_hf_token() -> str | None:
-    """The user's own HF token (``HF_TOKEN`` or ``huggingface-cli login``), via huggingface_hub."""
-    from huggingface_hub import get_token
-
-    return get_token()
-
-
 class TokenProvider:
     """Hands out a valid token, fetching at most once at a time and only when the cached one is stale."""
 
@@ -128,7 +122,7 @@ class TokenProvider:
 
     async def _find_hf_token(self) -> str | None:
         if not self._hf_looked_up:
-            self._hf_token = await asyncio.to_thread(find_hf_token)
+            self._hf_token = await asyncio.to_thread(_config.find_hf_token)
             self._hf_looked_up = True
         return self._hf_token
 

@@ -49,11 +49,14 @@ import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from ..config import DEFAULT_SPACE
 from .hub import Catalogue, HubSpace, add_hub_catalogue_routes, parse_hub_space, refusal
 from .middleware import StandinMiddleware
 from .space import DEFAULT_LAYOUT, Tunables, build_blocks
 from .zerogpu import TokenIssuer, ZeroGPU, user_from_hf_token
+
+# The Space it plays: its own constant, not the bridge's DEFAULT_SPACE, since the stand-in imports nothing of the
+# bridge (tests/test_standin.py checks that the two agree).
+SPACE_ID = "microsoft/phi-4-multimodal"
 
 
 @dataclass
@@ -74,7 +77,7 @@ class StandinSettings:
     quota_window: float = 600.0
     slow_start_s: float = 5.0
     drop_after: int = 3
-    space_id: str = DEFAULT_SPACE
+    space_id: str = SPACE_ID
     layout: str = DEFAULT_LAYOUT
     hub_spaces: tuple[str, ...] = ()  # ``ID=STAGE[@URL]`` entries of the Hub catalogue
     token_secret: str | None = None  # hex; shared by stand-ins that act as one Hub and its Spaces

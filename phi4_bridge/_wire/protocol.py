@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 from gradio_client.utils import ServerMessage
 
-from .chain import PROTOCOLS, Chain, Step, chain_problem, fallback_chain, find_chain
-from .config import BridgeConfig
-from .errors import ProtocolError, RouteMissing, SpaceUnavailable, StreamTimeout, UnavailableState, classify_status
+from ..chain import PROTOCOLS, Chain, Step, chain_problem, fallback_chain, find_chain
+from ..config import BridgeConfig
+from ..errors import ProtocolError, RouteMissing, SpaceUnavailable, StreamTimeout, UnavailableState, classify_status
 from .sse import SSEDecoder
 
 log = logging.getLogger(__name__)

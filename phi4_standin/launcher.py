@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from ..process import STARTUP_TIMEOUT_S, ServerProcess, free_port
+from .process import STARTUP_TIMEOUT_S, ServerProcess, free_port
 
 
 def control(url: str, method: str = "GET", body: Any = None, timeout: float = 10.0) -> Any:
@@ -82,7 +82,7 @@ def start_standin(
     ``layout``: "classic", "official" or "chatinterface"; None serves the default (``space.DEFAULT_LAYOUT``).
     """
     port = port or free_port()
-    args = [sys.executable, "-m", "phi4_bridge.standin", "--host", "127.0.0.1", "--port", str(port)]
+    args = [sys.executable, "-m", "phi4_standin", "--host", "127.0.0.1", "--port", str(port)]
     for flag, value in (("--pace-ms", pace_ms), ("--chunks", chunks), ("--gpus", gpus), ("--token-ttl", token_ttl),
                         ("--fault", fault), ("--layout", layout)):
         if value is not None:

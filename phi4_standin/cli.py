@@ -1,4 +1,4 @@
-"""The stand-in's command line: ``python -m phi4_bridge.standin [--layout NAME] [--port P] [--pace-ms MS] ...``.
+"""The stand-in's command line: ``python -m phi4_standin [--layout NAME] [--port P] [--pace-ms MS] ...``.
 
 ``--layout``: ``classic``, ``official`` or ``chatinterface`` (see ``space.py``; default ``space.DEFAULT_LAYOUT``).
 
@@ -21,7 +21,7 @@ from .zerogpu import FAULTS
 
 def parse_args(argv: list[str] | None = None) -> StandinSettings:
     d = StandinSettings()
-    p = argparse.ArgumentParser(prog="python -m phi4_bridge.standin", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m phi4_standin", description=__doc__)
     p.add_argument("--layout", choices=LAYOUTS, default=d.layout, help="the shape of the Space (see space.py)")
     p.add_argument("--host", default=d.host)
     p.add_argument("--port", type=int, default=d.port)
