@@ -35,7 +35,7 @@ from gradio.events import api as gradio_api
 
 from phi4_bridge import Done, Phi4Error, Queued, Started, TextDelta
 from phi4_bridge.openai_api.errors import ApiError
-from phi4_bridge.openai_api.messages import Attachment, Turn, url_attachment
+from phi4_bridge.openai_api.messages import ApiTurn, Attachment, url_attachment
 from phi4_bridge.openai_api.server import ApiSettings, Caller, caller_of, materialize
 
 from ..chat.chat_values import queue_words
@@ -92,7 +92,7 @@ class Phi4Tools:
         Cancelling this (the client went away) closes the runner's events, which cancels the job on the Space."""
         folder = tempfile.mkdtemp(prefix="phi4-mcp-", dir=self.api.temp_dir)
         try:
-            paths, _ = await materialize(Turn(prompt, attachments, [], attachments), folder, self.api.limits)
+            paths, _ = await materialize(ApiTurn(prompt, attachments, [], attachments), folder, self.api.limits)
             reply, progress = "", progress_reporter()
             async with aclosing(self.runner.events(caller, prompt, paths, [], {}, source="mcp")) as events:
                 async for event in events:

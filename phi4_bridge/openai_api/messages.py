@@ -59,8 +59,9 @@ class Attachment:
 
 
 @dataclass
-class Turn:
-    """What the bridge gets: the new turn's text and files, the earlier turns as a history, every attachment."""
+class ApiTurn:
+    """An OpenAI request as the bridge gets it: the new turn's text and files, the earlier turns as a history, every
+    attachment. (``phi4_bridge.messages.Turn`` is one exchange of a history; this is a whole request.)"""
 
     prompt: str
     files: list[Attachment]
@@ -178,7 +179,7 @@ def _user_parts(message: Message, i: int, fetch_urls: bool) -> tuple[list[str], 
     return texts, files
 
 
-def to_turn(req: ChatRequest, fetch_urls: bool = False) -> Turn:
+def to_turn(req: ChatRequest, fetch_urls: bool = False) -> ApiTurn:
     """The request's messages as the bridge's turn. A file in the history is named ``ATTACHMENT<index>`` until
     ``with_paths`` puts in where the server wrote it (a fetched image's extension is known only then)."""
     system: list[str] = []
@@ -230,7 +231,7 @@ def to_turn(req: ChatRequest, fetch_urls: bool = False) -> Turn:
         history.append({"role": "user", "content": content})
         history.append({"role": "assistant", "content": [{"type": "text", "text": "".join(replies)}]})
     texts, files, _ = turns[-1]
-    return Turn("\n".join(texts), files, history, attachments, chars)
+    return ApiTurn("\n".join(texts), files, history, attachments, chars)
 
 
 def with_paths(history: list[dict[str, Any]], paths: list[str]) -> list[dict[str, Any]]:
@@ -247,7 +248,7 @@ def with_paths(history: list[dict[str, Any]], paths: list[str]) -> list[dict[str
     return out
 
 
-def param_for(message: str, turn: Turn, last_index: int) -> str | None:
+def param_for(message: str, turn: ApiTurn, last_index: int) -> str | None:
     """Which request field a bridge sentence is about: the file it names, else the last message."""
     found = _FIELD_NAME.search(message)
     if found is not None:

@@ -40,7 +40,7 @@ from ..events import Done, Event, Queued, TextDelta
 from .bounds import check_parsed, check_raw
 from .errors import ApiError, bad_request, from_bridge, unauthorized, unknown_model
 from .fetch import FetchRefused, fetch
-from .messages import Turn, check_request, extension_of, param_for, requested_options, to_turn, with_paths
+from .messages import ApiTurn, check_request, extension_of, param_for, requested_options, to_turn, with_paths
 from .schema import (
     MODEL_ALIASES,
     MODEL_ID,
@@ -131,7 +131,7 @@ def parse_request(body: bytes | bytearray) -> ChatRequest:
         raise bad_request(f"{param or 'request'}: {first.get('msg', 'invalid')}.", param) from None
 
 
-async def materialize(turn: Turn, folder: str, limits: Limits) -> tuple[list[str], list[dict[str, Any]]]:
+async def materialize(turn: ApiTurn, folder: str, limits: Limits) -> tuple[list[str], list[dict[str, Any]]]:
     """Write (or fetch) every attachment into ``folder``: the new turn's file paths, and the history naming them."""
     paths = []
     for attachment in turn.attachments:
@@ -272,7 +272,7 @@ async def _options(runner: Runner, req: ChatRequest) -> dict[str, Any]:
     return {name: value for name, (_, value) in wanted.items()}
 
 
-def _failure(caller: Caller, turn: Turn, last: int, params: dict[str, str]
+def _failure(caller: Caller, turn: ApiTurn, last: int, params: dict[str, str]
              ) -> Callable[[BaseException], ApiError]:
     """The API error for a failure of this turn, naming the request field when the bridge's sentence does."""
     def fail(exc: BaseException) -> ApiError:
@@ -297,7 +297,7 @@ def _failure(caller: Caller, turn: Turn, last: int, params: dict[str, str]
 _KIND = {400: "BadRequest", 429: "RateLimit"}
 
 
-async def _whole(request: Request, answer: Answer, req: ChatRequest, turn: Turn,
+async def _whole(request: Request, answer: Answer, req: ChatRequest, turn: ApiTurn,
                  fail: Callable[[BaseException], ApiError]) -> Response:
     """A non-streamed answer; a client that closes the connection first cancels the turn."""
     async def collect() -> str:
@@ -336,7 +336,7 @@ def _id(answer: Answer) -> str:
     return f"chatcmpl-{id(answer):x}{int(time.time() * 1000):x}"
 
 
-async def _stream(answer: Answer, pending: list[Any], model: str, turn: Turn, include_usage: bool,
+async def _stream(answer: Answer, pending: list[Any], model: str, turn: ApiTurn, include_usage: bool,
                   fail: Callable[[BaseException], ApiError]) -> AsyncIterator[ServerSentEvent]:
     cid, created, reply = _id(answer), int(time.time()), ""
 
