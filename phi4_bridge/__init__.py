@@ -1,8 +1,9 @@
-"""phi4_bridge: an async client for the Phi-4-multimodal ZeroGPU Space, and a stand-in Space to test it.
+"""phi4_bridge: an async client for the Phi-4-multimodal ZeroGPU Space (and any gradio chat Space).
 
-Read top down: ``bridge`` (what turns share) -> ``job`` (a turn) -> ``chain`` (the Space's steps, from ``/config``),
-``token`` (ZeroGPU tokens), ``upload`` + ``media`` (files),
-``protocol`` (requests), ``stream`` + ``sse`` (events) -> the Space. ``errors`` holds every error type.
+Read top down: ``bridge`` (what turns share) -> ``job`` (a turn) -> ``chain`` (the Space's steps, from ``/config``)
+-> the private wire modules in ``_wire`` (``token``: ZeroGPU tokens, ``upload``: files, ``protocol``: requests,
+``stream`` + ``sse``: events) -> the Space. ``errors`` holds every error type. The stand-in Space the tests talk to
+is a package of its own, ``phi4_standin``, which shares no code with this one.
 """
 
 from .bridge import Conversation, Phi4Bridge
