@@ -44,8 +44,9 @@ from mirror.visitors import budget as turn_budget  # noqa: E402
 from mirror.visitors.host import is_host, who_may_switch  # noqa: E402
 from mirror.visitors.identity import client_of  # noqa: E402
 from mirror.visitors.redis_budget import RedisBudget, StoreUnreachable  # noqa: E402
+from mirror.visitors.redis_usage import RedisUsage  # noqa: E402
 from mirror.visitors.shared_budget import SharedBudget  # noqa: E402
-from mirror.visitors.usage import open_store  # noqa: E402
+from mirror.visitors.usage import UsageLog, open_store  # noqa: E402
 from mirror.visitors.usage_tab import render_usage_tab  # noqa: E402
 from phi4_bridge.config import Limits  # noqa: E402
 
@@ -124,6 +125,15 @@ def make_budget(settings: AppSettings) -> turn_budget.Budget:
     return turn_budget.Budget(settings.visitor_turns, settings.admins)
 
 
+def make_usage(settings: AppSettings) -> UsageLog | None:
+    """The usage log: in the budget's Redis for replicas on several hosts (``--budget-store``, unless ``--usage-db``
+    names a file), else one SQLite file (the user's data folder: the replicas of one host share it); None (logged)
+    when the file cannot be opened. ``StoreUnreachable`` when Redis does not answer, as for the budget."""
+    if settings.budget_store and settings.usage_db is None:
+        return RedisUsage(settings.budget_store)
+    return open_store(settings.usage_db)
+
+
 @dataclass(frozen=True)
 class Mirror:
     """What ``build_demo`` makes: the page, and the parts that serving it and shutting it down need."""
@@ -138,7 +148,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
                budget: turn_budget.Budget | None = None) -> Mirror:
     guard = guard or Guard(settings)
     budget = budget or make_budget(settings)
-    usage = open_store(settings.usage_db)
+    usage = make_usage(settings)
     chat = ChatService(status.holder, settings, guard, budget=budget, usage=usage)
     runner = AppRunner(chat, settings, guard)  # the turns of /v1 and of the MCP tools
     limits: dict[str, Any] = {"concurrency_limit": settings.concurrency_total, "concurrency_id": "chat"}

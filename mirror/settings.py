@@ -165,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="this login is the host: no turn limit, sees the Usage tab, may switch Spaces (repeatable; "
                         "env PHI4_ADMIN, comma-separated)")
     p.add_argument("--usage-db", type=Path, metavar="FILE", default=os.environ.get("PHI4_USAGE_DB") or None,
-                   help="the usage store's SQLite file (default: usage.sqlite3 in the user's data folder; env "
-                        "PHI4_USAGE_DB)")
+                   help="the usage store's SQLite file (default: usage.sqlite3 in the user's data folder, or the "
+                        "--budget-store's Redis when that is given; env PHI4_USAGE_DB)")
     p.add_argument("--slow-client-timeout", type=float, metavar="SECONDS", default=_env("PHI4_SLOW_CLIENT",
                    AppSettings.slow_client_s),
                    help="a client must send its request's headers within this long (its body too, plus a second per "

@@ -23,6 +23,8 @@ from test_shared_budget import KEY, ask
 
 from mirror.visitors.budget import Ok, OverBudget, Rule
 from mirror.visitors.redis_budget import PREFIX, RedisBudget, StoreDown, StoreUnreachable, redact
+from mirror.visitors.redis_usage import KEY as USAGE_KEY
+from mirror.visitors.redis_usage import RedisUsage
 from phi4_standin.launcher import start_standin
 from phi4_standin.process import free_port
 
@@ -166,9 +168,10 @@ def test_a_store_that_stops_answering_refuses_turns_with_a_sentence(tmp_path: Pa
 @pytest.fixture(scope="module")
 def redis_cluster(redis: RedisServer) -> Iterator[RunningCluster]:
     with start_standin(pace_ms=5, chunks=4) as standin:
-        # PHI4_BUDGET_DB empty: the replicas get no shared SQLite file, so only Redis can share their count
+        # PHI4_BUDGET_DB empty: the replicas get no shared SQLite file, so only Redis can share their count; and no
+        # usage file either (the session's own, tests/conftest.py), so the usage log goes to Redis as on several hosts
         running = RunningCluster(standin, extra=("--visitor-turns", "2/hour", "--api-key", KEY, "--budget-store",
-                                                 redis.url), env={"PHI4_BUDGET_DB": ""})
+                                                 redis.url), env={"PHI4_BUDGET_DB": "", "PHI4_USAGE_DB": ""})
         try:
             yield running
         finally:
@@ -186,6 +189,16 @@ def test_one_v1_key_gets_200_200_429_whichever_replica_answers_with_redis(redis:
     # the count lives in Redis: emptied there, the key may chat again
     visitors = [k for k in redis.client().scan_iter(PREFIX + "*")]
     assert len(visitors) == 1 and redis.client().zcard(visitors[0]) == 2, visitors
+    # the usage log is in Redis too (not in each host's own file): both replicas' turns in one view, the refused
+    # ones not counted as turns (the budget refused them before they started)
+    usage = RedisUsage(redis.url)
+    try:
+        deadline = time.monotonic() + 20.0  # each replica writes its rows in a thread of its own, soon after
+        while redis.client().zcard(USAGE_KEY) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [(u.turns, u.failed) for u in usage.per_visitor(0.0)] == [(2, 0)], usage.per_visitor(0.0)
+    finally:
+        usage.close()
     redis.client().flushdb()
     assert ask(redis_cluster.url)[0] == 200
     assert PASSWORD not in redis_cluster.server.log_text()

@@ -29,7 +29,7 @@ from ..settings import AppSettings
 from ..space.holder import BridgeHolder
 from ..visitors.budget import Budget, OverBudget
 from ..visitors.identity import client_of, ip_token_of, route_of, session_of
-from ..visitors.usage import UsageStore
+from ..visitors.usage import UsageLog
 from . import chat_values as cv
 from .pacing import batches
 
@@ -136,7 +136,7 @@ class TurnRecord:
                 if key in event.timings:
                     self.parts["bridge_" + key[:-2]] = event.timings[key] * 1000
 
-    def save(self, usage: UsageStore | None) -> None:
+    def save(self, usage: UsageLog | None) -> None:
         began = time.monotonic()
         if usage is not None:
             end = self.done or time.monotonic()
@@ -149,7 +149,7 @@ class TurnRecord:
 
 class ChatService:
     def __init__(self, holder: BridgeHolder, settings: AppSettings, guard: Guard | None = None,
-                 budget: Budget | None = None, usage: UsageStore | None = None) -> None:
+                 budget: Budget | None = None, usage: UsageLog | None = None) -> None:
         self.holder = holder
         self.budget = budget or Budget(None)  # turns per visitor (mirror/visitors/budget.py); no limit when not given
         self.usage = usage  # one row per turn for the host's Usage view (mirror/visitors/usage.py)

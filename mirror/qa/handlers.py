@@ -36,7 +36,7 @@ from phi4_bridge.qa.store import QAStore
 from ..door.cleanup import current
 from ..visitors.budget import Budget, OverBudget
 from ..visitors.identity import client_of, ip_token_of
-from ..visitors.usage import UsageStore
+from ..visitors.usage import UsageLog
 from .gallery import gallery_html
 
 STOP_WAIT_S = 20.0  # how long a Stop waits for the run's turns to be cancelled on the Space
@@ -116,7 +116,7 @@ def to_int(value: Any) -> int | None:
 
 class QAService:
     def __init__(self, store: QAStore, holder: Any, turns_at_once: int, budget: Budget,
-                 usage: UsageStore | None = None, bounds: StoreBounds | None = None) -> None:
+                 usage: UsageLog | None = None, bounds: StoreBounds | None = None) -> None:
         self.store, self.holder, self.turns_at_once, self.budget = store, holder, turns_at_once, budget
         self.usage = usage  # each case's turn goes into the host's Usage log, as a chat turn does
         self.bounds = bounds or StoreBounds()

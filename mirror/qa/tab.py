@@ -38,7 +38,7 @@ from phi4_bridge.qa.store import QAStore
 from ..door.cleanup import current
 from ..settings import AppSettings
 from ..visitors.budget import Budget
-from ..visitors.usage import UsageStore
+from ..visitors.usage import UsageLog
 from .gallery import GALLERY_JS, compare_html
 from .handlers import QAService, RunRefused, StoreBounds, to_int
 
@@ -117,7 +117,7 @@ def run_choices(store: QAStore, space: str | None = None, date: str | None = Non
 
 
 def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
-                  usage: UsageStore | None = None) -> QAService:
+                  usage: UsageLog | None = None) -> QAService:
     """Lay out the QA tab in the current Blocks context and wire its handlers; the service (for tests/shutdown)."""
     store = QAStore(settings.qa_db)
     bounds = StoreBounds(int(settings.qa_max_mb * 1024 * 1024), settings.qa_keep_days * 86400.0)

@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,23 @@ class VisitorUsage:
     answer_s: float  # the sum of answering times of the turns that started
     gpu_s: float | None  # None: the Space reported no GPU seconds for these turns
     last_at: float
+
+
+class UsageLog(Protocol):
+    """What the chat, the QA tab and the Usage tab need of a usage log: this file's ``UsageStore``, or
+    ``redis_usage.RedisUsage`` for replicas on several hosts."""
+
+    @property
+    def path(self) -> Path | str: ...
+
+    def record(self, visitor: str, source: str, outcome: str, at: float, answer_s: float | None = None,
+               total_s: float | None = None, gpu_s: float | None = None) -> None: ...
+
+    def per_visitor(self, since: float) -> list[VisitorUsage]: ...
+
+    def rows(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class UsageStore:

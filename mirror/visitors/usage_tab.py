@@ -17,7 +17,7 @@ import gradio as gr
 
 from ..settings import AppSettings
 from .host import is_host
-from .usage import UsageStore, VisitorUsage
+from .usage import UsageLog, VisitorUsage
 
 SPANS = [("the last hour", 1), ("the last 6 hours", 6), ("the last 24 hours", 24), ("the last 7 days", 168)]
 NOT_HOST = "Only the host sees usage."
@@ -42,7 +42,7 @@ def table(rows: list[VisitorUsage], hours: float) -> str:
     return "\n".join(lines)
 
 
-def render_usage_tab(demo: gr.Blocks, settings: AppSettings, usage: UsageStore | None) -> None:
+def render_usage_tab(demo: gr.Blocks, settings: AppSettings, usage: UsageLog | None) -> None:
     """The tab, hidden until a page load shows it to the host; call inside the Blocks."""
 
     def view(hours: Any, request: gr.Request) -> str:
