@@ -11,9 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phi4_bridge.config import BridgeConfig
+from phi4_bridge.config import BridgeConfig, api_keys
 from phi4_bridge.flags import add_arguments, config_from
-from phi4_bridge.openai_api.serve import api_keys
 
 from .visitors.budget import SHARE_DEFAULT, Rule, parse_rule
 from .visitors.redis_budget import check_url

@@ -23,12 +23,12 @@ import sys
 
 from ..bridge import Phi4Bridge
 from ..chain import parse_setting
-from ..config import BridgeConfig
+from ..config import BridgeConfig, api_keys
 from ..errors import InputRejected, Phi4Error, exit_code
 from ..events import Log, Queued, TextDelta
 from ..flags import add_arguments, config_from
 from ..hub import list_candidates, resolve
-from ..openai_api.serve import api_keys, serve_api
+from ..openai_api.serve import serve_api
 from ..qa.cli import add_parser as add_qa
 from .doctor import add_parser as add_doctor
 
