@@ -13,6 +13,7 @@ from pathlib import Path
 
 from phi4_bridge.config import BridgeConfig, api_keys
 from phi4_bridge.flags import add_arguments, config_from
+from phi4_bridge.openai_api.flags import add_api_arguments
 
 from .visitors.budget import SHARE_DEFAULT, Rule, parse_rule
 from .visitors.redis_budget import check_url
@@ -125,11 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show a Space picker in the page: the Phi-4-multimodal Spaces the Hub lists, with their stage, "
                         "and a button that switches the app to one of them (off by default: anyone who can open the "
                         "page could switch; only Spaces of that list, never an arbitrary id)")
-    p.add_argument("--concurrency", type=int, default=AppSettings.concurrency_total,
-                   help=f"turns running at once in the whole app (default {AppSettings.concurrency_total})")
-    p.add_argument("--turns-per-client", type=int, default=_env("PHI4_TURNS_PER_CLIENT", AppSettings.turns_per_client),
-                   help="turns one client (login, else address) may run at once, over all its sessions (default "
-                        f"{AppSettings.turns_per_client}; env PHI4_TURNS_PER_CLIENT)")
+    # The API's flags, shared with `python -m phi4_bridge serve` (phi4_bridge.openai_api.flags): the same defaults
+    # (32, 4), the app's own help; its --turns-per-client also reads PHI4_TURNS_PER_CLIENT (serve's does not).
+    add_api_arguments(p, concurrency=AppSettings.concurrency_total, turns_per_client=AppSettings.turns_per_client,
+                      keys_note="With --auth or --share the API answers only with a key",
+                      concurrency_of=" in the whole app", clients="login, else address, over all its sessions",
+                      turns_note="; env PHI4_TURNS_PER_CLIENT")
+    p.set_defaults(turns_per_client=int(_env("PHI4_TURNS_PER_CLIENT", AppSettings.turns_per_client)))
     p.add_argument("--cache-max-age", type=float, metavar="SECONDS",
                    default=_env("PHI4_CACHE_MAX_AGE", AppSettings.cache_max_age_s),
                    help="delete uploads, exports and QA downloads older than this (default 6 h; env "
@@ -138,11 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
                    default=_env("PHI4_VISITOR_IDLE", AppSettings.visitor_idle_s),
                    help="forget a visitor's session after this long without a turn (default 1 h; env "
                         "PHI4_VISITOR_IDLE)")
-    p.add_argument("--api-key", action="append", default=[], metavar="KEY",
-                   help="a key the OpenAI-compatible API (/v1) requires (repeatable; env PHI4_API_KEYS, "
-                        "comma-separated). With --auth or --share the API answers only with a key")
-    p.add_argument("--fetch-image-urls", action="store_true",
-                   help="let the API fetch http(s) image URLs (public addresses only, size- and time-limited)")
     p.add_argument("--mcp", action="store_true", default=_flag("PHI4_MCP"),
                    help="also serve Phi-4 as MCP tools for agents at /gradio_api/mcp/ (the same keys as /v1; needs "
                         f"the mcp package: {MCP_INSTALL}; env PHI4_MCP=1)")
