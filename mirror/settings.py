@@ -97,6 +97,9 @@ class AppSettings:
     # One DEBUG line per turn with the parts of its way to the first words (mirror/chat/handlers.py TurnRecord), for
     # the benchmark's table of parts (env PHI4_TURN_PARTS=1).
     turn_parts: bool = False
+    # The folder the app makes its own work folder in (env GRADIO_TEMP_DIR, as gradio names it; None: the system's
+    # temporary folder). mirror/door/cleanup.py then points GRADIO_TEMP_DIR at that work folder's uploads.
+    temp_dir: str | None = None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -267,4 +270,5 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
         ui_updates_per_s=args.ui_updates_per_s, budget_db=os.environ.get("PHI4_BUDGET_DB") or None,
         budget_store=args.budget_store, turn_parts=_flag("PHI4_TURN_PARTS"),
+        temp_dir=os.environ.get("GRADIO_TEMP_DIR") or None,
     )
