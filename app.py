@@ -145,7 +145,9 @@ class Mirror:
 
 
 def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None = None,
-               budget: turn_budget.Budget | None = None) -> Mirror:
+               budget: turn_budget.Budget | None = None, work: WorkDir | None = None) -> Mirror:
+    """The page and its parts. ``work``: the app's work folder (exports, QA files, the API's uploads go there;
+    ``main`` makes it; None, as in tests: temporary folders, and the QA tab refuses exports)."""
     guard = guard or Guard(settings)
     budget = budget or make_budget(settings)
     usage = make_usage(settings)
@@ -199,7 +201,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
             controls = render_settings(read_options(now.space_url, headers=auth_headers(now, now.space_url)))
 
         with gr.Tab("QA"):
-            render_qa_tab(status.holder, settings, budget, usage)
+            render_qa_tab(status.holder, settings, budget, usage, work)
         render_usage_tab(demo, settings, usage)  # hidden unless the host opens the page
 
         with gr.Row(visible=False):  # the /chat API's own components
@@ -246,7 +248,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
                     cancels=running, queue=False, **hidden)
         chatbot.clear(lambda: [], None, saved, cancels=running, queue=False, **hidden)
         def prepare_downloads(history: list[cv.Message]) -> tuple[gr.DownloadButton, gr.DownloadButton]:  # the API name
-            return downloads_for(history, settings.bridge.limits)
+            return downloads_for(history, settings.bridge.limits, work)
 
         export.click(prepare_downloads, chatbot, [dl_json, dl_md], **hidden)
 
@@ -284,7 +286,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
                       "of the Hub's list (started with --allow-space-switch; the host only)").then(
                 badge_for, None, badge, **quiet)
         if settings.mcp:  # Phi-4 as tools for agents (mirror/apis/mcp_tools.py); served with launch(mcp_server=True)
-            register_tools(Phi4Tools(runner, api_settings(settings)))
+            register_tools(Phi4Tools(runner, api_settings(settings, work)))
         demo.unload(chat.forget)
     guard.attach(demo, budget)
     return Mirror(demo, chat, runner, guard)
@@ -298,13 +300,14 @@ def examples_in_cache(demo: gr.Blocks) -> set[str]:
     return keep
 
 
-def downloads_for(history: list[cv.Message], limits: Limits) -> tuple[gr.DownloadButton, gr.DownloadButton]:
+def downloads_for(history: list[cv.Message], limits: Limits,
+                  work: WorkDir | None = None) -> tuple[gr.DownloadButton, gr.DownloadButton]:
     """The chat as JSON and Markdown files, for a chat within the history limits only: an export is a file the
     app keeps until the cache age, so it is bounded like everything else a visitor sends (issue 27)."""
     why = export_refusal(history, limits)
     if why is not None:
         raise gr.Error(why, print_exception=False)
-    json_path, md_path = write_exports(history)
+    json_path, md_path = write_exports(history, work)
     return gr.DownloadButton(value=json_path, visible=True), gr.DownloadButton(value=md_path, visible=True)
 
 
@@ -364,11 +367,12 @@ def main(argv: list[str] | None = None) -> None:
         budget = make_budget(settings)
     except StoreUnreachable as exc:
         raise SystemExit(f"* {exc}") from None
-    work = WorkDir.create()  # before the stand-in starts: it shares the upload folder, all removed at exit
+    # before the stand-in starts: it shares the upload folder; all removed at exit
+    work = WorkDir.create(settings.temp_dir)
     janitor = Janitor(work, settings.cache_sweep_every_s, settings.cache_max_age_s, settings.partial_upload_s).start()
     status = SpaceStatus.start(settings)
     try:
-        mirror = build_demo(settings, status, Guard(settings), budget)
+        mirror = build_demo(settings, status, Guard(settings), budget, work)
         janitor.keep = lambda: examples_in_cache(mirror.demo)
 
         def shutdown() -> None:
@@ -376,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
             status.holder.close_from_other_thread(timeout=2.0)
 
         serve(mirror.demo, settings, on_shutdown=shutdown, css=CSS, head=HEAD, guard=mirror.guard,
-              routes=openai_routes(settings, mirror.runner))
+              routes=openai_routes(settings, mirror.runner, work))
     finally:
         janitor.stop()
         status.stop()

@@ -1,24 +1,96 @@
-"""Every knob of the app in one place: command-line flags -> one frozen ``AppSettings``.
+"""Every knob of the app in one place: command-line flags and the environment -> one frozen ``AppSettings``.
 
-The bridge's own flags (``--space``, ``--space-url``, ``--hub-url``) come from ``phi4_bridge.flags``, so they mean
-the same here as on the bridge's command line. Concurrency limits live here and nowhere else.
+The app reads its environment here and nowhere else (``mirror/cluster.py``, a launcher, hands it to its children;
+``door.cleanup`` sets ``GRADIO_TEMP_DIR`` for gradio). The bridge's own flags (``--space``, ``--space-url``,
+``--hub-url``) come from ``phi4_bridge.flags`` and the OpenAI API's (``--api-key``, ``--fetch-image-urls``,
+``--concurrency``, ``--turns-per-client``) from ``phi4_bridge.openai_api.flags``, so they mean the same here as on
+the bridge's command line. Concurrency limits live here and nowhere else.
+
+The bottom of the app's layers: this module imports nothing of ``mirror`` (a contract in pyproject.toml), so every
+part may read it. The two values it checks for other parts are therefore here too: the turn budget's rule
+(``--visitor-turns N/PERIOD``: ``Rule``, ``parse_rule``; ``visitors.budget`` counts by it) and the budget store's URL
+(``--budget-store``: ``check_url``, ``redact``; ``visitors.redis_budget`` connects to it).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from phi4_bridge.config import BridgeConfig
+from phi4_bridge.config import BridgeConfig, api_keys
 from phi4_bridge.flags import add_arguments, config_from
-from phi4_bridge.openai_api.serve import api_keys
-
-from .visitors.budget import SHARE_DEFAULT, Rule, parse_rule
-from .visitors.redis_budget import check_url
+from phi4_bridge.openai_api.flags import add_api_arguments
 
 MCP_INSTALL = "pip install 'phi4-mirror[mcp]' (or pip install -r requirements.txt)"
+
+# ---- --visitor-turns N/PERIOD: the turn budget's rule (mirror/visitors/budget.py counts by it) -----------------------
+
+UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0,
+         "d": 86400.0, "day": 86400.0}
+SPEC = re.compile(r"\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([a-z]+?)s?\s*")
+SHARE_DEFAULT = "30/hour"  # --share without --visitor-turns
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``turns`` a visitor may send in any ``period_s`` seconds; ``words`` names the period ("hour", "10 s")."""
+
+    turns: int
+    period_s: float
+    words: str
+
+
+def parse_rule(text: str) -> Rule | None:
+    """``N/PERIOD``: ``20/hour``, ``5/minute``, ``100/day``, ``2/10s``, ``3/90sec``; ``none`` (or ``0``) for no
+    budget. ValueError with a sentence otherwise."""
+    value = text.strip().lower()
+    if value in ("none", "off", "0", ""):
+        return None
+    match = SPEC.fullmatch(value)
+    unit = match and UNITS.get(match.group(3))
+    if not match or unit is None:
+        raise ValueError(f"{text!r} is not N/PERIOD, e.g. 20/hour, 5/minute, 100/day or 2/10s")
+    turns, count = int(match.group(1)), float(match.group(2) or 1)
+    if turns < 1 or count <= 0:
+        raise ValueError(f"{text!r}: the turns and the period must be positive")
+    seconds = count * unit
+    name = {1.0: "second", 60.0: "minute", 3600.0: "hour", 86400.0: "day"}[unit]
+    words = name if count == 1 else f"{count:g} {name}s"
+    return Rule(turns, seconds, words)
+
+
+# ---- --budget-store redis://...: checked here, used by mirror/visitors/redis_budget.py -------------------------------
+
+BUDGET_STORE_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redact(url: str) -> str:
+    """``url`` with its password (and a user name's password part) replaced by ``***``: for logs and errors."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a malformed URL)"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def check_url(url: str) -> str | None:
+    """Why ``url`` cannot be a budget store (a sentence, password redacted), or None."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in BUDGET_STORE_SCHEMES:
+        return (f"{redact(url)} is not a Redis URL: give redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS, "
+                "unix:///path/to/redis.sock)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -97,6 +169,9 @@ class AppSettings:
     # One DEBUG line per turn with the parts of its way to the first words (mirror/chat/handlers.py TurnRecord), for
     # the benchmark's table of parts (env PHI4_TURN_PARTS=1).
     turn_parts: bool = False
+    # The folder the app makes its own work folder in (env GRADIO_TEMP_DIR, as gradio names it; None: the system's
+    # temporary folder). mirror/door/cleanup.py then points GRADIO_TEMP_DIR at that work folder's uploads.
+    temp_dir: str | None = None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -126,11 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show a Space picker in the page: the Phi-4-multimodal Spaces the Hub lists, with their stage, "
                         "and a button that switches the app to one of them (off by default: anyone who can open the "
                         "page could switch; only Spaces of that list, never an arbitrary id)")
-    p.add_argument("--concurrency", type=int, default=AppSettings.concurrency_total,
-                   help=f"turns running at once in the whole app (default {AppSettings.concurrency_total})")
-    p.add_argument("--turns-per-client", type=int, default=_env("PHI4_TURNS_PER_CLIENT", AppSettings.turns_per_client),
-                   help="turns one client (login, else address) may run at once, over all its sessions (default "
-                        f"{AppSettings.turns_per_client}; env PHI4_TURNS_PER_CLIENT)")
+    # The API's flags, shared with `python -m phi4_bridge serve` (phi4_bridge.openai_api.flags): the same defaults
+    # (32, 4), the app's own help; its --turns-per-client also reads PHI4_TURNS_PER_CLIENT (serve's does not).
+    add_api_arguments(p, concurrency=AppSettings.concurrency_total, turns_per_client=AppSettings.turns_per_client,
+                      keys_note="With --auth or --share the API answers only with a key",
+                      concurrency_of=" in the whole app", clients="login, else address, over all its sessions",
+                      turns_note="; env PHI4_TURNS_PER_CLIENT")
+    p.set_defaults(turns_per_client=int(_env("PHI4_TURNS_PER_CLIENT", AppSettings.turns_per_client)))
     p.add_argument("--cache-max-age", type=float, metavar="SECONDS",
                    default=_env("PHI4_CACHE_MAX_AGE", AppSettings.cache_max_age_s),
                    help="delete uploads, exports and QA downloads older than this (default 6 h; env "
@@ -139,11 +216,6 @@ def build_parser() -> argparse.ArgumentParser:
                    default=_env("PHI4_VISITOR_IDLE", AppSettings.visitor_idle_s),
                    help="forget a visitor's session after this long without a turn (default 1 h; env "
                         "PHI4_VISITOR_IDLE)")
-    p.add_argument("--api-key", action="append", default=[], metavar="KEY",
-                   help="a key the OpenAI-compatible API (/v1) requires (repeatable; env PHI4_API_KEYS, "
-                        "comma-separated). With --auth or --share the API answers only with a key")
-    p.add_argument("--fetch-image-urls", action="store_true",
-                   help="let the API fetch http(s) image URLs (public addresses only, size- and time-limited)")
     p.add_argument("--mcp", action="store_true", default=_flag("PHI4_MCP"),
                    help="also serve Phi-4 as MCP tools for agents at /gradio_api/mcp/ (the same keys as /v1; needs "
                         f"the mcp package: {MCP_INSTALL}; env PHI4_MCP=1)")
@@ -270,4 +342,5 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
         ui_updates_per_s=args.ui_updates_per_s, budget_db=os.environ.get("PHI4_BUDGET_DB") or None,
         budget_store=args.budget_store, turn_parts=_flag("PHI4_TURN_PARTS"),
+        temp_dir=os.environ.get("GRADIO_TEMP_DIR") or None,
     )

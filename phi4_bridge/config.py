@@ -1,5 +1,7 @@
 """All settings in one place: values given (a command line's flags) first, then environment variables, then
-defaults.
+defaults. The library reads the environment here and nowhere else (``HF_TOKEN`` aside, read by huggingface_hub):
+the Space (``BridgeConfig.from_env``, ``space_named``), the OpenAI API's keys (``api_keys``) and the QA store's file
+(``qa_db_path``); the modules that use them are handed the values.
 
 No argparse here: the library takes plain values. The flags that give them (``--space``, ``--space-url``,
 ``--hub-url``) are defined once in ``phi4_bridge.flags``, for the bridge's commands and the app alike.
@@ -8,7 +10,9 @@ No argparse here: the library takes plain values. The flags that give them (``--
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 DEFAULT_SPACE = "microsoft/phi-4-multimodal"
 DEFAULT_SPACE_URL = "https://microsoft-phi-4-multimodal.hf.space"
@@ -18,6 +22,10 @@ AUTO = "auto"  # ``--space auto``: the first RUNNING Phi-4-multimodal Space the 
 # (``phi-4-multimodal``, most liked first) adds others. Env ``PHI4_CANDIDATES`` (comma-separated) replaces it.
 CANDIDATE_SPACES = (DEFAULT_SPACE, "mido09/phi-4-multimodal", "ariG23498/phi4-multimodal")
 CANDIDATE_SEARCH = "phi-4-multimodal"
+API_KEYS_ENV = "PHI4_API_KEYS"  # the OpenAI API's keys, comma-separated (after any --api-key)
+QA_DB_ENV = "PHI4_QA_DB"  # the QA store's file, when no --db (--qa-db in the app) names one
+APP_NAME = "phi4-mirror"  # the user's data folder's name (platformdirs), where the QA store lives by default
+QA_DB_NAME = "qa.sqlite3"
 
 
 def space_subdomain_url(space: str) -> str:
@@ -114,6 +122,31 @@ class BridgeConfig:
 
         return replace(self, space_url=self.space_url.rstrip("/"), hub_url=self.hub_url.rstrip("/"),
                        private_origin=self.private_origin.rstrip("/") if self.private_origin else None)
+
+
+def space_named(space: str | None = None) -> bool:
+    """Whether a Space id was named: ``space`` (a command line's ``--space``), else ``PHI4_SPACE``. Without one the
+    id in a ``BridgeConfig`` is only the default, which says nothing about a ``--space-url`` given alone."""
+    return bool(space or os.environ.get("PHI4_SPACE"))
+
+
+def api_keys(given: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The OpenAI API's keys: ``given`` (``--api-key``, repeatable), then ``PHI4_API_KEYS`` (comma-separated), in
+    that order, without repeats."""
+    keys = list(given or []) + [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",")]
+    return tuple(dict.fromkeys(k for k in keys if k))
+
+
+def qa_db_path() -> Path:
+    """Where the QA store lives unless told (``--db``, the app's ``--qa-db``): ``$PHI4_QA_DB``, else ``qa.sqlite3``
+    in the user's data folder (``platformdirs``: e.g. ``~/.local/share/phi4-mirror`` on Linux): QA work belongs to
+    the person, not to a checkout or a temp folder."""
+    env = os.environ.get(QA_DB_ENV)
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False)) / QA_DB_NAME
 
 
 def find_hf_token() -> str | None:

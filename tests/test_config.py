@@ -34,3 +34,25 @@ def test_environment_over_defaults_and_flags_over_environment(monkeypatch):
 def test_tokens_are_not_in_the_repr():
     cfg = BridgeConfig(hf_token="hf_secretvalue123", zerogpu_token="eyJabc.def.ghi")
     assert "hf_secret" not in repr(cfg) and "eyJabc" not in repr(cfg)
+
+
+def test_the_api_flags_are_one_definition_with_each_sides_defaults(monkeypatch):
+    """``--api-key``, ``--fetch-image-urls``, ``--concurrency``, ``--turns-per-client``: defined once
+    (``phi4_bridge.openai_api.flags``) for ``serve`` and the app, the same defaults (32, 4); only the app's
+    ``--turns-per-client`` reads ``PHI4_TURNS_PER_CLIENT``; both read ``PHI4_API_KEYS`` after the flags."""
+    from mirror.settings import parse_settings
+    from phi4_bridge.cli.main import build_parser
+    from phi4_bridge.config import api_keys
+
+    monkeypatch.setenv("PHI4_TURNS_PER_CLIENT", "7")
+    monkeypatch.setenv("PHI4_API_KEYS", "k1, k2,k0")
+    app = parse_settings(["--api-key", "k0", "--fetch-image-urls"])
+    assert (app.concurrency_total, app.turns_per_client) == (32, 7)
+    assert app.api_keys == ("k0", "k1", "k2") and app.fetch_image_urls
+    assert parse_settings(["--turns-per-client", "2"]).turns_per_client == 2, "the flag wins over the environment"
+    serve = build_parser().parse_args(["serve", "--api-key", "k0", "--fetch-image-urls"])
+    assert (serve.concurrency, serve.turns_per_client) == (32, 4)
+    assert api_keys(serve.api_key) == ("k0", "k1", "k2") and serve.fetch_image_urls
+    monkeypatch.delenv("PHI4_TURNS_PER_CLIENT")
+    monkeypatch.delenv("PHI4_API_KEYS")
+    assert parse_settings([]).turns_per_client == 4 and parse_settings([]).api_keys == ()

@@ -127,5 +127,5 @@ def test_a_type_checker_reads_the_installed_packages_hints(installed: Path, tmp_
     done = run([sys.executable, "-m", "mypy", "--python-executable", str(installed / "python"),
                 "--cache-dir", str(tmp_path / "cache"), "--strict", str(user_code)], tmp_path, timeout=300)
     assert 'Revealed type is "phi4_bridge.config.BridgeConfig"' in done.stdout, done.stdout + done.stderr
-    assert 'Revealed type is "def (text: str) -> mirror.visitors.budget.Rule | None"' in done.stdout, done.stdout
+    assert 'Revealed type is "def (text: str) -> mirror.settings.Rule | None"' in done.stdout, done.stdout
     assert done.returncode == 0, done.stdout + done.stderr

@@ -1,6 +1,6 @@
 """The OpenAI-compatible API on the app's own server: ``/v1`` mounted on gradio's FastAPI app.
 
-    serve(mirror.demo, settings, ..., routes=openai_routes(settings, mirror.runner))
+    serve(mirror.demo, settings, ..., routes=openai_routes(settings, mirror.runner, work))
 
 Why through ``ChatService``: an API turn is a turn of the app like any other, so it obeys the same rules. Its
 client is its key (``user:key:N``; without keys, its address, shared with that address's browser turns), limited
@@ -14,7 +14,6 @@ login: with ``--auth`` or ``--share`` and no ``--api-key`` the API refuses every
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
@@ -24,6 +23,7 @@ from phi4_bridge import Event, Option
 from phi4_bridge.openai_api.server import ApiSettings, Caller, build_api
 
 from ..chat.handlers import ChatService
+from ..door.cleanup import WorkDir
 from ..door.guard import Guard
 from ..settings import AppSettings
 from ..visitors.identity import api_request
@@ -61,15 +61,17 @@ class AppRunner:
             self.running -= 1
 
 
-def api_settings(settings: AppSettings) -> ApiSettings:
+def api_settings(settings: AppSettings, work: WorkDir | None = None) -> ApiSettings:
     """The keys and URL rules of the app's API surfaces (``/v1`` and the MCP tools): with ``--auth`` or
-    ``--share`` and no ``--api-key`` they refuse everyone."""
+    ``--share`` and no ``--api-key`` they refuse everyone. A request's files go to ``work``'s upload folder (the
+    app's own, removed at exit), else under the settings' ``temp_dir`` ($GRADIO_TEMP_DIR)."""
     return ApiSettings(keys=settings.api_keys, require_key=bool(settings.auth or settings.share),
                        fetch_image_urls=settings.fetch_image_urls, limits=settings.bridge.limits,
-                       temp_dir=os.environ.get("GRADIO_TEMP_DIR") or None)  # the app's own folder, removed at exit
+                       temp_dir=str(work.uploads) if work else settings.temp_dir)
 
 
-def openai_routes(settings: AppSettings, runner: AppRunner) -> list[BaseRoute]:
+def openai_routes(settings: AppSettings, runner: AppRunner, work: WorkDir | None = None) -> list[BaseRoute]:
     """``/v1`` for gradio's app (``launch(app_kwargs={"routes": ...})``). ``runner`` is the app's one
-    ``AppRunner``, shared with the MCP tools so that ``--concurrency`` counts the turns of both."""
-    return [Mount("/v1", app=build_api(runner, api_settings(settings)))]
+    ``AppRunner``, shared with the MCP tools so that ``--concurrency`` counts the turns of both; ``work``: the app's
+    work folder (see ``api_settings``)."""
+    return [Mount("/v1", app=build_api(runner, api_settings(settings, work)))]

@@ -13,7 +13,7 @@ from typing import Any
 from phi4_bridge.errors import InputRejected
 from phi4_bridge.messages import check_history
 
-from ..door.cleanup import current
+from ..door.cleanup import WorkDir
 
 SIZE_REASONS = ("history_too_long", "too_many_files", "bad_history")
 
@@ -75,11 +75,10 @@ def to_markdown(history: Iterable[Mapping[str, Any]]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_exports(history: Iterable[Mapping[str, Any]]) -> tuple[str, str]:
-    """Write ``conversation-<time>.json`` and ``.md`` into a fresh folder (the app's ``exports``, cleaned on a
-    schedule); return both paths."""
+def write_exports(history: Iterable[Mapping[str, Any]], work: WorkDir | None = None) -> tuple[str, str]:
+    """Write ``conversation-<time>.json`` and ``.md`` into a fresh folder (``work``'s ``exports``: the app's own
+    folder, cleaned on a schedule and removed at exit; without one, a temporary folder); return both paths."""
     history = list(history or [])
-    work = current()  # the app's own folder, cleaned on a schedule and removed at exit
     folder = work.new_folder("exports") if work else Path(tempfile.mkdtemp(prefix="phi4-mirror-export-"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = folder / f"conversation-{stamp}.json"

@@ -1,8 +1,9 @@
 """The app's own files, and their cleaning: nothing a visitor sends or asks for stays on disk for ever.
 
-``WorkDir.create()`` makes one folder per app process (``phi4-mirror-XXXX`` under ``$GRADIO_TEMP_DIR``, else the
-system's temporary folder) and points gradio's upload cache at ``<it>/uploads`` (``GRADIO_TEMP_DIR``, so a
-stand-in child started by the app shares it). Exports and QA downloads go to ``<it>/exports`` and ``<it>/qa``.
+``WorkDir.create(base)`` makes one folder per app process (``phi4-mirror-XXXX`` under ``base``: the settings'
+``temp_dir``, read from ``$GRADIO_TEMP_DIR``; else the system's temporary folder) and points gradio's upload cache at
+``<it>/uploads`` (by setting ``GRADIO_TEMP_DIR``, so a stand-in child started by the app shares it). Exports and QA
+downloads go to ``<it>/exports`` and ``<it>/qa``; ``app.py`` hands the ``WorkDir`` to the parts that write there.
 
 - gradio deletes the files it cached for this app (uploads, outputs) older than the age on its own schedule
   (``gr.Blocks(delete_cache=...)``) and all of them at shutdown;
@@ -37,13 +38,15 @@ class WorkDir:
             folder.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def create(cls) -> WorkDir:
-        base = os.environ.get("GRADIO_TEMP_DIR") or None
+    def create(cls, base: str | None = None) -> WorkDir:
+        """A fresh work folder under ``base`` (None: the system's temporary folder), gradio's upload cache in it."""
         if base:
             Path(base).mkdir(parents=True, exist_ok=True)
         work = cls(Path(tempfile.mkdtemp(prefix="phi4-mirror-", dir=base)).resolve())
+        # The one write of the environment left in the app, on purpose: GRADIO_TEMP_DIR is how gradio is told where
+        # its upload cache is (it reads the variable itself), and how a stand-in child started by the app inherits
+        # the folder. The app's own code never reads it back: it has this WorkDir.
         os.environ["GRADIO_TEMP_DIR"] = str(work.uploads)
-        os.environ["PHI4_MIRROR_WORK_DIR"] = str(work.root)
         return work
 
     def new_folder(self, kind: str) -> Path:
@@ -103,12 +106,6 @@ def _remove(path: Path) -> int:
         return 1
     except OSError:
         return 0
-
-
-def current() -> WorkDir | None:
-    """The running app's work folder (set by ``WorkDir.create``), or None outside the app."""
-    root = os.environ.get("PHI4_MIRROR_WORK_DIR")
-    return WorkDir(Path(root)) if root and Path(root).is_dir() else None
 
 
 class Janitor:

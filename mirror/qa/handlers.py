@@ -33,7 +33,7 @@ from phi4_bridge.qa.review import counts, page, run_label, status_of
 from phi4_bridge.qa.runner import RunStopped, not_run_record, run_cases
 from phi4_bridge.qa.store import QAStore
 
-from ..door.cleanup import current
+from ..door.cleanup import WorkDir
 from ..visitors.budget import Budget, OverBudget
 from ..visitors.identity import client_of, ip_token_of
 from ..visitors.usage import UsageLog
@@ -116,8 +116,10 @@ def to_int(value: Any) -> int | None:
 
 class QAService:
     def __init__(self, store: QAStore, holder: Any, turns_at_once: int, budget: Budget,
-                 usage: UsageLog | None = None, bounds: StoreBounds | None = None) -> None:
+                 usage: UsageLog | None = None, bounds: StoreBounds | None = None,
+                 work: WorkDir | None = None) -> None:
         self.store, self.holder, self.turns_at_once, self.budget = store, holder, turns_at_once, budget
+        self.work = work  # the app's work folder (its cases' files go under ``qa``); None: a temporary folder
         self.usage = usage  # each case's turn goes into the host's Usage log, as a chat turn does
         self.bounds = bounds or StoreBounds()
         self.active: dict[str, Active] = {}
@@ -204,7 +206,7 @@ class QAService:
     def materialize(self, run_id: int, case_ids: set[str]) -> tuple[list[Case], Path]:
         """The run's cases ``case_ids`` with their files written from the store into a folder of the app's own
         (removed by the caller when the run ends)."""
-        work = current()
+        work = self.work
         folder = work.new_folder("qa") if work else Path(tempfile.mkdtemp(prefix="phi4-qa-"))
         rows, _ = page(self.store, run_id, limit=None)
         cases = []

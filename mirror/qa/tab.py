@@ -35,7 +35,7 @@ from phi4_bridge.qa.exports import export_run
 from phi4_bridge.qa.review import FILTERS, compare, list_runs, spaces
 from phi4_bridge.qa.store import QAStore
 
-from ..door.cleanup import current
+from ..door.cleanup import WorkDir
 from ..settings import AppSettings
 from ..visitors.budget import Budget
 from ..visitors.usage import UsageLog
@@ -117,11 +117,12 @@ def run_choices(store: QAStore, space: str | None = None, date: str | None = Non
 
 
 def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
-                  usage: UsageLog | None = None) -> QAService:
-    """Lay out the QA tab in the current Blocks context and wire its handlers; the service (for tests/shutdown)."""
+                  usage: UsageLog | None = None, work: WorkDir | None = None) -> QAService:
+    """Lay out the QA tab in the current Blocks context and wire its handlers; the service (for tests/shutdown).
+    ``work``: the app's work folder (the runs' files and the exports go there; without it exports are refused)."""
     store = QAStore(settings.qa_db)
     bounds = StoreBounds(int(settings.qa_max_mb * 1024 * 1024), settings.qa_keep_days * 86400.0)
-    qa = QAService(store, bridge_holder, settings.qa_turns_at_once, budget, usage=usage, bounds=bounds)
+    qa = QAService(store, bridge_holder, settings.qa_turns_at_once, budget, usage=usage, bounds=bounds, work=work)
 
     def view(run_id: int | None, message: str) -> tuple[Any, ...]:
         html, number = qa.gallery(run_id)
@@ -202,7 +203,6 @@ def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
         run_id = to_int(run)
         if run_id is None or store.run(run_id) is None:
             raise gr.Error("Pick a run to export.")
-        work = current()
         folder = work.new_folder("qa") if work else None
         if folder is None:
             raise gr.Error("Exports need the app's work folder.")

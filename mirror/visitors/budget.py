@@ -23,7 +23,6 @@ have all aged out are dropped, and at most ``max_visitors`` are kept.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -31,38 +30,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0,
-         "d": 86400.0, "day": 86400.0}
-SPEC = re.compile(r"\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([a-z]+?)s?\s*")
-SHARE_DEFAULT = "30/hour"  # --share without --visitor-turns
-
-
-@dataclass(frozen=True)
-class Rule:
-    """``turns`` a visitor may send in any ``period_s`` seconds; ``words`` names the period ("hour", "10 s")."""
-
-    turns: int
-    period_s: float
-    words: str
-
-
-def parse_rule(text: str) -> Rule | None:
-    """``N/PERIOD``: ``20/hour``, ``5/minute``, ``100/day``, ``2/10s``, ``3/90sec``; ``none`` (or ``0``) for no
-    budget. ValueError with a sentence otherwise."""
-    value = text.strip().lower()
-    if value in ("none", "off", "0", ""):
-        return None
-    match = SPEC.fullmatch(value)
-    unit = match and UNITS.get(match.group(3))
-    if not match or unit is None:
-        raise ValueError(f"{text!r} is not N/PERIOD, e.g. 20/hour, 5/minute, 100/day or 2/10s")
-    turns, count = int(match.group(1)), float(match.group(2) or 1)
-    if turns < 1 or count <= 0:
-        raise ValueError(f"{text!r}: the turns and the period must be positive")
-    seconds = count * unit
-    name = {1.0: "second", 60.0: "minute", 3600.0: "hour", 86400.0: "day"}[unit]
-    words = name if count == 1 else f"{count:g} {name}s"
-    return Rule(turns, seconds, words)
+# The rule (``Rule``, ``N/PERIOD`` parsed by ``parse_rule``) is read with the other flags in ``mirror.settings``, the
+# bottom of the app's layers; named here too, where the budget has always offered it.
+from ..settings import SHARE_DEFAULT as SHARE_DEFAULT
+from ..settings import Rule as Rule
+from ..settings import parse_rule as parse_rule
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from .budget import Budget, Ok, OverBudget, Rule, Verdict
+from ..settings import Rule
+from ..settings import redact as redact  # where --budget-store is checked; named here too
+from .budget import Budget, Ok, OverBudget, Verdict
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("redis", "rediss", "unix")
 PREFIX = "phi4-mirror:budget:"
 INSTALL = "pip install 'phi4-mirror[cluster]' (or pip install -r requirements.txt)"
 TIMEOUT_S = 2.0  # a Redis on the same network answers in a millisecond; a turn must not hang on a dead one
@@ -65,31 +66,6 @@ if ARGV[4] == '1' then
 end
 return {1, n, '', clock}
 """
-
-
-def redact(url: str) -> str:
-    """``url`` with its password (and a user name's password part) replaced by ``***``: for logs and errors."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(a malformed URL)"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
-
-
-def check_url(url: str) -> str | None:
-    """Why ``url`` cannot be a budget store (a sentence, password redacted), or None."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in SCHEMES:
-        return (f"{redact(url)} is not a Redis URL: give redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS, "
-                "unix:///path/to/redis.sock)")
-    return None
 
 
 class StoreUnreachable(RuntimeError):

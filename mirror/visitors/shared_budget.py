@@ -19,7 +19,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .budget import Budget, Ok, Rule, Verdict
+from ..settings import Rule
+from .budget import Budget, Ok, Verdict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS budget_turns (visitor TEXT NOT NULL, at REAL NOT NULL);

@@ -18,7 +18,6 @@ what they see must say exactly what works and what does not, in a form they can 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 from .._wire import protocol
 from ..bridge import Phi4Bridge
 from ..chain import PROTOCOLS, chain_problem, find_chain
-from ..config import BridgeConfig
+from ..config import BridgeConfig, space_named
 from ..errors import Phi4Error, exit_code
 from ..flags import add_arguments, config_from
 from ..hub import resolve
@@ -160,7 +159,7 @@ def _code(check: CheckResult) -> int:
 async def doctor(args: argparse.Namespace) -> int:
     say = Printer(args.json)
     config = config_from(args)
-    known_id = bool(args.space or os.environ.get("PHI4_SPACE")) or not config.space_url_given
+    known_id = space_named(args.space) or not config.space_url_given
     report = await examine(config, turns=not args.no_turns, say=say, hub=known_id)
     if args.json:
         print(to_json(report))

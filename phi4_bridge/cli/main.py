@@ -23,12 +23,13 @@ import sys
 
 from ..bridge import Phi4Bridge
 from ..chain import parse_setting
-from ..config import BridgeConfig
+from ..config import BridgeConfig, api_keys
 from ..errors import InputRejected, Phi4Error, exit_code
 from ..events import Log, Queued, TextDelta
 from ..flags import add_arguments, config_from
 from ..hub import list_candidates, resolve
-from ..openai_api.serve import api_keys, serve_api
+from ..openai_api.flags import add_api_arguments
+from ..openai_api.serve import serve_api
 from ..qa.cli import add_parser as add_qa
 from .doctor import add_parser as add_doctor
 
@@ -113,13 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the OpenAI-compatible API (/v1/models, /v1/chat/completions) alone")
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
-    p.add_argument("--api-key", action="append", metavar="KEY",
-                   help="a key clients must send (repeatable; env PHI4_API_KEYS, comma-separated). Without any, "
-                        "anyone who reaches the port may use it")
-    p.add_argument("--fetch-image-urls", action="store_true",
-                   help="fetch http(s) image URLs (public addresses only, at most 10 MB and 10 s each)")
-    p.add_argument("--concurrency", type=int, default=32, help="turns running at once (default 32)")
-    p.add_argument("--turns-per-client", type=int, default=4, help="turns per key or address (default 4)")
+    add_api_arguments(p)
     add_arguments(p)
     p.set_defaults(run=serve)
     add_qa(sub)

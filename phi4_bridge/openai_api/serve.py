@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -56,12 +55,6 @@ class BridgeRunner:
                 self.clients[caller.name] = left
             else:
                 self.clients.pop(caller.name, None)
-
-
-def api_keys(given: list[str] | None) -> tuple[str, ...]:
-    """``--api-key`` (repeatable) and ``PHI4_API_KEYS`` (comma-separated), in that order, without repeats."""
-    keys = list(given or []) + [k.strip() for k in os.environ.get("PHI4_API_KEYS", "").split(",")]
-    return tuple(dict.fromkeys(k for k in keys if k))
 
 
 async def serve_api(config: BridgeConfig, *, host: str = "127.0.0.1", port: int = 8000, keys: tuple[str, ...] = (),

@@ -32,12 +32,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..config import qa_db_path
 from .cases import Case
 
 SCHEMA_VERSION = 2
-APP_NAME = "phi4-mirror"
-DB_NAME = "qa.sqlite3"
-ENV_DB = "PHI4_QA_DB"
 MAX_BLOB_BYTES = 50 * 1024 * 1024  # larger than any file the bridge can send (25 MB)
 
 # v1: the first schema. A mark was two columns of its result (overwritten: no history, no author).
@@ -78,15 +76,9 @@ RESULT_COLUMNS = ("status", "passed", "reply", "ttft_s", "upload_s", "total_s", 
                   "fingerprint", "finished_at")
 
 
-def default_path() -> Path:
-    """``$PHI4_QA_DB``, else ``qa.sqlite3`` in the user's data folder (``platformdirs``: e.g.
-    ``~/.local/share/phi4-mirror`` on Linux): QA work belongs to the person, not to a checkout or a temp folder."""
-    env = os.environ.get(ENV_DB)
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir(APP_NAME, appauthor=False)) / DB_NAME
+# Where the store lives unless told: ``$PHI4_QA_DB``, else qa.sqlite3 in the user's data folder. The environment is
+# read in ``phi4_bridge.config`` (the library's one reader of it); this name stays for the store's callers.
+default_path = qa_db_path
 
 
 def file_hash(data: bytes) -> str:
