@@ -42,7 +42,7 @@ from mirror.space.generation import chosen, read_options, render_settings  # noq
 from mirror.space.space_status import Mode, SpaceStatus, auth_headers  # noqa: E402
 from mirror.visitors import budget as turn_budget  # noqa: E402
 from mirror.visitors.host import is_host, who_may_switch  # noqa: E402
-from mirror.visitors.identity import client_of  # noqa: E402
+from mirror.visitors.identity import Visitor  # noqa: E402
 from mirror.visitors.redis_budget import RedisBudget, StoreUnreachable  # noqa: E402
 from mirror.visitors.redis_usage import RedisUsage  # noqa: E402
 from mirror.visitors.shared_budget import SharedBudget  # noqa: E402
@@ -212,7 +212,8 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
 
         # A turn: show the user's message, stream the reply, unlock the input, remember the chat in the browser.
         async def respond(values: dict[Any, Any], request: gr.Request) -> AsyncGenerator[list[cv.Message], None]:
-            async with aclosing(chat.respond(values[chatbot], request, chosen(values, controls))) as updates:
+            visitor = Visitor.of(request)  # read once here, at the edge: the chat service takes the Visitor
+            async with aclosing(chat.respond(values[chatbot], visitor, chosen(values, controls))) as updates:
                 async for update in updates:
                     yield update
 
@@ -220,7 +221,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
 
         async def badge_for(request: gr.Request) -> str:
             """The badge, with what this visitor has left of the turn budget."""
-            left = budget.describe(client_of(request))
+            left = budget.describe(Visitor.of(request).client)
             return await status.badge() + (f" · 🎟️ {left}" if left else "")
 
         # Unlocking and saving are instant: not queued, so after a Stop they cannot wait behind other turns and

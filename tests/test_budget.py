@@ -20,7 +20,7 @@ from gradio_client.exceptions import AppError
 
 from mirror.settings import parse_settings
 from mirror.visitors.budget import Budget, Ok, OverBudget, Rule, parse_rule
-from mirror.visitors.identity import client_of
+from mirror.visitors.identity import Visitor
 from mirror.visitors.usage import SCHEMA_VERSION, UsageStore
 from phi4_standin.process import ServerProcess
 
@@ -115,9 +115,9 @@ def test_the_visitor_key_is_the_login_else_the_address() -> None:
         def __init__(self, username: str | None, host: str) -> None:
             self.username, self.client = username, type("C", (), {"host": host})()
 
-    assert client_of(Who("alice", "127.0.0.1")) == "user:alice"
-    assert client_of(Who(None, "10.1.2.3")) == "addr:10.1.2.3"
-    assert client_of(None) == "local"
+    assert Visitor.of(Who("alice", "127.0.0.1")).client == "user:alice"
+    assert Visitor.of(Who(None, "10.1.2.3")).client == "addr:10.1.2.3"
+    assert Visitor.of(None).client == "local"
 
 
 # ---- the usage store ------------------------------------------------------------------------------------------------

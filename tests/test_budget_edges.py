@@ -13,7 +13,7 @@ import pytest
 from starlette.requests import Request
 
 from mirror.visitors.budget import Budget, Ok, OverBudget, Rule, parse_rule
-from mirror.visitors.identity import client_of
+from mirror.visitors.identity import Visitor
 
 RETRY = datetime(2026, 11, 28, 15, 42, tzinfo=UTC).timestamp()
 
@@ -61,13 +61,13 @@ def test_a_full_table_forgets_the_visitor_seen_longest_ago_not_the_newest() -> N
 
 
 def test_a_starlette_request_without_a_login_is_keyed_by_its_address() -> None:
-    """The OpenAI API and the door hand ``client_of`` a starlette Request, which has no ``username`` at all
-    (caught: ``getattr(request, "username", None)`` without its default raises AttributeError)."""
+    """A starlette Request handed to ``Visitor.of`` has no ``username`` at all (caught:
+    ``getattr(request, "username", None)`` without its default raises AttributeError)."""
     request = Request({"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [],
                        "client": ("10.9.8.7", 51000)})
-    assert client_of(request) == "addr:10.9.8.7"
+    assert Visitor.of(request).client == "addr:10.9.8.7"
     no_client = Request({"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []})
-    assert client_of(no_client) == "addr:unknown"
+    assert Visitor.of(no_client).client == "addr:unknown"
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from ..chat.handlers import ChatService
 from ..door.cleanup import WorkDir
 from ..door.guard import Guard
 from ..settings import AppSettings
-from ..visitors.identity import api_request
+from ..visitors.identity import Visitor
 
 WAIT_STEP_S = 0.05  # how often a waiting API turn looks again at the UI's running turns
 
@@ -51,11 +51,10 @@ class AppRunner:
     async def events(self, caller: Caller, prompt: str, files: list[str], history: list[dict[str, Any]],
                      options: dict[str, Any], source: str = "v1") -> AsyncGenerator[Event, None]:
         """One turn of ``caller``; ``source`` names the surface in the Usage view ("v1", "mcp")."""
-        request = api_request(caller.name, caller.host, caller.ip_token)
+        visitor = Visitor.api(caller.name, caller.host, caller.ip_token)
         await self._slot()
         try:
-            async for event in self.chat.events(request, prompt, files, history, options,  # type: ignore[arg-type]
-                                                source=source):
+            async for event in self.chat.events(visitor, prompt, files, history, options, source=source):
                 yield event
         finally:
             self.running -= 1

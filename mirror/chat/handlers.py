@@ -1,7 +1,10 @@
 """The chat's event handlers. Each is short and named for what the user did; they share ``ChatService``.
 
-Visitors: a browser session (or a gradio_client ``Client``) is keyed by gradio's ``session_hash``; each key has
-its own ``Conversation`` (remote session hash + upload memory) and its own turn slots. The history of the UI
+Visitors: a handler that gradio hands a ``gr.Request`` reads the ``Visitor`` of it once (``Visitor.of``) and passes
+that inward; ``events`` takes a ``Visitor`` (the OpenAI API and MCP build theirs with ``Visitor.api``). A browser
+session (or a gradio_client ``Client``) is keyed by its ``session``; each key has its own ``Conversation`` (remote
+session hash + upload memory) and its own turn slots. The turns of a client over all its sessions and surfaces are
+counted in the guard's ``Turns`` (``--turns-per-client``). The history of the UI
 comes from the visitor's own ``gr.Chatbot`` value, so nothing of one visitor's chat reaches another's.
 
 Stop: the Stop button's event ``cancels`` the running chat events; gradio then closes this module's async
@@ -24,11 +27,11 @@ import gradio as gr
 from phi4_bridge import Conversation, Done, Event, InputRejected, Phi4Error, Started, TextDelta
 from phi4_bridge.errors import redact
 
-from ..door.guard import Guard, release
+from ..door.guard import Guard
 from ..settings import AppSettings
 from ..space.holder import BridgeHolder
 from ..visitors.budget import Budget, OverBudget
-from ..visitors.identity import client_of, ip_token_of, route_of, session_of
+from ..visitors.identity import Visitor
 from ..visitors.usage import UsageLog
 from . import chat_values as cv
 from .pacing import batches
@@ -156,35 +159,34 @@ class ChatService:
         self.settings = settings
         self.guard = guard or Guard(settings)
         self.visitors = Visitors(settings.concurrency_per_visitor, settings.visitor_idle_s, settings.max_visitors)
-        self.clients: dict[str, int] = {}  # turns running per client (login, else address)
         self._jobs: set[Any] = set()  # running bridge jobs, cancelled on the Space at shutdown
         # the task reading each page session's running turn (its frame rate's reader): what Stop cancels
         self._readers: dict[str, asyncio.Task[Any]] = {}
         # at most one chat update per interval while a reply streams (mirror/chat/pacing.py says why); 0: every chunk
         self.ui_interval_s = 1 / settings.ui_updates_per_s if settings.ui_updates_per_s > 0 else 0.0
 
-    async def events(self, request: gr.Request | None, text: str, files: Sequence[str],
+    async def events(self, visitor: Visitor, text: str, files: Sequence[str],
                      history: list[dict[str, Any]] | None, options: dict[str, Any] | None = None,
                      source: str = "chat") -> AsyncGenerator[Event, None]:
-        """One turn for the visitor behind ``request``; ``history=None`` uses the visitor's own conversation.
+        """One turn for ``visitor``; ``history=None`` uses the visitor's own conversation.
         ``options`` are the Generation settings; those the Space in use does not have (after a switch between
         the stand-in and the real Space) are left out. The turn counts against the visitor's budget once it is
         about to be sent (given back when the bridge refuses it before sending), and is recorded for the Usage
-        view under ``source``."""
+        view under ``source``. No await before the turn is counted in ``guard.turns``: the API's wait for a slot
+        of ``--concurrency`` (``AppRunner``) and this count are then one step."""
         entered = time.monotonic()
-        joined = self.guard.joined_at(request)
-        conversation, slots = self.visitors.get(session_of(request))
+        joined = self.guard.joined_at(visitor)
+        conversation, slots = self.visitors.get(visitor.session)
         if slots.locked():
             raise InputRejected("You already have a turn running; wait for it or press Stop.", reason="busy")
-        client = client_of(request)  # over all their sessions: the turn cap's key and the budget's
-        if self.clients.get(client, 0) >= self.settings.turns_per_client:
-            log.warning("refused a turn: %s already has %d turns running", client, self.clients[client])
-            raise InputRejected(f"You already have {self.settings.turns_per_client} turns running (from this "
+        client, turns = visitor.client, self.guard.turns  # over all their sessions: the turn cap's key and the budget's
+        if not turns.start(client):
+            log.warning("refused a turn: %s already has %d turns running", client, turns.running_of(client))
+            raise InputRejected(f"You already have {turns.cap} turns running (from this "
                                  "login or address); wait for one to finish.", reason="busy")
-        self.clients[client] = self.clients.get(client, 0) + 1
         try:
             async with slots:
-                session = getattr(request, "session_hash", None)  # a turn that ``joined`` has one
+                session = visitor.session_hash  # a turn that ``joined`` has one
                 if joined is not None and session and not await self.guard.stream_opened(session, joined):
                     log.warning("dropped a turn of %s: its event stream was not opened within %.0f s", client,
                                 self.settings.stream_grace_s)
@@ -201,7 +203,7 @@ class ChatService:
                     bridge = await self.holder.get()
                     offered = await bridge.options() if options else {}
                     async with bridge.submit(text, files=list(files), history=history, conversation=conversation,
-                                             ip_token=ip_token_of(request),
+                                             ip_token=visitor.ip_token,
                                              options={k: v for k, v in (options or {}).items()
                                                       if k in offered}) as job:
                         self._jobs.add(job)
@@ -229,7 +231,7 @@ class ChatService:
                 finally:
                     turn.save(self.usage)
         finally:
-            release(self.clients, client)
+            turns.end(client)
 
     async def cancel_all(self) -> None:
         """Cancel every running turn on the Space (shutdown)."""
@@ -248,7 +250,8 @@ class ChatService:
             log.debug("cancelling running turns at shutdown did not finish", exc_info=True)
 
     def forget(self, request: gr.Request | None) -> None:
-        self.visitors.forget(session_of(request))
+        """The page was closed (``demo.unload``): its conversation goes."""
+        self.visitors.forget(Visitor.of(request).session)
 
     # --- UI handlers ------------------------------------------------------------------------------------------
 
@@ -262,7 +265,7 @@ class ChatService:
             history = history + [cv.user_message(text, files)]
         return history, gr.MultimodalTextbox(value=None, interactive=False)
 
-    async def respond(self, history: list[cv.Message], request: gr.Request, options: dict[str, Any] | None = None
+    async def respond(self, history: list[cv.Message], visitor: Visitor, options: dict[str, Any] | None = None
                       ) -> AsyncGenerator[list[cv.Message], None]:
         """Stream the reply to the last user turn into the chat: queue notes, then the growing text."""
         history = cv.without_pending(history or [])
@@ -274,7 +277,7 @@ class ChatService:
         text, files = cv.split_user(history[i])
         yield base + [cv.queue_note(None)]
         reply = ""
-        events = self.events(request, text, [f["path"] for f in files], earlier, options)
+        events = self.events(visitor, text, [f["path"] for f in files], earlier, options)
         try:
             async with aclosing(batches(events, self.ui_interval_s, urgent=lambda e: not isinstance(e, TextDelta))) \
                     as paced:
@@ -302,7 +305,7 @@ class ChatService:
         cancelled on the Space now: gradio's own ``cancels`` drops the chat step's generator, whose clean-up may
         wait for the garbage collector. The short wait lets an update that was already on its way to the
         browser land first, so this one (with the note) is the last word."""
-        reader = self._readers.pop(getattr(request, "session_hash", None) or "", None)
+        reader = self._readers.pop(Visitor.of(request).session_hash or "", None)
         if reader is not None and not reader.done():
             reader.cancel()
         await asyncio.sleep(STOP_SETTLE_S)
@@ -362,13 +365,13 @@ class ChatService:
         message = message or {}
         text, files = message.get("text") or "", list(message.get("files") or [])
         earlier = cv.safe_history(history) if history else None
+        visitor = Visitor.of(request)
         # A direct call (/run/chat, /api/chat) gets only the first value a generator yields, and gradio then drops
         # the generator (which cancels the Space job): such a caller gets the whole reply in one value instead.
-        route = route_of(request)
-        whole = "/gradio_api/run/" in route or "/gradio_api/api/" in route
+        whole = "/gradio_api/run/" in visitor.route or "/gradio_api/api/" in visitor.route
         reply = ""
         try:
-            async for event in self.events(request, text, files, earlier, source="api"):
+            async for event in self.events(visitor, text, files, earlier, source="api"):
                 if isinstance(event, TextDelta):
                     reply += event.text
                     if not whole:

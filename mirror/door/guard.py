@@ -10,7 +10,8 @@ small bookkeeping the chat handlers consult.
   nothing is stored before the budget says yes); a body larger than ``upload_request_limit`` (81 MB) is refused
   at once, and gradio's own 413 (one file over ``max_file_size``) is reworded as the bridge words its limits;
 - a chat turn's queue join is refused when its client (login, else address) already has ``turns_per_client``
-  turns waiting or running, so a flood of session hashes never fills the queue;
+  turns waiting or running, so a flood of session hashes never fills the queue (``Turns``: the app's one count of
+  turns per client, which the chat service keeps for every surface);
 - every event body (queue join, ``/run/...``, ``/call/...``; not ``/upload``) is at most ``event_body_limit``
   (4.3 MB, what a history within its limits can take): a larger one is refused with 413 from its
   ``Content-Length`` unread, or as soon as that much has arrived, before gradio decodes it (issue 27: 60 refused
@@ -38,7 +39,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..visitors.budget import OverBudget
-from ..visitors.identity import client_key, client_of_event, route_of
+from ..visitors.identity import Visitor, client_key, client_of_event
 from . import gradio_internals
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,45 @@ def address_of(scope: Scope) -> str:
     """The address an ASGI request came from (the per-address throttles and the log lines)."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
+
+
+class Turns:
+    """The app's one count of turns per client (``user:NAME``, ``addr:HOST``), capped at ``turns_per_client``.
+
+    ``running``: turns running in the chat service, of every surface (the page, ``/chat``, ``/v1``, MCP: all go
+    through ``ChatService.events``, which calls ``start`` and ``end``). ``joining``: chat turns between the door's
+    check and gradio's queue (``join``, ``joined``), which the door adds to the turns it reads in gradio's queue.
+    No await inside a method: a check and its count are one step, so concurrent turns cannot all slip through.
+    (The library's ``phi4-bridge serve``, without the app, keeps a count of its own: ``BridgeRunner``.)"""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.running: dict[str, int] = {}
+        self.joining: dict[str, int] = {}
+
+    def running_of(self, client: str) -> int:
+        return self.running.get(client, 0)
+
+    def start(self, client: str) -> bool:
+        """Count one more turn of ``client`` running, unless it already has ``cap``: then False, nothing counted."""
+        if self.running.get(client, 0) >= self.cap:
+            return False
+        self.running[client] = self.running.get(client, 0) + 1
+        return True
+
+    def end(self, client: str) -> None:
+        release(self.running, client)
+
+    def join(self, client: str, queued: int) -> bool:
+        """Reserve a queue join of ``client``, who has ``queued`` turns in gradio's queue, unless that and the joins
+        already on their way make ``cap``: then False, nothing reserved."""
+        if queued + self.joining.get(client, 0) >= self.cap:
+            return False
+        self.joining[client] = self.joining.get(client, 0) + 1
+        return True
+
+    def joined(self, client: str) -> None:
+        release(self.joining, client)
 
 
 class StreamOpens:
@@ -168,7 +208,7 @@ class Guard:
         self.heartbeats: dict[str, int] = {}
         self.chat_fn_index: int | None = None  # /chat's event (``attach``)
         self.turn_fn_indices: set[int] = set()  # every queued event that is a chat turn (UI and /chat)
-        self.joining: dict[str, int] = {}  # chat joins per client between the door's check and gradio's queue
+        self.turns = Turns(settings.turns_per_client)  # turns per client: the door's joins, the running turns
         self.max_upload_bytes: int = settings.max_upload_bytes
         self.max_event_bytes: int = event_body_limit(settings.bridge.limits)
         self.blocks: Any = None
@@ -211,11 +251,10 @@ class Guard:
         verdict = self.budget.check(self.client_of_request(scope))
         return verdict.sentence() if isinstance(verdict, OverBudget) else None
 
-    def joined_at(self, request: Any) -> float | None:
+    def joined_at(self, visitor: Visitor) -> float | None:
         """When a queued turn joined (monotonic), or None for a call that has no event stream to wait for (a
         direct ``/run/chat`` call answers on its own connection)."""
-        path = route_of(request)
-        session = getattr(request, "session_hash", None)
+        path, session = visitor.route, visitor.session_hash
         if not session or not ("/gradio_api/queue/join" in path or "/gradio_api/call/" in path):
             return None
         for event in gradio_internals.running_events(self.blocks):

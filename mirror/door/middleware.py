@@ -267,17 +267,16 @@ class Door:
                     return await self._refuse(send, 422, why, scope, "chat message")
             if data.get("fn_index") in self.guard.turn_fn_indices or _chat_call(api):
                 client = self.guard.client_of_request(scope)
-                cap, joining = self.guard.settings.turns_per_client, self.guard.joining
+                turns = self.guard.turns
                 # no await between the count and the reservation: concurrent joins cannot all slip through
-                if self.guard.turns_of(client) + joining.get(client, 0) >= cap:
-                    return await self._refuse(send, 429, f"You already have {cap} turns waiting or running (from "
-                                              "this login or address); wait for one to finish.", scope,
+                if not turns.join(client, self.guard.turns_of(client)):
+                    return await self._refuse(send, 429, f"You already have {turns.cap} turns waiting or running "
+                                              "(from this login or address); wait for one to finish.", scope,
                                               "turns per client")
-                joining[client] = joining.get(client, 0) + 1
                 try:
                     await self.app(scope, _replay(body, receive), send)
                 finally:
-                    release(joining, client)
+                    turns.joined(client)
                 return
         await self.app(scope, _replay(body, receive), send)
 

@@ -35,7 +35,7 @@ from phi4_bridge.qa.store import QAStore
 
 from ..door.cleanup import WorkDir
 from ..visitors.budget import Budget, OverBudget
-from ..visitors.identity import client_of, ip_token_of
+from ..visitors.identity import Visitor
 from ..visitors.usage import UsageLog
 from .gallery import gallery_html
 
@@ -70,13 +70,9 @@ class Active:
         self.loop.call_soon_threadsafe(self.stop.set)
 
 
-def who(request: Any) -> str | None:
-    """The login name with ``--auth`` (gradio's ``request.username``), else None."""
-    return getattr(request, "username", None) or None
-
-
-def session_of(request: Any) -> str:
-    return str(getattr(request, "session_hash", None) or "api")
+def session_of(visitor: Visitor) -> str:
+    """The key of the visitor's running run: its page session (``api`` for a caller without one)."""
+    return visitor.session_hash or "api"
 
 
 def uploaded_reader(roots: list[Path]) -> Callable[[str], bytes | None]:
@@ -125,12 +121,12 @@ class QAService:
         self.active: dict[str, Active] = {}
         self.last: dict[str, int] = {}
 
-    def admission(self, cases: list[Case], request: Any, read: Callable[[str], bytes | None]) -> str | None:
+    def admission(self, cases: list[Case], visitor: Visitor, read: Callable[[str], bytes | None]) -> str | None:
         """Why a tab run cannot start, asked before anything of it is stored (issue 27: a login with no turns
         left stored 334 MB in 1.6 s): every case that reaches the Space is a turn of the visitor's budget, and the
         run's new files must fit the store's bound. None: it may start."""
         turns = sum(1 for case in cases if not case.invalid)
-        verdict = self.budget.check(client_of(request))
+        verdict = self.budget.check(visitor.client)
         if isinstance(verdict, OverBudget):
             return verdict.sentence()
         if verdict.left is not None and turns > verdict.left:
@@ -145,7 +141,7 @@ class QAService:
                         "Runs older than --qa-keep-days are deleted; ask the host to raise the bound.")
         return None
 
-    def record_usage(self, request: Any, record: dict[str, Any]) -> None:
+    def record_usage(self, visitor: Visitor, record: dict[str, Any]) -> None:
         """One case's turn in the Usage log (``answer_s``: from its first word to its last, as near as a case's
         timings say)."""
         outcome = USAGE_OUTCOME.get(str(record.get("status")))
@@ -153,13 +149,13 @@ class QAService:
             return
         total, first = record.get("total_s"), record.get("ttft_s")
         answer = max(0.0, total - first) if total is not None and first is not None else None
-        self.usage.record(client_of(request), "qa", outcome, time.time() - (total or 0.0), answer_s=answer,
+        self.usage.record(visitor.client, "qa", outcome, time.time() - (total or 0.0), answer_s=answer,
                           total_s=total)
 
-    def budget_refusal(self, request: Any) -> str | None:
+    def budget_refusal(self, visitor: Visitor) -> str | None:
         """A QA case is a turn like any other: it counts against the visitor's budget; the sentence saying when
         they can run again once they are over it, else None."""
-        verdict = self.budget.spend(client_of(request))
+        verdict = self.budget.spend(visitor.client)
         return verdict.sentence() if isinstance(verdict, OverBudget) else None
 
     # ---- reading ------------------------------------------------------------------------------------------
@@ -186,19 +182,19 @@ class QAService:
 
     # ---- running ------------------------------------------------------------------------------------------
 
-    def new_run(self, cases: list[Case], source: str, concurrency: int, request: Any,
+    def new_run(self, cases: list[Case], source: str, concurrency: int, visitor: Visitor,
                 parent_id: int | None = None, read: Callable[[str], bytes | None] | None = None) -> int:
         read = read or uploaded_reader([upload_root()])
         if parent_id is None:
             if self.bounds.keep_s is not None:
                 self.store.prune(time.time() - self.bounds.keep_s)
-            why = self.admission(cases, request, read)
+            why = self.admission(cases, visitor, read)
             if why is not None:
                 raise RunRefused(why)
         config = self.holder.config
         run_id = self.store.start_run(origin="tab", source=source, space=config.space, space_url=config.space_url,
                                       stage=getattr(self.holder, "label", ""), settings={"concurrency": concurrency},
-                                      who=who(request), parent_id=parent_id)
+                                      who=visitor.login, parent_id=parent_id)
         if parent_id is None:
             self.store.put_cases(run_id, cases, read=read)
         return run_id
@@ -234,11 +230,11 @@ class QAService:
                               located=located, confined=True))
         return cases, folder
 
-    async def execute(self, run_id: int, todo: list[Case], concurrency: Any, request: Any,
+    async def execute(self, run_id: int, todo: list[Case], concurrency: Any, visitor: Visitor,
                       outputs: Callable[[int, str], tuple[Any, ...]],
                       cleanup: Callable[[], None] | None = None) -> AsyncIterator[tuple[Any, ...]]:
         """Run ``todo`` into run ``run_id``, yielding ``outputs(run_id, status)`` as each case finishes."""
-        session = session_of(request)
+        session = session_of(visitor)
         active = Active(run_id, asyncio.get_running_loop())
         self.active[session], self.last[session] = active, run_id
         label = f"Run {run_id}"
@@ -252,8 +248,8 @@ class QAService:
         try:
             yield outputs(run_id, f"**{label}**: running {total} case{'s' if total != 1 else ''}…")
             bridge = await self.holder.get()
-            records = run_cases(bridge, todo, concurrency=limit, ip_token=ip_token_of(request), stopped=stopped,
-                                admit=lambda: self.budget_refusal(request))
+            records = run_cases(bridge, todo, concurrency=limit, ip_token=visitor.ip_token, stopped=stopped,
+                                admit=lambda: self.budget_refusal(visitor))
             while True:
                 step = asyncio.ensure_future(records.__anext__())
                 await asyncio.wait({step, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -268,7 +264,7 @@ class QAService:
                     finished = True
                     break
                 self.store.record(run_id, record)
-                self.record_usage(request, record)
+                self.record_usage(visitor, record)
                 done += 1
                 yield outputs(run_id, f"**{label}**: {done} of {total} done · {self.summary(run_id)}")
         finally:
@@ -297,9 +293,9 @@ class QAService:
             message = f"⏹ **{label}** stopped: {self.summary(run_id)}; unfinished cases are marked *not run*."
         yield outputs(run_id, message)
 
-    async def stop(self, request: Any) -> tuple[int | None, str]:
+    async def stop(self, visitor: Visitor) -> tuple[int | None, str]:
         """Stop this session's running run (its turns are cancelled on the Space); the run and a sentence."""
-        session = session_of(request)
+        session = session_of(visitor)
         active = self.active.get(session)
         run_id = active.run_id if active else self.last.get(session)
         if run_id is None:
@@ -315,10 +311,11 @@ class QAService:
         rows, _ = page(self.store, run_id, limit=None)
         return [r["id"] for r in rows if r["status"] != "pass" or r["mark"] == "bad"]
 
-    def start_rerun(self, parent_id: int, concurrency: int, request: Any) -> tuple[int, list[Case], Callable[[], None]]:
+    def start_rerun(self, parent_id: int, concurrency: int, visitor: Visitor
+                    ) -> tuple[int, list[Case], Callable[[], None]]:
         again = self.again(parent_id)
         rows, _ = page(self.store, parent_id, limit=None)
-        run_id = self.new_run([], (self.store.run(parent_id) or {}).get("source") or "", concurrency, request,
+        run_id = self.new_run([], (self.store.run(parent_id) or {}).get("source") or "", concurrency, visitor,
                               parent_id=parent_id)
         self.store.copy_cases(parent_id, run_id)
         self.store.carry_over(parent_id, run_id, [r["id"] for r in rows if r["id"] not in set(again)])
@@ -327,12 +324,13 @@ class QAService:
 
     # ---- marks --------------------------------------------------------------------------------------------
 
-    def mark(self, run_id: Any, case_id: Any, mark: Any, note: Any, request: Any) -> str:
+    def mark(self, run_id: Any, case_id: Any, mark: Any, note: Any, visitor: Visitor) -> str:
+        """A mark and its note on a case, signed with the visitor's login (``--auth``), else with nobody."""
         run, case = to_int(run_id), str(case_id or "")[:500]
         if run is None or self.store.run(run) is None:
             return "⚠️ Pick a run first."
         value = mark if mark in ("good", "bad") else None
         text = str(note or "")[:MAX_NOTE]
-        if not self.store.mark(run, case, value, text, who(request)):
+        if not self.store.mark(run, case, value, text, visitor.login):
             return f"⚠️ Pick a case of Run {run} to mark ({case!r} is not one)."
         return f"Marked {case!r} {value}." if value else f"Cleared the mark of {case!r}."

@@ -38,6 +38,7 @@ from phi4_bridge.qa.store import QAStore
 from ..door.cleanup import WorkDir
 from ..settings import AppSettings
 from ..visitors.budget import Budget
+from ..visitors.identity import Visitor
 from ..visitors.usage import UsageLog
 from .gallery import GALLERY_JS, compare_html
 from .handlers import QAService, RunRefused, StoreBounds, to_int
@@ -136,14 +137,15 @@ def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
             yield f"⚠️ {exc}", gr.skip(), gr.skip(), gr.skip()
             return
         sources = _paths(case_file)
+        visitor = Visitor.of(request)  # read once here, at the edge: the QA service takes the Visitor
         try:
             # reads and hashes the uploads (the store's bound) and writes them: off the event loop
             run_id = await asyncio.to_thread(qa.new_run, cases, Path(sources[0]).name if sources else "",
-                                             to_int(concurrency) or 1, request)
+                                             to_int(concurrency) or 1, visitor)
         except RunRefused as exc:
             yield f"⚠️ {exc}", gr.skip(), gr.skip(), gr.skip()
             return
-        async for out in qa.execute(run_id, cases, concurrency, request, view):
+        async for out in qa.execute(run_id, cases, concurrency, visitor, view):
             yield out
 
     async def rerun(concurrency: float, run: Any, request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
@@ -155,18 +157,19 @@ def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
         if not again:
             yield "Nothing to re-run: every case passed and none is marked bad.", gr.skip(), gr.skip(), gr.skip()
             return
-        run_id, todo, cleanup = qa.start_rerun(parent, to_int(concurrency) or 1, request)
+        visitor = Visitor.of(request)
+        run_id, todo, cleanup = qa.start_rerun(parent, to_int(concurrency) or 1, visitor)
         total = len(store.query("SELECT 1 FROM cases WHERE run_id=?", (parent,)))
         label = f" (re-ran {len(again)} of {total} from Run {parent})"
 
         def relabelled(rid: int, message: str) -> tuple[Any, ...]:
             return view(rid, message.replace(f"Run {rid}**", f"Run {rid}{label}**", 1))
 
-        async for out in qa.execute(run_id, todo, concurrency, request, relabelled, cleanup=cleanup):
+        async for out in qa.execute(run_id, todo, concurrency, visitor, relabelled, cleanup=cleanup):
             yield out
 
     async def stop(request: gr.Request) -> tuple[Any, ...]:
-        run_id, message = await qa.stop(request)
+        run_id, message = await qa.stop(Visitor.of(request))
         return view(run_id, message) if run_id else (message, gr.skip(), gr.skip(), gr.skip())
 
     def show(run: Any, filter: str, page: Any) -> tuple[Any, ...]:
@@ -174,7 +177,7 @@ def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
 
     def save_mark(run: Any, case_id: Any, mark: Any, note: Any, filter: str, page: Any,
                   request: gr.Request) -> tuple[Any, ...]:  # the browser's values: qa.mark checks them
-        message = qa.mark(run, case_id, mark, note, request)
+        message = qa.mark(run, case_id, mark, note, Visitor.of(request))
         return message, show(run, filter, page)[0]
 
     def on_card(filter: str, page: Any, evt: gr.EventData, request: gr.Request) -> tuple[Any, ...]:

@@ -6,7 +6,7 @@ machine). A budget per visitor keeps one visitor from spending it all, while the
 One ``Budget`` serves the whole app (app.py makes it and hands it to the chat service and the QA tab); the chat,
 the ``/chat`` API, the QA tab and the OpenAI API all count against it, through the same two calls:
 
-    verdict = budget.spend(client_of(request))    # mirror.visitors.identity: a gr.Request or a starlette one
+    verdict = budget.spend(visitor.client)    # a mirror.visitors.identity.Visitor, read once at the edge
     if isinstance(verdict, OverBudget):
         raise ...(verdict.sentence())                              # "You have used your 20 turns this hour; ..."
 

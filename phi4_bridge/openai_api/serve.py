@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 
 
 class BridgeRunner:
-    """Turns on one bridge (see the module docstring)."""
+    """Turns on one bridge (see the module docstring).
+
+    Its count of turns per caller (``clients``) is this server's alone: ``phi4-bridge serve`` runs without the
+    app. The app's ``/v1`` never uses this runner: its turns go through ``mirror.apis.openai_api.AppRunner`` into
+    the app's chat service, and are counted with the page's and the MCP tools' in the app's one count of turns per
+    client (``mirror.door.guard.Turns``)."""
 
     def __init__(self, bridge: Phi4Bridge, concurrency: int = 32, per_client: int = 4) -> None:
         self.bridge = bridge
