@@ -10,7 +10,7 @@ reached"). The Hub answers a Space's stage at ``GET {hub}/api/spaces/{id}/runtim
   ``SpaceState.sentence()`` says it in words: "microsoft/phi-4-multimodal has a runtime error on the Hub".
 - ``list_candidates(config)``: the configured short list (official first) plus the Hub search, most liked first,
   each with its stage, hardware, gradio version, likes and whether the bridge can drive it (its ``/config`` has a
-  chat chain that ``chain.find_chain`` finds).
+  chat chain that ``chain.find_chain`` finds; ``space_config`` fetches it).
 - ``resolve(config)``: what the CLI runs before a turn: ``--space auto`` picks the first RUNNING candidate the
   bridge can drive (the official one preferred), a Space given by id alone gets its origin from the Hub, and a
   Space the Hub reports as not running fails with the stage in words (``SpaceUnavailable``).
@@ -26,7 +26,6 @@ bounded by ``HUB_TIMEOUT_S``. Nothing here logs or returns a token.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -36,7 +35,8 @@ import aiohttp
 
 from .chain import chain_problem
 from .config import AUTO, CANDIDATE_SEARCH, DEFAULT_SPACE, BridgeConfig
-from .errors import SpaceUnavailable, UnavailableState
+from .errors import Phi4Error, SpaceUnavailable, UnavailableState
+from .space_config import fetch_config
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -270,10 +270,9 @@ async def drivable(url: str, headers: dict[str, str] | None = None) -> tuple[boo
     """Whether the bridge can drive the Space at ``url``: its ``/config`` reads and has a chat chain."""
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CONFIG_TIMEOUT_S)) as session:
-            async with session.get(f"{url}/config", headers=headers or {}) as resp:
-                if resp.status != 200:
-                    return False, f"/config answered HTTP {resp.status}"
-                config = json.loads(await resp.text())
+            config = await fetch_config(session, url, headers)
+    except Phi4Error as exc:  # an answer other than 200
+        return False, f"/config answered HTTP {exc.status}"
     except (TimeoutError, aiohttp.ClientError, ValueError, OSError) as exc:
         return False, f"/config could not be read ({type(exc).__name__})"
     problem = chain_problem(config)
