@@ -14,6 +14,8 @@ reached"). The Hub answers a Space's stage at ``GET {hub}/api/spaces/{id}/runtim
 - ``resolve(config)``: what the CLI runs before a turn: ``--space auto`` picks the first RUNNING candidate the
   bridge can drive (the official one preferred), a Space given by id alone gets its origin from the Hub, and a
   Space the Hub reports as not running fails with the stage in words (``SpaceUnavailable``).
+- ``space_view(session, config, token)``: ``GET {hub}/api/spaces/{id}`` on the bridge's own aiohttp session, when
+  the Space refused the bridge's first request and the bridge asks the Hub why (``Phi4Bridge._discover``).
 - ``private_origin(config)``: the Space's origin when the Hub says it is private and the user's token can see it
   (else None). Only then does the bridge send ``Authorization: Bearer <HF token>`` to the Space, and only to that
   origin (``BridgeConfig.private_origin``): a public Space, maybe a stranger's duplicate, would read the user's
@@ -26,6 +28,7 @@ bounded by ``HUB_TIMEOUT_S``. Nothing here logs or returns a token.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -420,3 +423,34 @@ async def resolve(config: BridgeConfig) -> Resolved:
         host = await space_host(config)
         config = replace(config, space_url=host or config.space_url)
     return Resolved(replace(config, private_origin=await private_origin(config)), state, asked, note)
+
+
+# --- the Hub on an aiohttp session ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SpaceView:
+    """What ``GET {hub}/api/spaces/{id}`` answered: ``problem`` when the Hub does not show the Space to us
+    (``private``, ``token_refused``, ``not_found``), else whether it is private and its origin (None: not said)."""
+
+    problem: str | None = None
+    private: bool = False
+    host: str | None = None
+
+
+async def space_view(session: aiohttp.ClientSession, config: BridgeConfig, token: str | None) -> SpaceView:
+    """``GET {hub}/api/spaces/{id}`` on ``session`` (the caller's own, with its timeouts), with the user's token
+    when there is one. A network failure raises aiohttp's (or the timeout's) error; an answer that is not the
+    Space's JSON shows a public Space with no origin."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with session.get(f"{config.hub_url}/api/spaces/{config.space}", headers=headers) as resp:
+        status, body = resp.status, await resp.text()
+    problem = {401: "token_refused" if token else "private", 403: "not_found", 404: "not_found"}.get(status)
+    if problem is not None:
+        return SpaceView(problem=problem)
+    try:
+        info = json.loads(body) if status == 200 else {}
+    except ValueError:
+        info = {}
+    if not isinstance(info, dict):
+        return SpaceView()
+    return SpaceView(private=info.get("private") is True, host=str(info.get("host") or "").rstrip("/") or None)
