@@ -2,7 +2,8 @@
 
 Read top down: ``bridge`` (what turns share) -> ``job`` (a turn) -> ``chain`` (the Space's steps, from ``/config``),
 ``token`` (ZeroGPU tokens), ``upload`` + ``media`` (files),
-``protocol`` (requests), ``stream`` + ``sse`` (events) -> the Space. ``errors`` holds every error type.
+``protocol`` (requests), ``stream`` + ``sse`` (events) -> the Space. ``space_config`` fetches a Space's ``/config``;
+``hub`` asks the Hub about a Space, ``spaces`` chooses which one answers. ``errors`` holds every error type.
 """
 
 from .bridge import Conversation, Phi4Bridge

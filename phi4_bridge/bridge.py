@@ -10,7 +10,7 @@ ZeroGPU tokens, the Space's chat chain read once from ``/config``); a turn itsel
 
 Leaving a job early (break, Stop, task cancelled) cancels it on the Space.
 
-A private Space (``config.private_origin``, set by ``hub.resolve`` when the Hub says the Space is private and the
+A private Space (``config.private_origin``, set by ``spaces.resolve`` when the Hub says the Space is private and the
 user's HF token can see it) gets ``Authorization: Bearer <HF token>`` on every request to that origin and no other
 (an aiohttp client middleware); a public Space never gets it. A Space that refuses the bridge's first request with
 401/403/404 is explained in the Hub's words (private, not found, token refused); when the Hub then says the Space is

@@ -28,8 +28,8 @@ from ..chain import PROTOCOLS, chain_problem
 from ..config import BridgeConfig
 from ..errors import Phi4Error, exit_code
 from ..flags import add_arguments, config_from
-from ..hub import resolve
 from ..space_config import chat_chain, fetch_config
+from ..spaces import resolve
 from .doctor_checks import RequestLog, run_checks
 from .doctor_report import (
     CheckResult,
