@@ -198,7 +198,8 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
                 dl_md = gr.DownloadButton("Markdown", visible=False, size="sm", elem_id="dl-md")
             gr.Examples(examples=EXAMPLES, inputs=[box], label="Try one")
             now = status.holder.config
-            controls = render_settings(read_options(now.space_url, headers=auth_headers(now, now.space_url)))
+            controls = render_settings(read_options(now.space_url, headers=auth_headers(now, now.space_url),
+                                                    config=status.config_of(now.space_url)))
 
         with gr.Tab("QA"):
             render_qa_tab(status.holder, settings, budget, usage, work)

@@ -3,7 +3,8 @@
 Read top down: ``bridge`` (what turns share) -> ``job`` (a turn) -> ``chain`` (the Space's steps, from ``/config``)
 -> the private wire modules in ``_wire`` (``token``: ZeroGPU tokens, ``upload``: files, ``protocol``: requests,
 ``stream`` + ``sse``: events) -> the Space. ``errors`` holds every error type. The stand-in Space the tests talk to
-is a package of its own, ``phi4_standin``, which shares no code with this one.
+is a package of its own, ``phi4_standin``, which shares no code with this one. ``space_config`` fetches a
+Space's ``/config``; ``hub`` asks the Hub about a Space, ``spaces`` chooses which one answers.
 """
 
 from .bridge import Conversation, Phi4Bridge

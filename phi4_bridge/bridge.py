@@ -10,7 +10,7 @@ ZeroGPU tokens, the Space's chat chain read once from ``/config``); a turn itsel
 
 Leaving a job early (break, Stop, task cancelled) cancels it on the Space.
 
-A private Space (``config.private_origin``, set by ``hub.resolve`` when the Hub says the Space is private and the
+A private Space (``config.private_origin``, set by ``spaces.resolve`` when the Hub says the Space is private and the
 user's HF token can see it) gets ``Authorization: Bearer <HF token>`` on every request to that origin and no other
 (an aiohttp client middleware); a public Space never gets it. A Space that refuses the bridge's first request with
 401/403/404 is explained in the Hub's words (private, not found, token refused); when the Hub then says the Space is
@@ -20,7 +20,6 @@ private and visible to the user's token, at the origin in use, the bridge sends 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import secrets
@@ -203,36 +202,29 @@ class Phi4Bridge:
             return await self._discover()
 
     async def _explain_refusal(self, status: int, sent: bool, exc: Phi4Error) -> str | None:
-        """Ask the Hub (``GET {hub}/api/spaces/{id}``, on this bridge's own session) why the Space refused: raise
-        its words when it does not show the Space to us; return the private Space's origin when it does and the
-        token was not sent yet; None when the Hub has nothing to add (the Space's own error stands)."""
-        from .hub import SpaceState, same_origin
+        """Ask the Hub why the Space refused (``hub.space_view``: ``GET {hub}/api/spaces/{id}``, on this bridge's own
+        session): raise its words when it does not show the Space to us; return the private Space's origin when it
+        does and the token was not sent yet; None when the Hub has nothing to add (the Space's own error stands)."""
+        from .hub import SpaceState, same_origin, space_view
 
         cfg = self.config
         token = await self.tokens.hf_token()
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            async with self.session.get(f"{cfg.hub_url}/api/spaces/{cfg.space}", headers=headers) as resp:
-                hub_status, body = resp.status, await resp.text()
+            view = await space_view(self.session, cfg, token)
         except (TimeoutError, aiohttp.ClientError) as err:
             log.info("could not ask the Hub why the Space refused (%s)", type(err).__name__)
             return None
-        problem = {401: "token_refused" if token else "private", 403: "not_found", 404: "not_found"}.get(hub_status)
-        if problem is not None:
-            words = SpaceState(cfg.space, problem=problem).sentence()
-            raise SpaceUnavailable(f"The Space answered HTTP {status}: {words}", state=UnavailableState(problem),
+        if view.problem is not None:
+            words = SpaceState(cfg.space, problem=view.problem).sentence()
+            raise SpaceUnavailable(f"The Space answered HTTP {status}: {words}", state=UnavailableState(view.problem),
                                    status=status) from exc
-        try:
-            info = json.loads(body) if hub_status == 200 else {}
-        except ValueError:
-            info = {}
-        if not isinstance(info, dict) or info.get("private") is not True:
+        if not view.private:
             return None
         if sent:
             raise AuthError(f"The Space answered HTTP {status}: {cfg.space} is private and the Hub shows it to your "
                             "Hugging Face token, but the Space refused it. Check HF_TOKEN or run `huggingface-cli "
                             "login` again.", status=status) from exc
-        host = str(info.get("host") or "").rstrip("/")
+        host = view.host
         return host if token and host and same_origin(cfg.space_url, host) else None
 
     async def options(self) -> dict[str, Option]:

@@ -17,7 +17,7 @@ from pathlib import Path
 DEFAULT_SPACE = "microsoft/phi-4-multimodal"
 DEFAULT_SPACE_URL = "https://microsoft-phi-4-multimodal.hf.space"
 DEFAULT_HUB_URL = "https://huggingface.co"
-AUTO = "auto"  # ``--space auto``: the first RUNNING Phi-4-multimodal Space the bridge can drive (hub.py)
+AUTO = "auto"  # ``--space auto``: the first RUNNING Phi-4-multimodal Space the bridge can drive (spaces.py)
 # Phi-4-multimodal Spaces to try, the official one first (it has shown a runtime error on the Hub): a Hub search
 # (``phi-4-multimodal``, most liked first) adds others. Env ``PHI4_CANDIDATES`` (comma-separated) replaces it.
 CANDIDATE_SPACES = (DEFAULT_SPACE, "mido09/phi-4-multimodal", "ariG23498/phi4-multimodal")
@@ -72,7 +72,7 @@ class BridgeConfig:
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
     # False when ``space_url`` is only a guess from ``space`` (no ``--space-url``/``PHI4_SPACE_URL``): the Hub's
-    # ``/api/spaces/{id}/host`` then says where the Space lives (``hub.resolve``).
+    # ``/api/spaces/{id}/host`` then says where the Space lives (``spaces.resolve``).
     space_url_given: bool = True
     candidates: tuple[str, ...] = CANDIDATE_SPACES
     # The origin the Hub gives for the Space when the Hub says the Space is private and the user's HF token can see

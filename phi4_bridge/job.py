@@ -46,6 +46,7 @@ from .errors import (
 from .events import Done, Event, JobStatus, Started, TextDelta
 from .media import MediaFile
 from .messages import FileData, TextboxValue, Turn, chat_length, check_history, check_prompt, with_reply
+from .space_config import fetch_config
 
 if TYPE_CHECKING:
     from .bridge import Conversation, Phi4Bridge
@@ -370,7 +371,7 @@ class Job:
         is, not the route), else None (the route was wrong: a protocol problem, as ``RouteMissing`` says)."""
         bridge = self._bridge
         try:
-            await bridge.guard(protocol.fetch_config(bridge.session, bridge.config))
+            await bridge.guard(fetch_config(bridge.session, bridge.config.space_url))
         except SpaceUnavailable as exc:
             return exc
         except Phi4Error:

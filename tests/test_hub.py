@@ -1,7 +1,7 @@
 """The Space's live stage, its origin and other Phi-4 Spaces, from a real (stand-in) Hub over loopback.
 
-``phi4_bridge.hub`` asks through ``huggingface_hub.HfApi(endpoint=...)``; the stand-in serves the Hub's routes
-(``phi4_standin/hub.py``) with stages set at run time by ``POST /standin/hub``.
+``phi4_bridge.hub`` asks through ``huggingface_hub.HfApi(endpoint=...)``, ``phi4_bridge.spaces`` ranks and picks;
+the stand-in serves the Hub's routes (``phi4_standin/hub.py``) with stages set at run time by ``POST /standin/hub``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import asyncio
 import pytest
 from hub_world import DUPLICATE, OFFICIAL, World
 
-from phi4_bridge import SpaceUnavailable, hub
+from phi4_bridge import SpaceUnavailable, hub, spaces
 from phi4_bridge.config import BridgeConfig
 from phi4_standin.hub import parse_hub_space
 from phi4_standin.process import free_port
@@ -88,7 +88,7 @@ def test_candidates_official_first_then_the_search_most_liked_first(clean):
     clean.set_space(id="b/phi-4-multimodal-paused", stage="PAUSED", likes=50)
     clean.set_space(id=DUPLICATE, likes=9)
     clean.set_space(id="c/unrelated-space", stage="RUNNING", likes=99)
-    found = run(hub.list_candidates(config(clean, candidates=(OFFICIAL,))))
+    found = run(spaces.list_candidates(config(clean, candidates=(OFFICIAL,))))
     rows = [(c.id, c.state.stage, c.likes, c.drivable) for c in found]
     assert rows == [
         (OFFICIAL, "RUNTIME_ERROR", 0, None),
@@ -99,19 +99,19 @@ def test_candidates_official_first_then_the_search_most_liked_first(clean):
     duplicate = found[2]
     assert duplicate.host == clean.other.url and duplicate.sdk_version == "5.18.0" and duplicate.usable
     assert not duplicate.official and found[0].official and found[0].listed and not duplicate.listed
-    assert hub.pick(found) == duplicate
+    assert spaces.pick(found) == duplicate
 
 
 def test_a_running_space_without_a_chat_is_not_drivable(clean):
     # the Hub's origin for it is the Hub stand-in's control route: /config there is not a gradio config with a chat
     clean.set_space(id="d/phi-4-multimodal-api", stage="RUNNING", host=clean.hub.url + "/standin/stats")
-    found = {c.id: c for c in run(hub.list_candidates(config(clean, candidates=(OFFICIAL,))))}
+    found = {c.id: c for c in run(spaces.list_candidates(config(clean, candidates=(OFFICIAL,))))}
     assert found["d/phi-4-multimodal-api"].drivable is False
     assert "/config" in found["d/phi-4-multimodal-api"].note
 
 
 def test_resolve_auto_picks_the_running_duplicate_and_says_so(clean):
-    done = run(hub.resolve(config(clean, space="auto")))
+    done = run(spaces.resolve(config(clean, space="auto")))
     assert done.config.space == DUPLICATE and done.config.space_url == clean.other.url
     assert done.note == (f"Using {DUPLICATE} (NOT the official {OFFICIAL}: another Phi-4-multimodal Space) at "
                          f"{clean.other.url}, because {OFFICIAL} has a runtime error on the Hub (Exit code: 1. "
@@ -120,7 +120,7 @@ def test_resolve_auto_picks_the_running_duplicate_and_says_so(clean):
 
 def test_resolve_auto_prefers_the_official_space_when_it_runs(clean):
     clean.set_space(id=OFFICIAL, stage="RUNNING", host=clean.hub.url)
-    done = run(hub.resolve(config(clean, space="auto")))
+    done = run(spaces.resolve(config(clean, space="auto")))
     assert done.config.space == OFFICIAL and done.config.space_url == clean.hub.url
     assert done.note == f"Using {OFFICIAL} (the official Phi-4-multimodal Space) at {clean.hub.url}."
 
@@ -128,7 +128,7 @@ def test_resolve_auto_prefers_the_official_space_when_it_runs(clean):
 def test_resolve_auto_with_nothing_running_says_why(clean):
     clean.set_space(id=DUPLICATE, stage="PAUSED")
     with pytest.raises(SpaceUnavailable) as info:
-        run(hub.resolve(config(clean, space="auto")))
+        run(spaces.resolve(config(clean, space="auto")))
     text = str(info.value)
     assert text.startswith("No Phi-4-multimodal Space on the Hub is running and usable right now: ")
     assert f"{OFFICIAL} has a runtime error on the Hub" in text and f"{DUPLICATE} is paused by its owner" in text
@@ -136,7 +136,7 @@ def test_resolve_auto_with_nothing_running_says_why(clean):
 
 def test_asking_a_space_in_runtime_error_fails_saying_so(clean):
     with pytest.raises(SpaceUnavailable) as info:
-        run(hub.resolve(config(clean)))
+        run(spaces.resolve(config(clean)))
     assert str(info.value).startswith(f"{OFFICIAL} has a runtime error on the Hub")
     assert "`--space auto` uses another Phi-4-multimodal Space that runs." in str(info.value)
 
@@ -144,13 +144,13 @@ def test_asking_a_space_in_runtime_error_fails_saying_so(clean):
 def test_a_space_given_by_id_alone_gets_its_origin_from_the_hub(clean):
     cfg = config(clean, space=DUPLICATE)
     assert cfg.space_url == "https://someone-phi-4-multimodal-copy.hf.space" and not cfg.space_url_given
-    done = run(hub.resolve(cfg))
+    done = run(spaces.resolve(cfg))
     assert done.config.space_url == clean.other.url and done.note == ""
 
 
 def test_space_url_still_overrides_the_hub(clean):
     cfg = config(clean, space=DUPLICATE, space_url="http://127.0.0.1:9")
-    assert run(hub.resolve(cfg)).config.space_url == "http://127.0.0.1:9"
+    assert run(spaces.resolve(cfg)).config.space_url == "http://127.0.0.1:9"
 
 
 def test_huggingface_hub_parses_the_standin_hub(clean):

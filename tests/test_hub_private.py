@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 from hub_world import DUPLICATE, OFFICIAL, World
 
-from phi4_bridge import Phi4Bridge, SpaceUnavailable, hub
+from phi4_bridge import Phi4Bridge, SpaceUnavailable, spaces
 from phi4_bridge.config import BridgeConfig
 from phi4_standin.launcher import stats
 
@@ -56,7 +56,7 @@ async def chat(cfg: BridgeConfig, prompt: str) -> str:
 def test_a_private_space_chats_with_the_allowed_token(private, caplog):
     caplog.set_level(logging.DEBUG)
     before = authorized(private.other.url)
-    done = asyncio.run(hub.resolve(config(private, space=DUPLICATE, hf_token=MINE)))
+    done = asyncio.run(spaces.resolve(config(private, space=DUPLICATE, hf_token=MINE)))
     assert done.config.space_url == private.other.url and done.config.private_origin == private.other.url
     assert done.note == ""
     reply = asyncio.run(chat(done.config, "hello private"))
@@ -67,7 +67,7 @@ def test_a_private_space_chats_with_the_allowed_token(private, caplog):
 
 def test_without_a_token_the_private_space_says_so(private):
     with pytest.raises(SpaceUnavailable) as hub_said:
-        asyncio.run(hub.resolve(config(private, space=DUPLICATE)))
+        asyncio.run(spaces.resolve(config(private, space=DUPLICATE)))
     assert hub_said.value.state == "private"
     assert str(hub_said.value) == PRIVATE_401.removeprefix("The Space answered HTTP 401: ")
     # the chat path (an origin given, so the bridge tries it): the Space's own 401, said in the Hub's words
@@ -96,7 +96,7 @@ def test_a_public_space_never_receives_the_token(clean):
     clean.set_space(id=OFFICIAL, stage="RUNNING", host=clean.hub.url)
     for space, url in ((DUPLICATE, clean.other.url), (OFFICIAL, clean.hub.url)):
         before = authorized(url)
-        done = asyncio.run(hub.resolve(config(clean, space=space, hf_token=MINE)))
+        done = asyncio.run(spaces.resolve(config(clean, space=space, hf_token=MINE)))
         assert done.config.space_url == url and done.config.private_origin is None
         assert asyncio.run(chat(done.config, "public")).startswith('You said: "public".')
         assert authorized(url) == before, f"{space} received an Authorization header"
@@ -105,19 +105,19 @@ def test_a_public_space_never_receives_the_token(clean):
 def test_the_token_goes_only_to_the_origin_the_hub_gives(private):
     # a private Space asked at another origin (--space-url): the Hub vouches for other.url, so hub.url gets nothing
     before = authorized(private.hub.url)
-    done = asyncio.run(hub.resolve(config(private, space=DUPLICATE, space_url=private.hub.url, hf_token=MINE)))
+    done = asyncio.run(spaces.resolve(config(private, space=DUPLICATE, space_url=private.hub.url, hf_token=MINE)))
     assert done.config.private_origin == private.other.url and done.config.space_url == private.hub.url
     assert asyncio.run(chat(done.config, "elsewhere")).startswith('You said: "elsewhere".')
     assert authorized(private.hub.url) == before
 
 
 def test_auto_picks_a_private_duplicate_the_token_can_see(private):
-    done = asyncio.run(hub.resolve(config(private, space="auto", hf_token=MINE)))
+    done = asyncio.run(spaces.resolve(config(private, space="auto", hf_token=MINE)))
     assert done.config.space == DUPLICATE and done.config.private_origin == private.other.url
     assert asyncio.run(chat(done.config, "auto private")).startswith('You said: "auto private".')
     nothing = config(private, space="auto")
     with pytest.raises(SpaceUnavailable, match="No Phi-4-multimodal Space on the Hub is running and usable"):
-        asyncio.run(hub.resolve(nothing))
+        asyncio.run(spaces.resolve(nothing))
 
 
 def cli(*args: str, token: str | None) -> subprocess.CompletedProcess[str]:

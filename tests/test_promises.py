@@ -414,3 +414,18 @@ def test_a_space_that_never_answers_config_counts_as_unreachable_at_start(standi
             proxy.set("pass")  # the Space answers again: the app serves turns
             reply = Client(app.url, verbose=False).predict({"text": "back?", "files": []}, api_name="/chat")
             assert reply.startswith('You said: "back?". Earlier turns: 0.')
+
+
+def test_the_app_reads_the_spaces_config_once_at_start(standin: ServerProcess):
+    """docs/app.md: at start the app probes ``GET /config``; the page's Generation settings are read from that same
+    answer (``SpaceStatus.config_of``), not from a second request for it."""
+    from app_server import start_app
+
+    with TcpProxy(standin.port) as proxy:
+        with start_app("--space-url", proxy.url, "--hub-url", standin.hub_url, "--no-fallback", timeout=60) as app:
+            asked = [line for line in proxy.requests if "GET /config" in line]
+            assert len(asked) == 1, proxy.requests
+            with urllib.request.urlopen(f"{app.url}/config", timeout=10) as resp:  # the page's own /config
+                page = json.loads(resp.read())
+            labels = {c.get("props", {}).get("label") for c in page["components"]}
+            assert "Max New Tokens" in labels, sorted(str(label) for label in labels)

@@ -1,36 +1,35 @@
 """The "Generation settings" accordion: the Space's own controls (sliders, dropdowns, a system prompt and the
-like among its chain's inputs), read from its ``/config`` when the app starts, so the page offers exactly what
-the Space takes and nothing it would ignore.
+like among its chain's inputs), read from its ``/config`` when the app starts (``phi4_bridge.space_config``; the
+start-up probe's reading when it read the same Space), so the page offers exactly what the Space takes and nothing
+it would ignore.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 import gradio as gr
 
-from phi4_bridge import Option
-from phi4_bridge.chain import find_chain
+from phi4_bridge import Option, Phi4Error
+from phi4_bridge.space_config import chat_chain, fetch_config_sync
 
 log = logging.getLogger(__name__)
 
 
-def read_options(space_url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> dict[str, Option]:
+def read_options(space_url: str, timeout: float = 5.0, headers: dict[str, str] | None = None, *,
+                 config: Mapping[str, Any] | None = None) -> dict[str, Option]:
     """The Space's options by name; none when its ``/config`` cannot be read now (the chat still works).
-    ``headers``: the host's HF token for a private Space (``space_status.auth_headers``), else none."""
-    try:
-        request = urllib.request.Request(f"{space_url}/config", headers=headers or {})
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
-            config = json.loads(resp.read())
-        chain = find_chain(config) if isinstance(config, Mapping) else None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        log.info("No generation settings: the Space's /config could not be read (%s)", type(exc).__name__)
-        return {}
+    ``headers``: the host's HF token for a private Space (``space_status.auth_headers``), else none. ``config``:
+    the Space's ``/config`` when the app has just read it (``SpaceStatus.config_of``), so it is not asked twice."""
+    if config is None:
+        try:
+            config = fetch_config_sync(space_url, timeout, headers)
+        except Phi4Error as exc:
+            log.info("No generation settings: the Space's /config could not be read (%s)", exc)
+            return {}
+    chain = chat_chain(config)
     return chain.options if chain is not None else {}
 
 

@@ -2,9 +2,10 @@
 
 At start ``SpaceStatus.start`` asks the Hub for the configured Space's live stage (``phi4_bridge.hub``: RUNNING,
 RUNTIME_ERROR, SLEEPING, PAUSED, ...) and its origin (when only ``--space`` is given), then probes
-``GET {space_url}/config`` (5 s). When the Space is not running (or does not answer):
+``GET {space_url}/config`` (5 s; ``phi4_bridge.space_config``), whose answer the page's generation settings then
+read (``config_of``) rather than asking again. When the Space is not running (or does not answer):
 
-1. another Phi-4-multimodal Space that runs and that the bridge can drive (``hub.list_candidates``; the official
+1. another Phi-4-multimodal Space that runs and that the bridge can drive (``spaces.list_candidates``; the official
    one first, then the configured short list, then the Hub search by likes), unless ``--no-fallback``;
 2. the offline stand-in (``phi4_standin.launcher``), the last resort, unless ``--no-fallback``.
 
@@ -21,14 +22,15 @@ import html
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Mapping
 from dataclasses import replace
 from enum import StrEnum
+from typing import Any
 
-from phi4_bridge import hub
+from phi4_bridge import hub, spaces
 from phi4_bridge.config import AUTO, DEFAULT_SPACE, DEFAULT_SPACE_URL, BridgeConfig
-from phi4_bridge.errors import SpaceUnavailable
+from phi4_bridge.errors import Phi4Error, SpaceUnavailable
+from phi4_bridge.space_config import fetch_config_sync
 from phi4_standin.process import ServerProcess
 
 from ..settings import AppSettings
@@ -40,14 +42,13 @@ SPACE_LABEL = "the Phi-4 Space"
 STANDIN_LABEL = "the offline stand-in"
 
 
-def probe(space_url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> bool:
-    """True when ``GET {space_url}/config`` answers 200 within ``timeout`` seconds."""
+def probe(space_url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[bool, Any]:
+    """Whether ``GET {space_url}/config`` answers 200 within ``timeout`` seconds (``space_config.fetch_config_sync``),
+    and what it answered, parsed (None: not JSON, or no answer)."""
     try:
-        request = urllib.request.Request(f"{space_url}/config", headers=headers or {})
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+        return True, fetch_config_sync(space_url, timeout, headers)
+    except Phi4Error:
+        return False, None
 
 
 def auth_headers(config: BridgeConfig, url: str) -> dict[str, str]:
@@ -104,8 +105,9 @@ class SpaceStatus:
         self.standin: ServerProcess | None = None  # the stand-in child, when the app started one
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._candidates: list[hub.Candidate] | None = None  # the picker's list (--allow-space-switch)
+        self._candidates: list[spaces.Candidate] | None = None  # the picker's list (--allow-space-switch)
         self._candidates_at = 0.0
+        self._config_read: tuple[str, Mapping[str, Any]] | None = None  # (origin, /config) of the last probe
         # The watch thread's rechecks and the page's switches (gradio worker threads) change mode, reason and the
         # bridge together: one at a time, so a recheck cannot undo half of a switch.
         self._changing = threading.RLock()
@@ -148,8 +150,18 @@ class SpaceStatus:
 
     def _real_answers(self) -> bool:
         state = self._ask_hub()
-        return worth_trying(state, self.real.space_url_given) and probe(
-            self.real.space_url, self.settings.probe_timeout_s, auth_headers(self.real, self.real.space_url))
+        if not worth_trying(state, self.real.space_url_given):
+            return False
+        url = self.real.space_url
+        answered, config = probe(url, self.settings.probe_timeout_s, auth_headers(self.real, url))
+        self._config_read = (url, config) if answered and isinstance(config, Mapping) else None
+        return answered
+
+    def config_of(self, url: str) -> Mapping[str, Any] | None:
+        """The ``/config`` that the last probe of the configured Space read, when it was ``url``'s (the page's
+        generation settings then need not ask it again); None when it was another origin's or none was read."""
+        read = self._config_read
+        return read[1] if read is not None and read[0] == url else None
 
     def _why_not(self) -> str:
         """Why the configured Space is not used, in words."""
@@ -163,7 +175,7 @@ class SpaceStatus:
         settings = self.settings
         if self._real_answers():
             self.mode, self.reachable = Mode.SPACE, True
-            print(f"* {hub.describe_use(self.real)}", flush=True)
+            print(f"* {spaces.describe_use(self.real)}", flush=True)
             return
         self.reason = self._why_not()
         if self.auto or settings.fallback:
@@ -185,24 +197,24 @@ class SpaceStatus:
         return state is None or state.problem in ("unreachable", "hub_error") or \
             worth_trying(state, self.real.space_url_given)
 
-    def _other_candidate(self) -> hub.Candidate | None:
+    def _other_candidate(self) -> spaces.Candidate | None:
         try:
-            found = asyncio.run(hub.list_candidates(self.real))
+            found = asyncio.run(spaces.list_candidates(self.real))
         except SpaceUnavailable as exc:
             log.info("no other Space: %s", exc)
             return None
         except Exception:  # noqa: BLE001
             log.warning("could not list other Phi-4 Spaces", exc_info=True)
             return None
-        return hub.pick(found, exclude=(self.real.space,))
+        return spaces.pick(found, exclude=(self.real.space,))
 
-    def _use_other(self, chosen: hub.Candidate) -> None:
+    def _use_other(self, chosen: spaces.Candidate) -> None:
         config = replace(self.real, space=chosen.id, space_url=str(chosen.host), space_url_given=True,
                          private_origin=str(chosen.host) if chosen.private is True else None)
         label = SPACE_LABEL if chosen.official else f"{chosen.id} (not the official Phi-4 Space)"
         self.holder.switch(config, label)
         self.mode, self.reachable = (Mode.SPACE if chosen.official else Mode.OTHER), True
-        print(f"* {self.reason} {hub.describe_use(config)}", flush=True)
+        print(f"* {self.reason} {spaces.describe_use(config)}", flush=True)
 
     def _use_standin(self, mode: Mode) -> None:
         from phi4_standin.launcher import start_standin
@@ -231,7 +243,7 @@ class SpaceStatus:
         if self.mode in (Mode.FALLBACK, Mode.OTHER):
             self.real_back = real_ok
             now = self.holder.config
-            self.reachable = probe(now.space_url, 2.0, auth_headers(now, now.space_url))
+            self.reachable = probe(now.space_url, 2.0, auth_headers(now, now.space_url))[0]
         else:
             self.reachable = real_ok
             if real_ok:
@@ -252,13 +264,13 @@ class SpaceStatus:
 
     # --- the Space picker (--allow-space-switch) ---------------------------------------------------------------
 
-    def candidates(self, fresh: bool = False) -> list[hub.Candidate]:
-        """The Phi-4-multimodal Spaces the Hub lists (``hub.list_candidates``), asked again when ``fresh`` or older
+    def candidates(self, fresh: bool = False) -> list[spaces.Candidate]:
+        """The Phi-4-multimodal Spaces the Hub lists (``spaces.list_candidates``), asked again when ``fresh`` or older
         than ``--recheck-every``; the last list (or none) when the Hub cannot be asked."""
         now = time.monotonic()
         if fresh or self._candidates is None or now - self._candidates_at > self.settings.recheck_every_s:
             try:
-                self._candidates = asyncio.run(hub.list_candidates(self.real))
+                self._candidates = asyncio.run(spaces.list_candidates(self.real))
                 self._candidates_at = now
             except Exception as exc:  # noqa: BLE001 - the picker then shows what it had
                 log.info("could not list the Phi-4 Spaces for the picker: %s", exc)

@@ -1,6 +1,6 @@
 """The bridge's wire internals, private: how a turn travels to a gradio Space and back.
 
-``protocol`` (``/config``, ``/run/predict``, the queue's join, its event stream, cancel), ``sse`` (the event
+``protocol`` (the chat in ``/config``, ``/run/predict``, the queue's join, its event stream, cancel), ``sse`` (the event
 stream's parser), ``stream`` (its messages -> the bridge's events), ``upload`` (files to ``/upload``), ``token``
 (ZeroGPU tokens from the Hub), ``values`` (a step's outputs written back into the page's values).
 

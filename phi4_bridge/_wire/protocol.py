@@ -1,6 +1,6 @@
-"""The Space's wire protocol: read ``/config``, run a step directly (``/run/predict``) or through the queue
-(``queue/join``, then the event stream), cancel. Each function is one request; ``Job`` strings them together in
-the order of the Space's own chain (``chain``).
+"""The Space's wire protocol: find the chat in ``/config`` (``discover``; ``space_config`` fetches it), run a step
+directly (``/run/predict``) or through the queue (``queue/join``, then the event stream), cancel. Each function is
+one request; ``Job`` strings them together in the order of the Space's own chain (``chain``).
 
 Every route but ``/config`` lives under the ``api_prefix`` that ``/config`` names ("" on gradio 4, ``/gradio_api``
 on 5 and 6): ``routes(cfg, chain)`` is that root. ``/config`` answering and a route then answering 404 is not a
@@ -21,6 +21,7 @@ from gradio_client.utils import ServerMessage
 from ..chain import PROTOCOLS, Chain, Step, chain_problem, fallback_chain, find_chain
 from ..config import BridgeConfig
 from ..errors import ProtocolError, RouteMissing, SpaceUnavailable, StreamTimeout, UnavailableState, classify_status
+from ..space_config import fetch_config
 from .sse import SSEDecoder
 
 log = logging.getLogger(__name__)
@@ -53,19 +54,9 @@ def route_missing(what: str, path: str, chain: Chain) -> RouteMissing:
                         "Space may have changed its interface.", status=404)
 
 
-async def fetch_config(session: aiohttp.ClientSession, cfg: BridgeConfig) -> Any:
-    """``GET /config`` as JSON, or None when it is not JSON; a Space that is down raises."""
-    async with session.get(f"{cfg.space_url}/config") as resp:
-        body = await check(resp, "The Space")
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
-
-
 async def discover(session: aiohttp.ClientSession, cfg: BridgeConfig) -> Chain:
     """The Space's chat chain from its ``/config``; the known client's fixed indices when it cannot be read."""
-    config = await fetch_config(session, cfg)
+    config = await fetch_config(session, cfg.space_url)
     if not isinstance(config, Mapping) or not isinstance(config.get("dependencies"), list):
         log.warning("The Space's /config is not a gradio app's; using the known client's fn 10 and 11")
         return fallback_chain()

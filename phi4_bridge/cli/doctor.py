@@ -22,13 +22,13 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from .._wire import protocol
 from ..bridge import Phi4Bridge
-from ..chain import PROTOCOLS, chain_problem, find_chain
+from ..chain import PROTOCOLS, chain_problem
 from ..config import BridgeConfig, space_named
 from ..errors import Phi4Error, exit_code
 from ..flags import add_arguments, config_from
-from ..hub import resolve
+from ..space_config import chat_chain, fetch_config
+from ..spaces import resolve
 from .doctor_checks import RequestLog, run_checks
 from .doctor_report import (
     CheckResult,
@@ -87,11 +87,11 @@ async def examine(config: BridgeConfig, *, turns: bool = True, say: Printer | No
     requests = RequestLog()
     async with Phi4Bridge(config, trace_configs=[requests.trace]) as bridge:
         try:
-            raw = await bridge.guard(protocol.fetch_config(bridge.session, bridge.config))
+            raw = await bridge.guard(fetch_config(bridge.session, bridge.config.space_url))
         except Phi4Error as exc:
             return _stop(report, Finding("config", False, str(exc)), exit_code(exc) if exit_code(exc) != 1 else 3,
                          say)
-        chain = _chain(raw)
+        chain = chat_chain(raw)
         if not isinstance(raw, Mapping) or chain is None:
             return _stop(report, Finding("chat", False, no_chat_sentence(name, raw)), 3, say)
         if chain.protocol not in PROTOCOLS:
@@ -126,16 +126,6 @@ async def _hub(config: BridgeConfig) -> tuple[BridgeConfig, Finding]:
     why = f" ({resolved.note})" if resolved.note else ""
     return config, Finding("hub", True, f"the Hub does not say how {config.space} runs{why}; asking "
                                         f"{config.space_url} itself")
-
-
-def _chain(raw: Any) -> Any:
-    """The chat chain of ``raw`` (a ``/config``), or None; a ``/config`` the chain reader trips on has none."""
-    if not isinstance(raw, Mapping):
-        return None
-    try:
-        return find_chain(raw)
-    except (ValueError, TypeError, AttributeError, KeyError):
-        return None
 
 
 def _verdict(report: Report) -> None:

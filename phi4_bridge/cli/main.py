@@ -5,7 +5,7 @@
 ``python -m phi4_bridge qa ...`` (manual QA: ``phi4_bridge.qa.cli``). The entry point of ``phi4-bridge`` and of
 ``python -m phi4_bridge`` (whose ``__main__`` only calls ``main``).
 
-Before a turn the Hub is asked whether the Space runs (``hub.resolve``): ``--space auto`` takes the first running
+Before a turn the Hub is asked whether the Space runs (``spaces.resolve``): ``--space auto`` takes the first running
 Space the bridge can drive (the official one preferred) and says which on the first line of stderr; a Space the
 Hub reports as broken, paused or building fails at once with that in words.
 
@@ -27,10 +27,10 @@ from ..config import BridgeConfig, api_keys
 from ..errors import InputRejected, Phi4Error, exit_code
 from ..events import Log, Queued, TextDelta
 from ..flags import add_arguments, config_from
-from ..hub import list_candidates, resolve
 from ..openai_api.flags import add_api_arguments
 from ..openai_api.serve import serve_api
 from ..qa.cli import add_parser as add_qa
+from ..spaces import list_candidates, resolve
 from .doctor import add_parser as add_doctor
 
 

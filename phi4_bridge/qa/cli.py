@@ -171,7 +171,7 @@ async def run_file(args: argparse.Namespace, store: QAStore) -> int:
     stopped: list[RunStopped] = []
     config, stage = config_from(args), ""
     if todo:
-        from ..hub import resolve
+        from ..spaces import resolve
 
         done = await resolve(config)  # --space auto, the Space's stage in words (SpaceUnavailable: exit 3)
         if done.note:
