@@ -24,3 +24,12 @@ def start_app(*args: str, timeout: float = STARTUP_TIMEOUT_S, env: dict[str, str
                         env=env, cwd=ROOT)
     app.wait_ready("/", timeout)
     return app
+
+
+def standin_of(app: ServerProcess) -> str:
+    """The URL of the stand-in Space an app started with ``--standin`` (its start-up line names it)."""
+    import re
+
+    found = re.search(r"\* Stand-in Space running at (\S+)", app.log_text())
+    assert found, app.log_text()
+    return found.group(1)

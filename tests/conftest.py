@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis_server
 from browser import chromium
 from gradio_matrix import matrix_app, matrix_space, nochat_space  # noqa: F401 - the matrix's fixtures, for every module
 from hypothesis import HealthCheck, settings
@@ -194,3 +195,18 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if config.pluginmanager.has_plugin("randomly"):
         seed = config.getoption("randomly_seed", None)
         terminalreporter.write_line(f"random order: the same order again with --randomly-seed={seed}")
+
+
+
+# ---- one real Redis per module that asks for it (tests/redis_server.py), emptied for each test that asks for ``fresh``
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis_server.RedisServer]:
+    with redis_server.redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh(redis: redis_server.RedisServer) -> redis_server.RedisServer:
+    redis.client().flushdb()
+    return redis

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from app_server import ROOT, start_app
+from app_server import ROOT, standin_of, start_app
 from gradio_client import Client
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -56,9 +56,7 @@ def app() -> Iterator[ServerProcess]:
 @pytest.fixture
 def space(app: ServerProcess) -> Iterator[str]:
     """The stand-in Space the app started (``--standin``), clean for each test."""
-    found = re.search(r"\* Stand-in Space running at (\S+)", app.log_text())
-    assert found, app.log_text()
-    url = found.group(1)
+    url = standin_of(app)
     reset(url)
     configure(url, pace_ms=5, chunks=8, anon_quota_seconds=3600)
     yield url

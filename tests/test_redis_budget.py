@@ -32,18 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RULE = Rule(2, 3600.0, "hour")
 
 
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture
-def fresh(redis: RedisServer) -> RedisServer:
-    redis.client().flushdb()
-    return redis
-
-
 def test_two_replicas_on_one_redis_give_a_visitor_the_host_s_turns(fresh: RedisServer) -> None:
     clock = [1000.0]
     one, two = (RedisBudget(RULE, fresh.url, admins=["host"], clock=lambda: clock[0]) for _ in range(2))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,18 +25,6 @@ ROWS = [  # visitor, source, outcome, at, answer_s, gpu_s
     ("addr:10.0.0.7", "openai", "refused", 1040.0, None, 1.0),
     ("addr:10.0.0.9", "chat", "ok", 900.0, 9.0, None),  # before the span asked for below
 ]
-
-
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture
-def fresh(redis: RedisServer) -> RedisServer:
-    redis.client().flushdb()
-    return redis
 
 
 def test_two_hosts_share_one_view_that_sums_as_the_sqlite_store_does(fresh: RedisServer, tmp_path: Path) -> None:

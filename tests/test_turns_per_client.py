@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from app_server import start_app
+from app_server import standin_of, start_app
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from mcp import ClientSession
@@ -41,9 +41,7 @@ def app() -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def space(app: ServerProcess) -> Iterator[str]:
-    found = re.search(r"\* Stand-in Space running at (\S+)", app.log_text())
-    assert found, app.log_text()
-    url = found.group(1)
+    url = standin_of(app)
     reset(url)
     yield url
     reset(url)

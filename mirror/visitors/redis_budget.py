@@ -97,21 +97,9 @@ class RedisBudget(Budget):
         self.where = redact(url)
         self.prefix = prefix
         self._clock = clock  # None: Redis's own clock, one for every host
-        try:
-            import redis
-        except ImportError as exc:
-            raise StoreUnreachable(f"--budget-store {self.where} needs the redis package, which is not installed: "
-                                   f"{INSTALL}") from exc
-        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        try:
-            self._redis: Any = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
-                                                    socket_connect_timeout=TIMEOUT_S, decode_responses=True)
-            self._redis.ping()
-        except (*self._errors, ValueError) as exc:
-            raise StoreUnreachable(
-                f"The turn budget's store {self.where} cannot be reached ({_why(exc, url)}); every replica counts "
-                "the budget there, so the app does not start without it: start Redis there, or fix --budget-store "
-                "(env PHI4_BUDGET_STORE)") from None
+        self._redis, self._errors = connect(url, "The turn budget's store", "; every replica counts the budget "
+                                            "there, so the app does not start without it: start Redis there, or fix "
+                                            "--budget-store (env PHI4_BUDGET_STORE)")
         self._script = self._redis.register_script(SCRIPT)
         self._down_logged = threading.Event()
 
@@ -162,6 +150,25 @@ class RedisBudget(Budget):
 
     def close(self) -> None:
         self._redis.close()
+
+
+def connect(url: str, what: str, advice: str = "") -> tuple[Any, tuple[type[BaseException], ...]]:
+    """A Redis client for ``url`` that has answered a PING, and the errors its calls raise; ``StoreUnreachable``
+    (``what`` cannot be reached, why, then ``advice``; never the password) when it does not answer or redis-py is
+    not installed. The budget and the usage log each hold one."""
+    try:
+        import redis
+    except ImportError as exc:
+        raise StoreUnreachable(f"--budget-store {redact(url)} needs the redis package, which is not installed: "
+                               f"{INSTALL}") from exc
+    errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
+                                      decode_responses=True)
+        client.ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        raise StoreUnreachable(f"{what} {redact(url)} cannot be reached ({_why(exc, url)}){advice}") from None
+    return client, errors
 
 
 def _why(exc: BaseException, url: str) -> str:

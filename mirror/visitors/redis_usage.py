@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-from .redis_budget import INSTALL, TIMEOUT_S, StoreUnreachable, _why, redact
+from .redis_budget import _why, connect, redact
 from .usage import PRUNE_EVERY, VisitorUsage
 
 log = logging.getLogger(__name__)
@@ -42,17 +42,7 @@ class RedisUsage:
     def __init__(self, url: str, keep_s: float = 7 * 86400.0, max_rows: int = 200_000, key: str = KEY) -> None:
         self.url, self.where, self.key = url, redact(url), key
         self.keep_s, self.max_rows = keep_s, max_rows
-        try:
-            import redis
-        except ImportError as exc:
-            raise StoreUnreachable(f"--budget-store {self.where} needs the redis package: {INSTALL}") from exc
-        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        try:
-            self._redis: Any = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
-                                                    socket_connect_timeout=TIMEOUT_S, decode_responses=True)
-            self._redis.ping()
-        except (*self._errors, ValueError) as exc:
-            raise StoreUnreachable(f"The usage log's store {self.where} cannot be reached ({_why(exc, url)})") from None
+        self._redis, self._errors = connect(url, "The usage log's store")
         self._rows: queue.SimpleQueue[tuple[float, str] | None] = queue.SimpleQueue()
         self._pending = 0  # recorded, not yet written (or dropped)
         self._written = threading.Condition()
