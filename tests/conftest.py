@@ -164,7 +164,7 @@ SLOW_MODULES = frozenset({
     "test_hub_private", "test_install", "test_layouts", "test_matrix_app", "test_mcp", "test_openai_api",
     "test_openai_serve", "test_pacing", "test_promises", "test_qa_browser", "test_qa_tab", "test_redis_budget",
     "test_security", "test_security_probe", "test_security_round2", "test_shared_budget", "test_slow_clients",
-    "test_standin_layouts", "test_waiting", "test_zerogpu_everywhere",
+    "test_standin_layouts", "test_turns_per_client", "test_waiting", "test_zerogpu_everywhere",
 })
 
 
