@@ -177,7 +177,7 @@ class Chain:
         """Where each file (by kind, in order) goes: the multimodal textbox when it takes that kind, else a
         free input of that kind (one file a component), else a File input. ValueError says what is missing."""
         slots = self.file_inputs()
-        taken: dict[int, int] = {}
+        taken: set[int] = set()  # inputs given a file already (a multiple File takes more, but is never "free")
         out: list[int] = []
         for kind in kinds:
             if self.textbox_accepts(kind):
@@ -191,7 +191,7 @@ class Chain:
                 if any(self.kind(i) == kind for i in slots) or (kind in self.kinds_in_textbox()):
                     raise ValueError(f"This Space takes one {kind} a turn.")
                 raise ValueError(f"This Space takes no {kind}.")
-            taken[place] = taken.get(place, 0) + 1
+            taken.add(place)
             out.append(place)
         return out
 

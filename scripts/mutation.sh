@@ -77,7 +77,7 @@ for module in "${MODULES[@]}"; do
         echo "[mutmut]"
         echo "source_paths ="; printf '    %s\n' mirror/ phi4_bridge/
         echo "only_mutate = $module"
-        echo "also_copy = app.py"
+        echo "also_copy ="; printf '    %s\n' app.py phi4_standin/  # the stand-in: tests/conftest.py imports it
         echo "pytest_add_cli_args ="; printf '    %s\n' -p no:randomly -p no:cacheprovider -q
         echo "pytest_add_cli_args_test_selection ="; printf '    %s\n' "${present[@]}"
     } > "$copy/setup.cfg"
