@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from media_factory import png
+from polling import eventually
 from tcp_proxy import TcpProxy
 
 from phi4_bridge import (
@@ -79,14 +80,6 @@ def acquired(bridge: Phi4Bridge) -> int:
     return len(connector._acquired)
 
 
-async def eventually(check: Callable[[], bool], what: str, within: float = 4.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still not true after {within:.0f} s: {what}")
-        await asyncio.sleep(0.05)
-
-
 @dataclasses.dataclass
 class Baseline:
     fds: int
@@ -102,11 +95,11 @@ class Baseline:
         """Everything back where it was (the bridge is closed by now)."""
         if proxy is not None:
             await eventually(lambda: proxy.open_connections == 0,
-                             f"the proxy still holds {proxy.open_connections} connection(s) from the bridge")
+                             f"the proxy still holds {proxy.open_connections} connection(s) from the bridge", 4.0)
         await eventually(lambda: not (set(asyncio.all_tasks()) - self.tasks),
                          "tasks left behind: " + ", ".join(repr(t.get_coro()) for t in
-                                                           set(asyncio.all_tasks()) - self.tasks))
-        await eventually(lambda: fd_count() <= self.fds, f"file descriptors grew: {self.fds} -> {fd_count()}")
+                                                           set(asyncio.all_tasks()) - self.tasks), 4.0)
+        await eventually(lambda: fd_count() <= self.fds, f"file descriptors grew: {self.fds} -> {fd_count()}", 4.0)
         assert open_regular_files() <= self.files, "files left open: " + str(open_regular_files() - self.files)
         assert not list(self.tmpdir.iterdir()), f"temporary files created: {list(self.tmpdir.iterdir())}"
         await eventually(lambda: stats(standin.url)["active"] == 0, "a job still runs on the stand-in", 8.0)
@@ -290,7 +283,7 @@ async def test_fault(fault: Fault, clean: ServerProcess, proxy: TcpProxy, privat
 
         theirs = await other.reply()
         assert 'You said: "the other visitor"' in theirs and "Earlier turns: 0" in theirs
-        await eventually(lambda: acquired(bridge) == 0, "a connection is still checked out of the pool")
+        await eventually(lambda: acquired(bridge) == 0, "a connection is still checked out of the pool", 4.0)
 
         again = await asyncio.wait_for(bridge.chat("second", [image], conversation=conv), GUARD_S)
         assert 'You said: "second"' in again and "PNG, 37x23" in again and "Earlier turns: 1" in again

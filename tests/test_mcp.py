@@ -31,6 +31,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 from media_factory import png, wav
 from PIL import Image
+from polling import eventually
 
 from phi4_standin.launcher import configure, reset, set_fault, stats
 from phi4_standin.process import ServerProcess
@@ -91,15 +92,6 @@ def leaves(error: BaseException) -> list[BaseException]:
     if isinstance(error, BaseExceptionGroup):
         return [leaf for inner in error.exceptions for leaf in leaves(inner)]
     return [error]
-
-
-async def eventually(check, what: str, within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"still not true after {within:.0f} s: {what}")
-        await asyncio.sleep(0.05)
 
 
 def wait_for_line(app: ServerProcess, text: str, within: float = 30.0) -> None:
@@ -192,7 +184,7 @@ async def test_a_call_that_waits_for_a_gpu_reports_its_progress(app: ServerProce
     """The stand-in has two GPUs: two long calls take them, a third waits in the Space's queue and says so."""
     configure(space, pace_ms=100, chunks=20)  # 2 s replies
     hogs = [asyncio.create_task(call(app, "ask_phi4", {"prompt": f"hog {n}"}, KEY[f"hog{n}"])) for n in (1, 2)]
-    await eventually(lambda: stats(space)["active"] == 2, "both GPUs are busy")
+    await eventually(lambda: stats(space)["active"] == 2, "both GPUs are busy", 10.0)
     notes: list[str] = []
 
     async def progress(step: float, total: float | None, message: str | None) -> None:
@@ -272,12 +264,12 @@ async def test_a_client_that_goes_away_cancels_the_space_job(app: ServerProcess,
     configure(space, pace_ms=150, chunks=60)  # a 9 s reply: long enough to leave in the middle
     before = stats(space)["cancelled"]
     waiting = asyncio.create_task(call(app, "ask_phi4", {"prompt": "a long story"}, key=KEY["leaver"]))
-    await eventually(lambda: stats(space)["active"] == 1, "the job runs on the Space")
+    await eventually(lambda: stats(space)["active"] == 1, "the job runs on the Space", 10.0)
     waiting.cancel()  # the agent gives up: its connection closes
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    await eventually(lambda: stats(space)["cancelled"] == before + 1, "the Space job is cancelled")
-    await eventually(lambda: stats(space)["active"] == 0, "nothing runs on the Space")
+    await eventually(lambda: stats(space)["cancelled"] == before + 1, "the Space job is cancelled", 10.0)
+    await eventually(lambda: stats(space)["active"] == 0, "nothing runs on the Space", 10.0)
 
 
 async def test_no_key_in_the_log(app: ServerProcess, space: str) -> None:

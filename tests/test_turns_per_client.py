@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import openai
@@ -24,6 +23,7 @@ from gradio_client.exceptions import AppError
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
+from polling import eventually
 
 from phi4_standin.launcher import configure, reset, stats
 from phi4_standin.process import ServerProcess
@@ -77,20 +77,11 @@ async def v1_turn(app: ServerProcess, text: str) -> str:
     return reply.choices[0].message.content or ""
 
 
-async def eventually(check: Any, what: str, within: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"still not true after {within:.0f} s: {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_the_page_v1_and_mcp_turns_of_one_client_share_one_cap(app: ServerProcess, space: str) -> None:
     configure(space, pace_ms=150, chunks=40)  # 6 s replies: both turns are still running when the others come
     page = asyncio.create_task(page_turn(app, "the page's turn"))
     tool = asyncio.create_task(mcp_call(app, "the tool's turn"))
-    await eventually(lambda: stats(space)["active"] == 2, "the page's turn and the tool's both run on the Space")
+    await eventually(lambda: stats(space)["active"] == 2, "the page's turn and the tool's both run on the Space", 20.0)
 
     with pytest.raises(openai.RateLimitError) as refused_v1:  # the cap: 429
         await v1_turn(app, "a third turn, by /v1")
