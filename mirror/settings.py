@@ -299,12 +299,10 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
             logins += read_auth_file(args.auth_file)
     except (ValueError, OSError) as exc:
         parser.error(f"--auth/--auth-file: {exc}")
-    if args.concurrency < 1:
-        parser.error("--concurrency must be at least 1")
     if not args.recheck_every > 0:
         parser.error("--recheck-every must be a positive number of seconds")
-    if args.turns_per_client < 1:
-        parser.error("--turns-per-client must be at least 1")
+    if args.turns_per_client < 1:  # the flag's own type refuses it; this is PHI4_TURNS_PER_CLIENT's value
+        parser.error(f"PHI4_TURNS_PER_CLIENT must be at least 1, not {args.turns_per_client}")
     if not (args.cache_max_age > 0 and args.visitor_idle > 0):
         parser.error("--cache-max-age and --visitor-idle must be positive numbers of seconds")
     if args.mcp and not _mcp_installed():

@@ -2,6 +2,8 @@
 
 import argparse
 
+import pytest
+
 from phi4_bridge.config import DEFAULT_SPACE_URL, BridgeConfig
 from phi4_bridge.flags import add_arguments, config_from
 
@@ -56,3 +58,29 @@ def test_the_api_flags_are_one_definition_with_each_sides_defaults(monkeypatch):
     monkeypatch.delenv("PHI4_TURNS_PER_CLIENT")
     monkeypatch.delenv("PHI4_API_KEYS")
     assert parse_settings([]).turns_per_client == 4 and parse_settings([]).api_keys == ()
+
+
+@pytest.mark.parametrize("flag", ["--concurrency", "--turns-per-client"])
+@pytest.mark.parametrize("value", ["0", "-3", "two"])
+def test_serve_and_the_app_refuse_a_count_below_one_with_a_line_naming_the_flag(flag, value, capsys, monkeypatch):
+    """0 turns at once would let no turn run: both command lines refuse it (and negatives, and words) at once, with
+    argparse's usage and exit 2, instead of a server that answers nothing."""
+    from mirror.settings import parse_settings
+    from phi4_bridge.cli.main import build_parser
+
+    monkeypatch.delenv("PHI4_TURNS_PER_CLIENT", raising=False)
+    for parse in (lambda: build_parser().parse_args(["serve", flag, value]), lambda: parse_settings([flag, value])):
+        with pytest.raises(SystemExit) as exited:
+            parse()
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {flag}:" in err and ("must be at least 1" in err or "not a whole number" in err), err
+
+
+def test_the_apps_turns_per_client_from_the_environment_is_checked_too(capsys, monkeypatch):
+    from mirror.settings import parse_settings
+
+    monkeypatch.setenv("PHI4_TURNS_PER_CLIENT", "0")
+    with pytest.raises(SystemExit):
+        parse_settings([])
+    assert "PHI4_TURNS_PER_CLIENT must be at least 1, not 0" in capsys.readouterr().err

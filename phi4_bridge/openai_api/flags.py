@@ -19,6 +19,18 @@ CONCURRENCY = 32  # turns running at once (serve's default; the app's is AppSett
 TURNS_PER_CLIENT = 4  # turns per client at once (serve's default; the app's is AppSettings.turns_per_client, also 4)
 
 
+def at_least_one(text: str) -> int:
+    """``--concurrency`` and ``--turns-per-client``: 0 would let no turn run and a negative count means nothing, so
+    argparse refuses them with its usage line, on both command lines."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def add_api_arguments(parser: argparse.ArgumentParser, *, concurrency: int = CONCURRENCY,
                       turns_per_client: int = TURNS_PER_CLIENT,
                       keys_note: str = "Without any, anyone who reaches the port may use it",
@@ -32,7 +44,7 @@ def add_api_arguments(parser: argparse.ArgumentParser, *, concurrency: int = CON
     parser.add_argument("--fetch-image-urls", action="store_true",
                         help="let the API fetch http(s) image URLs (public addresses only, at most 10 MB and 10 s "
                              "each)")
-    parser.add_argument("--concurrency", type=int, default=concurrency,
+    parser.add_argument("--concurrency", type=at_least_one, default=concurrency,
                         help=f"turns running at once{concurrency_of} (default {concurrency})")
-    parser.add_argument("--turns-per-client", type=int, default=turns_per_client,
+    parser.add_argument("--turns-per-client", type=at_least_one, default=turns_per_client,
                         help=f"turns one client ({clients}) may run at once (default {turns_per_client}{turns_note})")
