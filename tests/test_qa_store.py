@@ -228,3 +228,38 @@ def test_runs_lists_and_export_prints_a_run_even_after_its_files_are_gone(standi
     assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == ["good-0", "good-1"]
     assert main(["qa", "export", "7", "--db", str(db)]) == 2
     assert "no run 7" in capsys.readouterr().err
+
+
+def test_a_new_store_opened_by_two_at_once_opens_for_both(tmp_path):
+    """A cluster's replicas open the one QA store together when they start. The second must not create the tables
+    the first is creating: it read version 0 before the first committed, and crashed with "table runs already
+    exists" (seen when the replicas started a few seconds faster). Here the first opener's migrations are held
+    uncommitted while the second opens the file, then committed."""
+    import threading
+
+    from phi4_bridge.qa import store as qa_store
+
+    path = tmp_path / "qa.sqlite3"
+    first = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    first.execute("PRAGMA journal_mode=WAL")
+    first.execute("BEGIN IMMEDIATE")
+    for version, script in enumerate(qa_store.MIGRATIONS):
+        for statement in qa_store._statements(script):
+            first.execute(statement)
+        first.execute(f"PRAGMA user_version={version + 1}")
+    opened: list[object] = []
+
+    def second() -> None:
+        try:
+            opened.append(QAStore(path))
+        except Exception as exc:  # noqa: BLE001 - the failure is the test's answer
+            opened.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(1.0)  # the second opener reads the version (0: nothing committed) and waits for the write lock
+    first.execute("COMMIT")
+    thread.join(30)
+    first.close()
+    assert len(opened) == 1 and isinstance(opened[0], QAStore), opened
+    assert opened[0].version == qa_store.SCHEMA_VERSION

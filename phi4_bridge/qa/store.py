@@ -107,19 +107,21 @@ class QAStore:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self) -> int:
-        """Bring the file up to ``SCHEMA_VERSION``, one migration per transaction; the version reached."""
-        with self._lock:
-            version = self.version
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path} has QA store version {version}, newer than this program's "
-                                   f"{SCHEMA_VERSION}; upgrade phi4-mirror to open it.")
-            while version < SCHEMA_VERSION:
-                with self.transaction():
-                    for statement in _statements(MIGRATIONS[version]):
-                        self._db.execute(statement)
-                    version += 1
-                    self._db.execute(f"PRAGMA user_version={version}")
-            return version
+        """Bring the file up to ``SCHEMA_VERSION``, one migration per transaction; the version reached.
+
+        The version is read inside each migration's transaction: processes that open a new file at once (a
+        cluster's replicas starting together) would otherwise all read 0 and all create the same tables."""
+        while True:
+            with self.transaction():
+                version = self.version
+                if version > SCHEMA_VERSION:
+                    raise RuntimeError(f"{self.path} has QA store version {version}, newer than this program's "
+                                       f"{SCHEMA_VERSION}; upgrade phi4-mirror to open it.")
+                if version == SCHEMA_VERSION:
+                    return version
+                for statement in _statements(MIGRATIONS[version]):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={version + 1}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
