@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar, Protocol
 
 STARTUP_TIMEOUT_S = 90.0
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])  # the folder that holds ``phi4_bridge`` and ``phi4_standin``
@@ -28,12 +29,48 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A server child's environment: ours without ``HF_TOKEN`` (never a real token), gradio's analytics off,
+    unbuffered output, this copy of the packages first on the path, then ``env``."""
+    child_env = {key: value for key, value in os.environ.items() if key != "HF_TOKEN"}
+    child_env.update({"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"})
+    # so ``python -m phi4_standin`` (or ``phi4_bridge``) finds this copy of the packages, from any folder
+    child_env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + child_env["PYTHONPATH"]
+                                                if child_env.get("PYTHONPATH") else "")
+    child_env.update(env or {})
+    return child_env
+
+
+class ChildProcess(Protocol):
+    """What ``ServerProcess`` (and a test) uses of its child: ``subprocess.Popen``'s view of a process."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+
+
+class Launcher(Protocol):
+    """Another way to start the same command (the tests' fork server, tests/forkserver.py), for the commands it
+    ``takes``; ``ServerProcess`` starts the others with ``subprocess.Popen``."""
+
+    def takes(self, args: Sequence[str], env: Mapping[str, str]) -> bool: ...
+    def start(self, args: Sequence[str], log_path: Path, env: Mapping[str, str],
+              cwd: str | os.PathLike[str] | None) -> ChildProcess: ...
+
+
 class ServerProcess:
     """A child process serving HTTP on a loopback port: the stand-in, the app, a benchmark's servers.
 
     Its output goes to a log file (``log_text()``); ``stop()`` terminates it (then kills it if it lingers) and
     removes the log. One class for all of them, so every test and benchmark starts and stops servers alike.
     """
+
+    launcher: ClassVar[Launcher | None] = None  # None: every child is a new ``subprocess.Popen``
 
     def __init__(self, name: str, args: Sequence[str], port: int, *, env: Mapping[str, str] | None = None,
                  cwd: str | os.PathLike[str] | None = None) -> None:
@@ -43,14 +80,15 @@ class ServerProcess:
         self.hub_url = self.url
         log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)  # noqa: SIM115
         self.log_path = Path(log.name)
-        child_env = {key: value for key, value in os.environ.items() if key != "HF_TOKEN"}  # never a real token
-        child_env.update({"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"})
-        # so ``python -m phi4_standin`` (or ``phi4_bridge``) finds this copy of the packages, from any folder
-        child_env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + child_env["PYTHONPATH"]
-                                                    if child_env.get("PYTHONPATH") else "")
-        child_env.update(env or {})
-        self.proc = subprocess.Popen(list(args), stdout=log, stderr=subprocess.STDOUT, env=child_env, cwd=cwd)
-        log.close()
+        child_env = child_environment(env)
+        launcher = ServerProcess.launcher
+        self.proc: ChildProcess
+        if launcher is not None and launcher.takes(args, child_env):
+            log.close()
+            self.proc = launcher.start(args, self.log_path, child_env, cwd)
+        else:
+            self.proc = subprocess.Popen(list(args), stdout=log, stderr=subprocess.STDOUT, env=child_env, cwd=cwd)
+            log.close()
 
     @property
     def pid(self) -> int:

@@ -8,6 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import forkserver
 import pytest
 import redis_server
 from browser import chromium
@@ -15,7 +16,7 @@ from gradio_matrix import matrix_app, matrix_space, nochat_space  # noqa: F401 -
 from hypothesis import HealthCheck, settings
 
 from phi4_standin.launcher import reset, start_standin
-from phi4_standin.process import ServerProcess
+from phi4_standin.process import ServerProcess, child_environment
 
 # Hypothesis under CI: the same examples every run (derandomize), no per-example deadline (a loaded machine is slow,
 # not wrong) and no example database to carry between runs. Loaded here, before any test module builds its own
@@ -41,6 +42,22 @@ def stores_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fork_server(stores_of_the_session: Path) -> Iterator[None]:
+    """The session's apps and stand-ins are forked from a process that has imported gradio once
+    (tests/forkserver.py says which starts, and why); ``PHI4_TEST_FORKSERVER=0``: each a new interpreter."""
+    if os.environ.get("PHI4_TEST_FORKSERVER", "1") == "0":
+        yield
+        return
+    server = forkserver.ForkServer(child_environment(), str(Path(__file__).resolve().parents[1]))
+    ServerProcess.launcher = server
+    try:
+        yield
+    finally:
+        ServerProcess.launcher = None
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,250 @@
+"""A fork server for the tests' Python servers: ``python app.py ...`` and ``python -m phi4_standin ...`` started by
+forking a process that has already imported gradio, instead of a new interpreter importing it again.
+
+Why: the suite starts well over a hundred apps and stand-ins, and each new interpreter spends about 4 s of CPU
+importing gradio (and pandas, fastapi, huggingface_hub...) before it runs a line of ours: on these two cores that
+was a large share of the whole run. A forked child is still its own process with its own server, port, event loop
+and log, started from the same ``argv`` with the same environment, and it is stopped, signalled and waited for as
+before (``ForkedProcess`` answers the part of ``subprocess.Popen`` that ``ServerProcess`` and the tests use).
+
+What a fork cannot give is a fresh import of the preloaded libraries, and some of them read the environment when
+imported (gradio's ``GRADIO_SERVER_PORT`` and ``GRADIO_TEMP_DIR``, huggingface_hub's ``HF_HOME`` and
+``HF_TOKEN_PATH``, ``HOME``). So a start is forked only when its environment differs from the server's in ``PHI4_*``
+variables alone, which none of the preloaded libraries reads; anything else (another Python, another variable)
+starts a new interpreter as before. ``PHI4_TEST_FORKSERVER=0`` turns it off for a run.
+
+The server is one thread (a fork of a threaded process may inherit a held lock): a ``select`` loop that forks on a
+request, answers the child's pid, and later that child's exit status on the same connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+PRELOAD = ("gradio", "gradio_client", "aiohttp", "huggingface_hub", "PIL.Image", "uvicorn")
+
+
+# ---- the client side (in the test process) ---------------------------------------------------------------------
+
+class ForkedProcess:
+    """A child of the fork server, seen as ``subprocess.Popen`` shows a child: pid, poll, wait, signals, returncode.
+    Its exit status comes over the connection the start was asked on (the server is its parent, not us)."""
+
+    def __init__(self, conn: socket.socket, reader: Any, pid: int, args: Sequence[str]) -> None:
+        self._conn = conn
+        self._reader = reader
+        self.pid = pid
+        self.args = list(args)
+        self.returncode: int | None = None
+
+    def _read_status(self, timeout: float | None) -> None:
+        if self.returncode is not None:
+            return
+        ready, _, _ = select.select([self._conn], [], [], timeout)
+        if not ready:
+            return
+        line = self._reader.readline()
+        self.returncode = int(json.loads(line)["status"]) if line else -9  # a lost server: its children are gone too
+        self._conn.close()
+
+    def poll(self) -> int | None:
+        self._read_status(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            self._read_status(left)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServer:
+    """The running fork server, and the rule for which starts it takes."""
+
+    def __init__(self, env: Mapping[str, str], cwd: str) -> None:
+        self.env = dict(env)
+        self.path = Path(f"/tmp/phi4-forkserver-{os.getpid()}-{time.monotonic_ns()}.sock")
+        # started now, waited for at the first start: its imports run while the first tests do
+        self.proc = subprocess.Popen([sys.executable, __file__, str(self.path)], env=self.env, cwd=cwd,
+                                     stdin=subprocess.DEVNULL)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 120
+        while not self.path.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the fork server did not start (exit {self.proc.poll()})")
+            time.sleep(0.05)
+
+    def takes(self, args: Sequence[str], env: Mapping[str, str]) -> bool:
+        """A start of this Python whose environment differs from the server's in ``PHI4_*`` variables only."""
+        if len(args) < 2 or args[0] != sys.executable or (args[1].startswith("-") and args[1] != "-m"):
+            return False
+        keys = set(env) | set(self.env)
+        return all(name.startswith("PHI4_") for name in keys if env.get(name) != self.env.get(name))
+
+    def start(self, args: Sequence[str], log_path: Path, env: Mapping[str, str],
+              cwd: str | os.PathLike[str] | None) -> ForkedProcess:
+        self._wait_ready()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(str(self.path))
+        request = {"argv": list(args), "env": dict(env), "cwd": str(cwd or os.getcwd()), "log": str(log_path)}
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        reader = conn.makefile("r")
+        line = reader.readline()
+        if not line:
+            raise RuntimeError("the fork server closed the connection before forking")
+        return ForkedProcess(conn, reader, int(json.loads(line)["pid"]), args)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.path.unlink(missing_ok=True)
+
+
+# ---- the server side (its own process) ---------------------------------------------------------------------------
+
+def _run_child(request: dict[str, Any]) -> None:
+    """In the forked child: become ``argv`` run by a new interpreter in ``cwd`` with ``env``, output to ``log``."""
+    import atexit
+    import io
+    import random
+    import runpy
+    import tempfile
+    import traceback
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.close(null)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True, line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True, line_buffering=True,
+                                  errors="backslashreplace")
+    random.seed()
+    tempfile.tempdir = None
+    argv = request["argv"][1:]
+    code: Any = 0
+    try:
+        if argv[0] == "-m":
+            sys.argv = [argv[1], *argv[2:]]
+            sys.path[0] = request["cwd"]
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        else:
+            script = os.path.abspath(argv[0])
+            sys.argv = [argv[0], *argv[1:]]
+            sys.path[0] = os.path.dirname(script)
+            runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - as the interpreter does: the traceback on stderr, exit 1
+        traceback.print_exc()
+        code = 1
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        if code is None:
+            code = 0
+        elif not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def serve(path: str) -> None:
+    for name in PRELOAD:
+        __import__(name)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path + ".tmp")
+    listener.listen(64)
+    os.rename(path + ".tmp", path)  # the client waits for the path: it exists only once the server listens
+    waiting: dict[int, socket.socket] = {}  # child pid -> the connection its start was asked on
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping:
+        try:
+            ready, _, _ = select.select([listener], [], [], 0.05)
+        except InterruptedError:
+            continue
+        if ready:
+            conn, _ = listener.accept()
+            line = conn.makefile("r").readline()
+            if line:
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    listener.close()
+                    conn.close()
+                    for other in waiting.values():
+                        other.close()
+                    _run_child(request)
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+                waiting[pid] = conn
+            else:
+                conn.close()
+        while waiting:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            conn = waiting.pop(pid, None)
+            if conn is not None:
+                try:
+                    conn.sendall(json.dumps({"status": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
+                except OSError:
+                    pass
+                conn.close()
+    for conn in waiting.values():
+        conn.close()
+    os.unlink(path)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])
