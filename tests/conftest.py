@@ -44,6 +44,9 @@ def stores_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             os.environ[name] = value
 
 
+FORK_SERVERS: list[forkserver.ForkServer] = []  # the session's, for its counts in the run's last lines
+
+
 @pytest.fixture(scope="session", autouse=True)
 def fork_server(stores_of_the_session: Path) -> Iterator[None]:
     """The session's apps and stand-ins are forked from a process that has imported gradio once
@@ -53,6 +56,7 @@ def fork_server(stores_of_the_session: Path) -> Iterator[None]:
         return
     server = forkserver.ForkServer(child_environment(), str(Path(__file__).resolve().parents[1]))
     ServerProcess.launcher = server
+    FORK_SERVERS.append(server)
     try:
         yield
     finally:
@@ -207,8 +211,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """The order's seed at the end too: pytest-randomly prints it only in the header, which ``-q`` hides, and a
-    failure seen in one random order is found again only in that order."""
+    """How many servers the fork server started; the order's seed at the end too: pytest-randomly prints it only
+    in the header, which ``-q`` hides, and a failure seen in one random order is found again only in that order."""
+    for server in FORK_SERVERS:
+        terminalreporter.write_line(f"fork server: {server.forked} servers forked")
     if config.pluginmanager.has_plugin("randomly"):
         seed = config.getoption("randomly_seed", None)
         terminalreporter.write_line(f"random order: the same order again with --randomly-seed={seed}")

@@ -10,8 +10,9 @@ before (``ForkedProcess`` answers the part of ``subprocess.Popen`` that ``Server
 What a fork cannot give is a fresh import of the preloaded libraries, and some of them read the environment when
 imported (gradio's ``GRADIO_SERVER_PORT`` and ``GRADIO_TEMP_DIR``, huggingface_hub's ``HF_HOME`` and
 ``HF_TOKEN_PATH``, ``HOME``). So a start is forked only when its environment differs from the server's in ``PHI4_*``
-variables alone, which none of the preloaded libraries reads; anything else (another Python, another variable)
-starts a new interpreter as before. ``PHI4_TEST_FORKSERVER=0`` turns it off for a run.
+variables (and pytest's ``PYTEST_CURRENT_TEST``) alone, which none of the preloaded libraries reads; anything
+else (another Python, another variable) starts a new interpreter as before.
+``PHI4_TEST_FORKSERVER=0`` turns it off for a run.
 
 The server is one thread (a fork of a threaded process may inherit a held lock): a ``select`` loop that forks on a
 request, answers the child's pid, and later that child's exit status on the same connection.
@@ -31,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+# Variables a child may have of its own: ours, and pytest's name of the running test (it changes every test)
+FREE_TO_DIFFER = ("PHI4_", "PYTEST_CURRENT_TEST")
 PRELOAD = ("gradio", "gradio_client", "aiohttp", "huggingface_hub", "PIL.Image", "uvicorn")
 
 
@@ -90,6 +93,7 @@ class ForkServer:
     def __init__(self, env: Mapping[str, str], cwd: str) -> None:
         self.env = dict(env)
         self.path = Path(f"/tmp/phi4-forkserver-{os.getpid()}-{time.monotonic_ns()}.sock")
+        self.forked = 0  # children forked, for the run's last lines (tests/conftest.py)
         # started now, waited for at the first start: its imports run while the first tests do
         self.proc = subprocess.Popen([sys.executable, __file__, str(self.path)], env=self.env, cwd=cwd,
                                      stdin=subprocess.DEVNULL)
@@ -103,10 +107,9 @@ class ForkServer:
 
     def takes(self, args: Sequence[str], env: Mapping[str, str]) -> bool:
         """A start of this Python whose environment differs from the server's in ``PHI4_*`` variables only."""
-        if len(args) < 2 or args[0] != sys.executable or (args[1].startswith("-") and args[1] != "-m"):
-            return False
         keys = set(env) | set(self.env)
-        return all(name.startswith("PHI4_") for name in keys if env.get(name) != self.env.get(name))
+        return (len(args) >= 2 and args[0] == sys.executable and (args[1] == "-m" or not args[1].startswith("-"))
+                and all(name.startswith(FREE_TO_DIFFER) for name in keys if env.get(name) != self.env.get(name)))
 
     def start(self, args: Sequence[str], log_path: Path, env: Mapping[str, str],
               cwd: str | os.PathLike[str] | None) -> ForkedProcess:
@@ -119,6 +122,7 @@ class ForkServer:
         line = reader.readline()
         if not line:
             raise RuntimeError("the fork server closed the connection before forking")
+        self.forked += 1
         return ForkedProcess(conn, reader, int(json.loads(line)["pid"]), args)
 
     def stop(self) -> None:
@@ -143,6 +147,7 @@ def _run_child(request: dict[str, Any]) -> None:
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held since the fork: now it ends the child
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -216,6 +221,9 @@ def serve(path: str) -> None:
             line = conn.makefile("r").readline()
             if line:
                 request = json.loads(line)
+                # SIGTERM held until the child has dropped this server's handler: one sent just after the fork
+                # (a test stopping an app at once) must end the child, not run ``stop`` in its copy of this loop
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
                 pid = os.fork()
                 if pid == 0:
                     listener.close()
@@ -223,6 +231,7 @@ def serve(path: str) -> None:
                     for other in waiting.values():
                         other.close()
                     _run_child(request)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
                 conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
                 waiting[pid] = conn
             else:
