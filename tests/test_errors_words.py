@@ -1,0 +1,253 @@
+"""Word by word: which of ZeroGPU's texts becomes which sentence, and why each match word in
+``phi4_bridge/errors.py`` is there (issue 23's mutation check found them untested one by one).
+
+``test_zerogpu_messages.py`` checks each real text of every era for its error type and a few words; here the whole
+sentence a person reads is pinned, so a changed word of the sentence, a dropped link, a "Wait a while" where the Space
+named a refill, or a match word that no longer matches fails. Each test says where its texts come from: the
+``spaces`` package (``tests/data/zerogpu_messages.json``, and its markdown toasts for gradio before 4.39), gradio and
+``gradio_client``, or, said so where it is the case, junk a Space could send that no real software words that way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phi4_bridge import errors as e
+
+MESSAGES: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "data" / "zerogpu_messages.json").read_text())["messages"]
+
+# The sentence each real text of tests/data/zerogpu_messages.json becomes, whole: what the app, the CLI and /v1 show.
+SENTENCES: dict[str, str] = {
+    "no_gpu_regular_2023":
+        ("All of the Space's GPUs are busy right now; try again in a minute. (No GPU is currently available)"),
+    "no_gpu_in_queue_2024":
+        ("All of the Space's GPUs are busy right now; try again in a minute. (No GPU is currently available for "
+         "you after 60s)"),
+    "quota_429_2023":
+        ("Your ZeroGPU quota is used up. Wait a while or sign in with a Hugging Face token (HF_TOKEN) for a "
+         "larger quota. (You have exceeded your GPU quota)"),
+    "task_aborted_2024":
+        ("The Space's GPU task was aborted before it finished; try again, with a shorter message or fewer files "
+         "if it happens again. (GPU task aborted)"),
+    "internal_infra_2024":
+        ("The Space's ZeroGPU failed inside; try again in a minute, and tell the Space's owner if it keeps "
+         "happening. (Internal infra error)"),
+    "internal_gradio_2024":
+        ("The Space's ZeroGPU failed inside; try again in a minute, and tell the Space's owner if it keeps "
+         "happening. (Internal Gradio error)"),
+    "illegal_duration_2024":
+        ("The Space asks ZeroGPU for a longer GPU task (180s) than the maximum allowed; retrying cannot help: it "
+         "is the Space's own setting, which its owner must lower. (The requested GPU duration (180s) is larger "
+         "than the maximum allowed)"),
+    "quota_please_retry_2024":
+        ("Your ZeroGPU quota is used up. Try again in about 10 minutes or sign in with a Hugging Face token "
+         "(HF_TOKEN) for a larger quota. (You have exceeded your GPU quota (12s left vs. 60s requested). Please "
+         "retry in 0:09:48)"),
+    "quota_signup_2024":
+        ("Your ZeroGPU quota is used up. Try again in about 10 minutes or sign in with a Hugging Face token "
+         "(HF_TOKEN) for a larger quota. (You have exceeded your GPU quota (12s left vs. 60s requested). Sign-up "
+         "on Hugging Face to get more quotas or retry in 0:09:48)"),
+    "quota_signed_in_please_retry_2024":
+        ("Your ZeroGPU quota is used up. Try again in about 10 minutes or sign in with a Hugging Face token "
+         "(HF_TOKEN) for a larger quota. (You have exceeded your GPU quota (12s left vs. 60s requested). Please "
+         "retry in 0:09:48)"),
+    "quota_signup_html_2024":
+        ("Your ZeroGPU quota is used up. Try again in about 10 minutes or sign in with a Hugging Face token "
+         "(HF_TOKEN) for a larger quota. (You have exceeded your GPU quota (12s left vs. 60s requested). Sign-up "
+         "on Hugging Face (https://huggingface.co/join) to get more quotas or retry in 0:09:48)"),
+    "quota_subscribe_html_2024":
+        ("Your free ZeroGPU quota is used up. Try again in about 10 minutes, or upgrade to Hugging Face PRO for "
+         "a larger quota (https://huggingface.co/subscribe/pro). (You have exceeded your GPU quota (12s left vs. "
+         "60s requested). Subscribe to Pro (https://huggingface.co/subscribe/pro) to get more quotas or retry in "
+         "0:09:48)"),
+    "quota_pro_please_retry_2024":
+        ("Your ZeroGPU quota is used up. Try again in about 10 minutes or sign in with a Hugging Face token "
+         "(HF_TOKEN) for a larger quota. (You have exceeded your GPU quota (12s left vs. 60s requested). Please "
+         "retry in 0:09:48)"),
+    "quota_html_anonymous_2024":
+        ("Your ZeroGPU quota is used up. Wait a while or sign in with a Hugging Face token (HF_TOKEN) for a "
+         "larger quota. (You have exceeded your GPU quota (60s requested vs. 12s left). Create a free account "
+         "(https://huggingface.co/join) to get more usage quota.)"),
+    "quota_plain_anonymous_2024":
+        ("Your ZeroGPU quota is used up. Wait a while or sign in with a Hugging Face token (HF_TOKEN) for a "
+         "larger quota. (You have exceeded your GPU quota (60s requested vs. 12s left). Create a free account to "
+         "get more usage quota.)"),
+    "quota_html_free_2024":
+        ("Your free ZeroGPU quota is used up. Wait until it refills, or upgrade to Hugging Face PRO for a larger "
+         "quota (https://huggingface.co/settings/billing/subscription). (You have exceeded your free GPU quota "
+         "(60s requested vs. 12s left). Subscribe to Pro (https://huggingface.co/settings/billing/subscription) "
+         "to get 5x more usage quota.)"),
+    "quota_html_free_daily_2024":
+        ("Your free ZeroGPU quota is used up. Wait until it refills, or upgrade to Hugging Face PRO for a larger "
+         "quota (https://huggingface.co/settings/billing/subscription). (You have exceeded your free GPU quota "
+         "(60s requested vs. 12s left). Subscribe to Pro (https://huggingface.co/settings/billing/subscription) "
+         "to get 5x more daily usage quota.)"),
+    "quota_pro_try_again_2024":
+        ("Your PRO ZeroGPU quota is used up. Try again in about 10 minutes, or add credits to keep going "
+         "(https://huggingface.co/settings/billing). (You have exceeded your Pro GPU quota (60s requested vs. "
+         "12s left). Try again in 0:09:48)"),
+    "queue_timeout_html_anonymous_2024":
+        ("All of the Space's GPUs are busy right now; try again in a minute. Signing in with a Hugging Face "
+         "token (HF_TOKEN) gives a higher place in ZeroGPU's queue. (No GPU was available after 60s. Create a "
+         "free account (https://huggingface.co/join) to get a higher priority in ZeroGPU queues.)"),
+    "queue_timeout_html_free_2024":
+        ("All of the Space's GPUs are busy right now; try again in a minute. A Hugging Face PRO account gets the "
+         "highest place in ZeroGPU's queue (https://huggingface.co/settings/billing/subscription). (No GPU was "
+         "available after 60s. Subscribe to Pro (https://huggingface.co/settings/billing/subscription) to get "
+         "the highest priority in ZeroGPU queues.)"),
+    "queue_timeout_pro_2024":
+        ("All of the Space's GPUs are busy right now; try again in a minute. (No GPU was available after 60s. "
+         "Retry later)"),
+    "no_gpu_regular_2024":
+        ("All of the Space's GPUs are busy right now; try again in a minute. (No GPU was available)"),
+    "quota_titled_html_anonymous_2025":
+        ("Your ZeroGPU quota is used up. Wait a while or sign in with a Hugging Face token (HF_TOKEN) for a "
+         "larger quota. (You have exceeded your GPU quota (60s requested vs. 12s left). Create a free account "
+         "(https://huggingface.co/join) to get more daily usage quota.)"),
+    "quota_titled_html_free_2025":
+        ("Your free ZeroGPU quota is used up. Wait until it refills, or upgrade to Hugging Face PRO for a larger "
+         "quota (https://huggingface.co/settings/billing/subscription). (You have exceeded your free GPU quota "
+         "(60s requested vs. 12s left). Subscribe to Pro (https://huggingface.co/settings/billing/subscription) "
+         "to get 5x more daily usage quota.)"),
+    "quota_titled_pro_2025":
+        ("Your PRO ZeroGPU quota is used up. Try again in about 10 minutes, or add credits to keep going "
+         "(https://huggingface.co/settings/billing). (You have exceeded your Pro GPU quota (60s requested vs. "
+         "12s left). Try again in 0:09:48)"),
+    "queue_timeout_titled_anonymous_2025":
+        ("All of the Space's GPUs are busy right now; try again in a minute. Signing in with a Hugging Face "
+         "token (HF_TOKEN) gives a higher place in ZeroGPU's queue. (No GPU was available after 60s. Create a "
+         "free account (https://huggingface.co/join) to get a higher priority in ZeroGPU queues.)"),
+    "queue_timeout_titled_free_2025":
+        ("All of the Space's GPUs are busy right now; try again in a minute. A Hugging Face PRO account gets the "
+         "highest place in ZeroGPU's queue (https://huggingface.co/settings/billing/subscription). (No GPU was "
+         "available after 60s. Subscribe to Pro (https://huggingface.co/settings/billing/subscription) to get "
+         "the highest priority in ZeroGPU queues.)"),
+    "queue_timeout_titled_free_2026":
+        ("All of the Space's GPUs are busy right now; try again in a minute. A Hugging Face PRO account gets the "
+         "highest place in ZeroGPU's queue (https://huggingface.co/subscribe/pro?from=ZeroGPU). (No GPU was "
+         "available after 60s. Subscribe to Pro (https://huggingface.co/subscribe/pro?from=ZeroGPU) to get the "
+         "highest priority in ZeroGPU queues.)"),
+    "queue_timeout_titled_pro_2025":
+        ("All of the Space's GPUs are busy right now; try again in a minute. (No GPU was available after 60s. "
+         "Retry later)"),
+    "no_gpu_client_error_2025":
+        ("All of the Space's GPUs are busy right now; try again in a minute. (No GPU was available)"),
+    "proxy_token_expired_2025":
+        ("The ZeroGPU token expired. Try again in a minute (a fresh token is fetched for each try); if it keeps "
+         "happening, check that this computer's clock is right and that HF_TOKEN is valid. (Expired ZeroGPU "
+         "proxy token)"),
+    "internal_gradio_titled_2025":
+        ("The Space's ZeroGPU failed inside; try again in a minute, and tell the Space's owner if it keeps "
+         "happening. (Internal Gradio error)"),
+    "illegal_duration_titled_2025":
+        ("The Space asks ZeroGPU for a longer GPU task (180s) than the maximum allowed; retrying cannot help: it "
+         "is the Space's own setting, which its owner must lower. (The requested GPU duration (180s) is larger "
+         "than the maximum allowed)"),
+    "task_aborted_titled_2025":
+        ("The Space's GPU task was aborted before it finished; try again, with a shorter message or fewer files "
+         "if it happens again. (GPU task aborted)"),
+    "worker_exception_titled_2025":
+        ("The Space's GPU worker failed; try again. (OutOfMemoryError)"),
+    "space_gpu_limit_2025":
+        ("The Space has used up its own GPU allowance for now (calls that carry no ZeroGPU token share it); try "
+         "again later. (Space app has reached its GPU limit. Try re-running outside of examples if it happened "
+         "after clicking one)"),
+    "queue_timeout_titled_quota_2025":
+        ("All of the Space's GPUs are busy right now; try again in a minute. (No GPU was available after 60s. "
+         "Try re-running outside of examples if it happened after clicking one)"),
+    "runs_limit_2025":
+        ("Your ZeroGPU runs limit is reached. Wait a while or sign in with a Hugging Face token (HF_TOKEN) for a "
+         "larger quota. (You have exceeded your runs limit.)"),
+    "quota_titled_free_no_link_2025":
+        ("Your free ZeroGPU quota is used up. Wait until it refills, or upgrade to Hugging Face PRO for a larger "
+         "quota (https://huggingface.co/subscribe/pro). (You have exceeded your free GPU quota (60s requested "
+         "vs. 12s left).)"),
+    "quota_titled_anonymous_no_link_2025":
+        ("Your ZeroGPU quota is used up. Wait a while or sign in with a Hugging Face token (HF_TOKEN) for a "
+         "larger quota. (You have exceeded your GPU quota (60s requested vs. 12s left).)"),
+    "quota_try_again_anonymous_2025":
+        ("Your ZeroGPU quota is used up. Try again in about 10 minutes or sign in with a Hugging Face token "
+         "(HF_TOKEN) for a larger quota. (You have exceeded your GPU quota (60s requested vs. 12s left). Try "
+         "again in 0:09:48)"),
+    "quota_try_again_free_2025":
+        ("Your free ZeroGPU quota is used up. Try again in about 10 minutes, or upgrade to Hugging Face PRO for "
+         "a larger quota (https://huggingface.co/subscribe/pro). (You have exceeded your free GPU quota (60s "
+         "requested vs. 12s left). Try again in 0:09:48)"),
+    "quota_try_again_pro_2025":
+        ("Your PRO ZeroGPU quota is used up. Try again in about 10 minutes, or add credits to keep going "
+         "(https://huggingface.co/settings/billing). (You have exceeded your Pro GPU quota (60s requested vs. "
+         "12s left). Try again in 0:09:48)"),
+    "quota_try_again_a_day_2025":
+        ("Your free ZeroGPU quota is used up. Try again in about 24 hours, or upgrade to Hugging Face PRO for a "
+         "larger quota (https://huggingface.co/subscribe/pro). (You have exceeded your free GPU quota (60s "
+         "requested vs. 0s left). Try again in 1 day, 0:00:00)"),
+    "quota_mcp_anonymous_2025":
+        ("Your ZeroGPU quota is used up. Wait a while or sign in with a Hugging Face token (HF_TOKEN) for a "
+         "larger quota. (Unlogged user is runnning out of daily ZeroGPU quotas. Signup for free on "
+         "https://huggingface.co/join or login on https://huggingface.co/login to get more ZeroGPU quota now.)"),
+    "quota_mcp_free_2025":
+        ("Your free ZeroGPU quota is used up. Wait until it refills, or upgrade to Hugging Face PRO for a larger "
+         "quota (https://huggingface.co/subscribe/pro). (User is runnning out of daily ZeroGPU quotas. Visit "
+         "https://huggingface.co/subscribe/pro to get more ZeroGPU quota now.)"),
+    "quota_api_anonymous_2026":
+        ("Your ZeroGPU quota is used up. Try again in about 10 minutes or sign in with a Hugging Face token "
+         "(HF_TOKEN) for a larger quota. (You have exceeded your ZeroGPU quota (60s requested vs. 12s left). Try "
+         "again in 0:09:48. Authenticate with a Hugging Face token for more quota - "
+         "https://huggingface.co/settings/tokens)"),
+    "quota_api_free_2026":
+        ("Your free ZeroGPU quota is used up. Try again in about 10 minutes, or upgrade to Hugging Face PRO for "
+         "a larger quota (https://huggingface.co/subscribe/pro?from=ZeroGPU). (You have exceeded your free "
+         "ZeroGPU quota (60s requested vs. 12s left). Try again in 0:09:48. Subscribe to Hugging Face PRO to get "
+         "40 min of ZeroGPU quota a day - https://huggingface.co/subscribe/pro?from=ZeroGPU)"),
+    "quota_api_pro_2026":
+        ("Your PRO ZeroGPU quota is used up. Try again in about 10 minutes, or add credits to keep going "
+         "(https://huggingface.co/settings/billing?add-credits=true). (You have exceeded your Pro ZeroGPU quota "
+         "(60s requested vs. 12s left). Try again in 0:09:48. Add credits to keep using ZeroGPU. $1 for 10 "
+         "minutes of ZeroGPU inference - https://huggingface.co/settings/billing?add-credits=true)"),
+    "quota_app_free_2026":
+        ("Your free ZeroGPU quota is used up. Try again in about 10 minutes, or upgrade to Hugging Face PRO for "
+         "a larger quota (https://huggingface.co/subscribe/pro). (You have exceeded your free ZeroGPU quota (60s "
+         "requested vs. 12s left). Try again in 0:09:48.)"),
+    "runs_limit_api_anonymous_2026":
+        ("Your ZeroGPU runs limit is reached. Wait a while or sign in with a Hugging Face token (HF_TOKEN) for a "
+         "larger quota. (You have exceeded your ZeroGPU runs limit. Authenticate with a Hugging Face token for "
+         "more quota - https://huggingface.co/settings/tokens)"),
+    "runs_limit_api_free_2026":
+        ("Your ZeroGPU runs limit is reached. Wait a while, or upgrade to Hugging Face PRO for a larger quota "
+         "(https://huggingface.co/subscribe/pro?from=ZeroGPU). (You have exceeded your ZeroGPU runs limit. "
+         "Subscribe to Hugging Face PRO to get 40 min of ZeroGPU quota a day - "
+         "https://huggingface.co/subscribe/pro?from=ZeroGPU)"),
+    "illegal_duration_api_2026":
+        ("The Space asks ZeroGPU for a longer GPU task (180s) than the maximum allowed; retrying cannot help: it "
+         "is the Space's own setting, which its owner must lower. A Hugging Face PRO account allows longer GPU "
+         "tasks (https://huggingface.co/subscribe/pro?from=ZeroGPU). (The requested GPU duration (180s) is "
+         "larger than the maximum allowedSubscribe to Hugging Face PRO to allow GPU tasks up to 40 min - "
+         "https://huggingface.co/subscribe/pro?from=ZeroGPU)"),
+    "illegal_duration_pro_2026":
+        ("The Space asks ZeroGPU for a longer GPU task (180s) than the maximum allowed; retrying cannot help: it "
+         "is the Space's own setting, which its owner must lower. (The requested GPU duration (180s) is larger "
+         "than the maximum allowed)"),
+    "pending_credits_2026":
+        ("Too many of your ZeroGPU tasks are running at once; wait for them to finish, then try again. (You have "
+         "too many ZeroGPU credits allocated to running tasks. Try again once some of those tasks have "
+         "completed.)"),
+}
+
+
+def test_every_real_text_has_its_sentence_here() -> None:
+    """A text added to the data file gets its whole sentence written here too."""
+    assert sorted(SENTENCES) == sorted(m["id"] for m in MESSAGES)
+
+
+@pytest.mark.parametrize("entry", MESSAGES, ids=[m["id"] for m in MESSAGES])
+def test_each_real_text_becomes_its_whole_sentence(entry: dict[str, Any]) -> None:
+    """Caught: any word of a sentence changed (case included), a match word that no longer matches (the text falls
+    to another sentence), who the caller is misread (sign in, upgrade or buy credits), the Space's own link replaced
+    by ours, "Wait a while" said where the quota refills, the duration's PRO link dropped."""
+    error = e.classify_error_text(entry["text"], entry["title"])
+    assert str(error) == SENTENCES[entry["id"]]
