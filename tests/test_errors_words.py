@@ -251,3 +251,149 @@ def test_each_real_text_becomes_its_whole_sentence(entry: dict[str, Any]) -> Non
     by ours, "Wait a while" said where the quota refills, the duration's PRO link dropped."""
     error = e.classify_error_text(entry["text"], entry["title"])
     assert str(error) == SENTENCES[entry["id"]]
+
+
+# ---- the words of the text, one by one ------------------------------------------------------------------------
+def test_a_space_s_own_words_that_its_gpu_is_busy_are_a_busy_space() -> None:
+    """"gpu is busy" is no wording of ``spaces``: it is for a Space's own gr.Error (this one is an app's real message
+    for a GPU taken by other work). Caught: the match word changed, so the text fell to "The Space says: ..."."""
+    text = "The GPU is busy with another local workload. Wait for it to finish, then try again."
+    error = e.classify_error_text(text, None)
+    assert type(error) is e.GpuBusy
+    assert str(error) == f"All of the Space's GPUs are busy right now; try again in a minute. ({text})"
+
+
+@pytest.mark.parametrize(("text", "state", "sentence"), [
+    # gradio_client's words when a Space calls another Space that its owner paused (SpaceStage.PAUSED)
+    ("The current space is in the invalid state: SpaceStage.PAUSED. Please contact the owner to fix this.",
+     e.UnavailableState.PAUSED, "The Space is paused. (The current space is in the invalid state: "
+     "SpaceStage.PAUSED. Please contact the owner to fix this.)"),
+    # the Hub's words for a sleeping Space (its page; the stand-in writes the same)
+    ("This Space is sleeping due to inactivity.", e.UnavailableState.SLEEPING,
+     "The Space is sleeping. (This Space is sleeping due to inactivity.)"),
+])
+def test_a_text_that_says_paused_or_sleeping_names_that_state(text: str, state: e.UnavailableState,
+                                                              sentence: str) -> None:
+    """Caught: either word no longer matched alone (``or`` made ``and``, a word changed), or the sentence or the
+    state naming the other one, or no state at all."""
+    error = e.classify_error_text(text, None)
+    assert type(error) is e.SpaceUnavailable
+    assert error.state is state
+    assert str(error) == sentence
+    assert e.exit_code(error) == 3
+
+
+@pytest.mark.parametrize(("title", "kind", "sentence"), [
+    ("ZeroGPU illegal duration", e.SpaceUnavailable,
+     "The Space asks ZeroGPU for a longer GPU task (its duration) than the maximum allowed; retrying cannot help: "
+     "it is the Space's own setting, which its owner must lower. (ZeroGPU illegal duration)"),
+    ("ZeroGPU queue timeout", e.GpuBusy,
+     "All of the Space's GPUs are busy right now; try again in a minute. (ZeroGPU queue timeout)"),
+    ("ZeroGPU quota exceeded", e.QuotaExceeded,
+     "Your ZeroGPU quota is used up. Wait a while or sign in with a Hugging Face token (HF_TOKEN) for a larger "
+     "quota. (ZeroGPU quota exceeded)"),
+    ("ZeroGPU worker error", e.WorkerError, "The Space's GPU worker failed; try again. (ZeroGPU worker error)"),
+])
+def test_a_zerogpu_title_over_no_known_text_still_decides(title: str, kind: type, sentence: str) -> None:
+    """Robustness, not a wording of ``spaces`` (its titles always come with a text we know): when the text says
+    nothing (or words a later ``spaces`` may change), the title alone decides and is what the sentence quotes.
+    Caught: a title's match word changed, the title's words dropped from the sentence ("no details were given"),
+    the duration's "its duration" changed or read from a figure that is not there."""
+    error = e.classify_error_text("", title)
+    assert type(error) is kind
+    assert str(error) == sentence
+    assert error.said == title
+
+
+def test_an_error_without_words_says_so() -> None:
+    """gradio sends ``"error": null`` for an exception it does not show (a Space with ``show_error=False``); the
+    stream reads it as "". Caught: "no details were given" changed, or junk quoted in its place."""
+    error = e.classify_error_text("", None)
+    assert type(error) is e.RemoteError
+    assert str(error) == "The Space reported an error: no details were given"
+    assert error.said is None and error.title is None
+
+
+@pytest.mark.parametrize(("text", "title", "kind"), [
+    ("GPU task aborted", "ZeroGPU worker error", e.WorkerError),
+    ("OutOfMemoryError", "ZeroGPU worker error", e.WorkerError),
+    ("Internal Gradio error", "ZeroGPU client error", e.RemoteError),
+    ("Please upload only one image file.", "Error", e.RemoteError),  # gr.Error's own default title
+])
+def test_the_space_s_title_is_kept_on_its_error(text: str, title: str, kind: type) -> None:
+    """The app shows the title above the Space's own words (``said``). Caught: the title dropped from the error."""
+    error = e.classify_error_text(text, title)
+    assert type(error) is kind
+    assert error.title == title  # type: ignore[attr-defined]
+    assert error.said == f"{title}: {text}"
+
+
+# ---- HTML a Space's own gr.Error may carry (robustness: spaces itself sends only <a href>) -------------------------
+def test_html_of_a_space_s_own_error_becomes_plain_words_on_one_line() -> None:
+    """Caught: a link with no address shown as "words ()", tags other than ``<a>`` replaced by something rather than
+    removed, line breaks and runs of spaces kept."""
+    text = ('<b>Upload failed.</b><br>\n  <a href="">Read the rules</a> or\t<a href="https://example.org/help">'
+            "ask</a>.")
+    error = e.classify_error_text(text, None)
+    assert str(error) == "The Space says: Upload failed. Read the rules or ask (https://example.org/help)."
+
+
+# ---- classify_status: what the other test files leave ---------------------------------------------------------------
+@pytest.mark.parametrize(("status", "body", "state", "sentence"), [
+    (500, "This Space is sleeping due to inactivity.", e.UnavailableState.SLEEPING,
+     "The Space is sleeping. Open its page on huggingface.co to wake it, then retry in a minute or two."),
+    (500, "This Space has been paused by its owner.", e.UnavailableState.PAUSED,
+     "The Space is paused by its owner; it answers again only when they restart it."),
+])
+def test_a_sleeping_or_paused_page_names_the_state_whatever_the_status(status: int, body: str,
+                                                                       state: e.UnavailableState,
+                                                                       sentence: str) -> None:
+    """The Hub's page for a Space that sleeps or is paused, met with a status other than 503: the Space's state,
+    not "failed (HTTP 500)". Caught: either word no longer matched alone."""
+    error = e.classify_status(status, body, "The Space")
+    assert type(error) is e.SpaceUnavailable
+    assert error.state is state
+    assert str(error) == sentence
+
+
+def test_a_failed_answer_is_the_error_state_and_quotes_its_first_200_characters() -> None:
+    """A proxy's 502 page is long: the sentence quotes 200 characters of it, and ``state`` is ``error`` (the OpenAI
+    API and doctor read it). Caught: the cut moved by one, the state dropped."""
+    body = "<html><head><title>502 Bad Gateway</title></head><body>" + "x" * 300 + "</body></html>"
+    error = e.classify_status(502, body, "The Space")
+    assert isinstance(error, e.SpaceUnavailable)
+    assert error.state is e.UnavailableState.ERROR
+    assert str(error) == f"The Space failed (HTTP 502): {body[:200]}"
+
+
+def test_a_503_without_words_is_the_error_state() -> None:
+    """A Space that is starting answers 503 with no page; doctor and /v1 read ``state``. Caught: the state dropped
+    (then the default, ``unreachable``, would say the network failed)."""
+    error = e.classify_status(503, "", "The Space")
+    assert isinstance(error, e.SpaceUnavailable)
+    assert error.state is e.UnavailableState.ERROR
+
+
+# ---- the errors' own fields -------------------------------------------------------------------------------------
+def test_an_error_built_with_a_status_keeps_it() -> None:
+    """The bridge builds these with the Hub's status (bridge.py, _wire/protocol.py). Caught: ``status`` dropped by
+    ``Phi4Error`` or by ``SpaceUnavailable`` on its way up."""
+    assert e.AuthError("refused", status=401).status == 401
+    missing = e.SpaceUnavailable("gone", e.UnavailableState.NOT_FOUND, status=404)
+    assert missing.status == 404 and missing.state is e.UnavailableState.NOT_FOUND
+
+
+def test_a_stream_timeout_says_its_words_and_is_the_timeout_state() -> None:
+    """Caught: the message or the ``timeout`` state dropped."""
+    error = e.StreamTimeout("The Space took more than 30 s to answer; it may be overloaded.")
+    assert str(error) == "The Space took more than 30 s to answer; it may be overloaded."
+    assert error.state is e.UnavailableState.TIMEOUT and error.status is None
+    assert e.exit_code(error) == 3
+
+
+def test_a_refused_input_keeps_its_reason_and_its_wait() -> None:
+    """``reason`` is the /v1 error's ``code`` ("rejected" unless said), ``retry_after`` the wait a visitor over their
+    budget is told. Caught: the default reason changed, the wait dropped."""
+    assert e.InputRejected("Empty message.").reason == "rejected"
+    over = e.InputRejected("Over budget.", reason="budget", retry_after=30.0)
+    assert over.reason == "budget" and over.retry_after == 30.0
