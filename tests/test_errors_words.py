@@ -397,3 +397,28 @@ def test_a_refused_input_keeps_its_reason_and_its_wait() -> None:
     assert e.InputRejected("Empty message.").reason == "rejected"
     over = e.InputRejected("Over budget.", reason="budget", retry_after=30.0)
     assert over.reason == "budget" and over.retry_after == 30.0
+
+
+# ---- a token that is not ZeroGPU's (a bug the word-by-word check found) -----------------------------------------
+@pytest.mark.parametrize("text", [
+    "Token expired",          # a Space's own login or API key check: ValueError("Token expired"), common in apps
+    "Invalid token",          # ... and its ValueError("Invalid token")
+    "Invalid token nesting",  # markdown-it's, rendering a reply
+])
+def test_a_space_s_own_token_error_is_its_own_error_not_zerogpu_s(text: str) -> None:
+    """Bare "token expired", "expired token" and "invalid token" once read as the ZeroGPU token: the job fetched a
+    new one and ran the step again, then blamed HF_TOKEN and this computer's clock. The Space's words are quoted."""
+    error = e.classify_error_text(text, None)
+    assert type(error) is e.RemoteError
+    assert str(error) == f"The Space says: {text}"
+    assert not isinstance(error, e.TokenRejected)
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("Expired ZeroGPU proxy token", e.TokenExpired),                              # spaces 0.32 to today
+    ("ZeroGPU token expired. Reload the page to get a new one.", e.TokenExpired),  # the stand-in's words
+    ("Invalid ZeroGPU token", e.TokenRejected),                                    # the stand-in's words
+])
+def test_each_zerogpu_token_wording_alone_is_the_token(text: str, kind: type) -> None:
+    """Caught: any of the three ZeroGPU token words no longer matched alone."""
+    assert type(e.classify_error_text(text, "ZeroGPU token error")) is kind
