@@ -366,6 +366,15 @@ def test_a_failed_answer_is_the_error_state_and_quotes_its_first_200_characters(
     assert str(error) == f"The Space failed (HTTP 502): {body[:200]}"
 
 
+def test_a_title_that_is_not_text_is_no_title() -> None:
+    """Robustness to junk (gradio writes the title as a string or null): a Space's JSON error with a number for a
+    title still gives the Space's sentence, with no title. Caught: a non-string title passed on (and crashing the
+    HTML clean-up)."""
+    error = e.classify_status(500, '{"error": "Boom", "title": 5}', "The Space")
+    assert type(error) is e.RemoteError
+    assert str(error) == "The Space says: Boom" and error.title is None
+
+
 def test_a_503_without_words_is_the_error_state() -> None:
     """A Space that is starting answers 503 with no page; doctor and /v1 read ``state``. Caught: the state dropped
     (then the default, ``unreachable``, would say the network failed)."""
