@@ -284,11 +284,13 @@ def _classified(text: str, title: str | None, detail: str) -> Phi4Error:
                              f"try again. ({detail})")
     if "quota" in low or "runs limit" in low:
         return _quota(low, text, detail)
-    if "token expired" in low or "expired zerogpu" in low or "expired token" in low:
+    # Only a ZeroGPU token: a Space's own "Token expired" or "Invalid token" (its login, its API key, a tokenizer)
+    # is its own error, not a reason to fetch a new ZeroGPU token, retry the step and blame HF_TOKEN.
+    if "zerogpu token expired" in low or "expired zerogpu" in low:
         return TokenExpired("The ZeroGPU token expired. Try again in a minute (a fresh token is "
                             "fetched for each try); if it keeps happening, check that this computer's clock is "
                             f"right and that HF_TOKEN is valid. ({detail})")
-    if "invalid zerogpu token" in low or "invalid token" in low:
+    if "invalid zerogpu token" in low:
         return TokenRejected(f"The Space refused the ZeroGPU token; check HF_TOKEN. ({detail})")
     if "gpu task aborted" in low:
         return WorkerError("The Space's GPU task was aborted before it finished; try again, with a shorter "

@@ -30,7 +30,7 @@ tests_for() {
         mirror/door/guard.py) printf '%s\n' tests/test_bounds.py tests/test_guard_edges.py ;;
         phi4_bridge/openai_api/bounds.py) printf '%s\n' tests/test_bounds.py tests/test_limits_edges.py ;;
         phi4_bridge/errors.py) printf '%s\n' tests/test_errors.py tests/test_zerogpu_messages.py \
-            tests/test_errors_edges.py ;;
+            tests/test_errors_edges.py tests/test_errors_words.py ;;
         mirror/door/middleware.py) printf '%s\n' tests/test_door_edges.py ;;
         phi4_bridge/chain.py) printf '%s\n' tests/test_chain.py tests/test_chain_configs.py tests/test_chain_edges.py ;;
         *) echo "mutation.sh: no unit tests named for $1 (see tests_for in $0)" >&2; return 1 ;;
