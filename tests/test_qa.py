@@ -198,7 +198,8 @@ def test_an_interrupted_run_resumes_without_losing_or_resending_finished_cases(s
     held_for = configure(standin_clean.url, pace_ms=120)["slow_start_s"]  # about 1 s a case
     proc = subprocess.Popen([sys.executable, "-m", "phi4_bridge", "qa", str(cases), "--out", str(out),
                              "--concurrency", "1", "--no-progress", "--space-url", standin_clean.url,
-                             "--hub-url", standin_clean.hub_url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                             "--hub-url", standin_clean.hub_url], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})  # SIGABRT dumps where it hangs
     try:
         wait_until(lambda: (out / "results.jsonl").exists()
                    and (out / "results.jsonl").read_text().count("\n") >= 2, "two finished cases")
@@ -208,7 +209,11 @@ def test_an_interrupted_run_resumes_without_losing_or_resending_finished_cases(s
         set_fault(standin_clean.url, "slow_start")
         wait_until(lambda: stats(standin_clean.url)["active"] >= 1, "a case in progress on the Space")
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            pytest.fail("SIGINT did not end the run within 30 s; where it was:\n" + proc.communicate(timeout=30)[1])
     finally:
         if proc.poll() is None:
             proc.kill()

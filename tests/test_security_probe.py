@@ -94,8 +94,10 @@ EXAMPLES = {p.name for p in (Path(__file__).resolve().parents[1] / "mirror" / "e
 
 
 def files_under(root: Path, examples: bool = True) -> list[Path]:
-    """Every file kept under ``root`` (``examples=False``: but the app's examples, which gradio keeps cached)."""
-    return [p for p in root.rglob("*") if p.is_file() and (examples or p.name not in EXAMPLES)]
+    """Every file kept under ``root`` (``examples=False``: but the app's examples, which gradio keeps cached).
+    ``os.walk`` passes over a folder the app removes while it is listed, where ``rglob`` raised."""
+    return [Path(folder) / name for folder, _, names in os.walk(root) for name in names
+            if examples or name not in EXAMPLES]
 
 
 def partial_uploads(root: Path) -> list[Path]:
