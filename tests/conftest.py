@@ -214,7 +214,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     """How many servers the fork server started; the order's seed at the end too: pytest-randomly prints it only
     in the header, which ``-q`` hides, and a failure seen in one random order is found again only in that order."""
     for server in FORK_SERVERS:
-        terminalreporter.write_line(f"fork server: {server.forked} servers forked")
+        why = ", ".join(f"{reason} ({count})" for reason, count in server.declined.most_common())
+        terminalreporter.write_line(f"fork server: {server.forked} servers forked"
+                                    + (f"; started anew for {why}" if why else ""))
     if config.pluginmanager.has_plugin("randomly"):
         seed = config.getoption("randomly_seed", None)
         terminalreporter.write_line(f"random order: the same order again with --randomly-seed={seed}")

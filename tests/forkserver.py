@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,8 @@ class ForkServer:
     def __init__(self, env: Mapping[str, str], cwd: str) -> None:
         self.env = dict(env)
         self.path = Path(f"/tmp/phi4-forkserver-{os.getpid()}-{time.monotonic_ns()}.sock")
-        self.forked = 0  # children forked, for the run's last lines (tests/conftest.py)
+        self.forked = 0  # children forked, and why others were not, for the run's last lines (tests/conftest.py)
+        self.declined: Counter[str] = Counter()
         # started now, waited for at the first start: its imports run while the first tests do
         self.proc = subprocess.Popen([sys.executable, __file__, str(self.path)], env=self.env, cwd=cwd,
                                      stdin=subprocess.DEVNULL)
@@ -105,11 +107,19 @@ class ForkServer:
                 raise RuntimeError(f"the fork server did not start (exit {self.proc.poll()})")
             time.sleep(0.05)
 
+    def reasons_not_to_fork(self, args: Sequence[str], env: Mapping[str, str]) -> list[str]:
+        """Why this start cannot be forked: another program, or the variables it has that the server has not."""
+        if len(args) < 2 or args[0] != sys.executable or (args[1].startswith("-") and args[1] != "-m"):
+            return ["another program"]
+        keys = set(env) | set(self.env)
+        return sorted(name for name in keys
+                      if env.get(name) != self.env.get(name) and not name.startswith(FREE_TO_DIFFER))
+
     def takes(self, args: Sequence[str], env: Mapping[str, str]) -> bool:
         """A start of this Python whose environment differs from the server's in ``PHI4_*`` variables only."""
-        keys = set(env) | set(self.env)
-        return (len(args) >= 2 and args[0] == sys.executable and (args[1] == "-m" or not args[1].startswith("-"))
-                and all(name.startswith(FREE_TO_DIFFER) for name in keys if env.get(name) != self.env.get(name)))
+        reasons = self.reasons_not_to_fork(args, env)
+        self.declined.update(reasons)
+        return not reasons
 
     def start(self, args: Sequence[str], log_path: Path, env: Mapping[str, str],
               cwd: str | os.PathLike[str] | None) -> ForkedProcess:

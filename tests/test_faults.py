@@ -372,10 +372,18 @@ APP_TIMEOUT_S = 5.0  # every PHI4_TIMEOUT_* of the silence app: a silent Space i
 
 
 @pytest.fixture(scope="module")
-def app(standin: ServerProcess, proxy: TcpProxy):
+def app_proxy(standin: ServerProcess):
+    """The apps' own proxy. A running app keeps connections open through its proxy between tests (keep-alive, its
+    rechecks), which the bridge tests' count of their proxy's connections must not see whatever the order."""
+    with TcpProxy(standin.port) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def app(standin: ServerProcess, app_proxy: TcpProxy):
     from app_server import start_app
 
-    with start_app("--space-url", proxy.url, "--hub-url", proxy.url, "--no-fallback") as server:
+    with start_app("--space-url", app_proxy.url, "--hub-url", app_proxy.url, "--no-fallback") as server:
         yield server
 
 
@@ -385,7 +393,7 @@ def app_chat(client, text: str) -> str:
 
 @pytest.mark.slow  # starts an app of its own (tests/conftest.py: SLOW_MODULES)
 @pytest.mark.parametrize("fault", [pytest.param(f, id=f.name) for f in APP_FAULTS])
-def test_fault_through_the_app(fault: Fault, app, clean: ServerProcess, proxy: TcpProxy):
+def test_fault_through_the_app(fault: Fault, app, clean: ServerProcess, app_proxy: TcpProxy):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
@@ -397,15 +405,15 @@ def test_fault_through_the_app(fault: Fault, app, clean: ServerProcess, proxy: T
         time.sleep(0.02)
     assert theirs.outputs(), "the other visitor's reply should be streaming"
     logged = len(app.log_text())
-    fault.on(clean, proxy)
+    fault.on(clean, app_proxy)
     try:
         with pytest.raises(AppError) as info:
             app_chat(visitor, "second")
     finally:
         set_fault(clean.url, None)
-        proxy.reset()
+        app_proxy.reset()
     message = str(info.value)
-    assert fault.expected(proxy.url).fullmatch(message), f"not the documented sentence: {message!r}"
+    assert fault.expected(app_proxy.url).fullmatch(message), f"not the documented sentence: {message!r}"
     assert "Traceback" not in message and "eyJ" not in message and "hf_" not in message
     reply = theirs.result(timeout=GUARD_S)
     assert 'You said: "the other visitor"' in reply and "Earlier turns: 0" in reply
@@ -418,17 +426,17 @@ def test_fault_through_the_app(fault: Fault, app, clean: ServerProcess, proxy: T
 
 
 @pytest.fixture(scope="module")
-def silence_app(standin: ServerProcess, proxy: TcpProxy):
+def silence_app(standin: ServerProcess, app_proxy: TcpProxy):
     from app_server import start_app
 
     short = {f"PHI4_TIMEOUT_{name}": f"{APP_TIMEOUT_S:g}" for name in ("CONNECT", "REQUEST", "FIRST_EVENT", "IDLE")}
-    with start_app("--space-url", proxy.url, "--hub-url", proxy.url, "--no-fallback", env=short) as server:
+    with start_app("--space-url", app_proxy.url, "--hub-url", app_proxy.url, "--no-fallback", env=short) as server:
         yield server
 
 
 @pytest.mark.slow  # starts an app of its own (tests/conftest.py: SLOW_MODULES)
 @pytest.mark.parametrize("fault", [pytest.param(f, id=f.name) for f in SILENT_FAULTS])
-def test_silence_through_the_app(fault: Fault, silence_app, clean: ServerProcess, proxy: TcpProxy, tmp_path: Path):
+def test_silence_through_the_app(fault: Fault, silence_app, clean: ServerProcess, app_proxy: TcpProxy, tmp_path: Path):
     """docs/failures.md: a silent Space is reported after the bridge's timeouts, which PHI4_TIMEOUT_* set for the
     app. With them at 5 s, the visitor gets the documented sentence within twice that, and the next turn works.
     Each turn carries an image, so the bridge uploads one to the Space (the stalled-upload row)."""
@@ -441,7 +449,7 @@ def test_silence_through_the_app(fault: Fault, silence_app, clean: ServerProcess
     visitor = Client(silence_app.url, verbose=False)
     assert "Earlier turns: 0" in app_chat(visitor, "first")
     logged = len(silence_app.log_text())
-    fault.on(clean, proxy)
+    fault.on(clean, app_proxy)
     try:
         job = visitor.submit({"text": "second", "files": [image]}, api_name="/chat")
         started = time.monotonic()
@@ -450,9 +458,9 @@ def test_silence_through_the_app(fault: Fault, silence_app, clean: ServerProcess
         took = time.monotonic() - started
     finally:
         set_fault(clean.url, None)
-        proxy.reset()
+        app_proxy.reset()
     message = str(info.value)
-    assert fault.expected(proxy.url).fullmatch(message), f"not the documented sentence: {message!r}"
+    assert fault.expected(app_proxy.url).fullmatch(message), f"not the documented sentence: {message!r}"
     assert re.search(rf"\b{APP_TIMEOUT_S:.0f} s\b", message), f"the sentence names another timeout: {message!r}"
     assert took <= 2 * APP_TIMEOUT_S, f"a {APP_TIMEOUT_S:g} s timeout was reported after {took:.1f} s"
     again = visitor.predict({"text": "second", "files": [image]}, api_name="/chat")
@@ -465,20 +473,20 @@ def test_silence_through_the_app(fault: Fault, silence_app, clean: ServerProcess
 # FAULTS: the HF token refused by the Hub, the user step failing, slow bytes.
 
 @pytest.mark.slow  # starts an app of its own (tests/conftest.py: SLOW_MODULES)
-def test_failed_user_step_through_the_app(app, clean: ServerProcess, proxy: TcpProxy):
+def test_failed_user_step_through_the_app(app, clean: ServerProcess, app_proxy: TcpProxy):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
     visitor = Client(app.url, verbose=False)
     assert "Earlier turns: 0" in app_chat(visitor, "warm")
     calls = stats(clean.url)["calls"]
-    proxy.set("cut", after=0, match="/gradio_api/run/predict")
+    app_proxy.set("cut", after=0, match="/gradio_api/run/predict")
     try:
         with pytest.raises(AppError) as info:
             app_chat(visitor, "not yet")
     finally:
-        proxy.reset()
-    assert re.fullmatch(USER_STEP_CUT.replace("{url}", re.escape(proxy.url)), str(info.value)), str(info.value)
+        app_proxy.reset()
+    assert re.fullmatch(USER_STEP_CUT.replace("{url}", re.escape(app_proxy.url)), str(info.value)), str(info.value)
     assert stats(clean.url)["calls"] == calls, "the bot step ran although the user step failed"
     again = app_chat(visitor, "not yet")
     assert 'You said: "not yet"' in again and "Earlier turns: 1" in again, "the failed turn is not in the history"
@@ -486,23 +494,23 @@ def test_failed_user_step_through_the_app(app, clean: ServerProcess, proxy: TcpP
 
 
 @pytest.mark.slow  # starts an app of its own (tests/conftest.py: SLOW_MODULES)
-def test_slow_bytes_through_the_app(app, clean: ServerProcess, proxy: TcpProxy, tmp_path: Path):
+def test_slow_bytes_through_the_app(app, clean: ServerProcess, app_proxy: TcpProxy, tmp_path: Path):
     from gradio_client import Client, handle_file
 
     configure(clean.url, pace_ms=5, chunks=8)
     visitor = Client(app.url, verbose=False)
     assert "Earlier turns: 0" in app_chat(visitor, "warm")  # the app has read /config; slow only the turn
-    proxy.set("slow", piece=3, delay=0.001, match="/gradio_api/")
+    app_proxy.set("slow", piece=3, delay=0.001, match="/gradio_api/")
     try:
         reply = visitor.predict({"text": "slow «ü» 猫", "files": [handle_file(str(png(tmp_path / "photo.png")))]},
                                 api_name="/chat")
     finally:
-        proxy.reset()
+        app_proxy.reset()
     assert reply.startswith('You said: "slow «ü» 猫"') and "PNG, 37x23" in reply and "Earlier turns: 1" in reply
 
 
 @pytest.mark.slow  # starts an app of its own (tests/conftest.py: SLOW_MODULES)
-def test_refused_hub_token_through_the_app(standin: ServerProcess, proxy: TcpProxy):
+def test_refused_hub_token_through_the_app(standin: ServerProcess, app_proxy: TcpProxy):
     """The app runs signed in with a token the Hub refuses: each turn says so in docs/failures.md's words, in one line,
     without the token, and the app keeps serving."""
     from app_server import start_app
@@ -510,7 +518,7 @@ def test_refused_hub_token_through_the_app(standin: ServerProcess, proxy: TcpPro
     from gradio_client.exceptions import AppError
 
     bad = "not-hf-" + secrets.token_hex(8)
-    with start_app("--space-url", proxy.url, "--hub-url", proxy.url, "--no-fallback",
+    with start_app("--space-url", app_proxy.url, "--hub-url", app_proxy.url, "--no-fallback",
                    env={"HF_TOKEN": bad}) as server:
         for _ in range(2):  # the second turn: the app is still there and says the same
             with pytest.raises(AppError) as info:
