@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,8 @@ UPLOAD_LIMIT = 81 * MB  # guard.upload_request_limit: 8 files of 10 MB and 1 MB 
 WHY = ("the most this app reads for one request is 4.3 MB, enough for a chat history within its limits (200,000 "
        "characters); files go through the upload.")
 HERE, THERE = ("10.0.0.1", 5000), ("10.0.0.2", 5000)
+
+pytestmark = pytest.mark.timeout(60)  # in-process: a test that takes a minute is hanging on a broken door
 
 
 class Behind:
@@ -175,6 +177,12 @@ def door(behind: Behind, guard: Guard) -> Door:
     return Door(behind, guard)
 
 
+async def quick(request: Awaitable[Reply]) -> Reply:
+    """A request the door must answer itself: at once, never by waiting on the held app behind (a broken door
+    fails here in a second instead of hanging the test)."""
+    return await asyncio.wait_for(request, timeout=2.0)
+
+
 async def settle(check: Callable[[], bool]) -> None:
     """Let the tasks of the test run until ``check`` holds (everything is in this process: no waiting on a clock)."""
     for _ in range(10_000):
@@ -276,7 +284,7 @@ async def test_64_open_heartbeats_per_address_and_the_65th_refused_until_one_end
     held = [asyncio.create_task(call(door, "GET", f"/gradio_api/heartbeat/s{i}")) for i in range(64)]
     await settle(lambda: behind.inside == 64)
     assert guard.heartbeats == {"10.0.0.1": 64}
-    refused = await call(door, "GET", "/gradio_api/heartbeat/s64")
+    refused = await quick(call(door, "GET", "/gradio_api/heartbeat/s64"))
     assert (refused.status, refused.detail) == (429, "Too many open pages from your address; close some and reload.")
     assert len(behind.reached) == 64
     other = asyncio.create_task(call(door, "GET", "/gradio_api/heartbeat/t0", client=THERE))
@@ -610,7 +618,7 @@ async def test_four_turns_held_on_their_way_to_the_queue_and_the_fifth_refused(d
             for i in range(4)]
     await settle(lambda: behind.inside == 4)
     assert guard.turns.joining == {"addr:10.0.0.1": 4}
-    reply = await call(door, "POST", "/gradio_api/call/chat", body=json.dumps({"data": [HELLO]}).encode())
+    reply = await quick(call(door, "POST", "/gradio_api/call/chat", body=json.dumps({"data": [HELLO]}).encode()))
     assert (reply.status, reply.detail) == (429, "You already have 4 turns waiting or running (from this login "
                                                  "or address); wait for one to finish.")
     assert len(behind.reached) == 4
