@@ -248,11 +248,13 @@ async def test_what_is_no_event_passes_whatever_its_size(door: Door, behind: Beh
 
 
 @pytest.mark.parametrize("query", [b"session_hash=a%2Fb", b"session_hash=" + b"a" * 65,
-                                   b"x=1&session_hash=ok&session_hash=b%20c", b"session_hash=%C3%A9"])
+                                   b"x=1&session_hash=ok&session_hash=b%20c", b"session_hash=%C3%A9",
+                                   b"session%5Fhash=a%2Fb", b"%73ession_hash=a.b"])
 async def test_a_bad_session_id_in_the_query_is_refused_before_the_app(door: Door, behind: Behind,
                                                                         query: bytes) -> None:
-    """On any route, every ``session_hash`` of the query. Caught: the query not read, only the first hash read,
-    the status or sentence changed."""
+    """On any route, every ``session_hash`` of the query, its name percent-encoded too (starlette decodes it, so
+    gradio would read it). Caught: the query not read, only the first hash read, an encoded name let through (it
+    was: the door looked for the bytes ``session_hash``), the status or sentence changed."""
     reply = await call(door, "GET", "/gradio_api/queue/data", query=query)
     assert (reply.status, reply.detail) == (400, BAD_SESSION)
     assert behind.reached == []
@@ -375,9 +377,13 @@ async def test_a_right_password_wipes_the_failures_before_it(guard: Guard, clock
     """Caught: a 200 recorded as a failure (``ok=status == 200`` reversed), or not recorded at all; a GET
     counted."""
     door = Door(LoginPage(), guard)
-    for attempt in [b"wrong"] * 4 + [b"right"] + [b"wrong"] * 4 + [b"right"]:
+    for attempt in [b"wrong"] * 4 + [b"right"] + [b"wrong"] * 4:
         await call(door, "POST", "/login", body=b"password=" + attempt)
-    assert guard.logins.locked_for("10.0.0.1") == 0.0
+    assert guard.logins.locked_for("10.0.0.1") == 0.0  # four failures since the right password
+    await call(door, "POST", "/login", body=b"password=wrong")
+    assert guard.logins.locked_for("10.0.0.1") == 30.0  # the fifth
+    clock.now += 30.0
+    await call(door, "POST", "/login", body=b"password=right")
     for _ in range(5):  # a GET of the login page is no attempt, whatever it answers
         assert (await call(door, "GET", "/login")).status == 400
     assert guard.logins.locked_for("10.0.0.1") == 0.0
