@@ -47,11 +47,13 @@ class Behind:
         self.inside = 0
         self.gate: asyncio.Event | None = None
         self.fail = False
-        self.headers: list[tuple[bytes, bytes]] = [(b"content-type", b"text/plain")]
+        self.headers: list[tuple[bytes, bytes]] | None = [(b"content-type", b"text/plain")]  # None: none sent
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.reached.append((scope["type"], scope.get("path", "")))
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # a lifespan: its startup answered as a server's app does
+            if (await receive())["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
             return
         body = b""
         while True:
@@ -69,7 +71,10 @@ class Behind:
                 await self.gate.wait()
             if self.fail:
                 raise RuntimeError("the app behind failed")
-            await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+            start: dict[str, Any] = {"type": "http.response.start", "status": self.status}
+            if self.headers is not None:  # ASGI's headers are optional
+                start["headers"] = self.headers
+            await send(start)
             await send({"type": "http.response.body", "body": self.answer[:4], "more_body": True})
             await send({"type": "http.response.body", "body": self.answer[4:]})
         finally:
@@ -118,6 +123,7 @@ async def call(app: Any, method: str = "GET", path: str = "/", *, query: bytes =
             assert reply.status is None, "two response starts"
             reply.status, reply.headers = message["status"], list(message.get("headers", []))
         else:
+            assert message["type"] == "http.response.body", f"not an ASGI message: {message}"
             assert reply.status is not None, "a body before the response start"
             reply.body += message.get("body", b"")
 
@@ -217,13 +223,16 @@ async def test_a_page_or_a_lifespan_message_reaches_the_app_as_it_came(door: Doo
                                                                        guard: Guard) -> None:
     """Caught: the non-HTTP branch reversed or dropped (lifespan would go through the HTTP checks and fail), the
     sweeper of unopened turns never started."""
+    sent: list[dict[str, Any]] = []
+
     async def receive() -> dict[str, Any]:
         return {"type": "lifespan.startup"}
 
     async def send(message: dict[str, Any]) -> None:
-        raise AssertionError(f"the app behind sends nothing for a lifespan: {message}")
+        sent.append(message)
 
     await door({"type": "lifespan"}, receive, send)
+    assert sent == [{"type": "lifespan.startup.complete"}]  # the app's own receive and send, untouched
     assert guard._sweeper is None  # nothing of HTTP ran
     reply = await call(door, "GET", "/", body=b"")
     assert (reply.status, reply.body) == (200, b"from the app")
@@ -242,6 +251,14 @@ async def test_what_is_no_event_passes_whatever_its_size(door: Door, behind: Beh
     reply = await call(door, method, path, body=b"x" * 10, length=200 * MB)
     assert (reply.status, reply.body) == (200, b"from the app")
     assert behind.bodies == [b"x" * 10]
+
+
+async def test_a_file_whose_path_holds_gradio_api_is_a_file(door: Door, behind: Behind, guard: Guard) -> None:
+    """``/gradio_api/file=<path>`` may name any path: the route is read after the first ``/gradio_api/``
+    (caught: read after the last, which took this file for a heartbeat with a bad session id)."""
+    reply = await call(door, "GET", "/gradio_api/file=/srv/gradio_api/heartbeat/a.b")
+    assert (reply.status, reply.body) == (200, b"from the app")
+    assert guard.heartbeats == {}
 
 
 # --- session ids ------------------------------------------------------------------------------------------------
@@ -269,9 +286,11 @@ async def test_a_good_session_id_in_the_query_passes(door: Door, behind: Behind)
 
 
 async def test_a_heartbeat_with_a_bad_session_id_is_refused(door: Door, behind: Behind, guard: Guard) -> None:
-    """Caught: the heartbeat's path not checked, or its trailing ``/`` not stripped (a good one refused)."""
-    reply = await call(door, "GET", "/gradio_api/heartbeat/a.b")
-    assert (reply.status, reply.detail) == (400, BAD_SESSION)
+    """Caught: the heartbeat's path not checked (all of it after ``heartbeat/``, not up to a second
+    ``/gradio_api/``), or its trailing ``/`` not stripped (a good one refused)."""
+    for path in ("/gradio_api/heartbeat/a.b", "/gradio_api/heartbeat/abc/gradio_api/x"):
+        reply = await call(door, "GET", path)
+        assert (reply.status, reply.detail) == (400, BAD_SESSION)
     assert (await call(door, "GET", "/gradio_api/heartbeat/abc/")).status == 200
     assert behind.reached == [("http", "/gradio_api/heartbeat/abc/")]
     assert guard.heartbeats == {}
@@ -398,8 +417,8 @@ async def test_an_upload_of_81_mb_passes_and_one_byte_more_is_refused_unread(doo
     assert (await call(door, "POST", "/gradio_api/upload", body=b"form", length=UPLOAD_LIMIT)).status == 200
     refused = await call(door, "POST", "/gradio_api/upload/", body=b"form", length=UPLOAD_LIMIT + 1)
     assert refused.status == 413 and refused.receives == 0
-    large = await call(door, "POST", "/gradio_api/upload", body=b"form", length=199 * MB)
-    assert large.detail == ("The upload is 199 MB, larger than the 81 MB one upload may carry (a turn's 8 files of "
+    large = await call(door, "POST", "/gradio_api/upload", body=b"form", length=int(199.6 * MB))
+    assert large.detail == ("The upload is 200 MB, larger than the 81 MB one upload may carry (a turn's 8 files of "
                             "up to 10 MB).")
     assert behind.bodies == [b"form"]
     for length in (None, "lots"):  # no length (a chunked body) or one that is no number: gradio reads it
@@ -425,6 +444,14 @@ async def test_gradio_s_413_for_a_file_over_25_mb_is_worded_as_the_bridge_words_
         "refused an upload from 10.0.0.1: a file over 26214400 bytes"]
 
 
+async def test_gradio_s_413_without_headers_is_worded_too(door: Door, behind: Behind) -> None:
+    """ASGI lets an app send no headers at all (caught: the headers read without their default)."""
+    behind.status, behind.headers = 413, None
+    reply = await call(door, "POST", "/gradio_api/upload", body=b"form")
+    assert reply.status == 413 and reply.body.startswith(b"That file is larger than 25 MB")
+    assert reply.header(b"content-type") == b"text/plain; charset=utf-8"
+
+
 async def test_an_upload_gradio_takes_is_answered_as_gradio_answers(door: Door, behind: Behind) -> None:
     reply = await call(door, "POST", "/gradio_api/upload", body=b"form")
     assert (reply.status, reply.body, reply.header(b"content-type")) == (200, b"from the app", b"text/plain")
@@ -444,9 +471,9 @@ async def test_a_visitor_with_no_turn_left_uploads_nothing(door: Door, behind: B
 # --- event bodies -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/gradio_api/queue/join", "/gradio_api/run/predict", "/gradio_api/call/chat",
-                                  "/gradio_api/api/x", "/gradio_api/stream/x", "/gradio_api/reset",
-                                  "/gradio_api/cancel", "/gradio_api/component_server"])
+@pytest.mark.parametrize("path", ["/gradio_api/queue/join", "/gradio_api/queue/join/", "/gradio_api/run/predict",
+                                  "/gradio_api/call/chat", "/gradio_api/api/x", "/gradio_api/stream/x",
+                                  "/gradio_api/reset", "/gradio_api/cancel", "/gradio_api/component_server"])
 async def test_an_event_body_of_4_3_mb_by_its_length_passes_and_one_byte_more_is_refused_unread(
         door: Door, behind: Behind, path: str) -> None:
     """docs/security.md: every event's body at most 4.3 MB, refused from its ``Content-Length`` unread. Caught:
@@ -454,8 +481,8 @@ async def test_an_event_body_of_4_3_mb_by_its_length_passes_and_one_byte_more_is
     assert (await call(door, "POST", path, length=EVENT_LIMIT)).status == 200
     refused = await call(door, "POST", path, body=b"{}", length=EVENT_LIMIT + 1)
     assert (refused.status, refused.detail, refused.receives) == (413, f"The request is 4.3 MB; {WHY}", 0)
-    refused = await call(door, "POST", path, length=50 * MB)
-    assert refused.detail == f"The request is 50.0 MB; {WHY}"
+    refused = await call(door, "POST", path, length=int(50.06 * MB))
+    assert refused.detail == f"The request is 50.1 MB; {WHY}"  # in MB of 1024 * 1024 bytes (1,000 * 1,024: 50.0)
     assert len(behind.reached) == 1
 
 
@@ -507,15 +534,56 @@ async def test_a_client_gone_before_its_body_is_complete_gets_nothing_and_reache
     assert [r.getMessage() for r in caplog.records] == ["a request from 10.0.0.1 ended before its body was complete"]
 
 
-async def test_each_refusal_is_one_log_line_naming_the_request(door: Door,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+async def test_each_refusal_is_one_log_line_naming_the_request_and_why(door: Door, guard: Guard, clock: Clock,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """docs/security.md: each refusal is one log line, never a traceback; the operator reads there which check
+    refused what (caught: any refusal's reason dropped or changed)."""
+    guard.heartbeats["10.0.0.3"] = 64
+    guard.logins._locked["10.0.0.4"] = clock.now + 30.0
+    guard.turns.joining["addr:10.0.0.5"] = 4
+    guard.budget = Budget(Rule(1, 3600.0, "hour"))
+    guard.budget.spend("addr:10.0.0.6")
+    nine = {"data": [NINE_FILES]}
     with caplog.at_level(logging.WARNING, logger="mirror.door.middleware"):
         await call(door, "POST", "/gradio_api/queue/join", body=join(99))
+        await call(door, "POST", "/gradio_api/run/predict", body=join(99))
         await call(door, "GET", "/gradio_api/info", query=b"session_hash=a.b", client=None)
-    assert [r.getMessage() for r in caplog.records] == [
+        await call(door, "GET", "/gradio_api/heartbeat/a.b")
+        await call(door, "GET", "/gradio_api/heartbeat/abc", client=("10.0.0.3", 1))
+        await call(door, "POST", "/login", client=("10.0.0.4", 1))
+        await call(door, "POST", "/gradio_api/upload", client=("10.0.0.6", 1))
+        await call(door, "POST", "/gradio_api/upload", length=100 * MB)
+        await call(door, "POST", "/gradio_api/run/x", length=EVENT_LIMIT + 1)
+        await call(door, "POST", "/gradio_api/run/x", body=b"x" * (EVENT_LIMIT + 1))
+        await call(door, "POST", "/gradio_api/queue/join", body=join(2, session="a.b"))
+        await call(door, "POST", "/gradio_api/call/chat", body=json.dumps(nine).encode())
+        await call(door, "POST", "/gradio_api/call/chat", body=json.dumps({"data": [HELLO]}).encode(),
+                   client=("10.0.0.5", 1))
+    over = "You have used your 1 turn per hour on this app;"
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[6].startswith(f"refused POST /gradio_api/upload from 10.0.0.6: upload over the turn budget ({over}")
+    lines[6] = "(the budget's)"
+    assert lines == [
         "refused POST /gradio_api/queue/join from 10.0.0.1: unknown fn_index (fn_index '99' is not an event of this "
         "app; read /config for the events it has.)",
-        f"refused GET /gradio_api/info from unknown: session hash in the query ({BAD_SESSION})"]
+        "refused POST /gradio_api/run/predict from 10.0.0.1: unknown fn_index (fn_index '99' is not an event of this "
+        "app; read /config for the events it has.)",
+        f"refused GET /gradio_api/info from unknown: session hash in the query ({BAD_SESSION})",
+        f"refused GET /gradio_api/heartbeat/a.b from 10.0.0.1: session hash in the heartbeat path ({BAD_SESSION})",
+        "refused GET /gradio_api/heartbeat/abc from 10.0.0.3: heartbeat cap (Too many open pages from your address; "
+        "close some and reload.)",
+        "refused POST /login from 10.0.0.4: login lockout (Too many failed logins from your address; wait 30 s and "
+        "try again. Until then every login from it is refused, even with the right password.)",
+        "(the budget's)",
+        "refused POST /gradio_api/upload from 10.0.0.1: upload of 104,857,600 bytes (The upload is 100 MB, larger "
+        "than the 81 MB one upload may carry (a turn's 8 files of up to 10 MB).)",
+        f"refused POST /gradio_api/run/x from 10.0.0.1: body too large (The request is 4.3 MB; {WHY})",
+        f"refused POST /gradio_api/run/x from 10.0.0.1: body too large (The request is larger than 4.3 MB; {WHY})",
+        f"refused POST /gradio_api/queue/join from 10.0.0.1: session hash in the join ({BAD_SESSION})",
+        "refused POST /gradio_api/call/chat from 10.0.0.1: chat message (9 files is more than the 8 a turn can "
+        "carry.)",
+        "refused POST /gradio_api/call/chat from 10.0.0.5: turns per client (You already have 4 turns waiting or "
+        "running (from this login or address); wait for one to finish.)"]
 
 
 # --- events this app does not have, session ids in a join, /chat messages ---------------------------------------------
@@ -671,6 +739,7 @@ async def test_turns_waiting_in_gradio_s_queue_count_against_their_client() -> N
 
 @pytest.mark.parametrize(("path", "query", "key"), [
     ("/gradio_api/queue/data", b"session_hash=abc", "abc"),
+    ("/gradio_api/queue/data/", b"session_hash=abc", "abc"),
     ("/gradio_api/call/chat/ev123", b"", "ev123"),
     ("/gradio_api/call/v2/chat/ev123/", b"", "ev123"),
 ])
