@@ -672,7 +672,7 @@ async def test_what_is_no_chat_message_or_within_its_limits_passes(door: Door, b
 @pytest.mark.parametrize(("api", "chat"), [
     ("call/chat", True), ("call/chat/", True), ("call/v2/chat", True), ("run/chat", True), ("api/chat", True),
     ("chat", False), ("call/v3/chat", False), ("call/x/v2/chat", False), ("queue/chat", False),
-    ("call/chatty", False), ("call/v2/chat/x", False), ("v2/chat", False),
+    ("call/chatty", False), ("call/v2/chat/x", False), ("v2/chat", False), ("call/v2/x/chat", False),
 ])
 def test_the_routes_of_chat(api: str, chat: bool) -> None:
     assert _chat_call(api) is chat
