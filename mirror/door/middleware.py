@@ -96,7 +96,7 @@ class Door:
         path: str = scope.get("path", "")
         method: str = scope.get("method", "GET")
         query = scope.get("query_string", b"")
-        if b"session_hash" in query:
+        if query:  # every session_hash, however spelled: gradio (starlette) reads ``session%5Fhash`` as one too
             hashes = parse_qs(query.decode("latin-1")).get("session_hash", [])
             if any(not valid_session_hash(h) for h in hashes):
                 return await self._refuse(send, 400, BAD_SESSION, scope, "session hash in the query")
