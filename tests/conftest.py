@@ -13,6 +13,7 @@ import pytest
 import redis_server
 from browser import chromium
 from gradio_matrix import matrix_app, matrix_space, nochat_space  # noqa: F401 - the matrix's fixtures, for every module
+from guard_clock import clock  # noqa: F401 - the door's hand-moved clock, for test_guard_edges and test_door_edges
 from hypothesis import HealthCheck, settings
 
 from phi4_standin.launcher import reset, start_standin

@@ -17,8 +17,8 @@ from typing import Any
 import gradio as gr
 import httpx
 import pytest
+from guard_clock import Clock
 
-import mirror.door.guard as guard_module
 from mirror.door.guard import BAD_SESSION, Guard
 from mirror.door.middleware import Door, _chat_call
 from mirror.settings import parse_settings
@@ -196,24 +196,6 @@ async def settle(check: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("never settled")
-
-
-class Clock:
-    """The monotonic clock the login throttle reads, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Iterator[Clock]:
-    fake = Clock()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(guard_module.time, "monotonic", fake)
-        yield fake
 
 
 # --- what the door lets through -----------------------------------------------------------------------------------

@@ -5,11 +5,9 @@ and small classes called directly, on the app's real default settings; each test
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
+from guard_clock import Clock
 
-import mirror.door.guard as guard_module
 from mirror.door.guard import (
     Guard,
     LoginThrottle,
@@ -25,24 +23,6 @@ from mirror.visitors.budget import Budget, Rule
 from phi4_bridge.config import Limits
 
 MB = 1024 * 1024  # the unit of every figure the app prints ("25 MB" is 25 * 1024 * 1024 bytes)
-
-
-class Clock:
-    """The monotonic clock the login throttle and the stream table read, moved by hand (no waiting a minute)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Iterator[Clock]:
-    fake = Clock()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(guard_module.time, "monotonic", fake)
-        yield fake
 
 
 def test_the_body_caps_are_the_figures_the_refusals_print() -> None:
