@@ -96,11 +96,14 @@ class ForkServer:
         self.path = Path(f"/tmp/phi4-forkserver-{os.getpid()}-{time.monotonic_ns()}.sock")
         self.forked = 0  # children forked, and why others were not, for the run's last lines (tests/conftest.py)
         self.declined: Counter[str] = Counter()
-        # started now, waited for at the first start: its imports run while the first tests do
-        self.proc = subprocess.Popen([sys.executable, __file__, str(self.path)], env=self.env, cwd=cwd,
-                                     stdin=subprocess.DEVNULL)
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None  # started at the first start: a run of unit tests (the
+        # quick subset, each mutant of the mutation check) starts no server and so pays for no import
 
     def _wait_ready(self) -> None:
+        if self.proc is None:
+            self.proc = subprocess.Popen([sys.executable, __file__, str(self.path)], env=self.env, cwd=self.cwd,
+                                         stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while not self.path.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -136,6 +139,8 @@ class ForkServer:
         return ForkedProcess(conn, reader, int(json.loads(line)["pid"]), args)
 
     def stop(self) -> None:
+        if self.proc is None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(timeout=10)
