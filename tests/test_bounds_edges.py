@@ -1,7 +1,7 @@
 """The OpenAI API's bounds (phi4_bridge/openai_api/bounds.py) where test_limits_edges.py does not reach, found by the
-mutation check (tests/README.md): audio parts in the raw count, a ``data:`` URL cut off before its closing quote,
-and which messages make one turn. Pure functions on the default ``Limits``, no body over 14 MB; each test names the
-break it catches."""
+mutation check (tests/README.md): audio parts in the raw count, a ``data:`` URL measured to its own closing quote
+(or to the body's end when it has none), and which messages make one turn. Pure functions on the default
+``Limits``, no body over 17 MB; each test names the break it catches."""
 
 from __future__ import annotations
 
@@ -63,6 +63,16 @@ def test_a_data_url_with_no_closing_quote_is_measured_to_the_end_of_the_body() -
     assert (refused.value.status, refused.value.code, refused.value.param) == (400, "too_large", "messages")
     assert refused.value.message == ("messages: the image in a data: URL is about 10 MB, over the 10 MB limit "
                                      "(refused before it was decoded).")
+
+
+def test_two_pictures_each_under_the_limit_pass_though_together_they_are_over_it() -> None:
+    """Each ``data:`` URL is measured to its own closing quote, whatever follows it (a second picture, more keys).
+    Caught: the URL measured to the body's last quote (``rfind``): a picture followed by another was refused as
+    the size of both."""
+    limit = base64_limit(LIMITS.max_image_bytes)
+    prefix = "data:image/png;base64,"
+    picture = {"type": "image_url", "image_url": {"url": prefix + "A" * (limit * 3 // 5 - len(prefix))}}
+    passes(chat_body({"role": "user", "content": [picture, picture]}))
 
 
 def run_of_user_messages(images: int) -> list[dict[str, object]]:
