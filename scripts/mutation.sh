@@ -28,7 +28,7 @@ tests_for() {
             -k 'not (over_budget or only_the_host or restart_of_the_app)' ;;
         phi4_bridge/messages.py) printf '%s\n' tests/test_messages.py tests/test_limits_edges.py ;;
         mirror/door/guard.py) printf '%s\n' tests/test_bounds.py tests/test_guard_edges.py ;;
-        phi4_bridge/openai_api/bounds.py) printf '%s\n' tests/test_bounds.py tests/test_limits_edges.py ;;
+        phi4_bridge/openai_api/bounds.py) printf '%s\n' tests/test_bounds.py tests/test_limits_edges.py tests/test_bounds_edges.py ;;
         phi4_bridge/errors.py) printf '%s\n' tests/test_errors.py tests/test_zerogpu_messages.py \
             tests/test_errors_edges.py tests/test_errors_words.py ;;
         mirror/door/middleware.py) printf '%s\n' tests/test_door_edges.py ;;
