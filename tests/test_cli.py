@@ -44,3 +44,14 @@ def test_unreachable_space_exits_3():
     done = subprocess.run([sys.executable, "-m", "phi4_bridge", "chat", "hi", "--space-url", "http://127.0.0.1:9",
                            "--hub-url", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 3 and "Cannot reach the Space" in done.stderr
+
+
+def test_a_chat_does_not_load_the_api_servers_web_stack():
+    """fastapi and uvicorn were half of the CLI's start-up (about 0.5 s of 1 s) and only ``serve`` needs them."""
+    code = ("import sys, runpy; sys.argv = ['phi4_bridge', 'chat', '--help']\n"
+            "try: runpy.run_module('phi4_bridge', run_name='__main__')\n"
+            "except SystemExit: pass\n"
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

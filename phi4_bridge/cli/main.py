@@ -28,7 +28,6 @@ from ..errors import InputRejected, Phi4Error, exit_code
 from ..events import Log, Queued, TextDelta
 from ..flags import add_arguments, config_from
 from ..openai_api.flags import add_api_arguments
-from ..openai_api.serve import serve_api
 from ..qa.cli import add_parser as add_qa
 from ..spaces import list_candidates, resolve
 from .doctor import add_parser as add_doctor
@@ -87,6 +86,9 @@ async def spaces(args: argparse.Namespace) -> int:
 
 
 async def serve(args: argparse.Namespace) -> int:
+    # Imported here: fastapi and uvicorn are half of the CLI's start-up, and only ``serve`` needs them
+    from ..openai_api.serve import serve_api
+
     config = await resolved_config(args)
     return await serve_api(config, host=args.host, port=args.port, keys=api_keys(args.api_key),
                            fetch_image_urls=args.fetch_image_urls, concurrency=args.concurrency,
