@@ -45,7 +45,7 @@ def stores_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             os.environ[name] = value
 
 
-FORK_SERVERS: list[forkserver.ForkServer] = []  # the session's, for its counts in the run's last lines
+FORK_SERVERS: list[forkserver.ForkServers] = []  # the session's, for its counts in the run's last lines
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -55,7 +55,7 @@ def fork_server(stores_of_the_session: Path) -> Iterator[None]:
     if os.environ.get("PHI4_TEST_FORKSERVER", "1") == "0":
         yield
         return
-    server = forkserver.ForkServer(child_environment(), str(Path(__file__).resolve().parents[1]))
+    server = forkserver.ForkServers(child_environment(), str(Path(__file__).resolve().parents[1]))
     ServerProcess.launcher = server
     FORK_SERVERS.append(server)
     try:
@@ -214,9 +214,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """How many servers the fork server started; the order's seed at the end too: pytest-randomly prints it only
     in the header, which ``-q`` hides, and a failure seen in one random order is found again only in that order."""
-    for server in FORK_SERVERS:
-        why = ", ".join(f"{reason} ({count})" for reason, count in server.declined.most_common())
-        terminalreporter.write_line(f"fork server: {server.forked} servers forked"
+    for pool in FORK_SERVERS:
+        why = ", ".join(f"{reason} ({count})" for reason, count in pool.main.declined.most_common())
+        forked = [server.forked for server in pool.servers if server.proc is not None]
+        terminalreporter.write_line(f"fork server: {sum(forked)} servers forked by {len(forked)} fork servers"
                                     + (f"; started anew for {why}" if why else ""))
     if config.pluginmanager.has_plugin("randomly"):
         seed = config.getoption("randomly_seed", None)

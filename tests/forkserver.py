@@ -91,8 +91,9 @@ class ForkedProcess:
 class ForkServer:
     """The running fork server, and the rule for which starts it takes."""
 
-    def __init__(self, env: Mapping[str, str], cwd: str) -> None:
+    def __init__(self, env: Mapping[str, str], cwd: str, python: str = sys.executable) -> None:
         self.env = dict(env)
+        self.python = python  # the interpreter it runs in, and so the only one whose starts it takes
         self.path = Path(f"/tmp/phi4-forkserver-{os.getpid()}-{time.monotonic_ns()}.sock")
         self.forked = 0  # children forked, and why others were not, for the run's last lines (tests/conftest.py)
         self.declined: Counter[str] = Counter()
@@ -102,7 +103,7 @@ class ForkServer:
 
     def _wait_ready(self) -> None:
         if self.proc is None:
-            self.proc = subprocess.Popen([sys.executable, __file__, str(self.path)], env=self.env, cwd=self.cwd,
+            self.proc = subprocess.Popen([self.python, __file__, str(self.path)], env=self.env, cwd=self.cwd,
                                          stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while not self.path.exists():
@@ -112,7 +113,7 @@ class ForkServer:
 
     def reasons_not_to_fork(self, args: Sequence[str], env: Mapping[str, str]) -> list[str]:
         """Why this start cannot be forked: another program, or the variables it has that the server has not."""
-        if len(args) < 2 or args[0] != sys.executable or (args[1].startswith("-") and args[1] != "-m"):
+        if len(args) < 2 or args[0] != self.python or (args[1].startswith("-") and args[1] != "-m"):
             return ["another program"]
         keys = set(env) | set(self.env)
         return sorted(name for name in keys
@@ -147,6 +148,55 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.path.unlink(missing_ok=True)
+
+
+class ForkServers:
+    """What the session installs as ``ServerProcess.launcher``: the fork server of the session's Python and
+    environment, and one more for each family of starts a test module declares (``serve``: the test matrix's Spaces
+    of each gradio generation, run by another venv's Python or with ``HF_HUB_OFFLINE``), each started at its
+    family's first start, so each family imports its gradio once per process, not once per Space."""
+
+    def __init__(self, env: Mapping[str, str], cwd: str) -> None:
+        self.main = ForkServer(env, cwd)
+        self.cwd = cwd
+        self.families: dict[tuple[str, frozenset[tuple[str, str]]], ForkServer] = {}
+
+    @staticmethod
+    def _family(python: str, env: Mapping[str, str]) -> tuple[str, frozenset[tuple[str, str]]]:
+        return python, frozenset((k, v) for k, v in env.items() if not k.startswith(FREE_TO_DIFFER))
+
+    def serve(self, python: str, env: Mapping[str, str]) -> None:
+        """Fork the starts of ``python`` with ``env`` (give or take ``PHI4_*`` variables) from a server of theirs."""
+        family = self._family(python, env)
+        if family not in self.families:
+            self.families[family] = ForkServer(env, self.cwd, python)
+
+    def _server_for(self, args: Sequence[str], env: Mapping[str, str]) -> ForkServer | None:
+        if not self.main.reasons_not_to_fork(args, env):
+            return self.main
+        server = self.families.get(self._family(args[0], env)) if args else None
+        return server if server is not None and not server.reasons_not_to_fork(args, env) else None
+
+    def takes(self, args: Sequence[str], env: Mapping[str, str]) -> bool:
+        if self._server_for(args, env) is not None:
+            return True
+        self.main.declined.update(self.main.reasons_not_to_fork(args, env))
+        return False
+
+    def start(self, args: Sequence[str], log_path: Path, env: Mapping[str, str],
+              cwd: str | os.PathLike[str] | None) -> ForkedProcess:
+        server = self._server_for(args, env)
+        if server is None:
+            raise ValueError(f"no fork server takes {args[:2]}")
+        return server.start(args, log_path, env, cwd)
+
+    @property
+    def servers(self) -> list[ForkServer]:
+        return [self.main, *self.families.values()]
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
 
 
 # ---- the server side (its own process) ---------------------------------------------------------------------------
@@ -213,7 +263,10 @@ def _run_child(request: dict[str, Any]) -> None:
 
 def serve(path: str) -> None:
     for name in PRELOAD:
-        __import__(name)
+        try:
+            __import__(name)
+        except ImportError:  # another venv's Python (gradio 4's has no aiohttp): what it has is enough
+            pass
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".tmp")
     listener.listen(64)

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from phi4_standin.process import ServerProcess, free_port
+from phi4_standin.process import ServerProcess, child_environment, free_port
 
 SPACES = Path(__file__).resolve().parent / "gradio_spaces"
 GENERATIONS = ("4", "5", "6")
@@ -100,8 +100,12 @@ def space_server(shape: str, generation: str, runs_file: Path) -> ServerProcess:
     if generation not in generations:
         raise ValueError(f"shape {shape} does not exist on gradio {generation}")
     port = free_port()
-    env = {"MATRIX_RUNS_FILE": str(runs_file), "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1"}
-    server = ServerProcess(f"space-{shape}-g{generation}", [python_of(generation), file, "--port", str(port)], port,
+    env = {"PHI4_MATRIX_RUNS_FILE": str(runs_file), "HF_HUB_OFFLINE": "1"}
+    python = python_of(generation)
+    family = getattr(ServerProcess.launcher, "serve", None)  # the session's fork servers (tests/forkserver.py):
+    if family is not None:  # a generation's Spaces forked from one process that imported its gradio
+        family(python, child_environment(env))
+    server = ServerProcess(f"space-{shape}-g{generation}", [python, file, "--port", str(port)], port,
                            env=env, cwd=SPACES)
     server.wait_ready("/config", SPACE_STARTUP_TIMEOUT_S)
     server.shape, server.generation, server.runs_file = shape, generation, runs_file  # type: ignore[attr-defined]

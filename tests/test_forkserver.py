@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from forkserver import ForkServer
+from forkserver import ForkServer, ForkServers
 
 from phi4_standin.process import ServerProcess, child_environment
 
@@ -27,8 +27,8 @@ sys.exit(int(sys.argv[2]))
 def server():
     if ServerProcess.launcher is None:
         pytest.skip("PHI4_TEST_FORKSERVER=0: the session forks nothing")
-    assert isinstance(ServerProcess.launcher, ForkServer)
-    return ServerProcess.launcher
+    assert isinstance(ServerProcess.launcher, ForkServers)
+    return ServerProcess.launcher.main
 
 
 def _start(server: ForkServer, tmp_path: Path, *args: str, env: dict[str, str] | None = None):
@@ -62,3 +62,26 @@ def test_only_this_python_and_an_environment_differing_in_phi4_variables_alone_i
     assert server.reasons_not_to_fork(here, {k: v for k, v in base.items() if k != "PATH"}) == ["PATH"]
     assert server.reasons_not_to_fork(["/usr/bin/python3.9", "app.py"], base) == ["another program"]
     assert server.reasons_not_to_fork([sys.executable, "-c", "pass"], base) == ["another program"]
+
+
+def test_a_declared_family_is_forked_by_a_server_of_its_own_environment(tmp_path):
+    """The matrix's Spaces (another venv's Python, ``HF_HUB_OFFLINE``) are forked from a server started with their
+    environment; a start the session's server would refuse and no family claims still starts anew."""
+    pool = ServerProcess.launcher
+    if not isinstance(pool, ForkServers):
+        pytest.skip("PHI4_TEST_FORKSERVER=0: the session forks nothing")
+    script = tmp_path / "child.py"
+    script.write_text("import os; print(os.environ.get('FORK_FAMILY_PROBE'), os.environ.get('PHI4_FORK_PROBE'))")
+    family = child_environment({"FORK_FAMILY_PROBE": "family"})
+    other = child_environment({"FORK_FAMILY_PROBE": "undeclared"})
+    args = [sys.executable, str(script)]
+    assert not pool.takes(args, family) and not pool.takes(args, other)
+    pool.serve(sys.executable, family)
+    assert pool.takes(args, {**family, "PHI4_FORK_PROBE": "mine"})
+    assert not pool.takes(args, other)
+    log = Path(tempfile.mkstemp(dir=tmp_path, suffix=".log")[1])
+    child = pool.start(args, log, {**family, "PHI4_FORK_PROBE": "mine"}, tmp_path)
+    assert child.wait(60) == 0
+    assert log.read_text().strip() == "family mine"
+    server = next(s for s in pool.families.values() if s.env.get("FORK_FAMILY_PROBE") == "family")
+    assert server.forked == 1 and server.proc is not None and server.proc.pid != pool.main.proc.pid

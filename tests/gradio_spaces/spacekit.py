@@ -23,7 +23,7 @@ import gradio as gr
 from PIL import Image
 
 GRADIO_MAJOR = int(gr.__version__.split(".")[0])
-RUNS_FILE_ENV = "MATRIX_RUNS_FILE"  # each bot-step run appends one JSON line here (the tests count them)
+RUNS_FILE_ENV = "PHI4_MATRIX_RUNS_FILE"  # each bot-step run appends one JSON line here (the tests count them)
 CHUNKS = 4
 MESSAGES: dict[str, Any] = {} if GRADIO_MAJOR >= 6 else {"type": "messages"}  # gradio 6 knows only messages
 
@@ -124,7 +124,7 @@ def describe_messages(turn: list[Any], earlier: int, options: dict[str, Any] | N
 
 
 def count_run(step: str, **seen: Any) -> None:
-    """One line per bot-step run in ``$MATRIX_RUNS_FILE``, written before the reply streams: a run whose reply
+    """One line per bot-step run in ``$PHI4_MATRIX_RUNS_FILE``, written before the reply streams: a run whose reply
     never reaches the user shows as a line without a reply."""
     path = os.environ.get(RUNS_FILE_ENV)
     if path:
