@@ -217,6 +217,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for pool in FORK_SERVERS:
         why = ", ".join(f"{reason} ({count})" for reason, count in pool.main.declined.most_common())
         forked = [server.forked for server in pool.servers if server.proc is not None]
+        if not forked and not why:
+            continue
         terminalreporter.write_line(f"fork server: {sum(forked)} servers forked by {len(forked)} fork servers"
                                     + (f"; started anew for {why}" if why else ""))
     if config.pluginmanager.has_plugin("randomly"):

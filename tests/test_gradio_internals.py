@@ -81,3 +81,14 @@ def test_a_signed_in_cookie_names_its_login_and_nothing_else_does(server: tuple[
     assert gi.login_of(demo, []) is None
     assert gi.login_of(None, cookies) is None  # before launch: no login known, no error
     assert gi.waiting_events(None) == [] and gi.running_events(None) == []
+
+
+def test_the_idle_poll_is_slowed_to_10_ms_and_events_still_run(server: tuple[gr.Blocks, str]) -> None:
+    """gradio's queue polls every 1 ms when free (5 % of a core for an idle app); the app and the stand-in set
+    10 ms. A renamed ``sleep_when_free`` fails here rather than leaving every idle server at 5 %."""
+    demo, url = server
+    gi.slow_the_idle_poll(demo)
+    assert demo._queue.sleep_when_free == gi.QUEUE_IDLE_POLL_S == 0.01
+    release.set()
+    client = Client(url, auth=("alice", "secret-1"), verbose=False)
+    assert client.submit("three", api_name="/slow").result(timeout=20) == "three!"

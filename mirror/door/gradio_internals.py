@@ -19,6 +19,19 @@ def _queue(blocks: Any) -> Any:
     return getattr(blocks, "_queue", None)
 
 
+QUEUE_IDLE_POLL_S = 0.01
+
+
+def slow_the_idle_poll(blocks: Any, seconds: float = QUEUE_IDLE_POLL_S) -> None:
+    """gradio's queue looks for new events every 1 ms while it has none or all its workers are busy
+    (``Queue.sleep_when_free``): a thousand wake-ups a second, about 5 % of a core for an app nobody is using, and as
+    much again for each idle server of a test run. Every 10 ms costs a tenth of that, and a turn waits at most 10 ms
+    more to start, against the hundreds of milliseconds the Space takes. Called after ``queue()``, which makes it."""
+    queue = _queue(blocks)
+    if queue is not None and hasattr(queue, "sleep_when_free"):
+        queue.sleep_when_free = seconds
+
+
 def waiting_events(blocks: Any) -> list[Any]:
     """Events in gradio's queue that have not started."""
     queue = _queue(blocks)

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute
 from ..apis.mcp_gate import McpGate
 from ..apis.mcp_tools import announce, fit_mcp_server
 from ..apis.openai_api import api_settings
-from ..door import slow_clients
+from ..door import gradio_internals, slow_clients
 from ..door.guard import Guard
 from ..door.middleware import Door
 from ..settings import AppSettings
@@ -61,6 +61,7 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
         middleware.append(Middleware(McpGate, api=api_settings(settings)))
     try:
         demo.queue(default_concurrency_limit=settings.concurrency_total, max_size=settings.queue_max_size)
+        gradio_internals.slow_the_idle_poll(demo)
         demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
                     auth=logins or None, auth_message="Log in to chat with Phi-4-multimodal.",
                     prevent_thread_lock=True, show_error=False, footer_links=["api", "gradio"], css=css, head=head,
