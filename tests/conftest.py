@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -43,6 +44,19 @@ def stores_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture(scope="module", autouse=True)
+def environment_of_the_module() -> Iterator[None]:
+    """The process's environment as it was before the module, after it: a module that builds gradio Blocks in
+    process (gradio sets ``HF_HUB_DISABLE_TELEMETRY``) or the app's page (its work folder sets ``GRADIO_TEMP_DIR``)
+    changed it for every later module, and every later app and stand-in then differed from the fork server's
+    environment and started as a new interpreter (about 5 s of CPU each, most of the suite's starts)."""
+    before = dict(os.environ)
+    yield
+    if os.environ != before:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 FORK_SERVERS: list[forkserver.ForkServers] = []  # the session's, for its counts in the run's last lines
@@ -211,20 +225,45 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.xdist_group(name))
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """How many servers the fork server started; the order's seed at the end too: pytest-randomly prints it only
-    in the header, which ``-q`` hides, and a failure seen in one random order is found again only in that order."""
+FORK_COUNTS: dict[str, Counter[str]] = {"forked": Counter(), "servers": Counter(), "declined": Counter()}
+
+
+def _count_forks() -> None:
     for pool in FORK_SERVERS:
-        why = ", ".join(f"{reason} ({count})" for reason, count in pool.main.declined.most_common())
-        forked = [server.forked for server in pool.servers if server.proc is not None]
-        if not forked and not why:
-            continue
-        terminalreporter.write_line(f"fork server: {sum(forked)} servers forked by {len(forked)} fork servers"
+        started = [server for server in pool.servers if server.proc is not None]
+        FORK_COUNTS["forked"]["n"] += sum(server.forked for server in started)
+        FORK_COUNTS["servers"]["n"] += len(started)
+        FORK_COUNTS["declined"].update(pool.main.declined)
+    FORK_SERVERS.clear()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its fork counts to the controller, which prints every worker's together."""
+    _count_forks()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["fork_counts"] = {name: dict(counts) for name, counts in FORK_COUNTS.items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    for name, counts in (getattr(node, "workeroutput", {}) or {}).get("fork_counts", {}).items():
+        FORK_COUNTS[name].update(counts)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """How many servers were forked and which variable kept the others from it (a leak into the environment shows
+    here); the order's seed at the end too: pytest-randomly prints it only in the header, which ``-q`` hides, and a
+    failure seen in one random order is found again only in that order."""
+    _count_forks()
+    why = ", ".join(f"{reason} ({count})" for reason, count in FORK_COUNTS["declined"].most_common())
+    forked, servers = FORK_COUNTS["forked"]["n"], FORK_COUNTS["servers"]["n"]
+    if forked or why:
+        terminalreporter.write_line(f"fork server: {forked} servers forked by {servers} fork servers"
                                     + (f"; started anew for {why}" if why else ""))
     if config.pluginmanager.has_plugin("randomly"):
         seed = config.getoption("randomly_seed", None)
         terminalreporter.write_line(f"random order: the same order again with --randomly-seed={seed}")
-
 
 
 # ---- one real Redis per module that asks for it (tests/redis_server.py), emptied for each test that asks for ``fresh``
