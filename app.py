@@ -259,8 +259,10 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
                           "stream the reply text. Without a history, your client's session keeps the conversation.",
                           **limits)
 
-        # Page load: bring back this browser's chat, show where answers come from; refresh that now and then.
-        demo.load(lambda h: cv.safe_history(h), saved, chatbot, **hidden)
+        # Page load: bring back this browser's chat, show where answers come from; refresh that now and then. The
+        # chat comes back instantly (not queued): queued, on a busy app it could wait until after a turn the visitor
+        # sent at once, and then replace that turn with the saved chat (seen once in a run of the suite under load)
+        demo.load(lambda h: cv.safe_history(h), saved, chatbot, queue=False, **hidden)
         demo.load(lambda: page_status(status), None, [banner, switch], **quiet)
         demo.load(badge_for, None, badge, **quiet)
         timer = gr.Timer(min(PAGE_REFRESH_S, settings.recheck_every_s))
