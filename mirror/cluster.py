@@ -176,7 +176,9 @@ class Cluster:
         self.stopping.set()
         children = ([self.proxy] if self.proxy else []) + self.apps
         for child in children:
-            if child.proc.poll() is None:
+            if child is self.proxy:
+                self._signal_nginx(signal.SIGTERM)
+            elif child.proc.poll() is None:
                 child.proc.terminate()
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for child in children:
@@ -186,7 +188,17 @@ class Cluster:
                 print(f"* {child.name} did not stop in {STOP_TIMEOUT_S:.0f} s; killing it", file=sys.stderr, flush=True)
                 child.proc.kill()
                 child.proc.wait()
+        self._signal_nginx(signal.SIGKILL)  # a worker whose master was killed outlives it, holding the port
         shutil.rmtree(self.work, ignore_errors=True)
+
+    def _signal_nginx(self, sig: int) -> None:
+        """nginx's whole process group (its own session, so its id is the master's pid): its workers too, even
+        when the master is already gone (killed with SIGKILL, its worker kept serving the port)."""
+        if self.proxy is not None:
+            try:
+                os.killpg(self.proxy.proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def find_nginx(given: str | None) -> str:
