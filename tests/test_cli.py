@@ -5,14 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from forkserver import run_command
 from media_factory import png
 
 from phi4_standin.launcher import set_fault
 
 
 def run_cli(standin, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "phi4_bridge", "chat", *args, "--space-url", standin.url,
-                           "--hub-url", standin.hub_url], capture_output=True, text=True, timeout=60)
+    return run_command([sys.executable, "-m", "phi4_bridge", "chat", *args, "--space-url", standin.url,
+                        "--hub-url", standin.hub_url], timeout=60)
 
 
 def test_chat_with_an_image_prints_the_reply(standin_clean, tmp_path):
@@ -41,8 +42,8 @@ def test_bad_file_exits_2_without_traceback(standin_clean, tmp_path):
 
 
 def test_unreachable_space_exits_3():
-    done = subprocess.run([sys.executable, "-m", "phi4_bridge", "chat", "hi", "--space-url", "http://127.0.0.1:9",
-                           "--hub-url", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
+    done = run_command([sys.executable, "-m", "phi4_bridge", "chat", "hi", "--space-url", "http://127.0.0.1:9",
+                        "--hub-url", "http://127.0.0.1:9"], timeout=60)
     assert done.returncode == 3 and "Cannot reach the Space" in done.stderr
 
 

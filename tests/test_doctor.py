@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from forkserver import run_command
 
 from phi4_bridge.cli.doctor_report import NAME_WIDTH
 from phi4_standin.launcher import reset, set_fault, start_standin, stats
@@ -28,7 +29,7 @@ def doctor(space: ServerProcess, *extra: str, url: str | None = None) -> subproc
     """``doctor --space ID`` (the Hub, here the stand-in's, gives the host), or ``--space-url URL`` alone."""
     where = ["--space-url", url] if url else ["--space", "microsoft/phi-4-multimodal"]
     args = [sys.executable, "-m", "phi4_bridge", "doctor", *where, "--hub-url", space.hub_url, *extra]
-    return subprocess.run(args, capture_output=True, text=True, timeout=TURNS_TIMEOUT_S, cwd=ROOT)
+    return run_command(args, timeout=TURNS_TIMEOUT_S, cwd=ROOT)
 
 
 def lines_of(out: str) -> dict[str, str]:
@@ -102,8 +103,8 @@ def test_an_unreachable_space_is_exit_3(standin: ServerProcess) -> None:
 
 
 def test_a_space_the_hub_does_not_know_is_exit_3(standin: ServerProcess) -> None:
-    run = subprocess.run([sys.executable, "-m", "phi4_bridge", "doctor", "--space", "nobody/nothing", "--hub-url",
-                          standin.hub_url, "--json"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    run = run_command([sys.executable, "-m", "phi4_bridge", "doctor", "--space", "nobody/nothing", "--hub-url",
+                       standin.hub_url, "--json"], timeout=60, cwd=ROOT)
     assert run.returncode == 3
     report = json.loads(run.stdout)
     assert report["found"][0]["name"] == "hub" and report["found"][0]["ok"] is False
@@ -130,8 +131,8 @@ def test_a_space_that_refuses_turns_fails_the_checks_with_its_words(standin: Ser
 
 def test_space_auto_says_which_space_it_took(standin: ServerProcess) -> None:
     reset(standin.url)
-    run = subprocess.run([sys.executable, "-m", "phi4_bridge", "doctor", "--space", "auto", "--hub-url",
-                          standin.hub_url, "--no-turns"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    run = run_command([sys.executable, "-m", "phi4_bridge", "doctor", "--space", "auto", "--hub-url",
+                       standin.hub_url, "--no-turns"], timeout=60, cwd=ROOT)
     assert run.returncode == 0, run.stdout + run.stderr
     assert lines_of(run.stdout)["hub"] == f"ok    microsoft/phi-4-multimodal: RUNNING on zero-a10g, host {standin.url}"
     assert stats(standin.url)["calls"] == 0

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from forkserver import run_command
 from gradio_matrix import no_hub
 
 from phi4_bridge.cli.doctor_checks import FINISHED_FIRST
@@ -22,8 +23,8 @@ CHECKS = ["text turn", "image turn", "audio turn", "second turn", "stop"]
 
 
 def doctor(space, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "phi4_bridge", "doctor", "--space-url", space.url, "--hub-url",
-                           no_hub(), *extra], capture_output=True, text=True, timeout=180, cwd=ROOT)
+    return run_command([sys.executable, "-m", "phi4_bridge", "doctor", "--space-url", space.url, "--hub-url",
+                        no_hub(), *extra], timeout=180, cwd=ROOT)
 
 
 def lines_of(out: str) -> dict[str, str]:

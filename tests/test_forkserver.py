@@ -4,13 +4,14 @@ environment the preloaded libraries would have read differently must not be fork
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from forkserver import ForkServer, ForkServers
+from forkserver import ForkServer, ForkServers, run_command
 
 from phi4_standin.process import ServerProcess, child_environment
 
@@ -85,3 +86,16 @@ def test_a_declared_family_is_forked_by_a_server_of_its_own_environment(tmp_path
     assert log.read_text().strip() == "family mine"
     server = next(s for s in pool.families.values() if s.env.get("FORK_FAMILY_PROBE") == "family")
     assert server.forked == 1 and server.proc is not None and server.proc.pid != pool.main.proc.pid
+
+
+def test_a_short_command_is_forked_with_its_stdout_stderr_and_exit_code_apart(server, tmp_path):
+    """``run_command`` (the suite's CLI runs): as ``subprocess.run(capture_output=True, text=True)``, forked."""
+    script = tmp_path / "cli.py"
+    script.write_text("import sys; print('out', sys.argv[1:]); print('err', file=sys.stderr); sys.exit(4)")
+    before = server.forked
+    done = run_command([sys.executable, str(script), "a b"], timeout=60, cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (4, "out ['a b']\n", "err\n")
+    assert server.forked == before + 1
+    elsewhere = run_command([sys.executable, str(script), "x"], timeout=60, env={**os.environ, "HOME": str(tmp_path)})
+    assert (elsewhere.returncode, elsewhere.stdout, elsewhere.stderr) == (4, "out ['x']\n", "err\n")
+    assert server.forked == before + 1  # another HOME: a new interpreter, the same answers

@@ -11,14 +11,15 @@ import os
 import subprocess
 import sys
 
+from forkserver import run_command
 from hub_world import DUPLICATE, OFFICIAL
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "PHI4_SPACE", "PHI4_SPACE_URL")}
     env["HF_HOME"] = "/tmp/phi4-test-no-hf-login"  # no saved login either: the calls are anonymous
-    return subprocess.run([sys.executable, "-m", "phi4_bridge", *args], capture_output=True, text=True, timeout=120,
-                          env=env)
+    return run_command([sys.executable, "-m", "phi4_bridge", *args], timeout=120,
+                       env=env)
 
 
 def test_spaces_lists_both_with_their_stages(clean):

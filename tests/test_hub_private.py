@@ -16,6 +16,7 @@ import sys
 import urllib.request
 
 import pytest
+from forkserver import run_command
 from hub_world import DUPLICATE, OFFICIAL, World
 
 from phi4_bridge import Phi4Bridge, SpaceUnavailable, spaces
@@ -125,8 +126,8 @@ def cli(*args: str, token: str | None) -> subprocess.CompletedProcess[str]:
     env["HF_HOME"] = "/tmp/phi4-test-no-hf-login"
     if token:
         env["HF_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "phi4_bridge", *args], capture_output=True, text=True, timeout=120,
-                          env=env)
+    return run_command([sys.executable, "-m", "phi4_bridge", *args], timeout=120,
+                       env=env)
 
 
 def test_cli_chat_with_a_private_space(private):

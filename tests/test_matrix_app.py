@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import sys
 
 import pytest
+from forkserver import run_command
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from gradio_matrix import RunsSince, no_hub
@@ -68,9 +68,9 @@ def test_qa_runs_an_image_case_and_an_audio_case(matrix_space, tmp_path):
     cases = tmp_path / "cases.jsonl"
     cases.write_text(json.dumps({"id": "picture", "image": "red.png", "prompt": "What is this?"}) + "\n"
                      + json.dumps({"id": "voice", "audio": "v.wav", "prompt": "Transcribe this."}) + "\n")
-    done = subprocess.run([sys.executable, "-m", "phi4_bridge", "qa", str(cases), "--out", str(tmp_path / "out"),
-                           "--space-url", matrix_space.url, "--hub-url", no_hub()],
-                          capture_output=True, text=True, timeout=180)
+    done = run_command([sys.executable, "-m", "phi4_bridge", "qa", str(cases), "--out", str(tmp_path / "out"),
+                        "--space-url", matrix_space.url, "--hub-url", no_hub()],
+                       timeout=180)
     results = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert {r["id"]: (r["status"], r["reply"]) for r in results} == {
         "picture": ("pass", expected(shape, "What is this?", image=True)),

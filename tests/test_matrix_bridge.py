@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from forkserver import run_command
 from gradio_matrix import RunsSince, no_hub
 from matrix_replies import SETTABLE, cli_sets, expected
 from media_factory import png, wav
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.matrix
 
 
 def cli(space, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "phi4_bridge", "chat", *args, "--space-url", space.url,
-                           "--hub-url", no_hub()], capture_output=True, text=True, timeout=120)
+    return run_command([sys.executable, "-m", "phi4_bridge", "chat", *args, "--space-url", space.url,
+                        "--hub-url", no_hub()], timeout=120)
 
 
 def bridge_for(space) -> Phi4Bridge:

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from forkserver import run_command
 from media_factory import png, wav
 from PIL import Image
 from tcp_proxy import TcpProxy
@@ -226,8 +227,8 @@ async def test_await_job_cancel_stops_the_job_on_the_space(standin_clean):
 def test_cli_exits_1_on_any_other_failure(standin_clean):
     set_fault(standin_clean.url, "bad_event")
     try:
-        done = subprocess.run([sys.executable, "-m", "phi4_bridge", "chat", "hi", "--space-url", standin_clean.url,
-                               "--hub-url", standin_clean.url], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        done = run_command([sys.executable, "-m", "phi4_bridge", "chat", "hi", "--space-url", standin_clean.url,
+                            "--hub-url", standin_clean.url], timeout=60, cwd=ROOT)
     finally:
         set_fault(standin_clean.url, None)
     assert done.returncode == 1, done.stderr
@@ -299,9 +300,9 @@ def test_standin_fixture_is_the_default_layout(standin: ServerProcess):
 # ---- --space: the Space's Hub id, where the bridge gets its anonymous ZeroGPU token -----------------------------
 
 def chat_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "phi4_bridge", "chat", "hi", "--space-url", url, "--hub-url", url,
-                           *args], capture_output=True, text=True, timeout=60, cwd=ROOT,
-                          env={k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "PHI4_SPACE")})
+    return run_command([sys.executable, "-m", "phi4_bridge", "chat", "hi", "--space-url", url, "--hub-url", url,
+                        *args], timeout=60, cwd=ROOT,
+                       env={k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "PHI4_SPACE")})
 
 
 def test_space_flag_names_the_hub_page_the_token_comes_from(standin_clean):

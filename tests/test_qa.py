@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from forkserver import run_command
 from PIL import Image
 
 from phi4_bridge import BridgeConfig, Phi4Bridge
@@ -140,9 +141,9 @@ def test_run_records_good_broken_and_expectations_and_writes_a_self_contained_re
 def test_exit_code_0_when_everything_passes_and_the_cli_runs_as_a_program(standin_clean, tmp_path):
     make_images(tmp_path)
     cases = write_cases(tmp_path / "cases.jsonl", good_cases(3))
-    done = subprocess.run([sys.executable, "-m", "phi4_bridge", "qa", str(cases), "--out", str(tmp_path / "out"),
-                           "--space-url", standin_clean.url, "--hub-url", standin_clean.hub_url],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    done = run_command([sys.executable, "-m", "phi4_bridge", "qa", str(cases), "--out", str(tmp_path / "out"),
+                        "--space-url", standin_clean.url, "--hub-url", standin_clean.hub_url],
+                       timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "3 cases: 3 passed" in done.stderr and "Traceback" not in done.stderr
     assert "3/3" in done.stderr  # the progress bar

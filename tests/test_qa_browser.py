@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
 import sys
 
 import pytest
 from app_server import ROOT, start_app
 from browser import SHOTS, wait_for
+from forkserver import run_command
 from PIL import Image
 
 from phi4_standin.launcher import reset
@@ -111,8 +111,8 @@ def test_a_cli_run_appears_in_the_tab_and_two_runs_compare(browser, standin, tmp
         cases.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     def cli(out: str) -> None:
-        done = subprocess.run([sys.executable, "-m", "phi4_bridge", "qa", str(cases), "--out", str(tmp_path / out),
-                               *common], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        done = run_command([sys.executable, "-m", "phi4_bridge", "qa", str(cases), "--out", str(tmp_path / out),
+                            *common], cwd=ROOT, timeout=120)
         assert done.returncode == 0, done.stderr
 
     write(1)
