@@ -259,7 +259,8 @@ async def concurrency(ctx: Context) -> dict[str, Any]:
         await sweep.conversations(target, 2, 1, f"sweep warm-up {target.name}")
     levels: list[dict[str, Any]] = []
     for n in ctx.args.sweep_levels:
-        turns = max(ctx.args.sweep_turns, min(20, 30 // n))  # more samples where they are cheap
+        # more samples where they are cheap, but --quick (a smoke run) takes exactly --sweep-turns
+        turns = ctx.args.sweep_turns if ctx.args.quick else max(ctx.args.sweep_turns, min(20, 30 // n))
         level: dict[str, Any] = {"conversations": n, "turns_per_conversation": turns}
         for target in targets:
             await asyncio.sleep(1.0)  # let the previous level's connections settle

@@ -20,6 +20,8 @@ import pytest
 from phi4_standin.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
+# the servers' environment on top of ours: nothing from the checkout, and .pyc files written (an empty value is off)
+NO_PATH = {"PYTHONPATH": "", "PYTHONDONTWRITEBYTECODE": ""}
 SKIP = shutil.ignore_patterns(".git", "artifacts", "__pycache__", "build", "*.egg-info", ".venv*", "*.log")
 
 
@@ -35,7 +37,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
-    done = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(source)],
+    # --no-compile: pip byte-compiles every module of every dependency (half its time here); the commands below
+    # compile what they import on their first start instead (clean_env lets them write it)
+    done = subprocess.run([python, "-m", "pip", "install", "-q", "--no-compile", "--disable-pip-version-check",
+                           str(source)],
                           capture_output=True, text=True, timeout=900, cwd=root, env=clean_env())
     assert done.returncode == 0, done.stdout + done.stderr
     shutil.rmtree(source)  # the installed copy must stand alone
@@ -47,7 +52,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def clean_env() -> dict[str, str]:
     """This environment less what would let the install lean on the checkout or on the test's own venv."""
-    drop = {"PYTHONPATH", "HF_TOKEN", "PHI4_SPACE", "VIRTUAL_ENV", "PYTHONHOME"}
+    drop = {"PYTHONPATH", "HF_TOKEN", "PHI4_SPACE", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE"}
     env = {k: v for k, v in os.environ.items() if k not in drop}
     here = str(Path(sys.prefix) / "bin")
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != here)
@@ -73,7 +78,7 @@ def test_phi4_mirror_command_serves_the_app_from_the_install(installed: Path, tm
 
     port = free_port()
     app = ServerProcess("installed app", [str(installed / "phi4-mirror"), "--standin", "--port", str(port)], port,
-                        env={"PYTHONPATH": ""}, cwd=tmp_path)
+                        env=NO_PATH, cwd=tmp_path)
     with app:
         app.wait_ready("/", timeout=120)
         reply = Client(app.url, verbose=False).predict({"text": "from the install", "files": []}, api_name="/chat")
@@ -98,7 +103,7 @@ def test_phi4_bridge_serve_answers_an_openai_request_from_the_install(installed:
     port = free_port()
     server = ServerProcess("installed serve", [str(installed / "phi4-bridge"), "serve", "--port", str(port),
                                                "--space-url", standin.url, "--hub-url", standin.url], port,
-                           env={"PYTHONPATH": ""}, cwd=tmp_path)
+                           env=NO_PATH, cwd=tmp_path)
     with server:
         server.wait_ready("/v1/models", timeout=120)
         body = {"model": "phi-4-multimodal", "messages": [{"role": "user", "content": "served?"}]}
