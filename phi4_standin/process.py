@@ -73,7 +73,8 @@ class ServerProcess:
     launcher: ClassVar[Launcher | None] = None  # None: every child is a new ``subprocess.Popen``
 
     def __init__(self, name: str, args: Sequence[str], port: int, *, env: Mapping[str, str] | None = None,
-                 cwd: str | os.PathLike[str] | None = None) -> None:
+                 cwd: str | os.PathLike[str] | None = None, new_interpreter: bool = False) -> None:
+        """``new_interpreter``: never through ``launcher`` (whose child's ``/proc/<pid>/cmdline`` is its own)."""
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -83,7 +84,7 @@ class ServerProcess:
         child_env = child_environment(env)
         launcher = ServerProcess.launcher
         self.proc: ChildProcess
-        if launcher is not None and launcher.takes(args, child_env):
+        if launcher is not None and not new_interpreter and launcher.takes(args, child_env):
             log.close()
             self.proc = launcher.start(args, self.log_path, child_env, cwd)
         else:

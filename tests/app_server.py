@@ -17,11 +17,14 @@ from phi4_standin.process import STARTUP_TIMEOUT_S, ServerProcess, free_port
 ROOT = Path(__file__).resolve().parents[1]  # the checkout whose app.py the tests run
 
 
-def start_app(*args: str, timeout: float = STARTUP_TIMEOUT_S, env: dict[str, str] | None = None) -> ServerProcess:
-    """``python app.py --host 127.0.0.1 --port <free> *args``, ready to serve (``/`` answers, login or not)."""
+def start_app(*args: str, timeout: float = STARTUP_TIMEOUT_S, env: dict[str, str] | None = None,
+              new_interpreter: bool = False) -> ServerProcess:
+    """``python app.py --host 127.0.0.1 --port <free> *args``, ready to serve (``/`` answers, login or not).
+    ``new_interpreter``: not forked by the tests' fork server (tests/forkserver.py), for a test that reads the app's
+    own command line."""
     port = free_port()
     app = ServerProcess("app", [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *args], port,
-                        env=env, cwd=ROOT)
+                        env=env, cwd=ROOT, new_interpreter=new_interpreter)
     app.wait_ready("/", timeout)
     return app
 

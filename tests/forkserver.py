@@ -8,10 +8,13 @@ and log, started from the same ``argv`` with the same environment, and it is sto
 before (``ForkedProcess`` answers the part of ``subprocess.Popen`` that ``ServerProcess`` and the tests use).
 
 What a fork cannot give is a fresh import of the preloaded libraries, and some of them read the environment when
-imported (gradio's ``GRADIO_SERVER_PORT`` and ``GRADIO_TEMP_DIR``, huggingface_hub's ``HF_HOME`` and
-``HF_TOKEN_PATH``, ``HOME``). So a start is forked only when its environment differs from the server's in ``PHI4_*``
-variables (and pytest's ``PYTEST_CURRENT_TEST``) alone, which none of the preloaded libraries reads; anything
-else (another Python, another variable) starts a new interpreter as before.
+imported (gradio's ``GRADIO_SERVER_PORT`` and ``GRADIO_TEMP_DIR``, huggingface_hub's ``HF_HOME``, ``HF_ENDPOINT``,
+``HF_TOKEN_PATH``, ``HOME``). So a start is forked only when its environment differs from the server's in variables
+that none of the preloaded libraries has read: ``PHI4_*`` (and pytest's ``PYTEST_CURRENT_TEST``), ``HF_TOKEN``
+(huggingface_hub and gradio look it up when they need a token), and the paths huggingface_hub reads when imported
+(``HOME``, ``HF_HOME``, ``HF_TOKEN_PATH``, ``XDG_CACHE_HOME``: where its login file and cache are), which the child
+reads again by reloading ``huggingface_hub.constants`` (and gradio's one copy of ``HF_HOME``), as a new interpreter
+would. Anything else (another Python, another variable) starts a new interpreter as before.
 ``PHI4_TEST_FORKSERVER=0`` turns it off for a run.
 
 The server is one thread (a fork of a threaded process may inherit a held lock): a ``select`` loop that forks on a
@@ -35,8 +38,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-# Variables a child may have of its own: ours, and pytest's name of the running test (it changes every test)
+# Variables a child may have of its own: ours, and pytest's name of the running test (it changes every test) ...
 FREE_TO_DIFFER = ("PHI4_", "PYTEST_CURRENT_TEST")
+# ... the token, which huggingface_hub (``get_token``) and gradio read when they look for one, never when imported ...
+READ_WHEN_USED = frozenset({"HF_TOKEN"})
+# ... and the paths huggingface_hub reads when imported, which the child reads again (``_reread_hub_paths``)
+REREAD_IN_CHILD = frozenset({"HOME", "HF_HOME", "HF_TOKEN_PATH", "XDG_CACHE_HOME"})
+
+
+def fixed(name: str) -> bool:
+    """Whether a child must have this variable as its fork server has it."""
+    return not name.startswith(FREE_TO_DIFFER) and name not in READ_WHEN_USED and name not in REREAD_IN_CHILD
 PRELOAD = ("gradio", "gradio_client", "aiohttp", "huggingface_hub", "PIL.Image", "uvicorn")
 
 
@@ -118,11 +130,11 @@ class ForkServer:
         if len(args) < 2 or args[0] != self.python or (args[1].startswith("-") and args[1] != "-m"):
             return ["another program"]
         keys = set(env) | set(self.env)
-        return sorted(name for name in keys
-                      if env.get(name) != self.env.get(name) and not name.startswith(FREE_TO_DIFFER))
+        return sorted(name for name in keys if env.get(name) != self.env.get(name) and fixed(name))
 
     def takes(self, args: Sequence[str], env: Mapping[str, str]) -> bool:
-        """A start of this Python whose environment differs from the server's in ``PHI4_*`` variables only."""
+        """A start of this Python whose environment differs from the server's in variables a child may have of its
+        own only (``fixed``)."""
         reasons = self.reasons_not_to_fork(args, env)
         self.declined.update(reasons)
         return not reasons
@@ -166,10 +178,11 @@ class ForkServers:
 
     @staticmethod
     def _family(python: str, env: Mapping[str, str]) -> tuple[str, frozenset[tuple[str, str]]]:
-        return python, frozenset((k, v) for k, v in env.items() if not k.startswith(FREE_TO_DIFFER))
+        return python, frozenset((k, v) for k, v in env.items() if fixed(k))
 
     def serve(self, python: str, env: Mapping[str, str]) -> None:
-        """Fork the starts of ``python`` with ``env`` (give or take ``PHI4_*`` variables) from a server of theirs."""
+        """Fork the starts of ``python`` with ``env`` (give or take the variables a child may have of its own) from a
+        server of theirs."""
         family = self._family(python, env)
         if family not in self.families:
             self.families[family] = ForkServer(env, self.cwd, python)
@@ -234,7 +247,22 @@ def run_command(args: Sequence[str], *, timeout: float, cwd: str | os.PathLike[s
 
 # ---- the server side (its own process) ---------------------------------------------------------------------------
 
-def _run_child(request: dict[str, Any]) -> None:
+def _reread_hub_paths() -> None:
+    """huggingface_hub's paths (``constants``: its login file, token store and cache, from ``HOME``, ``HF_HOME``,
+    ``HF_TOKEN_PATH``) as a new interpreter with this environment would have them. Its code reads them as
+    ``constants.X`` when used; gradio's tunnel module keeps a copy of ``HF_HOME`` (where it looks for frpc)."""
+    import importlib
+
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is None:
+        return
+    importlib.reload(constants)
+    tunneling = sys.modules.get("gradio.tunneling")
+    if tunneling is not None and hasattr(tunneling, "HF_HOME"):
+        tunneling.HF_HOME = constants.HF_HOME
+
+
+def _run_child(request: dict[str, Any], server_env: Mapping[str, str]) -> None:
     """In the forked child: become ``argv`` run by a new interpreter in ``cwd`` with ``env``, output to ``log``."""
     import atexit
     import io
@@ -248,6 +276,8 @@ def _run_child(request: dict[str, Any]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    if any(os.environ.get(name) != server_env.get(name) for name in REREAD_IN_CHILD):
+        _reread_hub_paths()
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     err = os.open(request.get("err") or request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -295,6 +325,7 @@ def _run_child(request: dict[str, Any]) -> None:
 
 
 def serve(path: str) -> None:
+    server_env = dict(os.environ)  # what the preloaded libraries read when imported
     for name in PRELOAD:
         try:
             __import__(name)
@@ -331,7 +362,7 @@ def serve(path: str) -> None:
                     conn.close()
                     for other in waiting.values():
                         other.close()
-                    _run_child(request)
+                    _run_child(request, server_env)
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
                 conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
                 waiting[pid] = conn

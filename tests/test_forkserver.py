@@ -1,6 +1,6 @@
 """The fork server the session starts its apps and stand-ins from (tests/forkserver.py): a forked child must behave
 as the new interpreter it replaces (argv, folder, environment, output, exit status, signals), and a start whose
-environment the preloaded libraries would have read differently must not be forked."""
+environment the preloaded libraries would have read differently must not be forked, or must be read again."""
 
 from __future__ import annotations
 
@@ -58,8 +58,10 @@ def test_only_this_python_and_an_environment_differing_in_phi4_variables_alone_i
     here, base = [sys.executable, "app.py"], server.env
     assert server.reasons_not_to_fork(here, {**base, "PHI4_TIMEOUT_SILENCE": "5", "PYTEST_CURRENT_TEST": "t"}) == []
     assert server.reasons_not_to_fork([sys.executable, "-m", "phi4_standin"], base) == []
-    for name in ("HOME", "GRADIO_TEMP_DIR", "HF_TOKEN_PATH"):
+    for name in ("GRADIO_TEMP_DIR", "GRADIO_SERVER_PORT", "HF_ENDPOINT", "HF_HUB_OFFLINE"):  # read when imported
         assert server.reasons_not_to_fork(here, {**base, name: "/elsewhere"}) == [name]
+    for name in ("HOME", "HF_HOME", "HF_TOKEN_PATH", "HF_TOKEN"):  # read again in the child, or only when used
+        assert server.reasons_not_to_fork(here, {**base, name: "/elsewhere"}) == []
     assert server.reasons_not_to_fork(here, {k: v for k, v in base.items() if k != "PATH"}) == ["PATH"]
     assert server.reasons_not_to_fork(["/usr/bin/python3.9", "app.py"], base) == ["another program"]
     assert server.reasons_not_to_fork([sys.executable, "-c", "pass"], base) == ["another program"]
@@ -99,3 +101,38 @@ def test_a_short_command_is_forked_with_its_stdout_stderr_and_exit_code_apart(se
     elsewhere = run_command([sys.executable, str(script), "x"], timeout=60, env={**os.environ, "HOME": str(tmp_path)})
     assert (elsewhere.returncode, elsewhere.stdout, elsewhere.stderr) == (4, "out ['x']\n", "err\n")
     assert server.forked == before + 1  # another HOME: a new interpreter, the same answers
+
+
+HUB_PATHS = """
+import huggingface_hub, huggingface_hub.constants as c, gradio.tunneling as t
+print(c.HF_HOME, c.HF_TOKEN_PATH, c.HF_HUB_CACHE, c.HF_STORED_TOKENS_PATH, t.HF_HOME, huggingface_hub.get_token())
+"""
+
+
+@pytest.mark.parametrize("case", ["HOME", "HF_HOME", "HF_TOKEN_PATH", "HF_TOKEN"])
+def test_a_child_with_its_own_hub_paths_or_token_sees_what_a_new_interpreter_sees(server, tmp_path, case):
+    """huggingface_hub read its paths when the fork server imported it: a child started with another ``HOME``,
+    ``HF_HOME`` or ``HF_TOKEN_PATH`` (the tests' way to give the app a saved login, or none) or ``HF_TOKEN`` must
+    find the login file, cache and token that a new interpreter with that environment finds."""
+    token_file = {"HOME": tmp_path / ".cache" / "huggingface" / "token", "HF_HOME": tmp_path / "hf" / "token",
+                  "HF_TOKEN_PATH": tmp_path / "elsewhere-token", "HF_TOKEN": tmp_path / "unused"}[case]
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(f"hf_saved_for_{case}")
+    value = {"HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf"), "HF_TOKEN_PATH": str(token_file),
+             "HF_TOKEN": f"hf_env_for_{case}"}[case]
+    base = {k: v for k, v in server.env.items() if k not in ("HF_HOME", "HF_TOKEN_PATH", "HF_TOKEN")}
+    env = {**base, case: value}
+    script = tmp_path / "paths.py"
+    script.write_text(HUB_PATHS)
+    args = [sys.executable, str(script)]
+    assert server.reasons_not_to_fork(args, env) == []
+    before = server.forked
+    forked = run_command(args, timeout=60, cwd=tmp_path, env=env)
+    assert server.forked == before + 1
+    import subprocess
+
+    fresh = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert fresh.returncode == 0 and forked.returncode == 0, fresh.stderr + forked.stderr
+    assert forked.stdout == fresh.stdout
+    expected = f"hf_env_for_{case}" if case == "HF_TOKEN" else f"hf_saved_for_{case}"
+    assert fresh.stdout.split()[-1] == expected, fresh.stdout  # the case did reach what it names

@@ -43,7 +43,9 @@ def rig(standin: ServerProcess, tmp_path_factory) -> Iterator[tuple[ServerProces
         args = ["--space-url", back.url, "--hub-url", back.url, "--no-fallback"]
         for user, password in USERS.items():
             args += ["--auth", f"{user}:{password}"]
-        with start_app(*args, env={"HF_TOKEN_PATH": str(token_file)}) as app:
+        # a new interpreter: its /proc/<pid>/cmdline carries the logins, which the leak check must see (a forked
+        # child's is the fork server's)
+        with start_app(*args, env={"HF_TOKEN_PATH": str(token_file)}, new_interpreter=True) as app:
             app_port = app.port
             with TcpProxy(app_port, capture=True) as front:
                 yield app, front, back, token_file

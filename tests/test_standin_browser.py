@@ -50,8 +50,9 @@ REPLY_END = {
 
 @pytest.fixture(scope="module", params=["classic", "official", "chatinterface"])
 def layout_standin(request: pytest.FixtureRequest) -> Iterator[tuple[str, ServerProcess]]:
-    """A stand-in of its own per layout, paced so that a reply takes about half a second to stream."""
-    with start_standin(pace_ms=60, chunks=8, layout=request.param) as proc:
+    """A stand-in of its own per layout, paced so that a reply takes about a second to stream
+    (at half that, a loaded machine once drew a reply in two steps: the browser too starved to draw each chunk)."""
+    with start_standin(pace_ms=120, chunks=8, layout=request.param) as proc:
         yield request.param, proc
 
 
