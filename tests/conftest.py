@@ -180,13 +180,15 @@ def clean(world: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 # ---- order and parallel runs (pytest-randomly, pytest-xdist) --------------------------------------------------------
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    """``-p no:xdist`` (one process, for a debugger) must still accept the ``-n``/``--dist`` of pyproject's addopts;
-    without xdist they are read here and ignored."""
+    """``-p no:xdist`` (one process, for a debugger) must still accept the ``-n``/``--dist``/``--no-loadscope-reorder``
+    of pyproject's addopts; without xdist they are read here and ignored."""
     if not pluginmanager.has_plugin("xdist"):
         group = parser.getgroup("xdist (not loaded)")
         group._addoption("-n", "--numprocesses", dest="numprocesses", default=None,
                          help="ignored: pytest-xdist is not loaded")
         group.addoption("--dist", dest="dist", default="no", help="ignored: pytest-xdist is not loaded")
+        group.addoption("--no-loadscope-reorder", dest="loadscopereorder", action="store_false",
+                        help="ignored: pytest-xdist is not loaded")
 
 
 # Modules whose tests start apps, clusters, Hubs, venvs or the benchmark of their own (seconds to minutes each, 30 of
@@ -228,12 +230,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items.sort(key=lambda item: first.get(item.path.stem, len(first)))  # stable: file order otherwise
 
 
-# The modules whose tests take longest in all (--junitxml of `pytest -n 3`, 2026-12-07: 119 s down to 46 s), run
-# first: pytest-xdist hands out groups in collection order, so a long one collected last kept one worker busy after
-# the others had finished (the longest-first rule of scheduling). A random order (-p randomly) keeps its shuffle.
-LONGEST_FIRST = ("test_faults", "test_hub_app", "test_install", "test_waiting", "test_benchmarks", "test_app_flows",
-                 "test_cluster", "test_standin_browser", "test_promises", "test_budget_browser", "test_qa_browser",
-                 "test_redis_budget", "test_security_probe", "test_app_browser")
+# The modules whose tests take longest in all (--junitxml of `pytest -n 3`, 2026-12-07), run first: pytest-xdist
+# hands out groups in this order (``--no-loadscope-reorder`` in pyproject.toml: by default it puts the groups with the
+# most tests first, and test_benchmarks' one long test came last), so a long one collected late no longer keeps one
+# worker busy after the others have finished (the longest-first rule of scheduling). A random order (-p randomly)
+# keeps its shuffle.
+LONGEST_FIRST = ("test_faults", "test_install", "test_cluster", "test_benchmarks", "test_app_flows", "test_hub_app",
+                 "test_waiting", "test_promises", "test_standin_browser", "test_security_probe", "test_caught_promises",
+                 "test_openai_api", "test_app_browser", "test_redis_budget", "test_qa_browser", "test_budget_browser",
+                 "test_doctor", "test_shared_budget", "test_budget", "test_mcp", "test_turns_per_client",
+                 "test_app_auth", "test_hub_private")
 
 
 FORK_COUNTS: dict[str, Counter[str]] = {"forked": Counter(), "servers": Counter(), "declined": Counter()}

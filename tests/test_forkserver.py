@@ -103,9 +103,12 @@ def test_a_short_command_is_forked_with_its_stdout_stderr_and_exit_code_apart(se
     assert server.forked == before + 1  # another HOME: a new interpreter, the same answers
 
 
+# huggingface_hub's paths and token; in a forked child (gradio preloaded) gradio's copy of HF_HOME must agree
 HUB_PATHS = """
-import huggingface_hub, huggingface_hub.constants as c, gradio.tunneling as t
-print(c.HF_HOME, c.HF_TOKEN_PATH, c.HF_HUB_CACHE, c.HF_STORED_TOKENS_PATH, t.HF_HOME, huggingface_hub.get_token())
+import sys, huggingface_hub, huggingface_hub.constants as c
+tunneling = sys.modules.get("gradio.tunneling")
+assert tunneling is None or tunneling.HF_HOME == c.HF_HOME, (tunneling.HF_HOME, c.HF_HOME)
+print(c.HF_HOME, c.HF_TOKEN_PATH, c.HF_HUB_CACHE, c.HF_STORED_TOKENS_PATH, huggingface_hub.get_token())
 """
 
 
