@@ -215,6 +215,17 @@ class ForkServers:
             server.stop()
 
 
+def environment_without(*names: str) -> dict[str, str]:
+    """The servers' environment (``child_environment``: no ``HF_TOKEN``, this copy of the packages on the path) less
+    ``names``: a command given it is forked, where a copy of ``os.environ`` differs in ``PYTHONPATH`` and is not."""
+    from phi4_standin.process import child_environment  # noqa: PLC0415 - the tests' path
+
+    env = child_environment()
+    for name in names:
+        env.pop(name, None)
+    return env
+
+
 def run_command(args: Sequence[str], *, timeout: float, cwd: str | os.PathLike[str] | None = None,
                 env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``subprocess.run(args, capture_output=True, text=True, ...)`` for a short command of this Python (``python -m

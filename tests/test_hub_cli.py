@@ -7,16 +7,15 @@ one and says so on the first line of stderr; asking the official one fails sayin
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
-from forkserver import run_command
+from forkserver import environment_without, run_command
 from hub_world import DUPLICATE, OFFICIAL
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "PHI4_SPACE", "PHI4_SPACE_URL")}
+    env = environment_without("PHI4_SPACE", "PHI4_SPACE_URL")
     env["HF_HOME"] = "/tmp/phi4-test-no-hf-login"  # no saved login either: the calls are anonymous
     return run_command([sys.executable, "-m", "phi4_bridge", *args], timeout=120,
                        env=env)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import subprocess
 import sys
 import urllib.request
 
 import pytest
-from forkserver import run_command
+from forkserver import environment_without, run_command
 from hub_world import DUPLICATE, OFFICIAL, World
 
 from phi4_bridge import Phi4Bridge, SpaceUnavailable, spaces
@@ -122,7 +121,7 @@ def test_auto_picks_a_private_duplicate_the_token_can_see(private):
 
 
 def cli(*args: str, token: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "PHI4_SPACE", "PHI4_SPACE_URL")}
+    env = environment_without("PHI4_SPACE", "PHI4_SPACE_URL")
     env["HF_HOME"] = "/tmp/phi4-test-no-hf-login"
     if token:
         env["HF_TOKEN"] = token

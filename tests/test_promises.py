@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from forkserver import run_command
+from forkserver import environment_without, run_command
 from media_factory import png, wav
 from PIL import Image
 from tcp_proxy import TcpProxy
@@ -302,7 +302,7 @@ def test_standin_fixture_is_the_default_layout(standin: ServerProcess):
 def chat_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return run_command([sys.executable, "-m", "phi4_bridge", "chat", "hi", "--space-url", url, "--hub-url", url,
                         *args], timeout=60, cwd=ROOT,
-                       env={k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "PHI4_SPACE")})
+                       env=environment_without("PHI4_SPACE"))
 
 
 def test_space_flag_names_the_hub_page_the_token_comes_from(standin_clean):
