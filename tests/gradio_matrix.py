@@ -94,13 +94,27 @@ def build_venv(folder: Path, requirements: Path) -> None:
     (folder / ".ready").write_text(requirements.read_text())
 
 
+def space_environment(runs_file: Path | str) -> dict[str, str]:
+    """What a Space of the matrix runs with (on top of ``child_environment``): its record of bot runs, no Hub."""
+    return {"PHI4_MATRIX_RUNS_FILE": str(runs_file), "HF_HUB_OFFLINE": "1"}
+
+
+def run_in_generation(space: Any, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python args...`` with the Python of ``space``'s gradio generation, forked by that generation's fork server
+    (declared by ``space_server``) when there is one: a client script of that venv's gradio_client."""
+    from forkserver import run_command  # noqa: PLC0415 - the tests' path
+
+    return run_command([python_of(space.generation), *args], timeout=timeout,
+                       env=child_environment(space_environment(space.runs_file)))
+
+
 def space_server(shape: str, generation: str, runs_file: Path) -> ServerProcess:
     """One test Space as a real gradio server of its generation on a free loopback port, ready."""
     file, generations = SHAPES[shape]
     if generation not in generations:
         raise ValueError(f"shape {shape} does not exist on gradio {generation}")
     port = free_port()
-    env = {"PHI4_MATRIX_RUNS_FILE": str(runs_file), "HF_HUB_OFFLINE": "1"}
+    env = space_environment(runs_file)
     python = python_of(generation)
     family = getattr(ServerProcess.launcher, "serve", None)  # the session's fork servers (tests/forkserver.py):
     if family is not None:  # a generation's Spaces forked from one process that imported its gradio

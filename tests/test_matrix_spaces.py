@@ -7,11 +7,10 @@ the matrix fails and these pass, the failure is the bridge's, not the harness's.
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 
 import pytest
-from gradio_matrix import SPACES, bot_runs, python_of
+from gradio_matrix import SPACES, bot_runs, run_in_generation
 from gradio_spaces.record_configs import CONFIGS, normalized
 from matrix_replies import expected
 from media_factory import png, wav
@@ -27,9 +26,8 @@ SECOND_OPTIONS = {  # what page_sequence.py sets on its second turn
 
 
 def page_sequence(space, tmp_path) -> list[list]:
-    done = subprocess.run([python_of(space.generation), str(SPACES / "page_sequence.py"), space.shape, space.url,
-                           str(png(tmp_path / "red.png")), str(wav(tmp_path / "v.wav"))],
-                          capture_output=True, text=True, timeout=120)
+    done = run_in_generation(space, [str(SPACES / "page_sequence.py"), space.shape, space.url,
+                                     str(png(tmp_path / "red.png")), str(wav(tmp_path / "v.wav"))], timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 

@@ -182,7 +182,9 @@ def _wait_idle(standin) -> None:
 
 
 def test_stop_cancels_the_run_and_marks_unfinished_cases_not_run(client, standin, media):
-    configure(standin.url, pace_ms=150)  # about 1.2 s a case
+    # about 3 s a case, so the second case still runs on the Space when the Stop reaches it (at 1.2 s a loaded
+    # machine once let it finish first: nothing left to cancel)
+    configure(standin.url, pace_ms=400)
     try:
         job = client.submit([handle_file(media["red.png"])], "a\nb\nc\nd", "", None, 1, api_name="/qa_run")
         _second_case_on_the_space(job, standin)
@@ -225,7 +227,9 @@ def test_qa_stop_alone_stops_the_run_on_the_space(client, standin, media):
     """The endpoint the module publishes for gradio_client callers (``/qa_stop``), called alone: the run's turn in
     flight is cancelled on the Space and no further case starts (it used to mark the cases "not run" only, while
     the run went on on the Space, because only gradio's front end cancels a button's ``cancels=`` events)."""
-    configure(standin.url, pace_ms=150)  # about 1.2 s a case
+    # about 3 s a case, so the second case still runs on the Space when the Stop reaches it (at 1.2 s a loaded
+    # machine once let it finish first: nothing left to cancel)
+    configure(standin.url, pace_ms=400)
     try:
         job = client.submit([handle_file(media["red.png"])], "a\nb\nc\nd", "", None, 1, api_name="/qa_run")
         _second_case_on_the_space(job, standin)
