@@ -39,8 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--gpus", type=int, default=128, help="stand-in: GPU slots (above the sweep's top level)")
     p.add_argument("--turns", type=int, help="timed turns per path (default 40, quick 8)")
     p.add_argument("--sweep", help="conversations at once, comma-separated (default 1,10,50,100; quick 1,10)")
-    p.add_argument("--sweep-turns", type=int, help="turns per conversation in the sweep (default 3, and at least 30 in all at "
-                   "low levels, up to 20 a conversation; quick 2, exactly)")
+    p.add_argument("--sweep-turns", type=int, help="turns per conversation in the sweep (default 3, and at least "
+                   "30 in all at low levels, up to 20 a conversation; quick 2, exactly)")
     p.add_argument("--token-conversations", type=int, help="conversations of 4 turns (default 25, quick 5)")
     p.add_argument("--app-concurrency", type=int, help="app.py --concurrency (default: the app's own default)")
     p.add_argument("--no-app", action="store_true", help="skip path 4 and the sweep through the app")
