@@ -44,15 +44,16 @@ FREE_TO_DIFFER = ("PHI4_", "PYTEST_CURRENT_TEST")
 READ_WHEN_USED = frozenset({"HF_TOKEN"})
 # ... and the paths huggingface_hub reads when imported, which the child reads again (``_reread_hub_paths``)
 REREAD_IN_CHILD = frozenset({"HOME", "HF_HOME", "HF_TOKEN_PATH", "XDG_CACHE_HOME"})
+# What the fork server imports before it forks: the libraries ...
+PRELOAD = ("gradio", "gradio_client", "aiohttp", "huggingface_hub", "PIL.Image", "uvicorn")
+# ... and this checkout's own modules, which every app, stand-in and CLI run imports (about 0.1 s of CPU a start): none
+# of them reads the environment or changes another module when imported (the app and the CLIs read it in ``main``)
+PRELOAD_OURS = ("app", "phi4_standin.cli", "phi4_bridge.cli.main")
 
 
 def fixed(name: str) -> bool:
     """Whether a child must have this variable as its fork server has it."""
     return not name.startswith(FREE_TO_DIFFER) and name not in READ_WHEN_USED and name not in REREAD_IN_CHILD
-PRELOAD = ("gradio", "gradio_client", "aiohttp", "huggingface_hub", "PIL.Image", "uvicorn")
-# ... and this checkout's own modules, which every app, stand-in and CLI run imports (about 0.2 s of CPU a start): none
-# of them reads the environment or changes another module when imported (the app and the CLIs read it in ``main``)
-PRELOAD_OURS = ("app", "phi4_standin.cli", "phi4_bridge.cli.main")
 
 
 # ---- the client side (in the test process) ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from forkserver import run_command
 
 from phi4_standin.process import ServerProcess, child_environment, free_port
 
@@ -102,8 +103,6 @@ def space_environment(runs_file: Path | str) -> dict[str, str]:
 def run_in_generation(space: Any, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     """``python args...`` with the Python of ``space``'s gradio generation, forked by that generation's fork server
     (declared by ``space_server``) when there is one: a client script of that venv's gradio_client."""
-    from forkserver import run_command  # noqa: PLC0415 - the tests' path
-
     return run_command([python_of(space.generation), *args], timeout=timeout,
                        env=child_environment(space_environment(space.runs_file)))
 
