@@ -10,6 +10,10 @@ around the whole app, rather than inside the Blocks.
   ``drop_after``-th ``process_generating`` message (default 3), so no ``process_completed`` arrives.
 * ``bad_event``: the next queue/data stream gets one malformed line ``data: {not json`` (as its own SSE
   message) just before its first ``process_generating``; the stream then continues normally to the end.
+* ``bad_bytes``: the same, with a line whose bytes are not UTF-8 (``data: \\xff\\xfe...``). Framed as the
+  response's own body, so HTTP stays valid and only the event stream's text is wrong, wherever the reader's
+  network reads fall (a proxy inserting bytes breaks the chunked framing too, and which error shows first then
+  depends on timing).
 * A private Space: when the Hub catalogue's entry of the stand-in's own Space (``--space-id``) is ``private``,
   every Space route needs ``Authorization: Bearer <a token of its "allow" list>``: none answers 401, another
   404, as the Hub does (``hub.refusal``). Every Space-route request carrying an ``Authorization`` header is
@@ -34,6 +38,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 BAD_EVENT = b"data: {not json\n\n"
+BAD_BYTES = b"data: \xff\xfe not UTF-8 \xc3\n\n"
+INJECTED = {"bad_event": BAD_EVENT, "bad_bytes": BAD_BYTES}
 
 
 def _is_space_path(path: str, hub_prefixes: tuple[str, ...]) -> bool:
@@ -119,9 +125,9 @@ class StandinMiddleware:
                 return
             body: bytes = message.get("body", b"")
             count = body.count(b'"process_generating"')
-            if fault == "bad_event" and count and not state["injected"]:
+            if fault in INJECTED and count and not state["injected"]:
                 state["injected"] = True
-                await send({"type": "http.response.body", "body": BAD_EVENT, "more_body": True})
+                await send({"type": "http.response.body", "body": INJECTED[fault], "more_body": True})
             await send(message)
             if fault == "drop_stream" and count:
                 state["generating"] += count

@@ -62,11 +62,12 @@ FAULTS = (
     "slow_start",
     "drop_stream",
     "bad_event",
+    "bad_bytes",
     "says",
 )
 CALL_FAULTS = frozenset({"quota", "no_gpu", "worker_error", "token_expired", "slow_start", "says"})
 SPACE_FAULTS = frozenset({"sleeping", "not_found"})
-STREAM_FAULTS = frozenset({"drop_stream", "bad_event"})
+STREAM_FAULTS = frozenset({"drop_stream", "bad_event", "bad_bytes"})
 
 TITLE_TOKEN = "ZeroGPU token error"
 TITLE_QUOTA = "ZeroGPU quota exceeded"
