@@ -13,6 +13,8 @@ import platform
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -337,6 +339,16 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
+@contextmanager
+def announced(name: str) -> Iterator[None]:
+    """A phase says when it starts and how long it took: a full run takes minutes, and the time is where to look
+    first when a run gets slower."""
+    print(f"phase: {name}", flush=True)
+    began = time.monotonic()
+    yield
+    print(f"phase: {name}: {time.monotonic() - began:.1f} s", flush=True)
+
+
 async def run_all(ctx: Context) -> dict[str, Any]:
     a = ctx.args
     results: dict[str, Any] = {"meta": {
@@ -351,8 +363,8 @@ async def run_all(ctx: Context) -> dict[str, Any]:
     known = KnownClient(ctx.space_url, ctx.hub_url, a.space)
     async with Phi4Bridge(ctx.config()) as bridge:
         if "turns" in a.phases:
-            print("phase: per-turn figures", flush=True)
-            turn = await per_turn(ctx, bridge, known)
+            with announced("per-turn figures"):
+                turn = await per_turn(ctx, bridge, known)
             results["first_text"] = {p: f["first_text_ms"] for p, f in turn["figures"].items()}
             results["total"] = {p: f["total_ms"] for p, f in turn["figures"].items()}
             results["chunk_latency"] = {p: f["chunk_latency_ms"] for p, f in turn["figures"].items()}
@@ -360,15 +372,15 @@ async def run_all(ctx: Context) -> dict[str, Any]:
                                  for p, f in turn["figures"].items()}
             results["cpu_per_1000_chunks"] = turn["cpu"]
         if "uploads" in a.phases:
-            print("phase: uploads", flush=True)
-            results["uploads"] = await uploads(ctx, bridge, known)
+            with announced("uploads"):
+                results["uploads"] = await uploads(ctx, bridge, known)
     if "tokens" in a.phases:
-        print("phase: token fetches", flush=True)
-        results["token_fetches"] = await tokens(ctx, known)
+        with announced("token fetches"):
+            results["token_fetches"] = await tokens(ctx, known)
     if "sweep" in a.phases:
-        print("phase: concurrency sweep", flush=True)
-        results["concurrency"] = await concurrency(ctx)
+        with announced("concurrency sweep"):
+            results["concurrency"] = await concurrency(ctx)
     if "longchat" in a.phases and ctx.app is not None:
-        print("phase: long chats", flush=True)
-        results["long_chat"] = await long_chats(ctx)
+        with announced("long chats"):
+            results["long_chat"] = await long_chats(ctx)
     return results

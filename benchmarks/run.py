@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .phases import Context, run_all
+from .phases import Context, announced, run_all
 from .report import write_all
 
 HERE = Path(__file__).resolve().parent
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     ctx = Context(args)
     try:
-        ctx.start()
+        with announced("start the stand-in and the app"):
+            ctx.start()
         results: dict[str, Any] = asyncio.run(run_all(ctx))
     finally:
         ctx.stop()

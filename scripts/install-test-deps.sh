@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a fresh Debian machine: the Python packages, Debian's Chromium for the
-# browser tests (playwright cannot download its own browser here) and Debian's nginx for the tests of
-# `python -m mirror.cluster` (tests/test_cluster.py), Debian's redis-server for the budget shared across hosts
-# (tests/test_redis_budget.py starts its own on a free port), and the venvs of older gradio for the test matrix.
+# Installs what the test suite needs on a fresh Debian machine: the Python packages, Debian's headless Chromium
+# for the browser tests (playwright cannot download its own browser here; tests/browser.py says why the headless
+# shell) and Debian's nginx for the tests of `python -m mirror.cluster` (tests/test_cluster.py), Debian's
+# redis-server for the budget shared across hosts (tests/test_redis_budget.py starts its own on a free port), and the
+# venvs of older gradio for the test matrix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 # the test matrix's gradio 4.44 and 5.20 venvs (tests/gradio_spaces/requirements-gradio*.txt), built once, cached
 PYTHONPATH=. python3 tests/gradio_matrix.py
 missing=()
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromium-headless-shell ] || missing+=(chromium-headless-shell)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 [ -x /usr/bin/redis-server ] || command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
