@@ -134,6 +134,15 @@ class Chain:
                      if read & set(s.outputs) and self.chatbot not in s.outputs)
 
     @cached_property
+    def page_only(self) -> frozenset[int]:
+        """The steps after the answering one that only touch the page, by index: they write neither the chatbot
+        nor anything a step reads (gradio's demos end with one that makes the textbox usable again). A live turn
+        runs them, as the page does, but its reply does not hang on them: it is whole before they run."""
+        read = {i for s in self.steps for i in s.inputs} - {self.textbox, self.chatbot}
+        return frozenset(i for i, s in enumerate(self.steps)
+                         if i > self.answering and self.chatbot not in s.outputs and not read & set(s.outputs))
+
+    @cached_property
     def options(self) -> dict[str, Option]:
         """Every user-settable control among any step's inputs, by label: not the chat's own text input, not a
         component the page shows as not interactive, and not a textbox a step of the chain writes (one a step

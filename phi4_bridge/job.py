@@ -170,12 +170,18 @@ class Job:
         start = chat_length(values.get(chain.chatbot))
         first_text: float | None = None
         values.update(settings)  # once, as a person sets the controls before pressing Enter
-        for step in chain.steps:
-            async with aclosing(self._run_step(chain, step, values, start)) as events:
-                async for event in events:
-                    if isinstance(event, TextDelta):
-                        first_text = first_text or time.perf_counter()
-                    yield event
+        for index, step in enumerate(chain.steps):
+            try:
+                async with aclosing(self._run_step(chain, step, values, start)) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            first_text = first_text or time.perf_counter()
+                        yield event
+            except Phi4Error as exc:  # a whole reply stands when a step that only touches the page fails after it
+                if index not in chain.page_only or not self.reply.strip():
+                    raise
+                log.warning("The Space's step fn %d after the reply failed (%s: %s); the reply is whole, so the "
+                            "turn stands", step.fn, type(exc).__name__, exc)
         if not self.reply.strip():
             raise RemoteError(f"The Space ran its whole chat ({len(chain.steps)} steps: fn "
                               f"{', '.join(str(s.fn) for s in chain.steps)}) but added no reply text to its chatbot. "

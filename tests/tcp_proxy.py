@@ -15,10 +15,11 @@ time with ``set(mode, ...)``:
 ``garbage``  forward ``after`` bytes of the response, then insert ``data`` (arbitrary bytes), then carry on.
 
 A behaviour applies per *request*, decided when the request's first bytes arrive and only if its request
-line contains ``match`` (when given): a keep-alive connection whose request came before the switch (such as
-another visitor's stream already running) is left alone. ``requests`` lists the request lines seen;
-``open_connections`` counts the client connections still open. With ``capture=True`` every byte either way
-is kept in ``captured`` (a list of ``(direction, bytes)``, direction ``"request"`` or ``"response"``).
+line contains ``match`` (when given), from the request after the first ``skip`` such (which pass): a keep-alive
+connection whose request came before the switch (such as another visitor's stream already running) is left alone.
+``requests`` lists the request lines seen; ``open_connections`` counts the client connections still open. With
+``capture=True`` every byte either way is kept in ``captured`` (a list of ``(direction, bytes)``, direction
+``"request"`` or ``"response"``).
 
     with TcpProxy(standin_port) as proxy:
         proxy.set("cut", after=600, match="/gradio_api/queue/data")
@@ -45,6 +46,7 @@ class Behaviour:
     piece: int = 1
     delay: float = 0.001
     data: bytes = b"\x00\xff garbage \xfe\r\n\r\n{{{"
+    skip: int = 0
 
 
 @dataclass(eq=False)
@@ -73,6 +75,7 @@ class TcpProxy:
         self.captured: list[tuple[str, bytes]] = []
         self.port = port
         self.behaviour = Behaviour()
+        self._skip = 0  # matching requests still to let through before the behaviour applies
         self.requests: list[str] = []
         self.connections_total = 0
         self._conns: set[_Conn] = set()
@@ -107,14 +110,14 @@ class TcpProxy:
         self._loop.close()
 
     def set(self, mode: str, *, match: str | None = None, after: int | None = None, piece: int = 1,
-            delay: float = 0.001, data: bytes | None = None) -> None:
+            delay: float = 0.001, data: bytes | None = None, skip: int = 0) -> None:
         """Switch behaviour for requests from now on (see the module docstring)."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
         if mode in ("cut", "garbage") and after is None:
             after = 0
         behaviour = Behaviour(mode, match, after, max(piece, 1), delay, data if data is not None else
-                              Behaviour.data)
+                              Behaviour.data, skip)
         self._call(self._switch(behaviour))
 
     def reset(self) -> None:
@@ -138,7 +141,7 @@ class TcpProxy:
 
     async def _switch(self, behaviour: Behaviour) -> None:
         refusing = self.behaviour.mode == "refuse"
-        self.behaviour = behaviour
+        self.behaviour, self._skip = behaviour, behaviour.skip
         if behaviour.mode == "refuse" and not refusing and self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -186,6 +189,9 @@ class TcpProxy:
         self.requests.append(line)
         behaviour = self.behaviour
         if behaviour.match is not None and behaviour.match not in line:
+            behaviour = Behaviour()
+        elif self._skip > 0:
+            self._skip -= 1
             behaviour = Behaviour()
         conn.behaviour, conn.sent, conn.injected = behaviour, 0, False
         if behaviour.mode == "refuse":

@@ -56,6 +56,7 @@ def test_the_chain_that_the_textbox_submit_starts():
     assert [(s.queue, s.zerogpu) for s in chain.steps] == [(False, False), (True, True), (False, False)]
     # a replayed earlier turn stops before the ZeroGPU step, and skips fn 3 (it only re-enables the textbox)
     assert [s.fn for s in chain.replay_before] == [1] and chain.replay_after == ()
+    assert chain.page_only == {2}  # a live turn's reply stands when fn 3 fails (tests/test_faults.py)
 
 
 def test_inputs_are_the_pages_values_with_null_for_state():
@@ -123,6 +124,7 @@ def test_a_chatinterface_chain_keeps_the_step_that_saves_its_history_state():
     chain = find_chain(config)
     assert [s.fn for s in chain.steps] == [0, 1, 2, 3, 4, 5] and chain.chatbot == 6
     assert chain.steps[chain.answering].fn == 2 and [s.fn for s in chain.replay_after] == [3, 5]
+    assert [chain.steps[i].fn for i in chain.page_only] == [4]  # fn 3 and fn 5 write what a step reads
 
 
 def test_a_config_without_a_chat_falls_back_to_the_known_indices():

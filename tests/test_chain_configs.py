@@ -136,6 +136,7 @@ def test_a_textbox_a_step_streams_into_is_not_an_option(generation):
     # a replayed earlier turn runs neither the streaming step (the model) nor the one that copies its output
     # into the chatbot (it would write what did not run over the reply the replay put there)
     assert [s.fn for s in chain.replay_before] == [0] and chain.replay_after == ()
+    assert chain.page_only == frozenset()  # the last step writes the chatbot: a reply hangs on it
     reply_box = next(c for c in cfg["components"] if c["type"] == "textbox")
     del reply_box["props"]["interactive"]  # written by a step: still the Space's, whatever the page shows
     assert find_chain(cfg).options == {}

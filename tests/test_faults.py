@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import logging
 import os
 import re
 import secrets
@@ -364,6 +365,30 @@ async def test_failed_user_step_fails_the_turn_before_the_bot_step(clean: Server
         assert stats(clean.url)["calls"] == calls + 1
         assert acquired(bridge) == 0
     await base.check(clean, proxy)
+
+
+async def test_a_page_step_failing_after_the_reply_leaves_the_turn_whole(clean: ServerProcess, proxy: TcpProxy,
+                                                                        caplog: pytest.LogCaptureFixture):
+    """The official Space's chain ends with a step that only makes its textbox usable again (``/run/predict``,
+    after the bot step). When the Space stops answering just then (it went to sleep, was taken down, the network
+    broke), the reply has already come whole: the turn keeps it and the conversation goes on from it."""
+    async with Phi4Bridge(bridge_config(proxy, "hf_" + secrets.token_hex(8))) as bridge:
+        chain = await bridge.chain()
+        last = len(chain.steps) - 1
+        assert chain.page_only == {last} and not chain.steps[last].queue, chain.describe()
+        conv = bridge.conversation()
+        proxy.set("cut", after=0, match="/gradio_api/run/predict", skip=1)  # the user step's call passes
+        try:
+            with caplog.at_level(logging.WARNING, logger="phi4_bridge.job"):
+                reply = await asyncio.wait_for(bridge.chat("hello", conversation=conv), GUARD_S)
+        finally:
+            proxy.reset()
+        assert reply.startswith('You said: "hello". Earlier turns: 0.') and reply.endswith("max_new_tokens=512."), reply
+        # the user step's call, then the page step's, cut, and its one resend (a pooled connection the Space may
+        # have closed: bridge.py, _resend_on_stale_connection), cut too
+        assert sum("/gradio_api/run/predict" in line for line in proxy.requests) == 3, proxy.requests
+        assert f"The Space's step fn {chain.steps[last].fn} after the reply failed (SpaceUnavailable" in caplog.text
+        assert "Earlier turns: 1" in await asyncio.wait_for(bridge.chat("again", conversation=conv), GUARD_S)
 
 
 # ---- the same faults through the app: gradio_client -> app -> bridge -> proxy -> stand-in ----------------
