@@ -34,9 +34,10 @@ def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     unbuffered output, this copy of the packages first on the path, then ``env``."""
     child_env = {key: value for key, value in os.environ.items() if key != "HF_TOKEN"}
     child_env.update({"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"})
-    # so ``python -m phi4_standin`` (or ``phi4_bridge``) finds this copy of the packages, from any folder
-    child_env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + child_env["PYTHONPATH"]
-                                                if child_env.get("PYTHONPATH") else "")
+    # so ``python -m phi4_standin`` (or ``phi4_bridge``) finds this copy of the packages, from any folder (once: a
+    # child's own children, such as the app's stand-in, have it first already)
+    paths = [path for path in child_env.get("PYTHONPATH", "").split(os.pathsep) if path and path != PACKAGE_PARENT]
+    child_env["PYTHONPATH"] = os.pathsep.join([PACKAGE_PARENT, *paths])
     child_env.update(env or {})
     return child_env
 

@@ -11,10 +11,12 @@ What a fork cannot give is a fresh import of the preloaded libraries, and some o
 imported (gradio's ``GRADIO_SERVER_PORT`` and ``GRADIO_TEMP_DIR``, huggingface_hub's ``HF_HOME``, ``HF_ENDPOINT``,
 ``HF_TOKEN_PATH``, ``HOME``). So a start is forked only when its environment differs from the server's in variables
 that none of the preloaded libraries has read: ``PHI4_*`` (and pytest's ``PYTEST_CURRENT_TEST``), ``HF_TOKEN``
-(huggingface_hub and gradio look it up when they need a token), and the paths huggingface_hub reads when imported
-(``HOME``, ``HF_HOME``, ``HF_TOKEN_PATH``, ``XDG_CACHE_HOME``: where its login file and cache are), which the child
-reads again by reloading ``huggingface_hub.constants`` (and gradio's one copy of ``HF_HOME``), as a new interpreter
-would. Anything else (another Python, another variable) starts a new interpreter as before.
+(huggingface_hub and gradio look it up when they need a token), ``MPLBACKEND`` (matplotlib is not preloaded), or
+in variables the child reads again as a new interpreter would: huggingface_hub's paths and telemetry switch (``HOME``,
+``HF_HOME``, ``HF_TOKEN_PATH``, ``XDG_CACHE_HOME``, ``HF_HUB_DISABLE_TELEMETRY``: it reloads
+``huggingface_hub.constants``, and gradio's one copy of ``HF_HOME``) and ``GRADIO_TEMP_DIR`` (gradio's four copies
+of it). Anything else (another Python, another variable) starts a new interpreter as before. A forked child that
+starts a server in its turn (the app's own stand-in) has it forked by the same server, by the same rule.
 ``PHI4_TEST_FORKSERVER=0`` turns it off for a run.
 
 The server is one thread (a fork of a threaded process may inherit a held lock): a ``select`` loop that forks on a
@@ -40,10 +42,17 @@ from typing import Any
 
 # Variables a child may have of its own: ours, and pytest's name of the running test (it changes every test) ...
 FREE_TO_DIFFER = ("PHI4_", "PYTEST_CURRENT_TEST")
-# ... the token, which huggingface_hub (``get_token``) and gradio read when they look for one, never when imported ...
-READ_WHEN_USED = frozenset({"HF_TOKEN"})
-# ... and the paths huggingface_hub reads when imported, which the child reads again (``_reread_hub_paths``)
-REREAD_IN_CHILD = frozenset({"HOME", "HF_HOME", "HF_TOKEN_PATH", "XDG_CACHE_HOME"})
+# ... the token, which huggingface_hub (``get_token``) and gradio read when they look for one, never when imported,
+# and matplotlib's backend, which app.py and the stand-in set (so their own children have it) and matplotlib reads
+# when imported, which no preloaded module does (tests/test_forkserver.py checks) ...
+READ_WHEN_USED = frozenset({"HF_TOKEN", "MPLBACKEND"})
+# ... and what the libraries read when imported that the child reads again (``_reread``): huggingface_hub's paths
+# and telemetry switch (gradio turns it off in ``os.environ`` when an app starts, so an app's own children have it),
+# and gradio's upload folder (the app points ``GRADIO_TEMP_DIR`` at its work folder, so its stand-in has it too)
+HUB_READ_WHEN_IMPORTED = frozenset({"HOME", "HF_HOME", "HF_TOKEN_PATH", "XDG_CACHE_HOME", "HF_HUB_DISABLE_TELEMETRY"})
+REREAD_IN_CHILD = HUB_READ_WHEN_IMPORTED | {"GRADIO_TEMP_DIR"}
+# gradio's modules that keep ``GRADIO_TEMP_DIR`` as read when imported (the rest read it when used)
+GRADIO_TEMP_DIR_COPIES = ("gradio.route_utils", "gradio.routes", "gradio.mcp", "gradio.screen_recording_utils")
 # What the fork server imports before it forks: the libraries ...
 PRELOAD = ("gradio", "gradio_client", "aiohttp", "huggingface_hub", "PIL.Image", "uvicorn")
 # ... and this checkout's own modules, which every app, stand-in and CLI run imports (about 0.1 s of CPU a start): none
@@ -109,10 +118,13 @@ class ForkedProcess:
 class ForkServer:
     """The running fork server, and the rule for which starts it takes."""
 
-    def __init__(self, env: Mapping[str, str], cwd: str, python: str = sys.executable) -> None:
+    def __init__(self, env: Mapping[str, str], cwd: str, python: str = sys.executable,
+                 running_at: Path | None = None) -> None:
+        """``running_at``: the socket of a fork server already running (this process's own parent)."""
         self.env = dict(env)
         self.python = python  # the interpreter it runs in, and so the only one whose starts it takes
-        self.path = Path(f"/tmp/phi4-forkserver-{os.getpid()}-{time.monotonic_ns()}.sock")
+        self.path = running_at or Path(f"/tmp/phi4-forkserver-{os.getpid()}-{time.monotonic_ns()}.sock")
+        self.running = running_at is not None
         self.forked = 0  # children forked, and why others were not, for the run's last lines (tests/conftest.py)
         self.declined: Counter[str] = Counter()
         self.cwd = cwd
@@ -120,6 +132,8 @@ class ForkServer:
         # quick subset, each mutant of the mutation check) starts no server and so pays for no import
 
     def _wait_ready(self) -> None:
+        if self.running:
+            return
         if self.proc is None:
             self.proc = subprocess.Popen([self.python, __file__, str(self.path)], env=self.env, cwd=self.cwd,
                                          stdin=subprocess.DEVNULL)
@@ -262,22 +276,38 @@ def run_command(args: Sequence[str], *, timeout: float, cwd: str | os.PathLike[s
 
 # ---- the server side (its own process) ---------------------------------------------------------------------------
 
-def _reread_hub_paths() -> None:
-    """huggingface_hub's paths (``constants``: its login file, token store and cache, from ``HOME``, ``HF_HOME``,
-    ``HF_TOKEN_PATH``) as a new interpreter with this environment would have them. Its code reads them as
-    ``constants.X`` when used; gradio's tunnel module keeps a copy of ``HF_HOME`` (where it looks for frpc)."""
+def _reread(changed: set[str]) -> None:
+    """What the preloaded libraries read from the environment when imported, as a new interpreter with this
+    environment would have it. huggingface_hub's ``constants`` (its login file, token store, cache, telemetry) are
+    read as ``constants.X`` when used, so reloading them is enough; gradio's tunnel module keeps a copy of ``HF_HOME``
+    (where it looks for frpc), and a few of its modules one of ``GRADIO_TEMP_DIR``."""
     import importlib
 
     constants = sys.modules.get("huggingface_hub.constants")
-    if constants is None:
+    if changed & HUB_READ_WHEN_IMPORTED and constants is not None:
+        importlib.reload(constants)
+        tunneling = sys.modules.get("gradio.tunneling")
+        if tunneling is not None and hasattr(tunneling, "HF_HOME"):
+            tunneling.HF_HOME = constants.HF_HOME
+    if "GRADIO_TEMP_DIR" in changed:
+        folder = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
+        for name in GRADIO_TEMP_DIR_COPIES:
+            module = sys.modules.get(name)
+            if module is not None and hasattr(module, "DEFAULT_TEMP_DIR"):
+                module.DEFAULT_TEMP_DIR = folder
+
+
+def _serve_siblings(path: str, server_env: Mapping[str, str], cwd: str) -> None:
+    """A server this child starts in its turn (the app's own stand-in) is forked by the same fork server, by the
+    same rule, as a test's start is."""
+    try:
+        from phi4_standin.process import ServerProcess
+    except ImportError:  # another venv's Python (the test matrix's Spaces): they start no server of ours
         return
-    importlib.reload(constants)
-    tunneling = sys.modules.get("gradio.tunneling")
-    if tunneling is not None and hasattr(tunneling, "HF_HOME"):
-        tunneling.HF_HOME = constants.HF_HOME
+    ServerProcess.launcher = ForkServer(server_env, cwd, running_at=Path(path))
 
 
-def _run_child(request: dict[str, Any], server_env: Mapping[str, str]) -> None:
+def _run_child(request: dict[str, Any], server_env: Mapping[str, str], path: str) -> None:
     """In the forked child: become ``argv`` run by a new interpreter in ``cwd`` with ``env``, output to ``log``."""
     import atexit
     import io
@@ -291,8 +321,9 @@ def _run_child(request: dict[str, Any], server_env: Mapping[str, str]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    if any(os.environ.get(name) != server_env.get(name) for name in REREAD_IN_CHILD):
-        _reread_hub_paths()
+    tempfile.tempdir = None
+    _reread({name for name in REREAD_IN_CHILD if os.environ.get(name) != server_env.get(name)})
+    _serve_siblings(path, server_env, request["cwd"])
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     err = os.open(request.get("err") or request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -306,7 +337,6 @@ def _run_child(request: dict[str, Any], server_env: Mapping[str, str]) -> None:
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True, line_buffering=True,
                                   errors="backslashreplace")
     random.seed()
-    tempfile.tempdir = None
     argv = request["argv"][1:]
     code: Any = 0
     try:
@@ -382,7 +412,7 @@ def serve(path: str) -> None:
                     conn.close()
                     for other in waiting.values():
                         other.close()
-                    _run_child(request, server_env)
+                    _run_child(request, server_env, path)
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
                 conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
                 waiting[pid] = conn

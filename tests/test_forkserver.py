@@ -58,9 +58,11 @@ def test_only_this_python_and_an_environment_differing_in_phi4_variables_alone_i
     here, base = [sys.executable, "app.py"], server.env
     assert server.reasons_not_to_fork(here, {**base, "PHI4_TIMEOUT_SILENCE": "5", "PYTEST_CURRENT_TEST": "t"}) == []
     assert server.reasons_not_to_fork([sys.executable, "-m", "phi4_standin"], base) == []
-    for name in ("GRADIO_TEMP_DIR", "GRADIO_SERVER_PORT", "HF_ENDPOINT", "HF_HUB_OFFLINE"):  # read when imported
+    for name in ("GRADIO_SERVER_PORT", "HF_ENDPOINT", "HF_HUB_OFFLINE"):  # read when imported
         assert server.reasons_not_to_fork(here, {**base, name: "/elsewhere"}) == [name]
-    for name in ("HOME", "HF_HOME", "HF_TOKEN_PATH", "HF_TOKEN"):  # read again in the child, or only when used
+    for name in ("HOME", "HF_HOME", "HF_TOKEN_PATH", "HF_TOKEN", "GRADIO_TEMP_DIR", "HF_HUB_DISABLE_TELEMETRY",
+                 "MPLBACKEND"):
+        # read again in the child, or only when used
         assert server.reasons_not_to_fork(here, {**base, name: "/elsewhere"}) == []
     assert server.reasons_not_to_fork(here, {k: v for k, v in base.items() if k != "PATH"}) == ["PATH"]
     assert server.reasons_not_to_fork(["/usr/bin/python3.9", "app.py"], base) == ["another program"]
@@ -139,3 +141,75 @@ def test_a_child_with_its_own_hub_paths_or_token_sees_what_a_new_interpreter_see
     assert forked.stdout == fresh.stdout
     expected = f"hf_env_for_{case}" if case == "HF_TOKEN" else f"hf_saved_for_{case}"
     assert fresh.stdout.split()[-1] == expected, fresh.stdout  # the case did reach what it names
+
+
+# gradio's upload folder as each of its modules has it, and huggingface_hub's telemetry switch
+GRADIO_FOLDERS = """
+import gradio.mcp, gradio.route_utils, gradio.routes, gradio.screen_recording_utils, gradio.utils
+import huggingface_hub.constants as c
+print([m.DEFAULT_TEMP_DIR for m in (gradio.route_utils, gradio.routes, gradio.mcp, gradio.screen_recording_utils)],
+      gradio.utils.get_upload_folder(), c.HF_HUB_DISABLE_TELEMETRY)
+"""
+
+
+def test_a_child_with_its_own_upload_folder_and_telemetry_switch_sees_what_a_new_interpreter_sees(server, tmp_path):
+    """The app points ``GRADIO_TEMP_DIR`` at its work folder and gradio turns ``HF_HUB_DISABLE_TELEMETRY`` on, so the
+    app's own stand-in has both; gradio keeps a copy of the folder in four modules, read when imported."""
+    env = {**server.env, "GRADIO_TEMP_DIR": str(tmp_path / "uploads"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    script = tmp_path / "folders.py"
+    script.write_text(GRADIO_FOLDERS)
+    args = [sys.executable, str(script)]
+    assert server.reasons_not_to_fork(args, env) == []
+    before = server.forked
+    forked = run_command(args, timeout=60, cwd=tmp_path, env=env)
+    assert server.forked == before + 1
+    import subprocess
+
+    fresh = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert fresh.returncode == 0 and forked.returncode == 0, fresh.stderr + forked.stderr
+    assert forked.stdout == fresh.stdout
+    assert fresh.stdout.strip() == f"{[str(tmp_path / 'uploads')] * 4} {tmp_path / 'uploads'} True"
+
+
+SIBLING = """
+import sys
+from pathlib import Path
+from phi4_standin.process import ServerProcess
+started = ServerProcess("sibling", [sys.executable, sys.argv[1]], 0)
+started.proc.wait(60)
+print(type(started.proc).__name__, Path(started.log_path).read_text().strip())
+"""
+
+
+def test_the_preloaded_modules_leave_matplotlib_to_the_child(server, tmp_path):
+    """``MPLBACKEND`` may differ in a child (the app sets it, so the app's stand-in has it) because matplotlib, which
+    reads it when imported, is not among what the fork server imported."""
+    script = tmp_path / "mpl.py"
+    script.write_text("import sys; print('matplotlib' in sys.modules)")
+    before = server.forked
+    done = run_command([sys.executable, str(script)], timeout=60, cwd=tmp_path)
+    assert (done.returncode, done.stdout.strip(), server.forked) == (0, "False", before + 1), done.stderr
+
+
+def test_a_server_that_a_forked_child_starts_is_forked_by_the_same_server(server, tmp_path):
+    """The app's own stand-in (``--standin``, or its fallback) is a ``ServerProcess`` the app starts: forked too, by
+    the fork server the app came from, so its parent is that server."""
+    (tmp_path / "ppid.py").write_text("import os; print(os.getppid())")
+    (tmp_path / "starter.py").write_text(SIBLING)
+    done = run_command([sys.executable, str(tmp_path / "starter.py"), str(tmp_path / "ppid.py")], timeout=60,
+                       cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"ForkedProcess {server.proc.pid}"
+
+
+def test_a_child_s_children_have_this_copy_of_the_packages_on_their_path_once(monkeypatch):
+    """``child_environment`` in a child (the app starting its stand-in) finds this copy already first on the path:
+    it stays once, so the stand-in's environment is the app's and the rule above forks it."""
+    from phi4_standin.process import PACKAGE_PARENT
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([PACKAGE_PARENT, "/elsewhere"]))
+    assert child_environment()["PYTHONPATH"] == os.pathsep.join([PACKAGE_PARENT, "/elsewhere"])
+    monkeypatch.setenv("PYTHONPATH", child_environment()["PYTHONPATH"])
+    assert child_environment()["PYTHONPATH"] == os.pathsep.join([PACKAGE_PARENT, "/elsewhere"])
+    monkeypatch.delenv("PYTHONPATH")
+    assert child_environment()["PYTHONPATH"] == PACKAGE_PARENT
