@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phi4_bridge.config import BridgeConfig
-from phi4_standin.process import free_port
+from phi4_standin.process import ChildProcess, ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "deploy" / "nginx.conf"
@@ -88,12 +88,23 @@ def answers(url: str) -> bool:
         return False
 
 
+def start_replica(cmd: list[str], env: dict[str, str]) -> ChildProcess:
+    """A new interpreter in a session of its own (``Cluster`` says why), writing where the cluster writes. When the
+    project's servers start through a launcher (``ServerProcess.launcher``: the test suite forks them from a process
+    that has imported gradio once) and the cluster writes to a file, the replica starts through it, to that file."""
+    launcher = ServerProcess.launcher
+    out = Path(os.readlink("/proc/self/fd/1")) if os.path.islink("/proc/self/fd/1") else None
+    if launcher is not None and out is not None and out.is_file() and launcher.takes(cmd, env):
+        return launcher.start(cmd, out, env, ROOT)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+
+
 @dataclass
 class Child:
     """A child process and what the reports name it by."""
 
     name: str
-    proc: subprocess.Popen[bytes]
+    proc: ChildProcess
     port: int = 0
     reported: bool = False
 
@@ -123,7 +134,7 @@ class Cluster:
         for i in range(self.replicas):
             port = free_port()
             cmd = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port), *self.app_args]
-            self.apps.append(Child(f"r{i}", subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True), port))
+            self.apps.append(Child(f"r{i}", start_replica(cmd, env), port))
         deadline = time.monotonic() + READY_TIMEOUT_S
         for app in self.apps:
             while not answers(f"http://127.0.0.1:{app.port}/"):

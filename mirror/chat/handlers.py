@@ -228,8 +228,8 @@ class ChatService:
                 except Phi4Error:
                     turn.outcome = "error"
                     raise
-                finally:
-                    turn.save(self.usage)
+                finally:  # off the event loop: a SQLite file another replica is writing, or Redis, may keep it waiting
+                    await asyncio.to_thread(turn.save, self.usage)
         finally:
             turns.end(client)
 

@@ -264,7 +264,7 @@ class QAService:
                     finished = True
                     break
                 self.store.record(run_id, record)
-                self.record_usage(visitor, record)
+                await asyncio.to_thread(self.record_usage, visitor, record)  # as a chat turn's: off the event loop
                 done += 1
                 yield outputs(run_id, f"**{label}**: {done} of {total} done · {self.summary(run_id)}")
         finally:
