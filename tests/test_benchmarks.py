@@ -7,11 +7,11 @@ present, counts add up, and values are sane (non-negative, ordered percentiles, 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from forkserver import run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ("first_text", "total", "chunk_latency", "errors", "cpu_per_1000_chunks", "uploads", "token_fetches",
@@ -20,9 +20,10 @@ FIGURES = ("first_text", "total", "chunk_latency", "errors", "cpu_per_1000_chunk
 
 @pytest.mark.timeout(300)
 def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--turns", "3", "--sweep", "1,3",
-                           "--sweep-turns", "1", "--token-conversations", "2", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=280)
+    # forked by the session's fork server, like the stand-in and the apps it starts (tests/forkserver.py)
+    proc = run_command([sys.executable, "-m", "benchmarks", "--quick", "--turns", "3", "--sweep", "1,3",
+                        "--sweep-turns", "1", "--token-conversations", "2", "--out", str(tmp_path)],
+                       cwd=ROOT, timeout=280)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(FIGURES) <= set(results)
