@@ -105,6 +105,24 @@ def test_a_short_command_is_forked_with_its_stdout_stderr_and_exit_code_apart(se
     assert server.forked == before + 1  # another HOME: a new interpreter, the same answers
 
 
+def forked_and_fresh(server: ForkServer, code: str, env: dict[str, str], folder: Path) -> str:
+    """``code`` run with ``env`` by a forked child and by a new interpreter: both succeed and print the same; what
+    they printed."""
+    import subprocess
+
+    script = folder / "probe.py"
+    script.write_text(code)
+    args = [sys.executable, str(script)]
+    assert server.reasons_not_to_fork(args, env) == []
+    before = server.forked
+    forked = run_command(args, timeout=60, cwd=folder, env=env)
+    assert server.forked == before + 1
+    fresh = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=folder, env=env)
+    assert fresh.returncode == 0 and forked.returncode == 0, fresh.stderr + forked.stderr
+    assert forked.stdout == fresh.stdout
+    return fresh.stdout
+
+
 # huggingface_hub's paths and token; in a forked child (gradio preloaded) gradio's copy of HF_HOME must agree
 HUB_PATHS = """
 import sys, huggingface_hub, huggingface_hub.constants as c
@@ -127,20 +145,9 @@ def test_a_child_with_its_own_hub_paths_or_token_sees_what_a_new_interpreter_see
              "HF_TOKEN": f"hf_env_for_{case}"}[case]
     base = {k: v for k, v in server.env.items() if k not in ("HF_HOME", "HF_TOKEN_PATH", "HF_TOKEN")}
     env = {**base, case: value}
-    script = tmp_path / "paths.py"
-    script.write_text(HUB_PATHS)
-    args = [sys.executable, str(script)]
-    assert server.reasons_not_to_fork(args, env) == []
-    before = server.forked
-    forked = run_command(args, timeout=60, cwd=tmp_path, env=env)
-    assert server.forked == before + 1
-    import subprocess
-
-    fresh = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
-    assert fresh.returncode == 0 and forked.returncode == 0, fresh.stderr + forked.stderr
-    assert forked.stdout == fresh.stdout
+    fresh = forked_and_fresh(server, HUB_PATHS, env, tmp_path)
     expected = f"hf_env_for_{case}" if case == "HF_TOKEN" else f"hf_saved_for_{case}"
-    assert fresh.stdout.split()[-1] == expected, fresh.stdout  # the case did reach what it names
+    assert fresh.split()[-1] == expected, fresh  # the case did reach what it names
 
 
 # gradio's upload folder as each of its modules has it, and huggingface_hub's telemetry switch
@@ -156,19 +163,8 @@ def test_a_child_with_its_own_upload_folder_and_telemetry_switch_sees_what_a_new
     """The app points ``GRADIO_TEMP_DIR`` at its work folder and gradio turns ``HF_HUB_DISABLE_TELEMETRY`` on, so the
     app's own stand-in has both; gradio keeps a copy of the folder in four modules, read when imported."""
     env = {**server.env, "GRADIO_TEMP_DIR": str(tmp_path / "uploads"), "HF_HUB_DISABLE_TELEMETRY": "1"}
-    script = tmp_path / "folders.py"
-    script.write_text(GRADIO_FOLDERS)
-    args = [sys.executable, str(script)]
-    assert server.reasons_not_to_fork(args, env) == []
-    before = server.forked
-    forked = run_command(args, timeout=60, cwd=tmp_path, env=env)
-    assert server.forked == before + 1
-    import subprocess
-
-    fresh = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
-    assert fresh.returncode == 0 and forked.returncode == 0, fresh.stderr + forked.stderr
-    assert forked.stdout == fresh.stdout
-    assert fresh.stdout.strip() == f"{[str(tmp_path / 'uploads')] * 4} {tmp_path / 'uploads'} True"
+    fresh = forked_and_fresh(server, GRADIO_FOLDERS, env, tmp_path)
+    assert fresh.strip() == f"{[str(tmp_path / 'uploads')] * 4} {tmp_path / 'uploads'} True"
 
 
 SIBLING = """
