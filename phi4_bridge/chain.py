@@ -136,11 +136,11 @@ class Chain:
     @cached_property
     def page_only(self) -> frozenset[int]:
         """The steps after the answering one that only touch the page, by index: they write neither the chatbot
-        nor anything a step reads (gradio's demos end with one that makes the textbox usable again). A live turn
-        runs them, as the page does, but its reply does not hang on them: it is whole before they run."""
-        read = {i for s in self.steps for i in s.inputs} - {self.textbox, self.chatbot}
+        nor anything a step reads (what ``replay_after`` leaves; gradio's demos end with one that makes the textbox
+        usable again). A live turn runs them, as the page does, but its reply does not hang on them: it is whole
+        before they run."""
         return frozenset(i for i, s in enumerate(self.steps)
-                         if i > self.answering and self.chatbot not in s.outputs and not read & set(s.outputs))
+                         if i > self.answering and self.chatbot not in s.outputs and s not in self.replay_after)
 
     @cached_property
     def options(self) -> dict[str, Option]:

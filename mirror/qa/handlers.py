@@ -141,6 +141,12 @@ class QAService:
                         "Runs older than --qa-keep-days are deleted; ask the host to raise the bound.")
         return None
 
+    def record_case(self, run_id: int, visitor: Visitor, record: dict[str, Any]) -> None:
+        """A finished case into the run and into the Usage log: two SQLite writes, which the run's handler makes
+        off the event loop (as a chat turn's usage row), since another process writing a file may hold them."""
+        self.store.record(run_id, record)
+        self.record_usage(visitor, record)
+
     def record_usage(self, visitor: Visitor, record: dict[str, Any]) -> None:
         """One case's turn in the Usage log (``answer_s``: from its first word to its last, as near as a case's
         timings say)."""
@@ -263,8 +269,7 @@ class QAService:
                 except StopAsyncIteration:
                     finished = True
                     break
-                self.store.record(run_id, record)
-                await asyncio.to_thread(self.record_usage, visitor, record)  # as a chat turn's: off the event loop
+                await asyncio.to_thread(self.record_case, run_id, visitor, record)
                 done += 1
                 yield outputs(run_id, f"**{label}**: {done} of {total} done · {self.summary(run_id)}")
         finally:
