@@ -6,7 +6,8 @@
 # venvs of older gradio for the test matrix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+# uv when it can (scripts/pip_install.py says why and when not), else pip
+python3 scripts/pip_install.py -r requirements-dev.txt
 # the test matrix's gradio 4.44 and 5.20 venvs (tests/gradio_spaces/requirements-gradio*.txt), built once, cached
 PYTHONPATH=. python3 tests/gradio_matrix.py
 missing=()
