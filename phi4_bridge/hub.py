@@ -125,7 +125,8 @@ async def hf_token(config: BridgeConfig) -> str | None:
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    return await asyncio.wait_for(asyncio.to_thread(fn, *args, **kwargs), HUB_TIMEOUT_S)
+    async with asyncio.timeout(HUB_TIMEOUT_S):  # not wait_for, which on 3.11 can lose a cancel (protocol.py)
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def problem_state(space: str, exc: BaseException, token: str | None, hub_url: str) -> SpaceState:

@@ -73,8 +73,9 @@ async def batches(source: AsyncIterator[T], interval: float,
     try:
         while True:
             if held:
-                try:
-                    item = await asyncio.wait_for(queue.get(), max(0.0, last + frame - loop.time()))
+                try:  # asyncio.timeout: on 3.11 wait_for can lose Stop's cancel when an item arrives with it
+                    async with asyncio.timeout(max(0.0, last + frame - loop.time())):
+                        item = await queue.get()
                 except TimeoutError:  # the frame is due: show what has arrived
                     last = loop.time()
                     out, held = held, []

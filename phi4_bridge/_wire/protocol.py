@@ -119,8 +119,9 @@ async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, cha
     decoder = SSEDecoder()
     # The stream may legitimately last long: no total limit, only the first-event and idle timeouts below.
     no_total = aiohttp.ClientTimeout(total=None, connect=cfg.timeouts.connect, sock_connect=cfg.timeouts.connect)
-    try:
-        resp = await asyncio.wait_for(session.get(url, headers=hdrs, timeout=no_total), cfg.timeouts.request)
+    try:  # asyncio.timeout, not wait_for: on 3.11, wait_for loses a cancel (Stop, Ctrl-C) that meets the answer
+        async with asyncio.timeout(cfg.timeouts.request):
+            resp = await session.get(url, headers=hdrs, timeout=no_total)
     except TimeoutError as exc:
         raise StreamTimeout(f"The Space's event stream did not open within {cfg.timeouts.request:.0f} s (timed "
                             "out); it may be overloaded. Retry later.") from exc
@@ -130,7 +131,8 @@ async def message_batches(session: aiohttp.ClientSession, cfg: BridgeConfig, cha
         timeout, first = cfg.timeouts.first_event, True
         while True:
             try:
-                chunk = await asyncio.wait_for(resp.content.readany(), timeout)
+                async with asyncio.timeout(timeout):
+                    chunk = await resp.content.readany()
             except TimeoutError as exc:
                 what = "to start answering" if first else "to send more of its reply"
                 raise StreamTimeout(f"The Space took more than {timeout:.0f} s {what}; it may be overloaded. "

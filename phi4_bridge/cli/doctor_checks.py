@@ -193,8 +193,8 @@ async def run_checks(bridge: Phi4Bridge, requests: RequestLog, takes: dict[str, 
             out.append(result)
             if on_result:
                 on_result(result)
-        result = await asyncio.wait_for(stop_turn(bridge, Path(tmp), requests),
-                                        timeout=bridge.config.timeouts.request * 4 + CANCEL_ANSWER_S)
+        async with asyncio.timeout(bridge.config.timeouts.request * 4 + CANCEL_ANSWER_S):
+            result = await stop_turn(bridge, Path(tmp), requests)
         out.append(result)
         if on_result:
             on_result(result)

@@ -239,7 +239,8 @@ def build_api(runner: Runner, settings: ApiSettings) -> FastAPI:
         deadline = time.monotonic() + settings.header_wait_s  # in all, however many queue updates come first
         try:
             while True:
-                item = await asyncio.wait_for(answer.next(), max(0.0, deadline - time.monotonic()))
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):  # not wait_for: see protocol
+                    item = await answer.next()
                 if isinstance(item, BaseException):
                     raise fail(item)
                 pending.append(item)
