@@ -197,9 +197,13 @@ def test_an_interrupted_run_resumes_without_losing_or_resending_finished_cases(s
     out = tmp_path / "out"
     cases = write_cases(tmp_path / "cases.jsonl", good_cases(5))
     held_for = configure(standin_clean.url, pace_ms=120)["slow_start_s"]  # about 1 s a case
-    proc = subprocess.Popen([sys.executable, "-m", "phi4_bridge", "qa", str(cases), "--out", str(out),
-                             "--concurrency", "1", "--no-progress", "--space-url", standin_clean.url,
-                             "--hub-url", standin_clean.hub_url], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    # Ctrl-C as a terminal gives it: a suite started in the background (`cmd &` in a script) runs with SIGINT
+    # ignored, and a child inherits that; so the run starts with Python's own handler, whatever launched pytest
+    argv = ["qa", str(cases), "--out", str(out), "--concurrency", "1", "--no-progress",
+            "--space-url", standin_clean.url, "--hub-url", standin_clean.hub_url]
+    with_ctrl_c = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                   "sys.argv = ['phi4_bridge', *sys.argv[1:]]; runpy.run_module('phi4_bridge', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", with_ctrl_c, *argv], cwd=ROOT, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONFAULTHANDLER": "1"})  # SIGABRT dumps where it hangs
     try:
         wait_until(lambda: (out / "results.jsonl").exists()
