@@ -25,6 +25,7 @@ request, answers the child's pid, and later that child's exit status on the same
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -381,6 +382,10 @@ def serve(path: str) -> None:
             __import__(name)
         except Exception:  # noqa: BLE001 - another venv's gradio: its Spaces do not import ours
             pass
+    # the preloaded libraries' objects out of every child's garbage collector walks (Python's advice before forking
+    # many children: ``gc.freeze``); the app and the stand-in freeze what they build themselves at start
+    gc.collect()
+    gc.freeze()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".tmp")
     listener.listen(64)

@@ -3,8 +3,8 @@
 
 A real install as a newcomer makes it: a fresh virtual environment that sees none of the machine's packages, the
 dependencies ``pyproject.toml`` declares (and nothing else) from the registry, then ``pip install .``, so a
-dependency that ``pyproject.toml`` forgets shows up as a command that crashes, and ``pip check`` confirms the set. Run from a folder that holds no source, so nothing
-is imported from the checkout by accident.
+dependency that ``pyproject.toml`` forgets shows up as a command that crashes, and ``pip check`` confirms the set.
+Run from a folder that holds no source, so nothing is imported from the checkout by accident.
 """
 
 from __future__ import annotations

@@ -189,6 +189,31 @@ def test_each_message_is_made_once_and_looks_as_gradio_makes_it() -> None:
     assert chatbot.postprocess([changed])[0]["content"][0]["text"] == "edited"
 
 
+def test_gradios_file_walks_pass_over_messages_without_files_and_still_serve_files(tmp_path) -> None:
+    """gradio's two walks of an update (files into its cache, then its root URL onto file URLs) hand the forms of
+    messages with no file on as they are, so an update at 200 messages does not copy the whole chat twice; a
+    message with a picture still gets its cached copy and its full URL, as before."""
+    from gradio import processing_utils
+    from PIL import Image
+
+    picture = tmp_path / "a.png"
+    Image.new("RGB", (4, 4)).save(picture)
+    history = earlier_messages(4) + [cv.user_message("look", [str(picture)])]
+    chatbot = remember_forms(gr.Chatbot())
+    forms = chatbot.postprocess(history)
+    moved = asyncio.run(processing_utils.async_move_files_to_cache(forms, chatbot, postprocess=True))
+    rooted = processing_utils.add_root_url(moved, "http://root:1", None)
+    assert [a is b for a, b in zip(forms, rooted)] == [True] * 4 + [False]
+    assert rooted[:4] == gr.Chatbot().postprocess(history[:4]).model_dump()
+    served = rooted[-1]["content"][0]["file"]
+    assert served["path"] != str(picture) and served["url"] == "http://root:1/gradio_api/file=" + served["path"]
+    # any other walk of gradio's (not one looking for files) still goes into every message
+    from gradio_client import utils as client_utils
+
+    texts = client_utils.traverse(forms, str.upper, lambda x: isinstance(x, str) and x.startswith("message"))
+    assert texts[0]["content"][0]["text"].startswith("MESSAGE 0")
+
+
 def test_a_fast_space_gets_at_most_twenty_updates_a_second_and_every_word() -> None:
     """1,000 chunks a second for 400 chunks: the chat gets about 20 updates a second (asserted with 2x room),
     the last update before the end holds the whole reply, and a long chat is answered as a short one is."""
@@ -221,3 +246,27 @@ def test_a_fast_space_gets_at_most_twenty_updates_a_second_and_every_word() -> N
             app.stop()
     finally:
         standin.stop()
+
+
+def test_what_was_built_at_start_is_left_out_of_garbage_collection() -> None:
+    """``freeze_startup_objects`` (called by ``serve`` once gradio has started): garbage collected first, the rest
+    frozen, so later full collections do not walk gradio's start-up objects (the long-chat benchmark's figure)."""
+    import gc
+    import weakref
+
+    from mirror.serve.launch import freeze_startup_objects
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    garbage = Cycle()
+    gone = weakref.ref(garbage)
+    del garbage
+    before = gc.get_freeze_count()
+    try:
+        freeze_startup_objects()
+        assert gone() is None  # collected, not frozen
+        assert gc.get_freeze_count() > before + 10_000  # gradio's modules and what this test process built
+    finally:
+        gc.unfreeze()

@@ -7,6 +7,10 @@ messages of a turn are the same dict objects in every update (``ChatService.resp
 so the form made for a message is kept by the message's identity while that message lives (the entry holds the
 message, so its id cannot be reused). This app never changes a message in place: ``mirror/chat/chat_values.py``
 builds a new dict for every change, and gradio gives each request's chat as new objects.
+
+The forms that hold no file are also vouched for to gradio's file walks (``gradio_internals.pass_over_file_free``),
+which otherwise copy the whole chat twice per update looking for files; gradio then sees the same form objects in
+each update, so its diff with the previous update passes over them by identity.
 """
 
 from __future__ import annotations
@@ -17,7 +21,25 @@ from typing import Any
 
 import gradio as gr
 
+from mirror.door import gradio_internals
+
 KEEP = 20_000  # messages remembered (about 50 visitors' chats at the history limit); beyond, the oldest go
+# the message forms that hold no file, by id, while their message is remembered (the entry keeps the id unique)
+_FILE_FREE: dict[int, dict[str, Any]] = {}
+
+
+def is_file_free(value: Any) -> bool:
+    """Whether ``value`` is a remembered message form that holds no file (what gradio's file walks may skip)."""
+    return type(value) is dict and _FILE_FREE.get(id(value)) is value
+
+
+def holds_file(value: Any) -> bool:
+    """Whether a dict with a string ``"path"`` (what gradio's file tests look for) is anywhere in ``value``."""
+    if isinstance(value, dict):
+        return isinstance(value.get("path"), str) or any(holds_file(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(holds_file(v) for v in value)
+    return False
 
 
 class MessageForms:
@@ -52,13 +74,24 @@ class MessageForms:
                 return kept[1]
         form = [m.model_dump() for m in self.chatbot._postprocess(message) or []]  # type: ignore[arg-type]
         with self._lock:
+            old = self._forms.pop(key, None)
+            if old is not None:  # an earlier message with the same id, no longer alive
+                self._forget(old[1])
             self._forms[key] = (message, form)
+            _FILE_FREE.update((id(part), part) for part in form if not holds_file(part))
             while len(self._forms) > self.keep:
-                self._forms.popitem(last=False)
+                self._forget(self._forms.popitem(last=False)[1][1])
         return form
+
+    @staticmethod
+    def _forget(form: list[dict[str, Any]]) -> None:
+        for part in form:
+            if _FILE_FREE.get(id(part)) is part:
+                del _FILE_FREE[id(part)]
 
 
 def remember_forms(chatbot: gr.Chatbot) -> gr.Chatbot:
     """``chatbot``, its postprocess now making each message's form once (gradio calls ``block.postprocess``)."""
     chatbot.postprocess = MessageForms(chatbot).postprocess  # type: ignore[method-assign]
+    gradio_internals.pass_over_file_free(is_file_free)
     return chatbot

@@ -1,5 +1,6 @@
 """Every private part of gradio the app reads, in one place: its queue's waiting and running events, an event's
-function, enqueue time and id, dropping a queued event, and the login tokens of ``auth=``.
+function, enqueue time and id, dropping a queued event, the login tokens of ``auth=``; and one patch of its file
+walks (``pass_over_file_free``).
 
 Why: none of these is gradio's public API (gradio 6.x names them ``Blocks._queue``, ``Event.fn._id``,
 ``Event.enqueue_time``, ``App.tokens``...). The door needs them to count a client's queued turns, to drop turns
@@ -11,7 +12,7 @@ reads as empty rather than failing a visitor's request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -86,3 +87,32 @@ def login_of(blocks: Any, cookies: Iterable[tuple[str, str]]) -> str | None:
         if name in names and token in tokens:
             return str(tokens[token])
     return None
+
+
+def pass_over_file_free(is_file_free: Callable[[Any], bool]) -> None:
+    """gradio walks every output value whole, twice per streamed update, to find its files (files into its cache,
+    then its root URL onto their URLs: ``gradio_client.utils.traverse`` and ``async_traverse``), copying every dict
+    and list on the way. For a chat of 200 messages that was a quarter of the app's CPU per update (py-spy), for
+    messages with no file that did not change. A value ``is_file_free`` vouches for is handed on as it is: those
+    walks look only for dicts with a ``"path"`` (gradio's three file tests), so they would find nothing in it and
+    return an equal copy. Any other walk is left alone. Idempotent per function; patched in this process only."""
+    from gradio_client import utils as client_utils
+
+    if getattr(client_utils.traverse, "file_free", None) is is_file_free:
+        return
+    file_tests = {client_utils.is_file_obj, client_utils.is_file_obj_with_meta, client_utils.is_file_obj_with_url}
+    walk, async_walk = client_utils.traverse, client_utils.async_traverse
+
+    # gradio's walks recurse through these module names, so each level below is passed over the same way
+    def traverse(json_obj: Any, func: Callable[..., Any], is_root: Callable[..., bool]) -> Any:
+        if is_root in file_tests and is_file_free(json_obj):
+            return json_obj
+        return walk(json_obj, func, is_root)
+
+    async def async_traverse(json_obj: Any, func: Callable[..., Any], is_root: Callable[..., bool]) -> Any:
+        if is_root in file_tests and is_file_free(json_obj):
+            return json_obj
+        return await async_walk(json_obj, func, is_root)
+
+    traverse.file_free = is_file_free  # type: ignore[attr-defined]
+    client_utils.traverse, client_utils.async_traverse = traverse, async_traverse
