@@ -122,11 +122,20 @@ ISSUE_24_NOTES = [
     "of the whole value (files to cache twice, root URL once) and the diff with the previous update. The "
     "earlier messages are now made once per turn (`mirror/chat/chatbot.py`: the same message objects in every "
     "update), and a reply updates the chat at most 20 times a second (`mirror/chat/pacing.py`), so a fast Space no "
-    "longer multiplies the whole-chat work by its chunk rate. Left: gradio's walks and diff of the whole value "
-    "per update (its code, not ours), and per turn the bridge's checks and copies of the history (`turn_key`, "
-    "`check_history`, a deep copy of the conversation's values): about 8 ms per update at 200 messages against "
-    "4.6 with none. A turn that brings a history its conversation never saw (a reload on another replica, an "
-    "edited chat) is restored by the bridge: seconds at 200 messages (last column), which is the chain's work.",
+    "longer multiplies the whole-chat work by its chunk rate. A turn that brings a history its conversation never "
+    "saw (a reload on another replica, an edited chat) is restored by the bridge: seconds at 200 messages (last "
+    "column), which is the chain's work.",
+    "- Long chats, 2026-12-07 (py-spy `--gil` on the app, 12 turns at 0 and at 200 earlier messages): that left "
+    "the app at 2.22x a first turn's CPU. Two causes grew with the chat. gradio's two walks of every update "
+    "looking for files (into its cache, then its root URL onto their URLs: `gradio_client.utils.traverse`), which "
+    "copy the whole chat each time; they now pass over the messages that hold no file "
+    "(`mirror/door/gradio_internals.pass_over_file_free`, vouched for by `mirror/chat/chatbot.py`), and gradio's "
+    "diff then meets the same objects and passes them by identity. And Python's full garbage collections, which "
+    "walked everything gradio built at start, 60 to 180 ms each, a few per turn at 200 messages (such turns make "
+    "many objects, so collections come often): the app and the stand-in now freeze their start-up objects out of "
+    "the collector (`gc.freeze` once started, `mirror/serve/launch.py`). App CPU per turn at 200 earlier "
+    "messages against none, `python -m benchmarks --phases longchat`: 2.22x before, 1.52x after (1.24x per "
+    "update; 2.08x at the history limit of 400).",
     "- `--compare-app` in the run above was this repository at commit 6bc0977 (the code before issue 24), "
     "extracted with `git archive` and started beside this code against the same stand-in.",
     "- Many visitors: the table of parts shows where the app's first text goes. The budget, the turn cap, the wait "
@@ -152,6 +161,14 @@ ISSUE_24_NOTES = [
     "CPU s per 1,000 chunks at 50 conversations: 2,000 chunks a second would need more than the two cores the "
     "stand-in, the app and the client share, so the first words wait for CPU; a real model streams far fewer "
     "chunks a second.",
+    "- The same command on 2026-12-07 21:15 UTC, after the long-chat changes above: first text p50 at 50 "
+    "conversations 1,098 ms through the app against 288 ms straight to the Space (3.8x; missed); at 10, 163 "
+    "against 50 ms; at 1, 36 against 11 ms. Parts at 50: queue hop 475 ms, the bridge's first text 366 ms. The "
+    "app used 2.14 CPU s per 1,000 chunks at 50 (2.88 the day before), the stand-in 0.78. With "
+    "`--app-concurrency 64`: 1,382 against 367 ms (3.8x), the queue hop 333 ms and the bridge's first text 471 ms "
+    "(the cores again, not the slots). Even at one conversation the app's path has the app's own queue hop (7 "
+    "ms) and the bridge's two trips through the Space (its user step, then its bot step: 24 ms) where the direct "
+    "client makes one; under load each of those waits for CPU.",
 ]
 
 

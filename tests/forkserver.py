@@ -386,6 +386,7 @@ def serve(path: str) -> None:
     # many children: ``gc.freeze``); the app and the stand-in freeze what they build themselves at start
     gc.collect()
     gc.freeze()
+    gc.collect()  # so full collections come as often as before for what is not frozen (mirror/serve/launch.py)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".tmp")
     listener.listen(64)

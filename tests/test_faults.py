@@ -24,7 +24,7 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from phi4_bridge import (
     TokenExpired,
     WorkerError,
 )
-from phi4_standin.launcher import configure, reset, set_fault, stats
+from phi4_standin.launcher import configure, reset, set_fault, start_standin, stats
 from phi4_standin.process import ServerProcess
 
 GUARD_S = 30.0  # no turn here may take longer: a hang fails, not stalls the suite (generous for a loaded machine)
@@ -114,6 +114,16 @@ def private_tmp(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("TMPDIR", str(folder))
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[ServerProcess]:
+    """This module's own stand-in (conftest's, started apart): its checks read the stand-in's counters (no job
+    left running after a fault), which a turn another module left running on the worker's shared stand-in moved
+    (seen once under load: three checks in a row found a job that was not theirs)."""
+    quotas = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
+    with start_standin(pace_ms=5, chunks=8, extra_args=quotas) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -100,6 +100,11 @@ def freeze_startup_objects() -> None:
     looks at everything made afterwards (Python's own advice for long-lived servers: ``gc.freeze``)."""
     gc.collect()
     gc.freeze()
+    # Python runs a full collection when the objects promoted since the last one reach a quarter of those it
+    # then kept: still counting the frozen ones, it would wait for hundreds of thousands, and cyclic garbage
+    # (an abandoned stream's generator and what it holds) would linger that long. One more, cheap now, resets
+    # the count to what is left unfrozen.
+    gc.collect()
 
 
 def _close(demo: gr.Blocks) -> None:
