@@ -160,6 +160,8 @@ class AppSettings:
     browser_secret: str | None = field(default=None, repr=False)
     # The chat's frame rate while a reply streams (mirror/chat/pacing.py); 0: an update for every chunk of the Space.
     ui_updates_per_s: float = 20.0
+    # ... and at most this many for all the replies streaming at once, shared between them (0: no such limit)
+    ui_updates_total_per_s: float = 200.0
     # One SQLite file where every replica of a cluster counts the turn budget (mirror/cluster.py sets
     # PHI4_BUDGET_DB); None: this process counts alone, in memory.
     budget_db: str | None = None
@@ -247,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ui-updates-per-s", type=float, metavar="N", default=AppSettings.ui_updates_per_s,
                    help="at most this many chat updates a second while a reply streams (default 20, fewer in a "
                         "long chat: docs/app.md; 0: one for every chunk of the Space)")
+    p.add_argument("--ui-updates-total-per-s", type=float, metavar="N", default=AppSettings.ui_updates_total_per_s,
+                   help="at most this many chat updates a second for all the replies streaming at once, shared "
+                        "between them: with many visitors each gets fewer (default 200; 0: no shared limit)")
     p.add_argument("--budget-store", metavar="redis://HOST:PORT/DB",
                    default=os.environ.get("PHI4_BUDGET_STORE") or None,
                    help="count the turn budget (--visitor-turns) in this Redis server, shared by every replica that "
@@ -319,6 +324,8 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         parser.error("--slow-client-timeout must be a positive number of seconds")
     if not args.ui_updates_per_s >= 0:
         parser.error("--ui-updates-per-s must be 0 or more")
+    if not args.ui_updates_total_per_s >= 0:
+        parser.error("--ui-updates-total-per-s must be 0 or more")
     if args.budget_store and (why := check_url(args.budget_store)):
         parser.error(f"--budget-store: {why}")
     return AppSettings(
@@ -338,7 +345,8 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         api_keys=api_keys(args.api_key), fetch_image_urls=args.fetch_image_urls, mcp=args.mcp,
         qa_db=args.qa_db, qa_max_mb=args.qa_max_mb, qa_keep_days=args.qa_keep_days,
         browser_secret=os.environ.get("PHI4_BROWSER_SECRET") or None,
-        ui_updates_per_s=args.ui_updates_per_s, budget_db=os.environ.get("PHI4_BUDGET_DB") or None,
+        ui_updates_per_s=args.ui_updates_per_s, ui_updates_total_per_s=args.ui_updates_total_per_s,
+        budget_db=os.environ.get("PHI4_BUDGET_DB") or None,
         budget_store=args.budget_store, turn_parts=_flag("PHI4_TURN_PARTS"),
         temp_dir=os.environ.get("GRADIO_TEMP_DIR") or None,
     )

@@ -270,3 +270,62 @@ def test_what_was_built_at_start_is_left_out_of_garbage_collection() -> None:
         assert gc.get_freeze_count() > before + 10_000  # gradio's modules and what this test process built
     finally:
         gc.unfreeze()
+
+
+def test_the_frame_is_shared_by_the_replies_streaming_at_once() -> None:
+    from mirror.chat.pacing import shared_frame
+
+    assert shared_frame(0.05, 1, 200) == 0.05  # one visitor: their own 20 a second
+    assert shared_frame(0.05, 10, 200) == 0.05  # ten: still 20 each (200 in all)
+    assert shared_frame(0.05, 50, 200) == 0.25  # fifty: 4 a second each, 200 in all
+    assert shared_frame(0.05, 50, 0) == 0.05  # no shared limit
+    assert shared_frame(0.0, 50, 200) == 0.0  # an update per chunk stays that
+
+
+def test_a_frame_asked_of_a_function_follows_it() -> None:
+    """``batches`` asks a function for each frame's floor: when it grows, the lists come further apart."""
+    floor = [0.0]
+
+    async def main() -> list[int]:
+        async def source() -> AsyncIterator[int]:
+            for i in range(200):
+                await asyncio.sleep(0.002)
+                yield i
+
+        sizes = []
+        async for batch in batches(source(), lambda: floor[0]):
+            sizes.append(len(batch))
+            if len(sizes) == 20:
+                floor[0] = 0.1  # from here, a list at most every 100 ms
+        return sizes
+
+    sizes = asyncio.run(asyncio.wait_for(main(), 10.0))
+    assert sizes[:20] == [1] * 20  # every item alone while the floor was 0
+    assert sum(sizes) == 200 and len(sizes) < 20 + 12  # the last 180 items, 2 ms apart, in lists 100 ms apart
+
+
+def test_many_replies_at_once_share_the_apps_updates() -> None:
+    """Four page turns at once with ``--ui-updates-total-per-s 8``: each gets about 2 updates a second (asserted
+    with 2x room), where alone it would get 20; every word still arrives."""
+    standin = start_standin(pace_ms=2, chunks=600)  # at least 1.2 s a turn
+    try:
+        app = start_app("--space-url", standin.url, "--hub-url", standin.hub_url, "--ui-updates-total-per-s", "8",
+                        "--turns-per-client", "10")
+        try:
+            async def main() -> list:
+                async with aiohttp.ClientSession() as session:
+                    fn, inputs = await find_respond(session, app.url)
+                    return list(await asyncio.gather(*(turn(session, app.url, fn, inputs, [], f"share{n}x", None,
+                                                            prompt="tell me a long story") for n in range(4))))
+
+            results = asyncio.run(main())
+            for result in results:
+                assert result.error is None, result.error
+                assert result.total_s is not None and result.total_s > 1.0, result.total_s
+                allowed = 2 * (result.total_s * 8 / 4 + 4)  # 8 a second shared by 4, plus the notes and the end
+                assert result.updates <= allowed, (result.updates, result.total_s)
+                assert result.last_update_text == results[0].last_update_text != ""
+        finally:
+            app.stop()
+    finally:
+        standin.stop()

@@ -34,7 +34,7 @@ from ..visitors.budget import Budget, OverBudget
 from ..visitors.identity import Visitor
 from ..visitors.usage import UsageLog
 from . import chat_values as cv
-from .pacing import batches
+from .pacing import batches, shared_frame
 
 log = logging.getLogger(__name__)
 parts_log = log.getChild("parts")  # one line per turn at DEBUG: the parts of the way to the first words
@@ -164,6 +164,7 @@ class ChatService:
         self._readers: dict[str, asyncio.Task[Any]] = {}
         # at most one chat update per interval while a reply streams (mirror/chat/pacing.py says why); 0: every chunk
         self.ui_interval_s = 1 / settings.ui_updates_per_s if settings.ui_updates_per_s > 0 else 0.0
+        self.ui_total_per_s = settings.ui_updates_total_per_s
 
     async def events(self, visitor: Visitor, text: str, files: Sequence[str],
                      history: list[dict[str, Any]] | None, options: dict[str, Any] | None = None,
@@ -279,8 +280,7 @@ class ChatService:
         reply = ""
         events = self.events(visitor, text, [f["path"] for f in files], earlier, options)
         try:
-            async with aclosing(batches(events, self.ui_interval_s, urgent=lambda e: not isinstance(e, TextDelta))) \
-                    as paced:
+            async with aclosing(batches(events, self.frame, urgent=lambda e: not isinstance(e, TextDelta))) as paced:
                 async for batch in paced:
                     shown: list[cv.Message] | None = None
                     for event in batch:
@@ -294,6 +294,10 @@ class ChatService:
         except Exception:
             log.exception("unexpected failure while answering")
             yield base + [cv.note(f"⚠️ {GENERIC_FAILURE}", cv.RETRY_HINT)]
+
+    def frame(self) -> float:
+        """A streaming reply's shortest frame now: the visitor's own rate, shared with the others streaming."""
+        return shared_frame(self.ui_interval_s, len(self._readers), self.ui_total_per_s)
 
     @staticmethod
     def unlock() -> gr.MultimodalTextbox:

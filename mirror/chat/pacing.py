@@ -50,25 +50,44 @@ async def _pump(source: AsyncIterator[T], queue: asyncio.Queue[object]) -> None:
     queue.put_nowait(_END)
 
 
-async def batches(source: AsyncIterator[T], interval: float,
+def shared_frame(own_s: float, streaming: int, total_per_s: float) -> float:
+    """One reply's frame when ``streaming`` replies share ``total_per_s`` updates a second: never shorter than
+    ``own_s`` (a visitor's own rate), longer once the replies streaming at once would together exceed the total.
+    Why: each update is the app's work (gradio's queue, diff and send), so fifty visitors at 20 updates a second
+    each asked more of two cores than the Space's own work and the first words of every new turn waited for CPU.
+    0 for either rate: no limit from it."""
+    if own_s <= 0:
+        return 0.0
+    if total_per_s <= 0:
+        return own_s
+    return max(own_s, streaming / total_per_s)
+
+
+async def batches(source: AsyncIterator[T], interval: float | Callable[[], float],
                   urgent: Callable[[T], bool] = lambda _: False) -> AsyncGenerator[list[T], None]:
     """The items of ``source`` in lists, at most one list per ``interval`` seconds unless an item is ``urgent``.
 
     An exception of the source is raised here after the items that came before it were handed on. ``interval``
     0 hands on every item alone, as it comes (the source's own pace); otherwise a frame also lasts ``WORK_SHARE``
-    times what the consumer spent on the last list, up to ``MAX_FRAME_S`` (the module's docstring says why)."""
+    times what the consumer spent on the last list, up to ``MAX_FRAME_S`` (the module's docstring says why).
+    ``interval`` may be a function, asked at each frame (``shared_frame``: the frame grows with the load)."""
     loop = asyncio.get_running_loop()
+
+    def floor() -> float:
+        return interval() if callable(interval) else interval
+
     queue: asyncio.Queue[object] = asyncio.Queue()
     pump = asyncio.create_task(_pump(source, queue))
     held: list[T] = []
     last = -float("inf")  # when the last list went out
-    frame = interval  # the interval, or longer while the consumer's work on a list takes more than its share
+    frame = floor()  # the interval, or longer while the consumer's work on a list takes more than its share
 
     def spent_since(handed: float) -> float:
         """The next frame's length from the consumer's work on the list handed on at ``handed``."""
-        if interval <= 0:
+        base = floor()
+        if base <= 0:
             return 0.0
-        return max(interval, min(MAX_FRAME_S, WORK_SHARE * (loop.time() - handed)))
+        return max(base, min(MAX_FRAME_S, WORK_SHARE * (loop.time() - handed)))
 
     try:
         while True:
