@@ -169,6 +169,12 @@ ISSUE_24_NOTES = [
     "(the cores again, not the slots). Even at one conversation the app's path has the app's own queue hop (7 "
     "ms) and the bridge's two trips through the Space (its user step, then its bot step: 24 ms) where the direct "
     "client makes one; under load each of those waits for CPU.",
+    "- Then the replies streaming at once were made to share at most 200 chat updates a second "
+    "(`--ui-updates-total-per-s`, `mirror/chat/pacing.shared_frame`; each still at most 20): at 50 conversations "
+    "4 a second each. The same sweep, 2026-12-07 22:07 UTC: first text p50 at 50 conversations 943 ms through the "
+    "app against 322 ms straight to the Space (2.9x, from 3.8x; still missed); queue hop 337 ms, the bridge's first "
+    "text 230 ms; the app's CPU 1.92 s per 1,000 chunks (from 2.14). At 1 and 10 conversations nothing changes "
+    "(each visitor keeps 20 a second): 33 against 9 ms, 228 against 63 ms.",
 ]
 
 
