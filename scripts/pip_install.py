@@ -17,12 +17,12 @@ Usage: ``python3 scripts/pip_install.py -r requirements-dev.txt`` (quiet, like `
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 UV = "uv==0.13.10"
-# pip settings that do not change what is installed, or that uv reads from the same environment (the certificate:
-# SSL_CERT_FILE)
+# pip settings that do not change what is installed (pip's certificate is handed to uv as SSL_CERT_FILE)
 HARMLESS = {"cert", "default-timeout", "timeout", "disable-pip-version-check", "no-cache-dir", "progress-bar",
             "root-user-action", "quiet", "verbose", "no-input", "retries", "no-color", "break-system-packages"}
 LISTS = {"extra-index-url": "--extra-index-url", "find-links": "--find-links", "constraint": "--constraint",
@@ -65,9 +65,10 @@ def in_venv() -> bool:
 
 def install_with_uv(args: list[str]) -> bool:
     try:
-        flags = uv_flags(pip_settings())
+        settings = pip_settings()
     except Exception:  # pip's internal API moved: pip does the install
         return False
+    flags = uv_flags(settings)
     if flags is None or not in_venv():
         return False
     if not uv_installed():
@@ -75,7 +76,8 @@ def install_with_uv(args: list[str]) -> bool:
         if subprocess.run(pip, stderr=subprocess.DEVNULL).returncode != 0:
             return False
     uv = [sys.executable, "-m", "uv", "pip", "install", "-q", "--python", sys.executable, *flags, *args]
-    if subprocess.run(uv).returncode == 0:
+    env = {**os.environ, "SSL_CERT_FILE": settings["cert"]} if settings.get("cert") else None
+    if subprocess.run(uv, env=env).returncode == 0:
         return True
     print("uv could not install these; pip installs them instead", file=sys.stderr)
     return False
