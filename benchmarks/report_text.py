@@ -175,6 +175,12 @@ ISSUE_24_NOTES = [
     "app against 322 ms straight to the Space (2.9x, from 3.8x; still missed); queue hop 337 ms, the bridge's first "
     "text 230 ms; the app's CPU 1.92 s per 1,000 chunks (from 2.14). At 1 and 10 conversations nothing changes "
     "(each visitor keeps 20 a second): 33 against 9 ms, 228 against 63 ms.",
+    "- Where the app's CPU goes at 50 conversations after that (py-spy `--gil` on the app, 25 s of `--sweep 50 "
+    "--sweep-turns 4 --phases sweep`, 766 samples): gradio's per-update output work 11 % (`postprocess_data`, "
+    "with its per-session config of the page's blocks for each new session), the bridge 12 %, gradio's queue and "
+    "`process_api` 25 %, uvicorn's and gradio's sending of the event streams 15 %, starlette's "
+    "`Request.is_disconnected` 4 %, gradio's queue analytics (a pandas DataFrame every few events) 3 %; no one "
+    "part to remove, spread over gradio's machinery.",
 ]
 
 
