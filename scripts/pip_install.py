@@ -22,6 +22,7 @@ import subprocess
 import sys
 
 UV = "uv==0.13.10"
+PIP_INSTALL = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
 # pip settings that do not change what is installed (pip's certificate is handed to uv as SSL_CERT_FILE)
 HARMLESS = {"cert", "default-timeout", "timeout", "disable-pip-version-check", "no-cache-dir", "progress-bar",
             "root-user-action", "quiet", "verbose", "no-input", "retries", "no-color", "break-system-packages"}
@@ -72,8 +73,7 @@ def install_with_uv(args: list[str]) -> bool:
     if flags is None or not in_venv():
         return False
     if not uv_installed():
-        pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", UV]
-        if subprocess.run(pip, stderr=subprocess.DEVNULL).returncode != 0:
+        if subprocess.run([*PIP_INSTALL, UV], stderr=subprocess.DEVNULL).returncode != 0:
             return False
     uv = [sys.executable, "-m", "uv", "pip", "install", "-q", "--python", sys.executable, *flags, *args]
     env = {**os.environ, "SSL_CERT_FILE": settings["cert"]} if settings.get("cert") else None
@@ -95,8 +95,7 @@ def uv_installed() -> bool:
 def main(args: list[str]) -> int:
     if install_with_uv(args):
         return 0
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *args]
-    return subprocess.run(pip).returncode
+    return subprocess.run([*PIP_INSTALL, *args]).returncode
 
 
 if __name__ == "__main__":

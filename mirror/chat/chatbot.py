@@ -20,6 +20,7 @@ from collections import OrderedDict
 from typing import Any
 
 import gradio as gr
+from gradio_client.utils import is_file_obj
 
 from mirror.door import gradio_internals
 
@@ -34,9 +35,12 @@ def is_file_free(value: Any) -> bool:
 
 
 def holds_file(value: Any) -> bool:
-    """Whether a dict with a string ``"path"`` (what gradio's file tests look for) is anywhere in ``value``."""
+    """Whether anything in ``value`` passes gradio's widest file test (``is_file_obj``: a dict with a string
+    ``"path"``; its other two tests ask that and more), so gradio's file walks may have work in it."""
+    if is_file_obj(value):
+        return True
     if isinstance(value, dict):
-        return isinstance(value.get("path"), str) or any(holds_file(v) for v in value.values())
+        return any(holds_file(v) for v in value.values())
     if isinstance(value, list | tuple):
         return any(holds_file(v) for v in value)
     return False
@@ -74,9 +78,6 @@ class MessageForms:
                 return kept[1]
         form = [m.model_dump() for m in self.chatbot._postprocess(message) or []]  # type: ignore[arg-type]
         with self._lock:
-            old = self._forms.pop(key, None)
-            if old is not None:  # an earlier message with the same id, no longer alive
-                self._forget(old[1])
             self._forms[key] = (message, form)
             _FILE_FREE.update((id(part), part) for part in form if not holds_file(part))
             while len(self._forms) > self.keep:
