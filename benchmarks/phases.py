@@ -47,7 +47,8 @@ class Context:
             self.space_url = self.hub_url = self.standin.url
         if not self.args.no_app:
             if servers.app_available():
-                self.app = servers.start_app(self.space_url, self.hub_url, self.args.app_concurrency)
+                self.app = servers.start_app(self.space_url, self.hub_url, self.args.app_concurrency,
+                                             self.args.app_arg)
             else:
                 self.notes.append("app.py not found: path 4 and the app sweep were skipped")
 
@@ -355,7 +356,8 @@ async def run_all(ctx: Context) -> dict[str, Any]:
         "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": a.quick,
         "space_url": ctx.space_url if a.space_url else "stand-in (started by the run)",
         "standin": None if a.space_url else {"pace_ms": a.pace_ms, "chunks": a.chunks, "gpus": a.gpus},
-        "app": None if ctx.app is None else {"concurrency": a.app_concurrency or "app default"},
+        "app": None if ctx.app is None else {"concurrency": a.app_concurrency or "app default",
+                                             **({"args": a.app_arg} if a.app_arg else {})},
         "turns_per_path": a.turns, "sweep_levels": a.sweep_levels, "notes": ctx.notes}}
     stamps_ok = servers.try_json(f"{ctx.space_url}/standin/stats") is not None
     if not stamps_ok:

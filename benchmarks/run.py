@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "30 in all at low levels, up to 20 a conversation; quick 2, exactly)")
     p.add_argument("--token-conversations", type=int, help="conversations of 4 turns (default 25, quick 5)")
     p.add_argument("--app-concurrency", type=int, help="app.py --concurrency (default: the app's own default)")
+    p.add_argument("--app-arg", action="append", default=[], metavar="ARG",
+                   help="one more argument for app.py, e.g. --app-arg=--ui-updates-total-per-s=100 (repeatable)")
     p.add_argument("--no-app", action="store_true", help="skip path 4 and the sweep through the app")
     p.add_argument("--phases", default="turns,uploads,tokens,sweep,longchat",
                    help="comma-separated subset of turns,uploads,tokens,sweep,longchat (default: all)")

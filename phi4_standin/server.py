@@ -254,6 +254,9 @@ def build_app(settings: StandinSettings) -> tuple[Any, ZeroGPU, Tunables]:
     add_hub_catalogue_routes(app, catalogue)
     _add_control_routes(app, zgpu, tunables, settings.layout, catalogue)
     demo = build_blocks(zgpu, tunables, gpus=settings.gpus, layout=settings.layout)
+    # gradio runs at most ``max_threads`` events at once (40 by default), whatever each step allows: room for every
+    # GPU slot's bot step and as many user steps beside them, so ``--gpus 64`` means 64 replies at once
+    demo.max_threads = max(40, 2 * settings.gpus + 8)
     demo.queue(default_concurrency_limit=max(settings.gpus, 1), api_open=False, max_size=settings.queue_size)
     # gradio's queue polls every 1 ms when idle (``Queue.sleep_when_free``, a private part): 5 % of a core for a
     # stand-in nobody uses, times every stand-in a test run keeps up. 10 ms, as the app (mirror/door/gradio_internals)

@@ -92,3 +92,36 @@ def test_the_idle_poll_is_slowed_to_10_ms_and_events_still_run(server: tuple[gr.
     release.set()
     client = Client(url, auth=("alice", "secret-1"), verbose=False)
     assert client.submit("three", api_name="/slow").result(timeout=20) == "three!"
+
+
+def test_signed_block_classes_give_a_new_session_the_same_config_without_working_signatures_out(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspect
+
+    from gradio.state_holder import SessionState
+
+    class Note(gr.Markdown):  # a class of this test's own: no other test has signed it
+        def __init__(self, value: str = "", *, note_id: str = "n", **kwargs: Any) -> None:
+            self.note_id = note_id
+            super().__init__(value, **kwargs)
+
+    with gr.Blocks() as demo:
+        Note("hello", note_id="first")
+        gr.Chatbot([{"role": "user", "content": "hi"}], label="chat")
+        gr.Slider(0, 10, value=3, label="knob")
+    before = SessionState(demo).config_values
+
+    assert gi.sign_block_classes(demo) >= 1
+    works = 0
+    real = inspect._signature_from_function  # type: ignore[attr-defined]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal works
+        works += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inspect, "_signature_from_function", counted)
+    after = SessionState(demo).config_values
+    assert after == before  # the same config, "note_id" of the subclass's own signature included
+    assert after[next(k for k, v in after.items() if v["type"] == "note")]["props"]["note_id"] == "first"
+    assert works == 0, f"{works} signatures were worked out for a new session"

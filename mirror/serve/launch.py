@@ -63,10 +63,11 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
     try:
         demo.queue(default_concurrency_limit=settings.concurrency_total, max_size=settings.queue_max_size)
         gradio_internals.slow_the_idle_poll(demo)
+        gradio_internals.sign_block_classes(demo)
         demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
                     auth=logins or None, auth_message="Log in to chat with Phi-4-multimodal.",
                     prevent_thread_lock=True, show_error=False, footer_links=["api", "gradio"], css=css, head=head,
-                    run_history=False, max_file_size=settings.max_upload_bytes,
+                    run_history=False, max_file_size=settings.max_upload_bytes, max_threads=queue_slots(settings),
                     state_session_capacity=settings.max_visitors,
                     mcp_server=settings.mcp, app_kwargs={"middleware": middleware, "routes": list(routes or [])})
         if settings.mcp:
@@ -90,6 +91,14 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
         closer = threading.Thread(target=_close, args=(demo,), daemon=True)
         closer.start()
         closer.join(timeout=2.0)  # uvicorn waits for open streams; whatever is left dies with the process
+
+
+def queue_slots(settings: AppSettings) -> int:
+    """Events gradio's queue runs at once, whatever their step (its ``max_threads``, 40 by default): every chat
+    turn ``--concurrency`` allows, as many quick steps of the page beside them (a turn's user step, the badge), and
+    the QA tab's runs. Why: gradio counts every running event against this one number before any step's own limit,
+    so at its default of 40 a 41st turn waited for a whole reply to end however high ``--concurrency`` was set."""
+    return max(40, 2 * settings.concurrency_total + 8)
 
 
 def freeze_startup_objects() -> None:
