@@ -154,6 +154,10 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
     chat = ChatService(status.holder, settings, guard, budget=budget, usage=usage)
     runner = AppRunner(chat, settings, guard)  # the turns of /v1 and of the MCP tools
     limits: dict[str, Any] = {"concurrency_limit": settings.concurrency_total, "concurrency_id": "chat"}
+    # A turn's updates leave its handler in the form the page takes (``postprocess=False``): gradio would hand each
+    # update's postprocess to a worker thread and back, which at 50 conversations was a sixth of the app's CPU and
+    # a wait for the GIL on the way to every first word; the chat's postprocess is cheap (mirror/chat/chatbot.py)
+    streamed: dict[str, Any] = {**limits, "postprocess": False}
     hidden: dict[str, Any] = {"api_visibility": "undocumented"}
     # the banner's and the badge's refreshes (on load, every few seconds, after a turn): no progress timer flashing
     quiet: dict[str, Any] = {**hidden, "show_progress": "hidden"}
@@ -216,7 +220,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
             visitor = Visitor.of(request)  # read once here, at the edge: the chat service takes the Visitor
             async with aclosing(chat.respond(values[chatbot], visitor, chosen(values, controls))) as updates:
                 async for update in updates:
-                    yield update
+                    yield chatbot.postprocess(update)  # the page's form, made here: see ``streamed`` above
 
         turn_inputs = {chatbot, *controls}
 
@@ -232,13 +236,13 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
                 lambda h: h, chatbot, saved, queue=False, **hidden).then(badge_for, None, badge, **quiet)
 
         sent = box.submit(chat.add_user_turn, [box, chatbot], [chatbot, box], queue=False, **hidden)
-        sent = sent.then(respond, turn_inputs, chatbot, **limits, **hidden)
+        sent = sent.then(respond, turn_inputs, chatbot, **streamed, **hidden)
         answered(sent)
         retried = chatbot.retry(chat.prepare_retry, chatbot, [chatbot, box], queue=False, **hidden)
-        retried = retried.then(respond, turn_inputs, chatbot, **limits, **hidden)
+        retried = retried.then(respond, turn_inputs, chatbot, **streamed, **hidden)
         answered(retried)
         edited = chatbot.edit(chat.edit, [chatbot, saved], [chatbot, box], queue=False, **hidden)
-        edited = edited.then(respond, turn_inputs, chatbot, **limits, **hidden)
+        edited = edited.then(respond, turn_inputs, chatbot, **streamed, **hidden)
         answered(edited)
         running = [sent, retried, edited]
 
@@ -257,7 +261,7 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
         api_trigger.click(chat.chat_api, [api_message, api_history], api_reply, api_name="chat",
                           api_description="Send one message (text + files, as the multimodal textbox gives) and "
                           "stream the reply text. Without a history, your client's session keeps the conversation.",
-                          **limits)
+                          **streamed)  # its reply is text: what a Textbox's postprocess gives it as
 
         # Page load: bring back this browser's chat, show where answers come from; refresh that now and then. The
         # chat comes back instantly (not queued): queued, on a busy app it could wait until after a turn the visitor

@@ -329,3 +329,36 @@ def test_many_replies_at_once_share_the_apps_updates() -> None:
             app.stop()
     finally:
         standin.stop()
+
+
+def test_the_chat_api_is_paced_as_the_page_is_and_ends_with_the_whole_reply() -> None:
+    """``/chat`` over gradio's queue (as gradio_client and the JS client call it), 1,000 chunks a second for 400
+    chunks: about 20 updates a second (asserted with 2x room) where unpaced it sent one per chunk, and its last
+    value is the whole reply."""
+    from benchmarks import sweep
+
+    standin = start_standin(pace_ms=1, chunks=400)
+    try:
+        app = start_app("--space-url", standin.url, "--hub-url", standin.hub_url)
+        try:
+            async def main() -> tuple[sweep.TurnResult, str]:
+                async with aiohttp.ClientSession() as session:
+                    target = await sweep.find_target(session, "app", app.url, "chat", "app")
+                    result = await sweep.one_turn(session, target, "tell me a long story")
+                config = BridgeConfig(space="microsoft/phi-4-multimodal", space_url=standin.url,
+                                      hub_url=standin.hub_url)
+                async with Phi4Bridge(config) as bridge:
+                    whole = await bridge.submit("tell me a long story").result()
+                return result, whole
+
+            result, whole = asyncio.run(main())
+            assert result.error is None, result.error
+            assert result.text == whole != ""
+            assert result.done_at is not None
+            total_s = result.done_at - result.sent_at
+            allowed = 2 * (total_s * 20 + 2)
+            assert 2 <= len(result.receipts) <= allowed, (len(result.receipts), total_s)
+        finally:
+            app.stop()
+    finally:
+        standin.stop()

@@ -373,17 +373,23 @@ class ChatService:
         # A direct call (/run/chat, /api/chat) gets only the first value a generator yields, and gradio then drops
         # the generator (which cancels the Space job): such a caller gets the whole reply in one value instead.
         whole = "/gradio_api/run/" in visitor.route or "/gradio_api/api/" in visitor.route
+        # Paced as the page's chat is (``frame``): a fast Space and many callers at once would otherwise make
+        # gradio postprocess, diff and send the reply for every chunk, hundreds of times a second.
+        events = self.events(visitor, text, files, earlier, source="api")
         reply = ""
         try:
-            async for event in self.events(visitor, text, files, earlier, source="api"):
-                if isinstance(event, TextDelta):
-                    reply += event.text
-                    if not whole:
-                        yield reply
-                elif isinstance(event, Done) and event.text != reply:
-                    reply = event.text
-                    if not whole:
-                        yield reply
+            async with aclosing(batches(events, self.frame, urgent=lambda e: not isinstance(e, TextDelta))) as paced:
+                async for batch in paced:
+                    grown = reply
+                    for event in batch:
+                        if isinstance(event, TextDelta):
+                            grown += event.text
+                        elif isinstance(event, Done):
+                            grown = event.text
+                    if grown != reply:
+                        reply = grown
+                        if not whole:
+                            yield reply
             if whole:
                 yield reply
         except Phi4Error as exc:
