@@ -242,6 +242,9 @@ def test_a_fast_space_gets_at_most_twenty_updates_a_second_and_every_word() -> N
                 assert result.updates <= allowed, (result.updates, result.total_s)
                 expected = whole[result.earlier]
                 assert result.last_update_text == expected, (result.last_update_text[-80:], expected[-80:])
+                # in the form gradio's Chatbot gives its messages (the chat step makes it: postprocess=False)
+                [gradios] = gr.Chatbot().postprocess([cv.bot_message(expected)]).model_dump()
+                assert result.chat[-1] == gradios, (result.chat[-1], gradios)
         finally:
             app.stop()
     finally:
