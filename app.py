@@ -30,7 +30,7 @@ from gradio.events import Dependency  # noqa: E402
 from mirror.apis.mcp_tools import Phi4Tools, register_tools  # noqa: E402
 from mirror.apis.openai_api import AppRunner, api_settings, openai_routes  # noqa: E402
 from mirror.chat import chat_values as cv  # noqa: E402
-from mirror.chat.chatbot import remember_forms  # noqa: E402
+from mirror.chat.chatbot import page_form, remember_forms  # noqa: E402
 from mirror.chat.export import export_refusal, write_exports  # noqa: E402
 from mirror.chat.handlers import ChatService  # noqa: E402
 from mirror.door.cleanup import Janitor, WorkDir  # noqa: E402
@@ -216,11 +216,11 @@ def build_demo(settings: AppSettings, status: SpaceStatus, guard: Guard | None =
             api_trigger = gr.Button()
 
         # A turn: show the user's message, stream the reply, unlock the input, remember the chat in the browser.
-        async def respond(values: dict[Any, Any], request: gr.Request) -> AsyncGenerator[list[cv.Message], None]:
+        async def respond(values: dict[Any, Any], request: gr.Request) -> AsyncGenerator[list[dict[str, Any]], None]:
             visitor = Visitor.of(request)  # read once here, at the edge: the chat service takes the Visitor
             async with aclosing(chat.respond(values[chatbot], visitor, chosen(values, controls))) as updates:
                 async for update in updates:
-                    yield chatbot.postprocess(update)  # the page's form, made here: see ``streamed`` above
+                    yield page_form(chatbot, update)  # made here: see ``streamed`` above
 
         turn_inputs = {chatbot, *controls}
 

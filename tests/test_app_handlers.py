@@ -45,3 +45,15 @@ def test_every_handler_s_hints_resolve_and_each_request_parameter_is_found(page:
                 wanting += 1
                 assert gr.utils.is_special_typed_parameter(name, hints), f"{handler.__qualname__}: {hints.get(name)}"
     assert wanting >= 8, wanting  # the chat, its /chat API, the badge, the picker, the switch, the QA and usage tabs
+
+
+def test_a_new_session_of_the_real_page_gets_the_config_gradio_would_make(page: Any) -> None:
+    """The page's configs made once (``gradio_internals.reuse_block_configs``, as ``serve`` does) give a new
+    session exactly what gradio's own work gives it, for every block of the real page."""
+    from gradio.state_holder import SessionState
+
+    from mirror.door import gradio_internals
+
+    before = SessionState(page.demo).config_values
+    assert gradio_internals.reuse_block_configs(page.demo) == len(page.demo.blocks)
+    assert SessionState(page.demo).config_values == before

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -89,6 +90,13 @@ class MessageForms:
         for part in form:
             if _FILE_FREE.get(id(part)) is part:
                 del _FILE_FREE[id(part)]
+
+
+def page_form(chatbot: gr.Chatbot, chat: list[Any]) -> list[dict[str, Any]]:
+    """``chat`` as the page takes it, made by the chatbot's own postprocess: for a step gradio does not postprocess
+    (``postprocess=False``, app.py says why)."""
+    postprocess: Callable[[Any], Any] = chatbot.postprocess
+    return list(postprocess(chat))
 
 
 def remember_forms(chatbot: gr.Chatbot) -> gr.Chatbot:
