@@ -58,8 +58,9 @@ def reuse_block_configs(blocks: Any) -> int:
     Why: gradio builds every new session's state (``SessionState``) from ``config_for_block`` of every block of the
     page, worked out anew for each session (3.5 ms here, with ``sign_block_classes``) although the page's blocks do
     not change once it is built: an update for one session makes that session a new block, which is worked out as
-    gradio does. Returns how many blocks of ``blocks`` it made. A copy is the config's dict and its ``props`` (what a session replaces values in); the values
-    themselves are shared, as gradio shares them with the page. Idempotent; patched in this process only."""
+    gradio does. A copy is the config's dict and its ``props`` (what a session replaces values in); the values
+    themselves are shared, as gradio shares them with the page. Idempotent; patched in this process only. Returns
+    how many blocks of ``blocks`` it made."""
     from gradio.blocks import BlocksConfig
 
     made: dict[int, tuple[Any, dict[str, Any]]] = getattr(BlocksConfig, "_mirror_made", None) or {}
