@@ -67,8 +67,7 @@ class Context:
     def attach_stamps(self, results: list[TurnResult]) -> None:
         """The Space's chunk stamps for each turn: by its session hash, or via the tap's prompt -> session map; only
         those between the turn's start and its end (a session holds every turn of its conversation)."""
-        sessions = servers.try_json(f"{self.space_url}/bench/sessions") or {}
-        by_prompt = {prompt: session for session, prompt in sessions.items()}
+        by_prompt: dict[str, str] = servers.try_json(f"{self.space_url}/bench/sessions") or {}
         of_session: dict[str, list[list[float]]] = {}  # read once a session, not once a turn
         for result in results:
             session = result.remote_session or by_prompt.get(result.prompt)

@@ -2,8 +2,9 @@
 
 Why: the stand-in stamps every chunk per *remote* session hash, but the app's bridge picks its own session
 hashes, which a client of the app never sees. The tap reads each ``queue/join`` body on its way in (the
-bridge's, the known client's or gradio_client's alike), records ``session_hash -> prompt`` and serves it at
-``GET /bench/sessions``; every benchmark prompt is unique, so each app turn finds its stamps. Nothing in
+bridge's, the known client's or gradio_client's alike), records ``prompt -> session_hash`` and serves it at
+``GET /bench/sessions``; every benchmark prompt is unique, so each app turn finds its stamps (a remote session
+holds all the turns of its conversation, so it is the prompt that names a turn). Nothing in
 ``phi4_bridge`` changes: this is ``phi4_standin``'s own ``build_app`` behind a thin ASGI wrapper.
 
     python -m benchmarks.standin_tap --port 7861 --pace-ms 5 --chunks 60 --gpus 128
@@ -20,7 +21,7 @@ from typing import Any
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
-MAX_TAPPED = 100_000  # sessions remembered (bounded memory)
+MAX_TAPPED = 100_000  # prompts remembered (bounded memory)
 
 
 def prompt_of(body: Any) -> str | None:
@@ -40,7 +41,7 @@ class Tap:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.sessions: dict[str, str] = {}
+        self.sessions: dict[str, str] = {}  # prompt -> the remote session that sent it
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -68,7 +69,7 @@ class Tap:
             body = json.loads(raw)
             prompt, session = prompt_of(body), body.get("session_hash")
             if prompt is not None and isinstance(session, str) and len(self.sessions) < MAX_TAPPED:
-                self.sessions[session] = prompt
+                self.sessions[prompt] = session
         except (ValueError, AttributeError):
             pass
         sent = False

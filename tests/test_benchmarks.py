@@ -23,7 +23,7 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     # 20 chunks 2 ms apart (the benchmark's are 60, 5 ms apart): every phase runs, in 37 s instead of 60 here;
     # forked by the session's fork server, like the stand-in and the apps it starts (tests/forkserver.py)
     proc = run_command([sys.executable, "-m", "benchmarks", "--quick", "--turns", "3", "--sweep", "1,3",
-                        "--sweep-turns", "1", "--token-conversations", "2", "--pace-ms", "2", "--chunks", "20",
+                        "--sweep-turns", "2", "--token-conversations", "2", "--pace-ms", "2", "--chunks", "20",
                         "--out", str(tmp_path)],
                        cwd=ROOT, timeout=280)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
@@ -41,7 +41,8 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
             assert fig["n"] > 0 and 0 <= fig["p50"] <= fig["p99"] <= fig["max"], (key, path, fig)
         assert results["first_text"][path]["p50"] <= results["total"][path]["p50"] + 1e-6
     assert results["first_text"]["reference"]["ratio_p50"] == 1.0
-    assert results["chunk_latency"]["bridge"]["n"] == 3 * 20  # every stamped chunk matched (20 chunks a reply)
+    # every stamped chunk matched (20 chunks a reply), the app's too: its turns share one remote session
+    assert results["chunk_latency"]["bridge"]["n"] == results["chunk_latency"]["app"]["n"] == 3 * 20
 
     uploads = results["uploads"]
     assert uploads["image_bytes"] > 4_000_000
@@ -56,6 +57,8 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     for level in results["concurrency"]["levels"]:
         assert level["space"]["errors"] == 0
         assert level["space"]["turns"] == level["conversations"] * level["turns_per_conversation"]
+        for target in ("space", "app"):  # the server's CPU is per chunk of every turn, not of the last of each
+            assert level[target]["chunks"] == level[target]["turns"] * 20, (target, level[target]["chunks"])
     for level in results["concurrency"]["levels"]:  # the app's own clock on the parts of each turn
         parts = level["app"]["parts_ms_p50"]
         assert parts["turns"] == level["app"]["turns"], parts

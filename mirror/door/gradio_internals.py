@@ -61,10 +61,14 @@ def reuse_block_configs(blocks: Any) -> int:
     gradio does. A copy is the config's dict and its ``props`` (what a session replaces values in); the values
     themselves are shared, as gradio shares them with the page. Idempotent; patched in this process only. Returns
     how many blocks of ``blocks`` it made."""
-    from gradio.blocks import BlocksConfig
+    default_config = getattr(blocks, "default_config", None)
+    if default_config is None:
+        return 0
+    config_class: Any = type(default_config)  # gradio's BlocksConfig, not imported: the door imports no gradio
 
-    made: dict[int, tuple[Any, dict[str, Any]]] = getattr(BlocksConfig, "_mirror_made", None) or {}
-    original = getattr(BlocksConfig, "_mirror_original", None) or BlocksConfig.config_for_block
+    made: dict[int, tuple[Any, dict[str, Any]]] = getattr(config_class, "_mirror_made", None) or {}
+    original: Callable[..., dict[str, Any]] = getattr(config_class, "_mirror_original", None) \
+        or config_class.config_for_block
     page = list((getattr(blocks, "blocks", None) or {}).items())
     for key, block in page:
         made[id(block)] = (block, original(key, [], block))
@@ -79,8 +83,8 @@ def reuse_block_configs(blocks: Any) -> int:
             config["props"] = dict(config["props"])
         return config
 
-    BlocksConfig._mirror_made, BlocksConfig._mirror_original = made, original  # type: ignore[attr-defined]
-    BlocksConfig.config_for_block = staticmethod(config_for_block)  # type: ignore[method-assign]
+    config_class._mirror_made, config_class._mirror_original = made, original
+    config_class.config_for_block = staticmethod(config_for_block)
     return len(page)
 
 
