@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,8 +251,12 @@ class QAService:
         stop_wait = asyncio.ensure_future(active.stop.wait())
         records: AsyncGenerator[dict[str, Any], None] | None = None
         step: asyncio.Future[dict[str, Any]] | None = None
+        def shown(status: Callable[[], str]) -> Awaitable[tuple[Any, ...]]:
+            """The tab's outputs with a status: the store's reads (gallery, runs, summary) off the event loop."""
+            return asyncio.to_thread(lambda: outputs(run_id, status()))
+
         try:
-            yield outputs(run_id, f"**{label}**: running {total} case{'s' if total != 1 else ''}…")
+            yield await shown(lambda: f"**{label}**: running {total} case{'s' if total != 1 else ''}…")
             bridge = await self.holder.get()
             records = run_cases(bridge, todo, concurrency=limit, ip_token=visitor.ip_token, stopped=stopped,
                                 admit=lambda: self.budget_refusal(visitor))
@@ -271,7 +275,8 @@ class QAService:
                     break
                 await asyncio.to_thread(self.record_case, run_id, visitor, record)
                 done += 1
-                yield outputs(run_id, f"**{label}**: {done} of {total} done · {self.summary(run_id)}")
+                progress = f"**{label}**: {done} of {total} done · "
+                yield await shown(lambda: progress + self.summary(run_id))  # noqa: B023 - awaited at once
         finally:
             stop_wait.cancel()
             if step is not None and not step.done():  # gradio cancelled this handler (the page went away)
@@ -281,22 +286,30 @@ class QAService:
             if records is not None:
                 with suppress(Exception):
                     await records.aclose()
-            self.store.record_missing(run_id, lambda cid: not_run_record(by_id[cid], "stopped by you")
-                                      if cid in by_id else {"status": "not_run", "error": "not run"})
-            self.store.finish_run(run_id, "finished" if finished and not stopped else "stopped")
-            active.ended.set()
-            if self.active.get(session) is active:
-                del self.active[session]
-            if cleanup is not None:
-                cleanup()
-        if stopped:
-            message = (f"⚠️ **{label} stopped early**: {stopped[0].message} Cases not started are marked *not run*; "
-                       "press *Re-run failed* later to run them.")
-        elif finished:
-            message = f"**{label}** finished: {self.summary(run_id)}."
-        else:
-            message = f"⏹ **{label}** stopped: {self.summary(run_id)}; unfinished cases are marked *not run*."
-        yield outputs(run_id, message)
+            try:  # the thread finishes the run in the store even if this handler is cancelled meanwhile
+                await asyncio.to_thread(self.close_run, run_id, by_id, finished and not stopped)
+            finally:
+                active.ended.set()
+                if self.active.get(session) is active:
+                    del self.active[session]
+                if cleanup is not None:
+                    cleanup()
+
+        def ending() -> str:
+            if stopped:
+                return (f"⚠️ **{label} stopped early**: {stopped[0].message} Cases not started are marked *not run*; "
+                        "press *Re-run failed* later to run them.")
+            if finished:
+                return f"**{label}** finished: {self.summary(run_id)}."
+            return f"⏹ **{label}** stopped: {self.summary(run_id)}; unfinished cases are marked *not run*."
+
+        yield await shown(ending)
+
+    def close_run(self, run_id: int, by_id: dict[str, Case], finished: bool) -> None:
+        """Mark what did not run as *not run* and the run finished or stopped (SQLite: run in a thread)."""
+        self.store.record_missing(run_id, lambda cid: not_run_record(by_id[cid], "stopped by you")
+                                  if cid in by_id else {"status": "not_run", "error": "not run"})
+        self.store.finish_run(run_id, "finished" if finished else "stopped")
 
     async def stop(self, visitor: Visitor) -> tuple[int | None, str]:
         """Stop this session's running run (its turns are cancelled on the Space); the run and a sentence."""
@@ -308,8 +321,8 @@ class QAService:
         if active is not None:
             active.request_stop()
             await asyncio.to_thread(active.ended.wait, STOP_WAIT_S)
-        return run_id, (f"⏹ **Run {run_id}** stopped: {self.summary(run_id)}; unfinished cases are marked "
-                        "*not run*.")
+        summary = await asyncio.to_thread(self.summary, run_id)
+        return run_id, f"⏹ **Run {run_id}** stopped: {summary}; unfinished cases are marked *not run*."
 
     def again(self, run_id: int) -> list[str]:
         """Cases of a run to run again: every case that did not pass, and every case whose mark is bad."""

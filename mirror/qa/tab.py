@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,19 +148,26 @@ def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
         async for out in qa.execute(run_id, cases, concurrency, visitor, view):
             yield out
 
-    async def rerun(concurrency: float, run: Any, request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
-        parent = to_int(run)
+    def new_rerun(parent: int | None, concurrency: float, visitor: Visitor
+                  ) -> str | tuple[int, list[Case], Callable[[], None], str]:
+        """The re-run of ``parent``'s failed and marked cases, set up in the store (its files written out): its id,
+        cases, clean-up and label; or why there is none. SQLite and files: run in a thread."""
         if parent is None or store.run(parent) is None:
-            yield "⚠️ Pick a run first (or run some cases).", gr.skip(), gr.skip(), gr.skip()
-            return
+            return "⚠️ Pick a run first (or run some cases)."
         again = qa.again(parent)
         if not again:
-            yield "Nothing to re-run: every case passed and none is marked bad.", gr.skip(), gr.skip(), gr.skip()
-            return
-        visitor = Visitor.of(request)
+            return "Nothing to re-run: every case passed and none is marked bad."
         run_id, todo, cleanup = qa.start_rerun(parent, to_int(concurrency) or 1, visitor)
         total = len(store.query("SELECT 1 FROM cases WHERE run_id=?", (parent,)))
-        label = f" (re-ran {len(again)} of {total} from Run {parent})"
+        return run_id, todo, cleanup, f" (re-ran {len(again)} of {total} from Run {parent})"
+
+    async def rerun(concurrency: float, run: Any, request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
+        visitor = Visitor.of(request)
+        made = await asyncio.to_thread(new_rerun, to_int(run), concurrency, visitor)
+        if isinstance(made, str):
+            yield made, gr.skip(), gr.skip(), gr.skip()
+            return
+        run_id, todo, cleanup, label = made
 
         def relabelled(rid: int, message: str) -> tuple[Any, ...]:
             return view(rid, message.replace(f"Run {rid}**", f"Run {rid}{label}**", 1))
@@ -170,7 +177,9 @@ def render_qa_tab(bridge_holder: Any, settings: AppSettings, budget: Budget,
 
     async def stop(request: gr.Request) -> tuple[Any, ...]:
         run_id, message = await qa.stop(Visitor.of(request))
-        return view(run_id, message) if run_id else (message, gr.skip(), gr.skip(), gr.skip())
+        if not run_id:
+            return message, gr.skip(), gr.skip(), gr.skip()
+        return await asyncio.to_thread(view, run_id, message)
 
     def show(run: Any, filter: str, page: Any) -> tuple[Any, ...]:
         return qa.gallery(to_int(run), filter if filter in FILTERS else "all", page)
