@@ -158,3 +158,35 @@ def test_a_new_session_gets_copies_of_the_configs_made_once_and_a_changed_block_
     first[note._id] = gr.Markdown("new", render=False)
     first._update_config(note._id)
     assert made > 0 and first.config_values[note._id]["props"]["value"] == "new"
+
+
+def test_the_queue_no_longer_summarizes_every_event_in_pandas(server: tuple[gr.Blocks, str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """gradio's queue built a DataFrame of its last 10,000 events at the end of each event (for a monitoring
+    dashboard the app never turns on): after ``skip_queue_analytics`` it builds none and keeps one event."""
+    demo, url = server
+    queue = demo._queue
+    frames = 0
+    real = type(queue)._get_df
+
+    def counted(records: Any) -> Any:
+        nonlocal frames
+        frames += 1
+        return real(records)
+
+    monkeypatch.setattr(type(queue), "_get_df", staticmethod(counted))
+    monkeypatch.setattr(queue, "ANALYTICS_MAX_EVENTS", queue.ANALYTICS_MAX_EVENTS)  # restored after the test
+    monkeypatch.setattr(queue, "ANAYLTICS_CACHE_FREQUENCY", queue.ANAYLTICS_CACHE_FREQUENCY)
+    release.set()
+    client = Client(url, auth=("alice", "secret-1"), verbose=False)
+    assert client.submit("before", api_name="/slow").result(timeout=20) == "before!"
+    assert frames >= 1, "gradio no longer summarizes its events this way: check skip_queue_analytics"
+
+    monkeypatch.setattr(demo, "enable_monitoring", True)
+    assert not gi.skip_queue_analytics(demo)  # the dashboard on (gradio's default): its figures are left alone
+    monkeypatch.setattr(demo, "enable_monitoring", False)  # as the app launches
+    assert gi.skip_queue_analytics(demo)
+    frames = 0
+    for word in ("a", "b", "c"):
+        assert client.submit(word, api_name="/slow").result(timeout=20) == word + "!"
+    assert frames == 0 and len(queue.event_analytics) <= 1, (frames, len(queue.event_analytics))

@@ -179,6 +179,17 @@ async def test_a_session_leaks_no_token(rig, tmp_path):
     assert not JWT.search(log.encode()) and "hf_" not in log
 
 
+async def test_gradios_traffic_dashboard_is_off(rig):
+    """gradio serves a monitoring dashboard and a summary of every endpoint's traffic by default (its key printed
+    to the console by anyone's GET /monitoring); the app turns it off: the host's Usage tab says who used what."""
+    front = rig[1]
+    async with browser_like() as session:
+        await login(session, front.url, "bob")
+        async with session.get(front.url + "/monitoring/summary") as resp:
+            assert resp.status == 403, (resp.status, (await resp.text())[:200])
+            assert "not enabled" in (await resp.text())
+
+
 def app_standin_url(back: TcpProxy) -> str:
     return f"http://{back.upstream[0]}:{back.upstream[1]}"
 

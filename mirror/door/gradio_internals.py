@@ -1,6 +1,7 @@
 """Every private part of gradio the app reads, in one place: its queue's waiting and running events, an event's
 function, enqueue time and id, dropping a queued event, the login tokens of ``auth=``; and one patch of its file
-walks (``pass_over_file_free``) and one shortcut for its session set-up (``sign_block_classes``).
+walks (``pass_over_file_free``), two shortcuts for its session set-up (``sign_block_classes``,
+``reuse_block_configs``) and its queue's analytics left off (``skip_queue_analytics``).
 
 Why: none of these is gradio's public API (gradio 6.x names them ``Blocks._queue``, ``Event.fn._id``,
 ``Event.enqueue_time``, ``App.tokens``...). The door needs them to count a client's queued turns, to drop turns
@@ -86,6 +87,25 @@ def reuse_block_configs(blocks: Any) -> int:
     config_class._mirror_made, config_class._mirror_original = made, original
     config_class.config_for_block = staticmethod(config_for_block)
     return len(page)
+
+
+def skip_queue_analytics(blocks: Any) -> bool:
+    """Keep gradio's queue from summarizing its events for a monitoring dashboard nobody opens; whether it did.
+
+    Why: gradio's queue records its last 10,000 events and, at the end of every event, builds a pandas DataFrame of
+    all of them to summarize them (``Queue.compute_analytics_summary``, in a worker thread that holds the GIL):
+    3 ms at 1,000 events, 8 ms at 10,000 here, so what every event cost grew with the app's uptime (a page left
+    open adds a timer event every few seconds). Only the dashboard of ``launch(enable_monitoring=True)`` reads
+    them, which the app never turns on: one event is kept and the summary is never rebuilt. Called after
+    ``launch``; with the dashboard on, nothing changes."""
+    queue = _queue(blocks)
+    if queue is None or getattr(blocks, "enable_monitoring", None):
+        return False
+    if hasattr(queue, "ANALYTICS_MAX_EVENTS"):
+        queue.ANALYTICS_MAX_EVENTS = 1
+    if hasattr(queue, "ANAYLTICS_CACHE_FREQUENCY"):  # sic: gradio's name
+        queue.ANAYLTICS_CACHE_FREQUENCY = 2**62
+    return True
 
 
 def waiting_events(blocks: Any) -> list[Any]:

@@ -69,6 +69,7 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
                     prevent_thread_lock=True, show_error=False, footer_links=["api", "gradio"], css=css, head=head,
                     run_history=False, max_file_size=settings.max_upload_bytes, max_threads=queue_slots(settings),
                     state_session_capacity=settings.max_visitors,
+                    enable_monitoring=False,  # gradio's traffic dashboard: the host has the Usage tab
                     mcp_server=settings.mcp, app_kwargs={"middleware": middleware, "routes": list(routes or [])})
         if settings.mcp:
             fit_mcp_server(demo, api_settings(settings))
@@ -80,6 +81,7 @@ def serve(demo: gr.Blocks, settings: AppSettings, on_shutdown: Callable[[], None
         elif settings.share:
             print(f"* Shared at {demo.share_url} (login required)", flush=True)
         gradio_internals.reuse_block_configs(demo)  # the page as launched: a new session's config 8 -> 0.2 ms
+        gradio_internals.skip_queue_analytics(demo)  # no pandas summary of every event at each event's end
         freeze_startup_objects()
         demo.block_thread()
     except (KeyboardInterrupt, SystemExit):
