@@ -6,8 +6,11 @@ The Space with no chat is refused with a sentence that says what is missing, nev
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from forkserver import run_command
@@ -89,3 +92,28 @@ async def test_library_says_what_a_space_without_a_chat_lacks(nochat_space):
             await bridge.chat("hello")
     message = str(refused.value)
     assert "not found" not in message.lower() and "chatbot" in message.lower(), message
+
+
+async def test_a_page_step_failing_after_the_reply_leaves_the_turn_whole(matrix_space, caplog):
+    """The chains of gradio's multimodal demo (its last step queued) and of the official Space's port (unqueued)
+    end with a step that only re-enables the textbox. When it fails on a real gradio 4, 5 or 6 server (the Space
+    went to sleep or restarted just after the reply), the reply has come whole: the turn keeps it, the failure is
+    logged, and the conversation goes on from it."""
+    shape = matrix_space.shape
+    if shape not in ("demo", "official"):
+        pytest.skip("this shape's chain ends with its bot step")
+    flag = Path(f"{matrix_space.runs_file}.fail-page-step")  # tests/gradio_spaces/spacekit.failing_after_reply
+    async with bridge_for(matrix_space) as bridge:
+        chain = await bridge.chain()
+        last = len(chain.steps) - 1
+        assert chain.page_only == {last}, chain.describe()
+        conv = bridge.conversation()
+        await asyncio.to_thread(flag.write_text, "fail")
+        try:
+            with caplog.at_level(logging.WARNING, logger="phi4_bridge.job"):
+                reply = await bridge.chat("hello", conversation=conv)
+        finally:
+            await asyncio.to_thread(flag.unlink)
+        assert reply == expected(shape, "hello")
+        assert f"The Space's step fn {chain.steps[last].fn} after the reply failed" in caplog.text, caplog.text
+        assert await bridge.chat("again", conversation=conv) == expected(shape, "again", earlier=1)

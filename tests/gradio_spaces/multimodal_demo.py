@@ -1,6 +1,7 @@
 """(a) gradio's own multimodal chatbot demo (``demo/chatbot_multimodal``), as Space authors copy it: the user step
 ``add_message`` is queued (gradio's default), a ``.then`` bot step streams the whole history into the chatbot,
-a last ``.then`` re-enables the textbox. No options."""
+a last ``.then`` re-enables the textbox (failing while a test asks it to: ``kit.failing_after_reply``). No
+options."""
 
 import gradio as gr
 import spacekit as kit
@@ -30,7 +31,7 @@ with gr.Blocks() as demo:
                                show_label=False)
     chat_msg = box.submit(add_message, [chatbot, box], [chatbot, box])
     bot_msg = chat_msg.then(bot, chatbot, chatbot, api_name="bot_response")
-    bot_msg.then(lambda: gr.MultimodalTextbox(interactive=True), None, [box])
+    bot_msg.then(kit.failing_after_reply(lambda: gr.MultimodalTextbox(interactive=True)), None, [box])
 
 if __name__ == "__main__":
     kit.launch(demo)

@@ -2,7 +2,8 @@
 user step ``check_messages(history, message, audio)`` runs unqueued, writes each file into the history as a
 titled entry and counts the session's turns in a ``gr.State``; the bot step takes the chatbot, that State and
 the sampling sliders, and finds the files only through the titled entries. The textbox takes images only: audio
-goes into the separate ``gr.Audio``."""
+goes into the separate ``gr.Audio``. A last unqueued step re-enables the textbox (failing while a test asks it
+to: ``kit.failing_after_reply``)."""
 
 import gradio as gr
 import spacekit as kit
@@ -50,7 +51,7 @@ with gr.Blocks() as demo:
                    for label, lo, hi, step, value in SLIDERS]
     user = box.submit(check_messages, [chatbot, box, audio, turns], [chatbot, box, audio, turns], queue=False)
     answered = user.then(bot, [chatbot, turns, *sliders], chatbot)
-    answered.then(lambda: gr.MultimodalTextbox(interactive=True), None, [box], queue=False)
+    answered.then(kit.failing_after_reply(lambda: gr.MultimodalTextbox(interactive=True)), None, [box], queue=False)
 
 if __name__ == "__main__":
     kit.launch(demo)

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 import wave
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -130,6 +130,20 @@ def count_run(step: str, **seen: Any) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as out:
             out.write(json.dumps({"step": step, **seen}, default=str) + "\n")
+
+
+def failing_after_reply(step: Callable[[], Any]) -> Callable[[], Any]:
+    """``step`` (the chain's last, which only makes the textbox usable again), failing while the test's flag file
+    ``<runs file>.fail-page-step`` exists: as the page's step of a Space that went to sleep or restarted just
+    after the reply. Named as gradio names a lambda, so the Space's ``/config`` stays the one recorded."""
+    def page_step() -> Any:
+        path = os.environ.get(RUNS_FILE_ENV)
+        if path and os.path.exists(path + ".fail-page-step"):
+            raise RuntimeError("this page step fails on purpose (the matrix test's flag file)")
+        return step()
+
+    page_step.__name__ = page_step.__qualname__ = "<lambda>"
+    return page_step
 
 
 def chunks(reply: str, n: int = CHUNKS) -> Iterator[str]:
