@@ -160,8 +160,10 @@ class AppSettings:
     browser_secret: str | None = field(default=None, repr=False)
     # The chat's frame rate while a reply streams (mirror/chat/pacing.py); 0: an update for every chunk of the Space.
     ui_updates_per_s: float = 20.0
-    # ... and at most this many for all the replies streaming at once, shared between them (0: no such limit)
-    ui_updates_total_per_s: float = 200.0
+    # ... and at most this many for all the replies streaming at once, shared between them (0: no such limit).
+    # Off by default: at 50 conversations a shared 200 saved a sixth of the app's CPU but did not bring the first
+    # words sooner, and made each word wait up to a frame of 160 ms (benchmarks/REPORT.md, stop 37)
+    ui_updates_total_per_s: float = 0.0
     # One SQLite file where every replica of a cluster counts the turn budget (mirror/cluster.py sets
     # PHI4_BUDGET_DB); None: this process counts alone, in memory.
     budget_db: str | None = None
@@ -251,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "long chat: docs/app.md; 0: one for every chunk of the Space)")
     p.add_argument("--ui-updates-total-per-s", type=float, metavar="N", default=AppSettings.ui_updates_total_per_s,
                    help="at most this many chat updates a second for all the replies streaming at once, shared "
-                        "between them: with many visitors each gets fewer (default 200; 0: no shared limit)")
+                        "between them: with many visitors each gets fewer (default 0: no shared limit)")
     p.add_argument("--budget-store", metavar="redis://HOST:PORT/DB",
                    default=os.environ.get("PHI4_BUDGET_STORE") or None,
                    help="count the turn budget (--visitor-turns) in this Redis server, shared by every replica that "
