@@ -121,10 +121,17 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
+CHECKS = Path(__file__).with_name("history") / "checks.md"  # checks between full runs, written by hand
+
+
 def markdown(results: dict[str, Any], chart_name: str | None) -> str:
+    """The report; the hand-written checks (``history/checks.md``) last, so that a new run keeps them."""
     from .report_text import render
 
-    return render(results, targets(results), chart_name, _table, PATH_NAMES, _get)
+    text = render(results, targets(results), chart_name, _table, PATH_NAMES, _get)
+    if CHECKS.exists():
+        text = text.rstrip("\n") + "\n\n" + CHECKS.read_text().strip("\n") + "\n"
+    return text
 
 
 def write_all(results: dict[str, Any], out: Path) -> list[Path]:

@@ -181,6 +181,14 @@ ISSUE_24_NOTES = [
     "`process_api` 25 %, uvicorn's and gradio's sending of the event streams 15 %, starlette's "
     "`Request.is_disconnected` 4 %, gradio's queue analytics (a pandas DataFrame every few events) 3 %; no one "
     "part to remove, spread over gradio's machinery.",
+    "- Stop 37 (the section of that name below): two of the figures above were wrong. The app's CPU per 1,000 "
+    "chunks counted only the last turn of each conversation (the stand-in's tap), so it read 2 to 20 times too "
+    "high; and the sweep's `/chat` was not paced, so the shared frame could not have moved its first text. "
+    "Then: gradio's queue sized to the turn slots (it ran 40 events at most), `/chat` paced, the chat steps' "
+    "updates made on the loop instead of in a worker thread, a new session's config reused (8 -> 0.2 ms), "
+    "gradio's pandas summary of its last 10,000 events at every event's end left off: the app's first text at "
+    "50 conversations about 1,070 -> 900 ms, its CPU per chunk about halved; against a Space direct answering "
+    "in 300 ms on a quiet machine, still about 2.8x with the issue's command. The shared frame is off by default.",
 ]
 
 
