@@ -41,9 +41,15 @@ def chat(client: Client, text: str, files: list[Path] = ()) -> str:
     return client.predict({"text": text, "files": [handle_file(str(f)) for f in files]}, api_name="/chat")
 
 
-def test_text_reply_streams(client: Client) -> None:
-    job = client.submit({"text": "hello there", "files": []}, api_name="/chat")
-    reply = job.result(timeout=60)
+def test_text_reply_streams(client: Client, standin: ServerProcess) -> None:
+    # 8 chunks 60 ms apart: a reply of about half a second, several of /chat's 50 ms frames (the session's
+    # stand-in sends its 8 chunks within 40 ms, which a frame rate of 20 a second rightly shows in two updates)
+    configure(standin.url, pace_ms=60)
+    try:
+        job = client.submit({"text": "hello there", "files": []}, api_name="/chat")
+        reply = job.result(timeout=60)
+    finally:
+        reset(standin.url)
     assert 'You said: "hello there"' in reply
     outputs = job.outputs()
     assert len(outputs) > 2, "the reply should arrive in several streamed updates"
