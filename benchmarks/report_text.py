@@ -188,7 +188,8 @@ ISSUE_24_NOTES = [
     "updates made on the loop instead of in a worker thread, a new session's config reused (8 -> 0.2 ms), "
     "gradio's pandas summary of its last 10,000 events at every event's end left off: the app's first text at "
     "50 conversations about 1,070 -> 900 ms, its CPU per chunk about halved; against a Space direct answering "
-    "in 300 ms on a quiet machine, still about 2.8x with the issue's command. The shared frame is off by default.",
+    "in 300 to 380 ms, 2.45x and 2.46x with the issue's command (target 2x: missed). The shared frame is off by "
+    "default.",
 ]
 
 
