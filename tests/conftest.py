@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,18 @@ def fork_server(stores_of_the_session: Path) -> Iterator[None]:
         server.stop()
 
 
+def start_test_standin(layout: str | None = None) -> ServerProcess:
+    """A stand-in as the session's (``standin`` says why these settings), in ``layout`` (default: its own)."""
+    quotas = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
+    return start_standin(pace_ms=5, chunks=8, extra_args=quotas, layout=layout)
+
+
+@pytest.fixture(scope="session")
+def new_standin() -> Callable[..., ServerProcess]:
+    """Starts a stand-in like the session's, for a module that needs one of its own (``with new_standin() as s``)."""
+    return start_test_standin
+
+
 @pytest.fixture(scope="session")
 def standin() -> Iterator[ServerProcess]:
     """A stand-in Space subprocess shared by the whole session (its default, ``official`` layout; fast pace: 5 ms,
@@ -91,8 +103,7 @@ def standin() -> Iterator[ServerProcess]:
     ``standin.url`` is the Space origin and ``standin.hub_url`` the Hub origin (the same). Tests that change
     faults, quotas or config should use ``standin_clean`` too, or call ``launcher.reset`` themselves.
     """
-    quotas = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
-    with start_standin(pace_ms=5, chunks=8, extra_args=quotas) as proc:
+    with start_test_standin() as proc:
         yield proc
 
 
@@ -100,8 +111,7 @@ def standin() -> Iterator[ServerProcess]:
 def standin_classic() -> Iterator[ServerProcess]:
     """A stand-in in the ``classic`` layout (fn 10/11, textbox 8: what the known client hard-codes), for the tests
     of that wire shape; a module uses it as its ``standin`` by overriding the fixture."""
-    quotas = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
-    with start_standin(pace_ms=5, chunks=8, extra_args=quotas, layout="classic") as proc:
+    with start_test_standin("classic") as proc:
         yield proc
 
 

@@ -48,7 +48,7 @@ from phi4_bridge import (
     TokenExpired,
     WorkerError,
 )
-from phi4_standin.launcher import configure, reset, set_fault, start_standin, stats
+from phi4_standin.launcher import configure, reset, set_fault, stats
 from phi4_standin.process import ServerProcess
 
 GUARD_S = 30.0  # no turn here may take longer: a hang fails, not stalls the suite (generous for a loaded machine)
@@ -117,12 +117,11 @@ def private_tmp(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="module")
-def standin() -> Iterator[ServerProcess]:
+def standin(new_standin: Callable[..., ServerProcess]) -> Iterator[ServerProcess]:
     """This module's own stand-in (conftest's, started apart): its checks read the stand-in's counters (no job
     left running after a fault), which a turn another module left running on the worker's shared stand-in moved
     (seen once under load: three checks in a row found a job that was not theirs)."""
-    quotas = ("--anon-quota-seconds", "3600", "--quota-seconds", "3600")
-    with start_standin(pace_ms=5, chunks=8, extra_args=quotas) as proc:
+    with new_standin() as proc:
         yield proc
 
 

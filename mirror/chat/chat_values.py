@@ -71,6 +71,16 @@ def queue_words(ev: Queued) -> str:
     return ", ".join(parts) if parts else "waiting for a GPU"
 
 
+def reply_after(event: Event, reply: str) -> str:
+    """The reply's text after ``event``: a delta adds to it; the end's text is the whole reply (the Space may have
+    rewritten earlier text)."""
+    if isinstance(event, TextDelta):
+        return reply + event.text
+    if isinstance(event, Done):
+        return event.text
+    return reply
+
+
 def after_event(event: Event, reply: str, shown: list[Message] | None) -> tuple[str, list[Message] | None]:
     """The reply so far and what the chat shows below the user's turn after ``event`` (``shown`` unchanged when
     the event changes nothing on screen): queue news and "answering" until the first words, then the text."""
@@ -79,10 +89,10 @@ def after_event(event: Event, reply: str, shown: list[Message] | None) -> tuple[
     if isinstance(event, Started) and not reply:
         return reply, [note("✍️ Phi-4 is answering…", "The first words are on their way.", pending=True)]
     if isinstance(event, TextDelta):
-        reply += event.text
+        reply = reply_after(event, reply)
         return reply, [bot_message(reply)]
     if isinstance(event, Done) and (event.text != reply or not reply):
-        reply = event.text  # the Space rewrote earlier text, or sent no text at all
+        reply = reply_after(event, reply)  # the Space rewrote earlier text, or sent no text at all
         return reply, [bot_message(reply) if reply else note("The model sent an empty reply.", RETRY_HINT)]
     return reply, shown
 

@@ -96,7 +96,8 @@ def page_form(chatbot: gr.Chatbot, chat: list[Any]) -> list[dict[str, Any]]:
     """``chat`` as the page takes it, made by the chatbot's own postprocess: for a step gradio does not postprocess
     (``postprocess=False``, app.py says why)."""
     postprocess: Callable[[Any], Any] = chatbot.postprocess
-    return list(postprocess(chat))
+    forms: list[dict[str, Any]] = postprocess(chat)  # MessageForms.postprocess: a list for a list
+    return forms
 
 
 def remember_forms(chatbot: gr.Chatbot) -> gr.Chatbot:

@@ -18,8 +18,8 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing
 from typing import Any
 
 import gradio as gr
@@ -280,7 +280,7 @@ class ChatService:
         reply = ""
         events = self.events(visitor, text, [f["path"] for f in files], earlier, options)
         try:
-            async with aclosing(batches(events, self.frame, urgent=lambda e: not isinstance(e, TextDelta))) as paced:
+            async with self.paced(events) as paced:
                 async for batch in paced:
                     shown: list[cv.Message] | None = None
                     for event in batch:
@@ -298,6 +298,11 @@ class ChatService:
     def frame(self) -> float:
         """A streaming reply's shortest frame now: the visitor's own rate, shared with the others streaming."""
         return shared_frame(self.ui_interval_s, len(self._readers), self.ui_total_per_s)
+
+    def paced(self, events: AsyncIterator[Event]) -> AbstractAsyncContextManager[AsyncGenerator[list[Event], None]]:
+        """A turn's events in lists at its frame rate (the page's chat and ``/chat`` alike); anything but text (queue
+        news, the end) goes at once."""
+        return aclosing(batches(events, self.frame, urgent=lambda e: not isinstance(e, TextDelta)))
 
     @staticmethod
     def unlock() -> gr.MultimodalTextbox:
@@ -378,14 +383,11 @@ class ChatService:
         events = self.events(visitor, text, files, earlier, source="api")
         reply = ""
         try:
-            async with aclosing(batches(events, self.frame, urgent=lambda e: not isinstance(e, TextDelta))) as paced:
+            async with self.paced(events) as paced:
                 async for batch in paced:
                     grown = reply
                     for event in batch:
-                        if isinstance(event, TextDelta):
-                            grown += event.text
-                        elif isinstance(event, Done):
-                            grown = event.text
+                        grown = cv.reply_after(event, grown)
                     if grown != reply:
                         reply = grown
                         if not whole:

@@ -38,11 +38,11 @@ def slow_the_idle_poll(blocks: Any, seconds: float = QUEUE_IDLE_POLL_S) -> None:
 def sign_block_classes(blocks: Any) -> int:
     """Give the ``__init__`` of each block class of the page its signature, worked out once; returns how many.
 
-    Why: gradio builds a session's state (``SessionState``) from the config of every block of the page, and each
-    block's ``get_config`` asks ``inspect.signature(cls.__init__)``, worked out anew every time: half of the 8 ms a
-    new session cost here (88 blocks), paid on the way to a visitor's first words, fifty times over when fifty
-    arrive at once. ``inspect.signature`` returns a function's ``__signature__`` as it is; the signature is the
-    same one it would work out."""
+    Why: each block's ``get_config`` asks ``inspect.signature(cls.__init__)``, worked out anew every time. gradio
+    asks it for every block of the page when it builds a new session's state (half of the 8 ms that cost here, 88
+    blocks, until ``reuse_block_configs`` made those configs once), and still for each block a step's update gives a
+    session (the textbox unlocked after every turn). ``inspect.signature`` returns a function's ``__signature__``
+    as it is; the signature is the same one it would work out."""
     classes = {type(block) for block in (getattr(blocks, "blocks", None) or {}).values()}
     signed = 0
     for cls in classes:
