@@ -115,7 +115,21 @@ async def stream_text(
     parts = reply.split_chunks(text, chunks)
     zgpu.bump("calls")
     zgpu.bump("active")
-    finished = False
+    finished, ended = False, False
+
+    def end(_: object = None) -> None:
+        nonlocal ended
+        if not ended:
+            ended = True
+            zgpu.bump("active", -1)
+            if not finished:
+                zgpu.bump("cancelled")
+
+    # The job also ends with gradio's task for the event. A cancel that lands after a yield but before gradio keeps
+    # the generator leaves it suspended, and its ``finally`` runs only when the garbage collector finds it.
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(end)
     try:
         if admission.fault == "slow_start":
             await asyncio.sleep(tunables.slow_start_s)
@@ -128,9 +142,9 @@ async def stream_text(
             yield sent
         finished = True
     finally:
-        zgpu.bump("active", -1)
-        if not finished:
-            zgpu.bump("cancelled")
+        if task is not None:
+            task.remove_done_callback(end)
+        end()
 
 
 async def stream_history(

@@ -146,6 +146,36 @@ def test_closing_the_stream_ends_the_source_at_once() -> None:
     asyncio.run(main())
 
 
+def test_a_stream_whose_reader_is_cancelled_between_two_batches_ends_the_source() -> None:
+    """gradio's cancel (Stop on a ``/chat`` client) cancels the event's task. When it lands after the chat step
+    yielded and before gradio stored the step's generator, nobody closes that generator; the Space's job must
+    still end with the task, not run to its end and spend the visitor's GPU quota."""
+    async def main() -> None:
+        ended = asyncio.Event()
+
+        async def source() -> AsyncIterator[str]:
+            try:
+                yield "a"
+                await asyncio.Event().wait()  # a Space still answering
+            finally:
+                ended.set()  # where the bridge cancels the job on the Space
+
+        paced = batches(source(), INTERVAL)
+
+        async def gradio_event() -> None:
+            assert await anext(paced) == ["a"]
+            await asyncio.sleep(60)  # gradio postprocessing the update when the cancel comes
+
+        task = asyncio.create_task(gradio_event())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.wait_for(ended.wait(), 2 * INTERVAL)  # the stream itself was never closed
+        await paced.aclose()
+
+    asyncio.run(main())
+
+
 def test_a_failure_of_the_source_comes_after_what_it_sent() -> None:
     async def main() -> list[list[str]]:
         async def source() -> AsyncIterator[str]:

@@ -192,3 +192,35 @@ async def test_cancel_stops_generator(standin_clean: ServerProcess) -> None:
         await asyncio.sleep(0.1)
     assert numbers["cancelled"] == 1 and numbers["active"] == 0
     assert len(stamps(url, client.session_hash)) < 30
+
+
+# ---- a cancel between a yield and gradio keeping the generator ------------------------------------------------
+async def test_a_job_ends_with_its_task_even_when_its_generator_is_left_suspended() -> None:
+    """gradio's ``/cancel`` cancels the event's task. When that lands after the bot step's generator yielded and
+    before gradio stored the generator, nobody closes it: its ``finally`` would run only when the garbage collector
+    finds it. The stand-in's GPU job must end with the task, as a ZeroGPU job does."""
+    from phi4_standin.reply import TurnInput
+    from phi4_standin.space import Admission, Tunables, stream_text
+    from phi4_standin.zerogpu import ZeroGPU
+
+    zgpu = ZeroGPU()
+    kept: list[Any] = []  # the frame of gradio's process_api, in the task's exception: it keeps the generator
+    first = asyncio.Event()
+
+    async def gradio_event_task() -> None:
+        gen = stream_text(zgpu, Tunables(pace_ms=10, chunks=50, slow_start_s=0, drop_after=0),
+                          Admission("s", None), TurnInput("a long one"))
+        kept.append(gen)
+        await gen.__anext__()
+        first.set()
+        await asyncio.sleep(60)  # gradio postprocessing the first chunk, when the cancel comes
+
+    task = asyncio.create_task(gradio_event_task())
+    await asyncio.wait_for(first.wait(), 10)
+    assert zgpu.stats.active == 1
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert kept, "the generator must still be alive for this test to mean anything"
+    assert (zgpu.stats.active, zgpu.stats.cancelled) == (0, 1), zgpu.stats.as_json()
+    await kept[0].aclose()  # the collector finds it at last: counted once, not twice
+    assert (zgpu.stats.active, zgpu.stats.cancelled) == (0, 1), zgpu.stats.as_json()

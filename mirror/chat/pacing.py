@@ -78,6 +78,17 @@ async def batches(source: AsyncIterator[T], interval: float | Callable[[], float
 
     queue: asyncio.Queue[object] = asyncio.Queue()
     pump = asyncio.create_task(_pump(source, queue))
+    # The source also ends with the task that reads this stream. gradio's cancel cancels an event's task, and one
+    # that lands after a yield but before gradio keeps this generator leaves it suspended, unclosed until the garbage
+    # collector finds it: the pump would read the Space's whole reply meanwhile.
+    reader = asyncio.current_task()
+
+    def reader_done(_: object) -> None:
+        if not pump.done():
+            pump.cancel()
+
+    if reader is not None:
+        reader.add_done_callback(reader_done)
     held: list[T] = []
     last = -float("inf")  # when the last list went out
     frame = floor()  # the interval, or longer while the consumer's work on a list takes more than its share
@@ -125,6 +136,8 @@ async def batches(source: AsyncIterator[T], interval: float | Callable[[], float
                 yield out
                 frame = spent_since(now)
     finally:
+        if reader is not None:
+            reader.remove_done_callback(reader_done)
         if not pump.done():
             pump.cancel()
         await asyncio.wait({pump})  # the source's cleanup (the Space's job cancelled) is done when this ends
