@@ -254,7 +254,8 @@ async def concurrency(ctx: Context) -> dict[str, Any]:
     import aiohttp
 
     async with aiohttp.ClientSession() as session:
-        targets = [await sweep.find_target(session, "space", ctx.space_url, "bot", "space")]
+        targets = [await sweep.find_target(session, "space", ctx.space_url, "bot", "space"),
+                   sweep.Target("page", ctx.space_url, -1, None, "page")]
         if ctx.app is not None:
             targets.append(await sweep.find_target(session, "app", ctx.app.url, "chat", "app"))
     for target in targets:  # warm-up (first-use allocations would count as memory per conversation)
@@ -291,6 +292,9 @@ async def concurrency(ctx: Context) -> dict[str, Any]:
                 fig["parts_ms_p50"] = parts_p50(servers.turn_parts(ctx.app.log_text(), parts_before)[0])
             level[target.name] = fig
         if "app" in level:
+            app = get_p50(level, "app")  # against the bot step alone, and against the page's whole turn
+            level["app_first_text_p50_over"] = {t: round(app / ref, 2) for t in ("space", "page")
+                                                if app and (ref := get_p50(level, t))}
             for q in ("p50", "p99"):
                 a, s = level["app"]["chunk_latency_ms"][q], level["space"]["chunk_latency_ms"][q]
                 level[f"app_added_chunk_latency_{q}_ms"] = round(a - s, 2) if a is not None and s is not None else None
@@ -316,6 +320,10 @@ async def long_chats(ctx: Context) -> dict[str, Any]:
             server.stop()
     return {"apps": out, "compared_app": str(ctx.args.compare_app) if ctx.args.compare_app else None,
             "levels": list(ctx.args.longchat_levels), "turns_per_level": ctx.args.longchat_turns}
+
+
+def get_p50(level: dict[str, Any], target: str) -> float | None:
+    return (level.get(target) or {}).get("first_text_ms", {}).get("p50")
 
 
 def parts_p50(rows: list[dict[str, float]]) -> dict[str, Any]:

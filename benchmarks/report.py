@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .report_text import TARGET_NAMES
+
 PATH_NAMES = {"reference": "1. gradio_client -> Space (reference)", "known_client": "2. known client's sequence",
               "bridge": "3. phi4_bridge in-process", "app": "4. gradio_client -> app -> bridge -> Space"}
 
@@ -50,6 +52,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     add("per-chunk latency added by the app < 20 ms p99 at 50 conversations", added,
         None if added is None else added < 20,
         "p99(app chunk latency) - p99(Space-direct chunk latency), both at 50 conversations, ms")
+    for ref, name in (("space", "app first text p50 at 50 conversations within 2x of the Space direct"),
+                      ("page", "(same, against the Space's page: its user step too, as the app's bridge runs it)")):
+        over = _get(lv50, "app_first_text_p50_over", ref)
+        add(name, over, None if over is None else over <= 2,
+            f"sweep at 50 conversations: p50(app first text) / p50({TARGET_NAMES[ref]} first text)")
     lv100 = _level(results, 100)
     errs = _get(lv100, "app", "errors")
     add("no errors at 100 conversations (app)", errs, None if errs is None else errs == 0, "failed turns at 100")
@@ -101,12 +108,12 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
     xs = [lv["conversations"] for lv in levels]
     for ax, key, title in ((axes[0], "first_text_ms", "time to first text"),
                            (axes[1], "chunk_latency_ms", "per-chunk latency (receipt - Space stamp)")):
-        for target, colour in (("space", "tab:blue"), ("app", "tab:red")):
+        for target, colour in (("space", "tab:blue"), ("page", "tab:green"), ("app", "tab:red")):
             for q, style in (("p50", "-o"), ("p99", "--s")):
                 ys = [_get(lv, target, key, q) for lv in levels]
                 if any(y is not None for y in ys):
                     ax.plot(xs, [y if y is not None else float("nan") for y in ys], style, color=colour,
-                            label=f"{'Space direct' if target == 'space' else 'app'} {q}")
+                            label=f"{TARGET_NAMES[target]} {q}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(xs, [str(x) for x in xs])

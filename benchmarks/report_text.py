@@ -73,25 +73,30 @@ def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None,
     per_level = ", ".join(f"{lv['conversations']} at once: {lv['turns_per_conversation']}" for lv in levels)
     rows = []
     for lv in levels:
-        for t in ("space", "app"):
+        for t in ("space", "page", "app"):
             f = lv.get(t)
             if f:
-                rows.append([lv["conversations"], "Space direct" if t == "space" else "app",
+                rows.append([lv["conversations"], TARGET_NAMES[t],
                              f["turns"], f["errors"], f["first_text_ms"]["p50"], f["first_text_ms"]["p99"],
                              f["chunk_latency_ms"]["p50"], f["chunk_latency_ms"]["p99"], f["wall_s"],
                              f["server_cpu_s_per_1000_chunks"], f["server_rss_mb_peak"],
                              f["server_rss_kb_per_conversation"]])
     s += ["## Conversations at once", "",
           f"Client: {get(r, 'concurrency', 'client')}; every conversation starts together and runs its turns in a "
-          f"row ({per_level} turns each). Server columns are the "
-          "process serving that row (the stand-in for 'Space direct', app.py for 'app').", "",
+          f"row ({per_level} turns each). 'Space direct' calls the bot step alone; 'Space's page' runs a turn as "
+          "the Space's own page does (`benchmarks/page_client.py`: the user step, the bot step, the step after), "
+          "as the app's bridge does. Server columns are the process serving that row (the stand-in for both "
+          "Space rows, app.py for 'app').", "",
           table(["at once", "to", "turns", "errors", "first p50", "first p99", "chunk p50", "chunk p99", "wall s",
                  "server CPU s/1k chunks", "server RSS MB peak", "RSS KB / conversation"], rows), ""]
-    added = [[lv["conversations"], lv.get("app_added_chunk_latency_p50_ms"), lv.get("app_added_chunk_latency_p99_ms")]
-             for lv in levels if "app" in lv]
+    added = [[lv["conversations"], get(lv, "app_first_text_p50_over", "space"),
+              get(lv, "app_first_text_p50_over", "page"), lv.get("app_added_chunk_latency_p50_ms"),
+              lv.get("app_added_chunk_latency_p99_ms")] for lv in levels if "app" in lv]
     if added:
-        s += ["Per-chunk latency the app adds (app minus Space direct at the same concurrency, ms):", "",
-              table(["at once", "added p50", "added p99"], added), ""]
+        s += ["The app against the Space at the same concurrency: its first text p50 over the Space's (x), and the "
+              "per-chunk latency it adds (app minus Space direct, ms):", "",
+              table(["at once", "first text / Space direct", "first text / Space's page", "added chunk p50",
+                     "added chunk p99"], added), ""]
     parts = [[lv["conversations"], *(get(lv, "app", "parts_ms_p50", k) for k in PARTS)]
              for lv in levels if get(lv, "app", "parts_ms_p50", "turns")]
     if parts:
@@ -113,6 +118,8 @@ def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None,
     s += history(r, table, get, Path(__file__).with_name("history"))
     return "\n".join(s)
 
+
+TARGET_NAMES = {"space": "Space direct", "page": "Space's page", "app": "app"}
 
 ISSUE_24_NOTES = [
     "What profiling found in long chats and with many visitors (issue 24; py-spy on the app, 2026-12-06):",

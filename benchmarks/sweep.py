@@ -3,7 +3,9 @@
 Why not gradio_client here: 100 gradio_client ``Client``s mean 100 polling threads in the benchmark process,
 which on a 2-core machine would measure the client, not the server. A browser's gradio JS client does what this
 does: ``POST queue/join`` then one ``GET queue/data`` event stream, applying each ``process_generating`` diff.
-The same client sweeps the Space directly (the reference at each concurrency) and the app.
+The same client sweeps the Space directly (the reference at each concurrency) and the app; ``page_client``'s
+conversations (the user step, the bot step and the steps after, as the Space's own page runs a turn) are the
+second reference: what a visitor of the Space's page gets.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import aiohttp
 from gradio_client.utils import apply_diff
 
+from .page_client import PageClient
 from .paths import reply_text
 from .stats import TurnResult
 
@@ -33,7 +36,7 @@ class Target:
     url: str
     fn_index: int
     trigger_id: int | None
-    kind: str  # "space" (bot step: [history, extra]) or "app" (/chat: [message, history])
+    kind: str  # "space" (bot step: [history, extra]), "app" (/chat: [message, history]) or "page" (page_client)
 
     def data(self, prompt: str) -> list[Any]:
         if self.kind == "space":
@@ -117,10 +120,24 @@ async def conversations(target: Target, n: int, turns: int, tag: str) -> tuple[l
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         async def conversation(c: int) -> list[TurnResult]:
+            prompts = [f"{tag} c{c} t{t} {uuid.uuid4().hex[:6]}" for t in range(turns)]
+            if target.kind == "page":
+                client = PageClient(session, target.url)
+                return [await page_turn(client, prompt) for prompt in prompts]
             page = uuid.uuid4().hex[:11]  # one session a conversation, as a browser page
-            return [await one_turn(session, target, f"{tag} c{c} t{t} {uuid.uuid4().hex[:6]}", page)
-                    for t in range(turns)]
+            return [await one_turn(session, target, prompt, page) for prompt in prompts]
 
         started = time.monotonic()
         per_conv = await asyncio.gather(*(conversation(c) for c in range(n)))
         return [r for conv in per_conv for r in conv], time.monotonic() - started
+
+
+async def page_turn(client: PageClient, prompt: str) -> TurnResult:
+    """One turn of ``client``'s conversation (its ``/config`` read before the first, as a page loads it)."""
+    try:
+        async with asyncio.timeout(TURN_TIMEOUT_S):
+            if client.config is None:
+                await client.start()
+            return await client.turn(prompt)
+    except Exception as exc:  # noqa: BLE001 - counted as an error of this level
+        return TurnResult("page", prompt, time.time(), error=f"{type(exc).__name__}: {exc}"[:200])

@@ -55,10 +55,14 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     assert tokens["known_client"]["fetches"] == 2 and tokens["bridge"]["fetches"] >= 1
     assert [lv["conversations"] for lv in results["concurrency"]["levels"]] == [1, 3]
     for level in results["concurrency"]["levels"]:
-        assert level["space"]["errors"] == 0
-        assert level["space"]["turns"] == level["conversations"] * level["turns_per_conversation"]
-        for target in ("space", "app"):  # the server's CPU is per chunk of every turn, not of the last of each
+        for target in ("space", "page"):  # the bot step alone, and the whole turn as the Space's page runs it
+            assert level[target]["errors"] == 0, level[target]
+            assert level[target]["turns"] == level["conversations"] * level["turns_per_conversation"]
+        for target in ("space", "page", "app"):  # the server's CPU is per chunk of every turn, not of the last
             assert level[target]["chunks"] == level[target]["turns"] * 20, (target, level[target]["chunks"])
+        app_first = level["app"]["first_text_ms"]["p50"]
+        assert level["app_first_text_p50_over"] == {
+            t: round(app_first / level[t]["first_text_ms"]["p50"], 2) for t in ("space", "page")}, level
     for level in results["concurrency"]["levels"]:  # the app's own clock on the parts of each turn
         parts = level["app"]["parts_ms_p50"]
         assert parts["turns"] == level["app"]["turns"], parts
