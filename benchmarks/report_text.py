@@ -104,11 +104,13 @@ def render(r: dict[str, Any], verdicts: list[dict[str, Any]], chart: str | None,
               "`TurnRecord` in mirror/chat/handlers.py). Queue hop: gradio's, from the join to the chat handler (a new "
               "session builds gradio's per-session config of every block of the page first; the turn slots "
               "`--concurrency` wait here too). Stream and budget: the wait for the turn's event stream, the turn "
-              "cap and the budget. Bridge: from the turn's start to its uploads done, and to its first text "
-              "(user step, bot step, the Space's queue). Usage write: after the last words, off the way to the "
-              "first.", "",
+              "cap and the budget. Bridge: from the turn's start to its uploads done, to the steps before the "
+              "reply's done (the Space's user step, which the Space's page runs too and 'Space direct' skips), "
+              "and to its first text (then the bot step: its join, the Space's queue, its first words). Usage "
+              "write: after the last words, off the way to the first.", "",
               table(["at once", "turns", "queue hop", "stream and budget", "bridge: uploads done",
-                     "bridge: first text", "handler: first text", "usage write"], parts), ""]
+                     "bridge: user step done", "bridge: first text", "handler: first text", "usage write"],
+                    parts), ""]
     if chart:
         s += [f"![latency against concurrency]({chart})", ""]
     s += long_chat.report_lines(r, table)
@@ -200,7 +202,8 @@ ISSUE_24_NOTES = [
 ]
 
 
-PARTS = ("turns", "queue_hop", "stream_and_budget", "bridge_upload", "bridge_first_text", "first_text", "usage_write")
+PARTS = ("turns", "queue_hop", "stream_and_budget", "bridge_upload", "bridge_reply_step", "bridge_first_text",
+         "first_text", "usage_write")
 
 
 def meaning(r: dict[str, Any], get: Callable[..., Any]) -> list[str]:

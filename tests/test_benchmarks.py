@@ -68,6 +68,7 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
         assert parts["turns"] == level["app"]["turns"], parts
         assert 0 <= parts["stream_and_budget"] and 0 <= parts["queue_hop"] and 0 <= parts["usage_write"], parts
         assert 0 < parts["bridge_first_text"] <= parts["first_text"] + 1, parts
+        assert 0 <= parts["bridge_upload"] <= parts["bridge_reply_step"] <= parts["bridge_first_text"], parts
 
     long_chat = results["long_chat"]["apps"]  # this code, and the same code with an update per chunk
     assert set(long_chat) == {"app", "every_chunk"}

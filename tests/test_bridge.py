@@ -56,6 +56,21 @@ async def test_text_turn_streams_deltas_then_done(standin_clean):
     assert done.timings["first_text_s"] <= done.timings["total_s"]
 
 
+async def test_the_timings_tell_the_steps_before_the_reply_from_the_reply_steps_wait(standin_clean):
+    """``Done.timings``: the user step's part (``reply_step_s``, the benchmark's "steps before the reply") apart
+    from the bot step's wait for its first words (a Space slow to start its model here)."""
+    configure(standin_clean.url, slow_start_s=0.6)
+    set_fault(standin_clean.url, "slow_start")
+    try:
+        async with Phi4Bridge(config_for(standin_clean)) as bridge:
+            events, _ = await events_of(bridge, "Hello there")
+    finally:
+        set_fault(standin_clean.url, None)
+    t = events[-1].timings
+    assert t["upload_s"] <= t["reply_step_s"] < 0.6 <= t["first_text_s"] - t["reply_step_s"], t
+    assert t["first_text_s"] <= t["total_s"], t
+
+
 async def test_image_and_audio_arrive_intact(standin_clean, tmp_path):
     async with Phi4Bridge(config_for(standin_clean)) as bridge:
         reply = await bridge.chat("What do you see and hear?", [png(tmp_path / "cat.png"), wav(tmp_path / "v.wav")])

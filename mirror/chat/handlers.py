@@ -113,8 +113,9 @@ class TurnRecord:
 
     It also times the parts of the way to the first words (``parts``, ms), logged at DEBUG on the
     ``mirror.chat.handlers.parts`` logger (the benchmark turns it on with PHI4_TURN_PARTS=1): gradio's queue hop
-    (joined to this handler), the wait for the event stream, the budget, the bridge's uploads and its first text
-    (user step, bot step, the Space's queue), and the usage write."""
+    (joined to this handler), the wait for the event stream, the budget, the bridge's uploads, the steps before
+    the one that streams the reply (the user step), its first text (then the bot step and the Space's queue too),
+    and the usage write."""
 
     def __init__(self, visitor: str, source: str, entered: float, joined: float | None) -> None:
         self.visitor, self.source = visitor, source
@@ -135,7 +136,7 @@ class TurnRecord:
         elif isinstance(event, Done):
             self.started = self.started or now
             self.done, self.outcome = now, "ok"
-            for key in ("upload_s", "first_text_s"):
+            for key in ("upload_s", "reply_step_s", "first_text_s"):
                 if key in event.timings:
                     self.parts["bridge_" + key[:-2]] = event.timings[key] * 1000
 
