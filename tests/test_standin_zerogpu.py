@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from polling import eventually
 from test_standin import SPACE, KnownClient, completed, failed, last_content, one_turn
 
 from phi4_standin.launcher import configure, set_fault, stamps, stats
@@ -195,6 +196,32 @@ async def test_cancel_stops_generator(standin_clean: ServerProcess) -> None:
 
 
 # ---- a cancel between a yield and gradio keeping the generator ------------------------------------------------
+async def test_a_cancel_while_gradio_postprocesses_the_first_value_ends_the_job(standin_clean: ServerProcess) -> None:
+    """The same race over the wire (``test_gradio_cancel_race.py`` shows it is gradio's): a chat of 20,000 earlier
+    messages takes gradio a few hundred ms to postprocess with the first chunk, and a cancel sent as soon as the
+    job runs lands then. The job must still end within a second, not when the next event runs (it stayed active
+    for as long as this test looked, 3 s, before the stand-in tied its jobs to their tasks)."""
+    url = standin_clean.url
+    configure(url, pace_ms=50, chunks=100)  # a reply of 5 s
+    history = [{"role": "user", "content": f"message {i} " + "x" * 200} for i in range(20_000)]
+    async with aiohttp.ClientSession() as s:
+        client = KnownClient(s, url)
+        body = {"data": [[*history, {"role": "user", "content": "long"}], []], "event_data": None, "fn_index": 11,
+                "trigger_id": 8, "session_hash": client.session_hash}  # fmt: skip
+        async with s.post(f"{url}/gradio_api/queue/join", json=body) as resp:
+            event_id = (await resp.json())["event_id"]
+        async with s.get(f"{url}/gradio_api/queue/data?session_hash={client.session_hash}"):
+            deadline = time.monotonic() + 30
+            while stats(url)["active"] == 0:  # the job has yielded its first chunk: gradio postprocesses it
+                assert time.monotonic() < deadline, "the job never started"
+                await asyncio.sleep(0.005)
+            cancel = {"event_id": event_id, "session_hash": client.session_hash, "fn_index": 11}
+            async with s.post(f"{url}/gradio_api/cancel", json=cancel) as cancelled:
+                assert cancelled.status == 200
+    await eventually(lambda: stats(url)["active"] == 0, "the cancelled job ends on the Space", within=2.0)
+    assert stats(url)["cancelled"] == 1
+
+
 async def test_a_job_ends_with_its_task_even_when_its_generator_is_left_suspended() -> None:
     """gradio's ``/cancel`` cancels the event's task. When that lands after the bot step's generator yielded and
     before gradio stored the generator, nobody closes it: its ``finally`` would run only when the garbage collector
