@@ -168,8 +168,7 @@ class Job:
         await self._fill(chain, values, self.prompt, media, places[-1])
         uploaded_at = time.perf_counter()
         start = chat_length(values.get(chain.chatbot))
-        first_text: float | None = None
-        reply_step: float | None = None  # when the step that streamed the first text began (the steps before it ended)
+        first_text: tuple[float, float] | None = None  # when the first text came, and when its step began
         values.update(settings)  # once, as a person sets the controls before pressing Enter
         for index, step in enumerate(chain.steps):
             step_began = time.perf_counter()
@@ -177,7 +176,7 @@ class Job:
                 async with aclosing(self._run_step(chain, step, values, start)) as events:
                     async for event in events:
                         if isinstance(event, TextDelta) and first_text is None:
-                            first_text, reply_step = time.perf_counter(), step_began
+                            first_text = time.perf_counter(), step_began
                         yield event
             except Phi4Error as exc:  # a whole reply stands when a step that only touches the page fails after it
                 if index not in chain.page_only or not self.reply.strip():
@@ -192,8 +191,8 @@ class Job:
         done.append((turn_key(self.prompt, media, self.reply), chat_length(values.get(chain.chatbot))))
         conv.values, conv.done, conv.chatbot = values, done, chain.chatbot
         timings = {"upload_s": uploaded_at - started, "total_s": time.perf_counter() - started}
-        if first_text is not None and reply_step is not None:
-            timings["first_text_s"], timings["reply_step_s"] = first_text - started, reply_step - started
+        if first_text is not None:  # the step that streams the reply began when the steps before it had ended
+            timings["first_text_s"], timings["reply_step_s"] = first_text[0] - started, first_text[1] - started
         yield Done(self.reply, timings)
 
     async def _inspect_earlier(self, earlier: Sequence[Turn]) -> list[list[MediaFile]]:

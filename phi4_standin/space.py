@@ -126,7 +126,8 @@ async def stream_text(
                 zgpu.bump("cancelled")
 
     # The job also ends with gradio's task for the event. A cancel that lands after a yield but before gradio keeps
-    # the generator leaves it suspended, and its ``finally`` runs only when the garbage collector finds it.
+    # the generator leaves it suspended, and its ``finally`` runs only when something later drops it (in gradio
+    # 6.31, when the next event runs: tests/test_gradio_cancel_race.py).
     task = asyncio.current_task()
     if task is not None:
         task.add_done_callback(end)

@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from polling import eventually
 
+from phi4_standin.launcher import control
 from phi4_standin.process import ServerProcess, free_port
 
 SPACE = Path(__file__).with_name("cancel_race_space.py")
@@ -34,9 +35,9 @@ def space() -> Iterator[ServerProcess]:
         yield server
 
 
-async def cancelled_run_is_closed(url: str, first: str, after_first_value: bool) -> bool:
-    """Start a run, cancel it (once its generator has started, or once its first value has arrived), and say
-    whether its generator's ``finally`` ran within ``CLOSED_WITHIN_S``."""
+async def cancel_and_see_it_closed(url: str, first: str, after_first_value: bool) -> None:
+    """Start a run, cancel it (once its generator has started, or once its first value has arrived), and fail
+    unless its generator's ``finally`` runs within ``CLOSED_WITHIN_S``."""
     run = f"{first} {uuid.uuid4().hex[:8]}"
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{url}/config") as resp:
@@ -44,11 +45,10 @@ async def cancelled_run_is_closed(url: str, first: str, after_first_value: bool)
         fn = {d.get("api_name"): d.get("id", i) for i, d in enumerate(deps)}
         page = uuid.uuid4().hex[:10]
 
-        async def runs() -> dict[str, list[str]]:
+        def runs(kind: str) -> list[str]:
             body = {"data": [], "fn_index": fn["ended"], "session_hash": page, "event_data": None}
-            async with session.post(f"{url}/gradio_api/run/predict", json=body) as resp:
-                answer: dict[str, list[str]] = (await resp.json())["data"][0]
-                return answer
+            answer: list[str] = control(f"{url}/gradio_api/run/predict", "POST", body)["data"][0][kind]
+            return answer
 
         body = {"data": [run], "fn_index": fn["stream"], "session_hash": page, "event_data": None,
                 "trigger_id": None}
@@ -60,30 +60,15 @@ async def cancelled_run_is_closed(url: str, first: str, after_first_value: bool)
                     if line.startswith(b"data:") and json.loads(line[5:]).get("msg") == "process_generating":
                         break
             else:  # the generator has yielded its first value: gradio is postprocessing it (a few hundred ms)
-                assert await soon(lambda: has(runs, "started", run), 30, every=0.01), f"{run} never started"
+                await eventually(lambda: run in runs("started"), f"{run} started", within=30)
             await session.post(f"{url}/gradio_api/cancel",
                                json={"event_id": event_id, "session_hash": page, "fn_index": fn["stream"]})
-        return await soon(lambda: has(runs, "ended", run), CLOSED_WITHIN_S, every=0.05)
-
-
-async def has(runs: Callable[[], Awaitable[dict[str, list[str]]]], kind: str, run: str) -> bool:
-    return run in (await runs())[kind]
-
-
-async def soon(check: Callable[[], Awaitable[bool]], within: float, every: float) -> bool:
-    """Whether ``check`` comes true within ``within`` seconds (asked every ``every``)."""
-    deadline = time.monotonic() + within
-    while True:
-        if await check():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(every)
+        await eventually(lambda: run in runs("ended"), f"the cancelled {run}'s generator closed", CLOSED_WITHIN_S)
 
 
 def test_a_run_cancelled_after_its_first_value_is_closed(space: ServerProcess) -> None:
     """The control: the test's way of looking sees a closed generator when gradio closes it."""
-    assert asyncio.run(cancelled_run_is_closed(space.url, "small", after_first_value=True))
+    asyncio.run(cancel_and_see_it_closed(space.url, "small", after_first_value=True))
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -91,4 +76,4 @@ def test_a_run_cancelled_after_its_first_value_is_closed(space: ServerProcess) -
     "step's first value cancels the event but leaves its generator unclosed, its finally not run (seen run only "
     "when the next event ran); the stand-in and the app's paced replies end their jobs with the event's task"))
 def test_a_run_cancelled_while_its_first_value_is_postprocessed_is_closed(space: ServerProcess) -> None:
-    assert asyncio.run(cancelled_run_is_closed(space.url, "big", after_first_value=False))
+    asyncio.run(cancel_and_see_it_closed(space.url, "big", after_first_value=False))

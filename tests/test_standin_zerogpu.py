@@ -197,41 +197,46 @@ async def test_cancel_stops_generator(standin_clean: ServerProcess) -> None:
 
 # ---- a cancel between a yield and gradio keeping the generator ------------------------------------------------
 async def test_a_cancel_while_gradio_postprocesses_the_first_value_ends_the_job(standin_clean: ServerProcess) -> None:
-    """The same race over the wire (``test_gradio_cancel_race.py`` shows it is gradio's): a chat of 20,000 earlier
-    messages takes gradio a few hundred ms to postprocess with the first chunk, and a cancel sent as soon as the
-    job runs lands then. The job must still end within a second, not when the next event runs (it stayed active
-    for as long as this test looked, 3 s, before the stand-in tied its jobs to their tasks)."""
+    """The same race over the wire (``test_gradio_cancel_race.py`` shows it is gradio's): a chat of 40,000 earlier
+    messages takes gradio about half a second to postprocess with the first chunk, and a cancel sent as soon as the job
+    runs often lands then (not always: this client sees the job start a little late at times, so it tries
+    ``ATTEMPTS`` times). Each job must end within 2 s, not when the next event runs: before the stand-in tied its
+    jobs to their tasks, a job hit so stayed active for as long as anyone looked."""
     url = standin_clean.url
     configure(url, pace_ms=50, chunks=100)  # a reply of 5 s
-    history = [{"role": "user", "content": f"message {i} " + "x" * 200} for i in range(20_000)]
+    history = [{"role": "user", "content": f"message {i} " + "x" * 200} for i in range(40_000)]
     async with aiohttp.ClientSession() as s:
-        client = KnownClient(s, url)
-        body = {"data": [[*history, {"role": "user", "content": "long"}], []], "event_data": None, "fn_index": 11,
-                "trigger_id": 8, "session_hash": client.session_hash}  # fmt: skip
-        async with s.post(f"{url}/gradio_api/queue/join", json=body) as resp:
-            event_id = (await resp.json())["event_id"]
-        async with s.get(f"{url}/gradio_api/queue/data?session_hash={client.session_hash}"):
-            deadline = time.monotonic() + 30
-            while stats(url)["active"] == 0:  # the job has yielded its first chunk: gradio postprocesses it
-                assert time.monotonic() < deadline, "the job never started"
-                await asyncio.sleep(0.005)
-            cancel = {"event_id": event_id, "session_hash": client.session_hash, "fn_index": 11}
-            async with s.post(f"{url}/gradio_api/cancel", json=cancel) as cancelled:
-                assert cancelled.status == 200
-    await eventually(lambda: stats(url)["active"] == 0, "the cancelled job ends on the Space", within=2.0)
-    assert stats(url)["cancelled"] == 1
+        for attempt in range(1, ATTEMPTS + 1):
+            client, calls = KnownClient(s, url), stats(url)["calls"]
+            body = {"data": [[*history, {"role": "user", "content": "long"}], []], "event_data": None,
+                    "fn_index": 11, "trigger_id": 8, "session_hash": client.session_hash}  # fmt: skip
+            async with s.post(f"{url}/gradio_api/queue/join", json=body) as resp:
+                event_id = (await resp.json())["event_id"]
+            async with s.get(f"{url}/gradio_api/queue/data?session_hash={client.session_hash}"):
+                deadline = time.monotonic() + 30
+                while stats(url)["calls"] == calls:  # the job has yielded its first chunk: gradio postprocesses it
+                    assert time.monotonic() < deadline, "the job never started"
+                    await asyncio.sleep(0.005)
+                cancel = {"event_id": event_id, "session_hash": client.session_hash, "fn_index": 11}
+                async with s.post(f"{url}/gradio_api/cancel", json=cancel) as cancelled:
+                    assert cancelled.status == 200
+            await eventually(lambda: stats(url)["active"] == 0, f"cancelled job {attempt} ends on the Space", 2.0)
+    assert stats(url)["cancelled"] == ATTEMPTS
+
+
+ATTEMPTS = 4
 
 
 async def test_a_job_ends_with_its_task_even_when_its_generator_is_left_suspended() -> None:
     """gradio's ``/cancel`` cancels the event's task. When that lands after the bot step's generator yielded and
-    before gradio stored the generator, nobody closes it: its ``finally`` would run only when the garbage collector
-    finds it. The stand-in's GPU job must end with the task, as a ZeroGPU job does."""
+    before gradio stored the generator, nobody closes it: its ``finally`` would run only when something later drops
+    it. The stand-in's GPU job must end with the task, as a ZeroGPU job does."""
     from phi4_standin.reply import TurnInput
     from phi4_standin.space import Admission, Tunables, stream_text
     from phi4_standin.zerogpu import ZeroGPU
 
     zgpu = ZeroGPU()
-    kept: list[Any] = []  # the frame of gradio's process_api, in the task's exception: it keeps the generator
+    kept: list[Any] = []  # as gradio's process_api frame, in the cancelled task's exception, keeps the generator
     first = asyncio.Event()
 
     async def gradio_event_task() -> None:
@@ -249,5 +254,5 @@ async def test_a_job_ends_with_its_task_even_when_its_generator_is_left_suspende
     await asyncio.gather(task, return_exceptions=True)
     assert kept, "the generator must still be alive for this test to mean anything"
     assert (zgpu.stats.active, zgpu.stats.cancelled) == (0, 1), zgpu.stats.as_json()
-    await kept[0].aclose()  # the collector finds it at last: counted once, not twice
+    await kept[0].aclose()  # closed at last: counted once, not twice
     assert (zgpu.stats.active, zgpu.stats.cancelled) == (0, 1), zgpu.stats.as_json()

@@ -79,8 +79,8 @@ async def batches(source: AsyncIterator[T], interval: float | Callable[[], float
     queue: asyncio.Queue[object] = asyncio.Queue()
     pump = asyncio.create_task(_pump(source, queue))
     # The source also ends with the task that reads this stream. gradio's cancel cancels an event's task, and one
-    # that lands after a yield but before gradio keeps this generator leaves it suspended, unclosed until the garbage
-    # collector finds it: the pump would read the Space's whole reply meanwhile.
+    # that lands after a yield but before gradio keeps this generator leaves it suspended, unclosed until something
+    # later drops it (tests/test_gradio_cancel_race.py): the pump would read the Space's whole reply meanwhile.
     reader = asyncio.current_task()
 
     def reader_done(_: object) -> None:
